@@ -1,0 +1,279 @@
+#include "pg/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "pg/errors.h"
+
+namespace pgcourier {
+namespace {
+
+constexpr std::chrono::milliseconds kFirstBackoff{250};
+constexpr std::chrono::milliseconds kMaxBackoff{4000};
+// How long a cancelled statement may take to wind down before the connection
+// is given up as unusable.
+constexpr std::chrono::seconds kCancelGrace{5};
+
+std::string Who(const ConnectOptions& options, const std::string& display) {
+  return options.role + " (" + display + ")";
+}
+
+// One attempt: PQconnectStartParams + PQconnectPoll, every wait a poll().
+Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
+                            const std::string& who, Deadline deadline) {
+  std::vector<const char*> keywords;
+  std::vector<const char*> values;
+  bool has_app_name = false;
+  for (const auto& [k, v] : info.params()) {
+    keywords.push_back(k.c_str());
+    values.push_back(v.c_str());
+    has_app_name = has_app_name || k == "application_name";
+  }
+  if (!has_app_name) {
+    keywords.push_back("fallback_application_name");
+    values.push_back(options.application_name.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+
+  PGconn* conn = PQconnectStartParams(keywords.data(), values.data(), 0);
+  if (conn == nullptr) return Status(StatusCode::kIoError, "out of memory starting a connection");
+  auto fail = [&](Status status) -> Result<PGconn*> {
+    PQfinish(conn);
+    return status;
+  };
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    return fail(TranslateConnectFailure(PQerrorMessage(conn), who));
+  }
+  PostgresPollingStatusType poll_status = PGRES_POLLING_WRITING;
+  while (poll_status != PGRES_POLLING_OK) {
+    if (poll_status == PGRES_POLLING_FAILED) {
+      return fail(TranslateConnectFailure(PQerrorMessage(conn), who));
+    }
+    WaitResult waited = WaitForSocket(PQsocket(conn), poll_status == PGRES_POLLING_READING,
+                                      poll_status == PGRES_POLLING_WRITING, deadline,
+                                      options.cancel);
+    if (waited == WaitResult::kTimedOut) {
+      return fail(TranslateConnectFailure("timeout expired", who));
+    }
+    if (waited == WaitResult::kCancelled) {
+      return fail(Status(StatusCode::kCancelled, "cancelled while connecting to " + who));
+    }
+    if (waited == WaitResult::kError) {
+      return fail(Status(StatusCode::kIoError, "poll failed while connecting to " + who));
+    }
+    poll_status = PQconnectPoll(conn);
+  }
+  if (PQsetnonblocking(conn, 1) != 0) {
+    return fail(Status(StatusCode::kIoError, "cannot make the connection non-blocking"));
+  }
+  return conn;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
+                                                        const ConnectOptions& options) {
+  const std::string display = info.Redacted();
+  const std::string who = Who(options, display);
+  const Deadline overall = Deadline::After(options.total_timeout);
+  auto backoff = kFirstBackoff;
+  auto started = Deadline::Clock::now();
+  for (int attempt = 1;; ++attempt) {
+    Deadline attempt_deadline = Deadline::After(options.attempt_timeout).Min(overall);
+    Result<PGconn*> conn = ConnectOnce(info, options, who, attempt_deadline);
+    if (conn.ok()) {
+      std::unique_ptr<Connection> connection(new Connection(*conn, display, options.cancel));
+      if (options.secure_search_path) {
+        Status set = connection->Run("SELECT pg_catalog.set_config('search_path', '', false)",
+                                     Deadline::After(options.attempt_timeout));
+        if (!set.ok()) return set.WithContext("setting a safe search_path on " + who);
+      }
+      if (attempt > 1) spdlog::debug("connected to {} after {} attempts", who, attempt);
+      return connection;
+    }
+    Status failure = conn.status();
+    if (!failure.retryable() || overall.passed()) {
+      if (attempt > 1) {
+        auto waited = std::chrono::duration_cast<std::chrono::seconds>(Deadline::Clock::now() -
+                                                                       started);
+        failure = Status(failure.code(),
+                         failure.message() + "; gave up after " + std::to_string(attempt) +
+                             " attempts in " + std::to_string(waited.count()) + " s",
+                         failure.hint(), failure.sqlstate());
+      }
+      return failure;
+    }
+    spdlog::debug("connecting to {} failed ({}), retrying in {} ms", who, failure.message(),
+                  backoff.count());
+    auto pause = std::min<std::chrono::milliseconds>(
+        backoff, std::chrono::milliseconds(std::max(overall.PollTimeoutMs(), 0)));
+    if (!SleepFor(pause, options.cancel)) {
+      return Status(StatusCode::kCancelled, "cancelled while connecting to " + who);
+    }
+    backoff = std::min(backoff * 2, kMaxBackoff);
+  }
+}
+
+Connection::~Connection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+std::string Connection::host() const {
+  const char* h = PQhost(conn_);
+  return h != nullptr ? h : "";
+}
+std::string Connection::port() const {
+  const char* p = PQport(conn_);
+  return p != nullptr ? p : "";
+}
+std::string Connection::user() const {
+  const char* u = PQuser(conn_);
+  return u != nullptr ? u : "";
+}
+std::string Connection::database() const {
+  const char* d = PQdb(conn_);
+  return d != nullptr ? d : "";
+}
+
+Status Connection::LostConnection(const std::string& what) const {
+  std::string message = PQerrorMessage(conn_);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+    message.pop_back();
+  }
+  return Status(StatusCode::kConnectionFailed,
+                what + " failed on " + display_ + (message.empty() ? "" : ": " + message), "",
+                "08006");
+}
+
+Status Connection::Wait(bool for_read, bool for_write, Deadline deadline) {
+  switch (WaitForSocket(PQsocket(conn_), for_read, for_write, deadline, cancel_)) {
+    case WaitResult::kReady:
+      return Status::Ok();
+    case WaitResult::kTimedOut:
+      return Status(StatusCode::kTimeout, "timed out waiting for " + display_);
+    case WaitResult::kCancelled:
+      return Status(StatusCode::kCancelled, "cancelled");
+    case WaitResult::kError:
+      break;
+  }
+  return LostConnection("waiting for the server");
+}
+
+Status Connection::Flush(Deadline deadline) {
+  for (;;) {
+    int flushed = PQflush(conn_);
+    if (flushed == 0) return Status::Ok();
+    if (flushed < 0) return LostConnection("sending to the server");
+    // Reading while the send buffer is full keeps a server that is itself
+    // blocked on sending (notices) from deadlocking with us.
+    PGC_RETURN_IF_ERROR(Wait(true, true, deadline));
+    if (PQconsumeInput(conn_) == 0) return LostConnection("reading from the server");
+  }
+}
+
+void Connection::CancelRunning() {
+  PGcancel* cancel = PQgetCancel(conn_);
+  if (cancel == nullptr) return;
+  char err[256];
+  if (PQcancel(cancel, err, sizeof(err)) == 0) {
+    spdlog::debug("cancel request to {} failed: {}", display_, err);
+  }
+  PQfreeCancel(cancel);
+}
+
+Result<QueryResult> Connection::DrainResults(Deadline deadline) {
+  std::optional<QueryResult> last;
+  std::optional<Status> first_error;
+  for (;;) {
+    while (PQisBusy(conn_) != 0) {
+      Status waited = Wait(true, false, deadline);
+      if (!waited.ok()) {
+        if (waited.code() == StatusCode::kTimeout || waited.code() == StatusCode::kCancelled) {
+          // Stop the statement on the server, then read what is left, so the
+          // connection stays usable.
+          CancelRunning();
+          const CancelToken* saved = cancel_;
+          cancel_ = nullptr;
+          Result<QueryResult> rest = DrainResults(Deadline::After(kCancelGrace));
+          cancel_ = saved;
+          (void)rest;
+        }
+        return waited;
+      }
+      if (PQconsumeInput(conn_) == 0) return LostConnection("reading a result");
+    }
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) break;
+    QueryResult result(raw);
+    ExecStatusType status = PQresultStatus(raw);
+    if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE ||
+        status == PGRES_NONFATAL_ERROR) {
+      if (!first_error) first_error = StatusFromResult(raw);
+    } else if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+      // A COPY sent through Exec: end it so the connection stays usable.
+      if (status == PGRES_COPY_IN) PQputCopyEnd(conn_, "COPY is not allowed here");
+      if (!first_error) {
+        first_error = Status(StatusCode::kInvalidArgument, "COPY must use the COPY streams");
+      }
+      if (status != PGRES_COPY_IN) {
+        if (IsBad()) break;
+        return *first_error;  // the connection is left in COPY mode; caller must drop it
+      }
+    } else {
+      last.emplace(std::move(result));
+    }
+    if (IsBad()) break;
+  }
+  if (first_error) return *first_error;
+  if (IsBad()) return LostConnection("running a statement");
+  if (!last) return Status(StatusCode::kServerError, "the server returned no result");
+  return std::move(*last);
+}
+
+Result<QueryResult> Connection::Exec(std::string_view sql, Deadline deadline) {
+  std::string text(sql);
+  if (PQsendQuery(conn_, text.c_str()) == 0) return LostConnection("sending a statement");
+  PGC_RETURN_IF_ERROR(Flush(deadline));
+  return DrainResults(deadline);
+}
+
+Result<QueryResult> Connection::ExecParams(std::string_view sql, const QueryParams& params,
+                                           Deadline deadline) {
+  std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (PQsendQueryParams(conn_, text.c_str(), static_cast<int>(values.size()), nullptr,
+                        values.data(), nullptr, nullptr, 0) == 0) {
+    return LostConnection("sending a statement");
+  }
+  PGC_RETURN_IF_ERROR(Flush(deadline));
+  return DrainResults(deadline);
+}
+
+Status Connection::Run(std::string_view sql, Deadline deadline) {
+  return Exec(sql, deadline).status();
+}
+
+Status Connection::StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline) {
+  std::string text(sql);
+  if (PQsendQuery(conn_, text.c_str()) == 0) return LostConnection("sending COPY");
+  PGC_RETURN_IF_ERROR(Flush(deadline));
+  while (PQisBusy(conn_) != 0) {
+    PGC_RETURN_IF_ERROR(Wait(true, false, deadline));
+    if (PQconsumeInput(conn_) == 0) return LostConnection("starting COPY");
+  }
+  PGresult* raw = PQgetResult(conn_);
+  if (raw == nullptr) return LostConnection("starting COPY");
+  QueryResult result(raw);
+  if (PQresultStatus(raw) == expected) return Status::Ok();
+  Status error = PQresultStatus(raw) == PGRES_FATAL_ERROR
+                     ? StatusFromResult(raw)
+                     : Status(StatusCode::kInvalidArgument, "statement did not start a COPY");
+  (void)DrainResults(deadline);
+  return error;
+}
+
+}  // namespace pgcourier

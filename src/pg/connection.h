@@ -1,0 +1,100 @@
+// One libpq connection, owned. Every wait is non-blocking: poll() on the
+// socket against a deadline and a cancel token. Not thread-safe: one thread
+// uses a connection at a time; a CancelToken may be raised from anywhere.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pg/conninfo.h"
+#include "pg/result.h"
+#include "util/cancel.h"
+#include "util/status.h"
+
+namespace pgcourier {
+
+struct ConnectOptions {
+  // How long to keep trying, across attempts with backoff, when a connection
+  // fails in a way that can pass (refused, timed out, too many clients,
+  // starting up): a serverless server that sleeps can take seconds to wake.
+  std::chrono::milliseconds total_timeout{std::chrono::seconds(30)};
+  // Bound on one attempt.
+  std::chrono::milliseconds attempt_timeout{std::chrono::seconds(15)};
+  // Names the server in error messages, e.g. "source".
+  std::string role = "server";
+  std::string application_name = "pgcourier";
+  // Run `SET search_path = ''` first, so that no object of the server's
+  // schemas can capture an unqualified name (a source is untrusted input).
+  bool secure_search_path = true;
+  const CancelToken* cancel = nullptr;
+};
+
+using QueryParams = std::vector<std::optional<std::string>>;
+
+class Connection {
+ public:
+  // Connects, retrying retryable failures with backoff until
+  // options.total_timeout. Errors are translated (see pg/errors.h).
+  static Result<std::unique_ptr<Connection>> Connect(const ConnInfo& info,
+                                                     const ConnectOptions& options);
+
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Runs one statement (or several, separated by ';': the last result is
+  // returned) and waits for its result. On deadline or cancellation the
+  // statement is cancelled on the server and kTimeout / kCancelled returned.
+  Result<QueryResult> Exec(std::string_view sql, Deadline deadline = Deadline::Never());
+  // Runs one statement with $1.. parameters sent separately (text format;
+  // std::nullopt is NULL).
+  Result<QueryResult> ExecParams(std::string_view sql, const QueryParams& params,
+                                 Deadline deadline = Deadline::Never());
+  // Exec for statements whose rows are not needed.
+  Status Run(std::string_view sql, Deadline deadline = Deadline::Never());
+
+  // Sends COPY ... TO STDOUT / FROM STDIN and waits for the server to enter
+  // copy mode. Used by CopyOutStream and CopyInStream (pg/copy.h).
+  Status StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline);
+
+  // Waits until the socket is ready for reading or writing.
+  Status Wait(bool for_read, bool for_write, Deadline deadline);
+  // Sends what libpq has queued, waiting while the socket is full.
+  Status Flush(Deadline deadline);
+  // Sends a cancel request for the running statement (best effort).
+  void CancelRunning();
+  // Reads results until none is left; returns the first error, if any.
+  Result<QueryResult> DrainResults(Deadline deadline);
+
+  // Server facts libpq knows after connecting.
+  int server_version() const { return PQserverVersion(conn_); }
+  bool ssl_in_use() const { return PQsslInUse(conn_) != 0; }
+  std::string host() const;
+  std::string port() const;
+  std::string user() const;
+  std::string database() const;
+  bool IsBad() const { return PQstatus(conn_) == CONNECTION_BAD; }
+  // Redacted display of the connection string this connection was made from.
+  const std::string& display() const { return display_; }
+  const CancelToken* cancel_token() const { return cancel_; }
+
+  PGconn* raw() { return conn_; }
+
+ private:
+  Connection(PGconn* conn, std::string display, const CancelToken* cancel)
+      : conn_(conn), display_(std::move(display)), cancel_(cancel) {}
+
+  Status LostConnection(const std::string& what) const;
+
+  PGconn* conn_;
+  std::string display_;
+  const CancelToken* cancel_;
+};
+
+}  // namespace pgcourier

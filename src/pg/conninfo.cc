@@ -1,0 +1,159 @@
+#include "pg/conninfo.h"
+
+#include <libpq-fe.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace pgcourier {
+namespace {
+
+std::string Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host.empty() || host.front() == '/' || host.front() == '@') return true;  // unix socket
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// Percent-encodes what may not stand bare in a URI component.
+std::string UriEscape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool IsSecretConnKeyword(const std::string& keyword) {
+  return keyword == "password" || keyword == "sslpassword" || keyword == "sslkey";
+}
+
+Result<ConnInfo> ConnInfo::Parse(const std::string& conninfo) {
+  char* err = nullptr;
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+      PQconninfoParse(conninfo.c_str(), &err), &PQconninfoFree);
+  if (options == nullptr) {
+    std::string message = err != nullptr ? err : "out of memory";
+    if (err != nullptr) PQfreemem(err);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+      message.pop_back();
+    }
+    return Status(StatusCode::kInvalidArgument, "invalid connection string: " + message,
+                  "use a URI such as postgresql://user@host:5432/dbname?sslmode=require or "
+                  "key=value pairs such as \"host=... port=5432 dbname=... user=...\"");
+  }
+  ConnInfo info;
+  for (PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    if (o->val != nullptr) info.params_.emplace_back(o->keyword, o->val);
+  }
+  return info;
+}
+
+std::string ConnInfo::Get(const std::string& keyword) const {
+  for (const auto& [k, v] : params_) {
+    if (k == keyword) return v;
+  }
+  return {};
+}
+
+bool ConnInfo::Has(const std::string& keyword) const {
+  for (const auto& [k, v] : params_) {
+    if (k == keyword) return true;
+  }
+  return false;
+}
+
+ConnInfo ConnInfo::With(const std::string& keyword, const std::string& value) const {
+  ConnInfo copy = *this;
+  for (auto& [k, v] : copy.params_) {
+    if (k == keyword) {
+      v = value;
+      return copy;
+    }
+  }
+  copy.params_.emplace_back(keyword, value);
+  return copy;
+}
+
+std::string ConnInfo::ExplicitDatabase() const {
+  std::string db = Get("dbname");
+  return db.empty() ? Env("PGDATABASE") : db;
+}
+
+std::string ConnInfo::EffectiveHost() const {
+  std::string host = Get("host");
+  if (host.empty()) host = Get("hostaddr");
+  if (host.empty()) host = Env("PGHOST");
+  if (host.empty()) host = Env("PGHOSTADDR");
+  if (host.empty()) host = "/var/run/postgresql";  // libpq's default socket directory
+  return host;
+}
+
+std::string ConnInfo::EffectivePort() const {
+  std::string port = Get("port");
+  if (port.empty()) port = Env("PGPORT");
+  return port.empty() ? "5432" : port;
+}
+
+std::string ConnInfo::EffectiveUser() const {
+  std::string user = Get("user");
+  if (user.empty()) user = Env("PGUSER");
+  if (user.empty()) user = Env("USER");
+  return user;
+}
+
+bool ConnInfo::IsLocal() const {
+  std::string hosts = EffectiveHost();
+  size_t start = 0;
+  while (start <= hosts.size()) {
+    size_t end = hosts.find(',', start);
+    if (end == std::string::npos) end = hosts.size();
+    if (!IsLoopbackHost(hosts.substr(start, end - start))) return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+std::string ConnInfo::Redacted() const {
+  std::string out = "postgresql://";
+  std::string user = EffectiveUser();
+  if (!user.empty()) out += UriEscape(user) + "@";
+  std::string host = EffectiveHost();
+  bool socket = !host.empty() && host.front() == '/';
+  if (!socket) {
+    bool ipv6 = host.find(':') != std::string::npos && host.find(',') == std::string::npos;
+    out += ipv6 ? "[" + host + "]" : host;
+    out += ":" + EffectivePort();
+  }
+  out += "/" + UriEscape(ExplicitDatabase());
+  std::string query;
+  auto add = [&query](const std::string& k, const std::string& v) {
+    query += (query.empty() ? "?" : "&") + k + "=" + UriEscape(v);
+  };
+  if (socket) {
+    add("host", host);
+    add("port", EffectivePort());
+  }
+  for (const auto& [k, v] : params_) {
+    if (k == "host" || k == "hostaddr" || k == "port" || k == "user" || k == "dbname" ||
+        IsSecretConnKeyword(k)) {
+      continue;
+    }
+    add(k, v);
+  }
+  return out + query;
+}
+
+}  // namespace pgcourier

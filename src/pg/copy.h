@@ -1,0 +1,66 @@
+// COPY streams over a Connection. A CopyOutStream reads the chunks of
+// `COPY ... TO STDOUT`; a CopyInStream writes those of `COPY ... FROM STDIN`
+// and must be ended with Finish(): destroyed without it, it aborts the COPY
+// quietly (PQputCopyEnd with an error), so an interrupted load never commits.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "pg/connection.h"
+
+namespace pgcourier {
+
+class CopyOutStream {
+ public:
+  // Sends `sql` (a COPY ... TO STDOUT) and waits for the server to start it.
+  static Result<CopyOutStream> Start(Connection& conn, std::string_view sql,
+                                     Deadline deadline = Deadline::Never());
+
+  CopyOutStream(CopyOutStream&& other) noexcept;
+  CopyOutStream& operator=(CopyOutStream&&) = delete;
+  ~CopyOutStream();
+
+  // Reads the next chunk (one row for text/CSV, arbitrary for binary). The
+  // view is valid until the next call. Returns false at the end of the data,
+  // after the COPY's final result was read and found ok.
+  Result<bool> Next(std::string_view* chunk, Deadline deadline = Deadline::Never());
+
+  int64_t rows() const { return rows_; }
+
+ private:
+  explicit CopyOutStream(Connection* conn) : conn_(conn) {}
+  void FreeBuffer();
+
+  Connection* conn_;
+  char* buffer_ = nullptr;
+  bool done_ = false;
+  int64_t rows_ = 0;
+};
+
+class CopyInStream {
+ public:
+  // Sends `sql` (a COPY ... FROM STDIN) and waits for the server to start it.
+  static Result<CopyInStream> Start(Connection& conn, std::string_view sql,
+                                    Deadline deadline = Deadline::Never());
+
+  CopyInStream(CopyInStream&& other) noexcept;
+  CopyInStream& operator=(CopyInStream&&) = delete;
+  // Aborts the COPY when Finish() was not called.
+  ~CopyInStream();
+
+  // Queues data; waits (poll) when libpq's send buffer is full.
+  Status Write(std::string_view data, Deadline deadline = Deadline::Never());
+  // Ends the COPY and returns the number of rows the server stored.
+  Result<int64_t> Finish(Deadline deadline = Deadline::Never());
+  // Ends the COPY with an error so that nothing of it is stored.
+  void Abort(const char* reason);
+
+ private:
+  explicit CopyInStream(Connection* conn) : conn_(conn) {}
+
+  Connection* conn_;
+  bool finished_ = false;
+};
+
+}  // namespace pgcourier

@@ -1,0 +1,120 @@
+// The vocabulary of pre-flight checks: each finding has a stable code, a
+// status, the object it is about, a detail and a hint saying what to do.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/cancel.h"
+
+namespace pgcourier {
+
+enum class CheckStatus { kPass, kWarn, kFail };
+const char* CheckStatusName(CheckStatus status);  // "pass", "warn", "fail"
+
+// Stable check codes. They name the check, not its outcome; scripts may match
+// on them, so they never change meaning.
+namespace check_code {
+inline constexpr const char* kSourceConnect = "source.connect";
+inline constexpr const char* kTargetConnect = "target.connect";
+inline constexpr const char* kSourceEncryption = "source.encryption";
+inline constexpr const char* kTargetEncryption = "target.encryption";
+inline constexpr const char* kServersDistinct = "servers.distinct";
+inline constexpr const char* kTargetWritable = "target.writable";
+inline constexpr const char* kVersionCompatible = "version.compatible";
+inline constexpr const char* kPgDump = "tools.pg_dump";
+inline constexpr const char* kPgDumpOnPath = "tools.path";
+inline constexpr const char* kDatabasesSelected = "databases.selected";
+inline constexpr const char* kDatabaseConnect = "database.connect";
+inline constexpr const char* kDatabaseTarget = "database.target";
+inline constexpr const char* kExtensionAvailable = "extension.available";
+inline constexpr const char* kExtensionProvider = "extension.provider";
+inline constexpr const char* kLanguageAvailable = "language.available";
+inline constexpr const char* kRolesMissing = "roles.missing";
+inline constexpr const char* kRolesPasswords = "roles.passwords";
+inline constexpr const char* kSourceConnections = "connections.source";
+inline constexpr const char* kTargetConnections = "connections.target";
+inline constexpr const char* kTargetSize = "size.target";
+inline constexpr const char* kWalLevel = "replication.wal_level";
+inline constexpr const char* kReplicationSlots = "replication.slots";
+inline constexpr const char* kWalSenders = "replication.senders";
+inline constexpr const char* kSourceReplicationPrivilege = "replication.source_privilege";
+inline constexpr const char* kPublishPrivilege = "replication.publish";
+inline constexpr const char* kTargetSubscriptionPrivilege = "replication.target_privilege";
+inline constexpr const char* kTargetWorkers = "replication.workers";
+inline constexpr const char* kTargetOrigins = "replication.origins";
+inline constexpr const char* kReplicaIdentity = "replication.identity";
+inline constexpr const char* kLargeObjects = "replication.large_objects";
+inline constexpr const char* kUnloggedTables = "replication.unlogged";
+inline constexpr const char* kMethod = "method";
+}  // namespace check_code
+
+struct CheckItem {
+  std::string code;
+  CheckStatus status = CheckStatus::kPass;
+  std::string object;  // what it is about: "source", "shop", "shop: extension hstore", ...
+  std::string detail;  // what was found
+  std::string hint;    // what to do (empty for a pass)
+};
+
+enum class Method { kAuto, kReplication, kCopy };
+const char* MethodName(Method method);  // "auto", "replication", "copy"
+std::optional<Method> ParseMethod(const std::string& text);
+
+// A database that would be moved, and how.
+struct DatabasePlan {
+  std::string name;         // on the source
+  std::string target_name;  // on the target (the same unless the target URI names another)
+  Method method = Method::kCopy;  // resolved: kReplication or kCopy
+  std::string reason;             // why copy was chosen under --method auto
+  bool exists_on_target = false;
+  int64_t size_bytes = -1;
+};
+
+struct ServerSummary {
+  std::string display;  // redacted connection string
+  bool reachable = false;
+  std::string version;  // server_version
+  int major = 0;
+  bool encrypted = false;
+  std::string user;
+  bool superuser = false;
+};
+
+struct ToolChoice {
+  std::string pg_dump;     // path, empty when none fits
+  std::string pg_restore;  // path
+  int major = 0;
+};
+
+struct CheckReport {
+  ServerSummary source;
+  ServerSummary target;
+  Method method = Method::kAuto;
+  ToolChoice tools;
+  std::vector<DatabasePlan> databases;
+  std::vector<CheckItem> items;
+
+  // Blocked when any check failed.
+  bool blocked() const;
+  int Count(CheckStatus status) const;
+};
+
+struct CheckOptions {
+  std::string source;  // connection strings as libpq takes them
+  std::string target;
+  Method method = Method::kAuto;
+  int jobs = 4;
+  std::vector<std::string> pg_bindirs;  // searched first for pg_dump/pg_restore
+  std::vector<std::string> include_databases;  // glob patterns; empty: all
+  std::vector<std::string> exclude_databases;
+  std::optional<int64_t> target_storage_limit;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  std::chrono::milliseconds query_timeout{std::chrono::minutes(2)};
+  const CancelToken* cancel = nullptr;
+};
+
+}  // namespace pgcourier

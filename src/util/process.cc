@@ -1,0 +1,176 @@
+#include "util/process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+extern char** environ;
+
+namespace pgcourier {
+namespace {
+
+std::string ResolveProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    if (dir.empty()) dir = ".";
+    std::string candidate = dir + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return {};
+}
+
+std::vector<std::string> BuildEnvironment(const ProcessOptions& options) {
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    vars[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  for (const auto& name : options.unset_env) vars.erase(name);
+  for (const auto& [name, value] : options.env) vars[name] = value;
+  std::vector<std::string> out;
+  out.reserve(vars.size());
+  for (const auto& [name, value] : vars) out.push_back(name + "=" + value);
+  return out;
+}
+
+// Owns a pipe's two ends.
+struct Pipe {
+  int fds[2] = {-1, -1};
+  ~Pipe() {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  void CloseEnd(int i) {
+    if (fds[i] >= 0) ::close(fds[i]);
+    fds[i] = -1;
+  }
+};
+
+}  // namespace
+
+Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
+                                 const ProcessOptions& options) {
+  if (argv.empty()) return Status(StatusCode::kInvalidArgument, "no program given");
+  std::string program = ResolveProgram(argv[0]);
+  if (program.empty()) {
+    return Status(StatusCode::kNotFound, "program '" + argv[0] + "' not found in PATH");
+  }
+
+  // Everything the child needs is prepared before fork: only async-signal-safe
+  // calls happen between fork and exec.
+  std::vector<char*> c_argv;
+  for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  c_argv.push_back(nullptr);
+  std::vector<std::string> env = BuildEnvironment(options);
+  std::vector<char*> c_env;
+  for (auto& e : env) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+
+  Pipe out_pipe;
+  Pipe err_pipe;
+  Pipe exec_pipe;  // reports a failed exec (errno) to the parent
+  if (::pipe2(out_pipe.fds, O_CLOEXEC) != 0 || ::pipe2(err_pipe.fds, O_CLOEXEC) != 0 ||
+      ::pipe2(exec_pipe.fds, O_CLOEXEC) != 0) {
+    return Status(StatusCode::kIoError, std::string("pipe: ") + std::strerror(errno));
+  }
+
+  pid_t pid = ::fork();
+  if (pid < 0) return Status(StatusCode::kIoError, std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    int dev_null = ::open("/dev/null", O_RDONLY);
+    if (dev_null >= 0) ::dup2(dev_null, STDIN_FILENO);
+    ::dup2(out_pipe.fds[1], STDOUT_FILENO);
+    ::dup2(err_pipe.fds[1], STDERR_FILENO);
+    ::setpgid(0, 0);  // own process group, so a timeout can kill its children too
+    int err = 0;
+    if (options.run_as_gid && (::setgroups(0, nullptr) != 0 || ::setgid(*options.run_as_gid) != 0)) {
+      err = errno;
+    }
+    if (err == 0 && options.run_as_uid && ::setuid(*options.run_as_uid) != 0) err = errno;
+    if (err == 0 && !options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) {
+      err = errno;
+    }
+    if (err == 0) {
+      ::execve(program.c_str(), c_argv.data(), c_env.data());
+      err = errno;
+    }
+    ssize_t ignored = ::write(exec_pipe.fds[1], &err, sizeof(err));
+    (void)ignored;
+    ::_exit(127);
+  }
+
+  out_pipe.CloseEnd(1);
+  err_pipe.CloseEnd(1);
+  exec_pipe.CloseEnd(1);
+
+  ProcessResult result;
+  auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  bool timed_out = false;
+  struct pollfd fds[2] = {{out_pipe.fds[0], POLLIN, 0}, {err_pipe.fds[0], POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      ::kill(-pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t got = ::read(fds[i].fd, buf, sizeof(buf));
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int exec_errno = 0;
+  if (::read(exec_pipe.fds[0], &exec_errno, sizeof(exec_errno)) == sizeof(exec_errno) &&
+      exec_errno != 0) {
+    return Status(StatusCode::kIoError,
+                  "could not start " + program + ": " + std::strerror(exec_errno));
+  }
+  if (timed_out) {
+    return Status(StatusCode::kTimeout, program + " did not finish within " +
+                                            std::to_string(options.timeout.count() / 1000) + " s");
+  }
+  if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result.signal = WTERMSIG(status);
+  }
+  return result;
+}
+
+}  // namespace pgcourier
