@@ -8,12 +8,14 @@ namespace pgcourier {
 namespace {
 
 // Settings the checks read. current_setting(name, true) returns NULL for the
-// ones this server does not know (older versions, absent provider modules).
+// ones this server does not know (older versions, absent provider modules);
+// it still fails for settings the user may not read (data_directory and
+// other pg_read_all_settings ones), so none of those may be listed here.
 constexpr const char* kSettingNames =
     "{wal_level,max_replication_slots,max_wal_senders,max_connections,"
     "superuser_reserved_connections,reserved_connections,max_logical_replication_workers,"
     "max_worker_processes,max_sync_workers_per_subscription,max_active_replication_origins,"
-    "server_encoding,data_directory,ssl,extwlist.extensions,azure.extensions,"
+    "server_encoding,ssl,extwlist.extensions,azure.extensions,"
     "rds.allowed_extensions,rds.logical_replication,cloudsql.logical_decoding,"
     "cloudsql.enable_pglogical}";
 

@@ -80,6 +80,9 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
   const Deadline overall = Deadline::After(options.total_timeout);
   auto backoff = kFirstBackoff;
   auto started = Deadline::Clock::now();
+  // The most telling failure: a later attempt cut short by the overall
+  // deadline says less than the refusal before it.
+  std::optional<Status> telling;
   for (int attempt = 1;; ++attempt) {
     Deadline attempt_deadline = Deadline::After(options.attempt_timeout).Min(overall);
     Result<PGconn*> conn = ConnectOnce(info, options, who, attempt_deadline);
@@ -94,14 +97,15 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
       return connection;
     }
     Status failure = conn.status();
+    if (!telling || failure.code() != StatusCode::kTimeout) telling = failure;
     if (!failure.retryable() || overall.passed()) {
       if (attempt > 1) {
-        auto waited = std::chrono::duration_cast<std::chrono::seconds>(Deadline::Clock::now() -
-                                                                       started);
-        failure = Status(failure.code(),
-                         failure.message() + "; gave up after " + std::to_string(attempt) +
-                             " attempts in " + std::to_string(waited.count()) + " s",
-                         failure.hint(), failure.sqlstate());
+        auto waited =
+            std::chrono::duration_cast<std::chrono::seconds>(Deadline::Clock::now() - started);
+        return Status(telling->code(),
+                      telling->message() + "; gave up after " + std::to_string(attempt) +
+                          " attempts in " + std::to_string(waited.count()) + " s",
+                      telling->hint(), telling->sqlstate());
       }
       return failure;
     }

@@ -1,5 +1,7 @@
 #include "pg/conninfo.h"
 
+#include "util/redact.h"
+
 #include <libpq-fe.h>
 
 #include <cctype>
@@ -50,7 +52,9 @@ Result<ConnInfo> ConnInfo::Parse(const std::string& conninfo) {
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
       message.pop_back();
     }
-    return Status(StatusCode::kInvalidArgument, "invalid connection string: " + message,
+    // libpq quotes the whole string in some messages: mask its password.
+    return Status(StatusCode::kInvalidArgument,
+                  "invalid connection string: " + MaskPasswords(message),
                   "use a URI such as postgresql://user@host:5432/dbname?sslmode=require or "
                   "key=value pairs such as \"host=... port=5432 dbname=... user=...\"");
   }

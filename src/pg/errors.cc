@@ -16,7 +16,7 @@ struct Translation {
 
 // Ordered: the first match wins. libpq's own messages are in English because
 // pgcourier never calls setlocale(); the server's depend on its lc_messages.
-constexpr std::array<Translation, 16> kTranslations = {{
+constexpr std::array<Translation, 17> kTranslations = {{
     {"server does not support SSL, but SSL was required", StatusCode::kInvalidArgument, "08P01",
      "the server does not accept SSL connections, but sslmode asks for SSL",
      "for a local server use sslmode=disable or sslmode=prefer; for a remote one enable ssl on the "
@@ -33,6 +33,10 @@ constexpr std::array<Translation, 16> kTranslations = {{
      "add a pg_hba.conf line for this client address, user and database (then reload), or allow "
      "this machine's IP address in the provider's network settings; if the message says "
      "\"no encryption\", add sslmode=require"},
+    {"pg_hba.conf rejects connection", StatusCode::kInvalidArgument, "28000",
+     "the server's pg_hba.conf rejects this client",
+     "change the server's pg_hba.conf line for this client address, user and database (then "
+     "reload), or connect as another user"},
     {"Name or service not known", StatusCode::kInvalidArgument, "08001",
      "the host name could not be resolved",
      "check the spelling of the host name and that this machine can resolve it (DNS, VPN)"},
@@ -94,7 +98,11 @@ Status TranslateConnectFailure(const std::string& libpq_message, const std::stri
                     std::string(t.fix), std::string(t.sqlstate));
     }
   }
-  return Status(StatusCode::kConnectionFailed, "cannot connect to " + who + ": " + reason,
+  // A FATAL error the server sent while starting the session is its answer,
+  // not a network hiccup: trying again would get the same answer.
+  bool from_server = libpq_message.find("FATAL:") != std::string::npos;
+  return Status(from_server ? StatusCode::kFailedPrecondition : StatusCode::kConnectionFailed,
+                "cannot connect to " + who + ": " + reason,
                 "check the connection string, and that the server runs and is reachable from here",
                 "08001");
 }
