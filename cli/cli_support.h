@@ -23,7 +23,5 @@ void InstallInterruptHandlers();
 // (postgresql://user:SECRET@..., password=SECRET) so that `ps` and
 // /proc/PID/cmdline stop showing it once arguments are parsed.
 void ScrubPasswordsFromArgv(int argc, char** argv);
-// The same masking on one string (exposed for tests).
-std::string MaskPasswords(std::string text);
 
 }  // namespace pgcourier::cli
