@@ -1,10 +1,10 @@
 #include "cli_support.h"
 
-#include "util/redact.h"
-
 #include <atomic>
 #include <csignal>
 #include <cstring>
+
+#include "util/redact.h"
 
 namespace pgcourier::cli {
 

@@ -45,8 +45,8 @@ Result<DatabaseFacts> ReadDatabaseFacts(Connection& conn, Deadline deadline) {
       "JOIN pg_namespace n ON n.oid = e.extnamespace ORDER BY 1");
   if (!extensions.ok()) return extensions.status();
   for (int r = 0; r < extensions->rows(); ++r) {
-    facts.extensions.push_back({extensions->GetString(r, 0), extensions->GetString(r, 1),
-                                extensions->GetString(r, 2)});
+    facts.extensions.push_back(
+        {extensions->GetString(r, 0), extensions->GetString(r, 1), extensions->GetString(r, 2)});
   }
 
   Result<QueryResult> languages = query(
@@ -61,12 +61,16 @@ Result<DatabaseFacts> ReadDatabaseFacts(Connection& conn, Deadline deadline) {
   Result<QueryResult> roles = query(std::string(R"sql(
 SELECT DISTINCT r.rolname FROM (
       SELECT c.relowner AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE )sql") + user_relations + R"sql(
-UNION SELECT n.nspowner FROM pg_namespace n WHERE )sql" + kUserSchemaFilter + R"sql(
+       WHERE )sql") + user_relations +
+                                    R"sql(
+UNION SELECT n.nspowner FROM pg_namespace n WHERE )sql" +
+                                    kUserSchemaFilter + R"sql(
 UNION SELECT p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-       WHERE )sql" + kUserSchemaFilter + R"sql(
+       WHERE )sql" + kUserSchemaFilter +
+                                    R"sql(
 UNION SELECT t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-       WHERE )sql" + kUserSchemaFilter + R"sql(
+       WHERE )sql" + kUserSchemaFilter +
+                                    R"sql(
 UNION SELECT s.refobjid FROM pg_shdepend s
        WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
          AND s.refclassid = 'pg_authid'::regclass AND s.deptype IN ('o', 'a', 'r')
@@ -79,21 +83,23 @@ ORDER BY 1)sql");
   Result<QueryResult> relations = query(
       "SELECT count(*), count(*) FILTER (WHERE c.relkind IN ('r', 'p')) "
       "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f') AND " + user_relations);
+      "WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f') AND " +
+      user_relations);
   if (!relations.ok()) return relations.status();
   facts.user_relations = relations->GetInt(0, 0);
   facts.user_tables = relations->GetInt(0, 1);
 
   Result<QueryResult> sample = query(
       "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f') AND " + user_relations +
-      " ORDER BY c.relkind IN ('r', 'p') DESC, 1, 2 LIMIT 5");
+      "WHERE c.relkind IN ('r', 'p', 'm', 'v', 'S', 'f') AND " +
+      user_relations + " ORDER BY c.relkind IN ('r', 'p') DESC, 1, 2 LIMIT 5");
   if (!sample.ok()) return sample.status();
   facts.sample_user_relations = ReadTableNames(*sample);
 
   Result<QueryResult> no_identity = query(
       "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND " + user_relations + R"sql(
+      "WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND " +
+      user_relations + R"sql(
   AND (c.relreplident = 'n'
        OR (c.relreplident = 'd' AND NOT EXISTS (
              SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
@@ -105,8 +111,8 @@ ORDER BY 1, 2)sql");
 
   Result<QueryResult> unlogged = query(
       "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND " + user_relations +
-      " ORDER BY 1, 2");
+      "WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'u' AND " +
+      user_relations + " ORDER BY 1, 2");
   if (!unlogged.ok()) return unlogged.status();
   facts.unlogged_tables = ReadTableNames(*unlogged);
 

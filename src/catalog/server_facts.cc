@@ -107,11 +107,11 @@ Result<ServerFacts> ReadServerFacts(Connection& conn, Deadline deadline) {
   for (int r = 0; r < members->rows(); ++r) facts.member_of.insert(members->GetString(r, 0));
 
   Result<QueryResult> settings = conn.ExecParams(
-      "SELECT n, current_setting(n, true) FROM unnest($1::text[]) AS n", {kSettingNames},
-      deadline);
+      "SELECT n, current_setting(n, true) FROM unnest($1::text[]) AS n", {kSettingNames}, deadline);
   if (!settings.ok()) return settings.status().WithContext(where);
   for (int r = 0; r < settings->rows(); ++r) {
-    if (!settings->IsNull(r, 1)) facts.settings[settings->GetString(r, 0)] = settings->GetString(r, 1);
+    if (!settings->IsNull(r, 1))
+      facts.settings[settings->GetString(r, 0)] = settings->GetString(r, 1);
   }
 
   Result<QueryResult> usage = conn.Exec(kUsageSql, deadline);
@@ -153,9 +153,8 @@ Result<ServerFacts> ReadServerFacts(Connection& conn, Deadline deadline) {
   Result<QueryResult> extensions = conn.Exec(extensions_sql, deadline);
   if (!extensions.ok()) return extensions.status().WithContext(where);
   for (int r = 0; r < extensions->rows(); ++r) {
-    facts.available_extensions.push_back({extensions->GetString(r, 0),
-                                          extensions->GetString(r, 1), extensions->GetBool(r, 2),
-                                          extensions->GetBool(r, 3)});
+    facts.available_extensions.push_back({extensions->GetString(r, 0), extensions->GetString(r, 1),
+                                          extensions->GetBool(r, 2), extensions->GetBool(r, 3)});
   }
 
   Result<QueryResult> languages =

@@ -51,9 +51,9 @@ Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
     if (poll_status == PGRES_POLLING_FAILED) {
       return fail(TranslateConnectFailure(PQerrorMessage(conn), who));
     }
-    WaitResult waited = WaitForSocket(PQsocket(conn), poll_status == PGRES_POLLING_READING,
-                                      poll_status == PGRES_POLLING_WRITING, deadline,
-                                      options.cancel);
+    WaitResult waited =
+        WaitForSocket(PQsocket(conn), poll_status == PGRES_POLLING_READING,
+                      poll_status == PGRES_POLLING_WRITING, deadline, options.cancel);
     if (waited == WaitResult::kTimedOut) {
       return fail(TranslateConnectFailure("timeout expired", who));
     }

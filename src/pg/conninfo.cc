@@ -1,14 +1,13 @@
 #include "pg/conninfo.h"
 
-#include "util/redact.h"
-
+#include <fmt/format.h>
 #include <libpq-fe.h>
 
 #include <cctype>
 #include <cstdlib>
 #include <memory>
 
-#include <fmt/format.h>
+#include "util/redact.h"
 
 namespace pgcourier {
 namespace {

@@ -85,15 +85,15 @@ Status CopyInStream::Write(std::string_view data, Deadline deadline) {
     if (put == 1) return Status::Ok();
     if (put < 0) {
       return Status(StatusCode::kConnectionFailed,
-                    std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()),
-                    "", "08006");
+                    std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()), "",
+                    "08006");
     }
     // Buffer full: wait until the socket drains, reading any notices.
     PGC_RETURN_IF_ERROR(conn_->Wait(true, true, deadline));
     if (PQconsumeInput(conn_->raw()) == 0 || PQflush(conn_->raw()) < 0) {
       return Status(StatusCode::kConnectionFailed,
-                    std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()),
-                    "", "08006");
+                    std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()), "",
+                    "08006");
     }
   }
 }
@@ -105,8 +105,8 @@ Result<int64_t> CopyInStream::Finish(Deadline deadline) {
     if (ended == 1) break;
     if (ended < 0) {
       return Status(StatusCode::kConnectionFailed,
-                    std::string("connection lost ending COPY: ") + PQerrorMessage(conn_->raw()),
-                    "", "08006");
+                    std::string("connection lost ending COPY: ") + PQerrorMessage(conn_->raw()), "",
+                    "08006");
     }
     PGC_RETURN_IF_ERROR(conn_->Wait(false, true, deadline));
   }

@@ -51,8 +51,7 @@ constexpr std::array<Translation, 17> kTranslations = {{
      "no server listens on that unix socket",
      "check that the server runs and the socket directory and port are right, or give "
      "host=127.0.0.1"},
-    {"timeout expired", StatusCode::kTimeout, "08001",
-     "the server did not answer in time",
+    {"timeout expired", StatusCode::kTimeout, "08001", "the server did not answer in time",
      "check host, port and firewall or allow-list rules; a serverless server waking from sleep "
      "can be slow: raise --connect-timeout"},
     {"too many clients already", StatusCode::kConnectionFailed, "53300",

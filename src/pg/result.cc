@@ -36,8 +36,8 @@ Status StatusFromResult(const PGresult* result) {
   }
   std::string detail = field(PG_DIAG_MESSAGE_DETAIL);
   if (!detail.empty()) message += " (" + detail + ")";
-  StatusCode code = sqlstate.rfind("08", 0) == 0 ? StatusCode::kConnectionFailed
-                                                 : StatusCode::kServerError;
+  StatusCode code =
+      sqlstate.rfind("08", 0) == 0 ? StatusCode::kConnectionFailed : StatusCode::kServerError;
   if (sqlstate == "57014") code = StatusCode::kCancelled;  // query_canceled
   return Status(code, message, field(PG_DIAG_MESSAGE_HINT), sqlstate);
 }

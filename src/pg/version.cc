@@ -5,9 +5,7 @@
 
 namespace pgcourier {
 
-int MajorFromVersionNum(int version_num) {
-  return version_num / 10000;
-}
+int MajorFromVersionNum(int version_num) { return version_num / 10000; }
 
 std::optional<int> MajorFromVersionText(const std::string& text) {
   static const std::regex kVersion(R"((\d+)(\.\d+)?(devel|beta\d*|rc\d*)?)");

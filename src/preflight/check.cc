@@ -38,8 +38,8 @@ std::optional<Method> ParseMethod(const std::string& text) {
 bool CheckReport::blocked() const { return Count(CheckStatus::kFail) > 0; }
 
 int CheckReport::Count(CheckStatus status) const {
-  return static_cast<int>(std::count_if(items.begin(), items.end(),
-                                        [status](const CheckItem& i) { return i.status == status; }));
+  return static_cast<int>(std::count_if(
+      items.begin(), items.end(), [status](const CheckItem& i) { return i.status == status; }));
 }
 
 }  // namespace pgcourier

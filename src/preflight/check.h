@@ -66,8 +66,8 @@ std::optional<Method> ParseMethod(const std::string& text);
 
 // A database that would be moved, and how.
 struct DatabasePlan {
-  std::string name;         // on the source
-  std::string target_name;  // on the target (the same unless the target URI names another)
+  std::string name;               // on the source
+  std::string target_name;        // on the target (the same unless the target URI names another)
   Method method = Method::kCopy;  // resolved: kReplication or kCopy
   std::string reason;             // why copy was chosen under --method auto
   bool exists_on_target = false;
@@ -108,7 +108,7 @@ struct CheckOptions {
   std::string target;
   Method method = Method::kAuto;
   int jobs = 4;
-  std::vector<std::string> pg_bindirs;  // searched first for pg_dump/pg_restore
+  std::vector<std::string> pg_bindirs;         // searched first for pg_dump/pg_restore
   std::vector<std::string> include_databases;  // glob patterns; empty: all
   std::vector<std::string> exclude_databases;
   std::optional<int64_t> target_storage_limit;

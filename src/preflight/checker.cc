@@ -21,8 +21,8 @@ namespace pgcourier {
 namespace {
 
 constexpr std::array<std::string_view, 8> kProviderAdminDatabases = {
-    "_aiven",       "rdsadmin",        "azure_maintenance", "azure_sys", "cloudsqladmin",
-    "alloydbadmin", "alloydbmetadata", "_supabase"};
+    "_aiven",        "rdsadmin",     "azure_maintenance", "azure_sys",
+    "cloudsqladmin", "alloydbadmin", "alloydbmetadata",   "_supabase"};
 
 // Role name prefixes of PostgreSQL itself and of managed providers. Kept in
 // one list so a new provider is one line.
@@ -112,8 +112,7 @@ class Checker {
  private:
   void Add(const char* code, CheckStatus status, std::string object, std::string detail,
            std::string hint = {}) {
-    report_.items.push_back(
-        {code, status, std::move(object), std::move(detail), std::move(hint)});
+    report_.items.push_back({code, status, std::move(object), std::move(detail), std::move(hint)});
   }
   // The status of a replication precondition that does not hold: a failure
   // when replication was asked for, a warning that selects copy under auto.
@@ -125,8 +124,8 @@ class Checker {
     ConnectOptions o;
     o.role = role;
     o.total_timeout = options_.connect_timeout;
-    o.attempt_timeout = std::min<std::chrono::milliseconds>(options_.connect_timeout,
-                                                            std::chrono::seconds(15));
+    o.attempt_timeout =
+        std::min<std::chrono::milliseconds>(options_.connect_timeout, std::chrono::seconds(15));
     o.cancel = options_.cancel;
     return o;
   }
@@ -216,8 +215,8 @@ void Checker::CheckDistinct() {
   const ServerFacts& s = *source_.facts;
   const ServerFacts& t = *target_.facts;
   bool both_sysid = s.system_identifier && t.system_identifier;
-  bool same_start = s.postmaster_start_time == t.postmaster_start_time &&
-                    s.port_setting == t.port_setting;
+  bool same_start =
+      s.postmaster_start_time == t.postmaster_start_time && s.port_setting == t.port_setting;
   if (same_start && (!both_sysid || *s.system_identifier == *t.system_identifier)) {
     Add(check_code::kServersDistinct, CheckStatus::kFail, "source, target",
         fmt::format("source and target are the same server (port {}, started at the same "
@@ -325,10 +324,10 @@ bool Checker::SelectDatabases() {
     names.push_back(db.name);
   }
   if (names.empty()) {
-    std::string asked = single ? source_named_db_
-                               : (options_.include_databases.empty()
-                                      ? std::string("all databases")
-                                      : JoinNames(options_.include_databases));
+    std::string asked =
+        single ? source_named_db_
+               : (options_.include_databases.empty() ? std::string("all databases")
+                                                     : JoinNames(options_.include_databases));
     Add(check_code::kDatabasesSelected, CheckStatus::kFail, "source",
         "no database to move matches " + asked,
         "list the source's databases with \\l in psql and check --databases / "
@@ -386,8 +385,8 @@ Status Checker::CheckDatabases() {
       Result<std::unique_ptr<Connection>> tconn =
           Connection::Connect(target_.info.WithDatabase(plan.target_name),
                               ConnectOptionsFor("target database " + plan.target_name));
-      Result<DatabaseFacts> tfacts =
-          tconn.ok() ? ReadDatabaseFacts(**tconn, QueryDeadline()) : Result<DatabaseFacts>(tconn.status());
+      Result<DatabaseFacts> tfacts = tconn.ok() ? ReadDatabaseFacts(**tconn, QueryDeadline())
+                                                : Result<DatabaseFacts>(tconn.status());
       if (!tfacts.ok()) {
         if (tfacts.status().code() == StatusCode::kCancelled) return tfacts.status();
         Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
@@ -427,8 +426,8 @@ bool Checker::ExtensionCreatable(const std::string& name,
                                  const AvailableExtension& available) const {
   const ServerFacts& t = *target_.facts;
   if (t.is_superuser || !available.superuser || available.trusted) return true;
-  for (const char* setting : {"extwlist.extensions", "azure.extensions",
-                              "rds.allowed_extensions"}) {
+  for (const char* setting :
+       {"extwlist.extensions", "azure.extensions", "rds.allowed_extensions"}) {
     std::set<std::string> allowed = SplitList(t.Setting(setting));
     if (allowed.count(name) != 0 || allowed.count("*") != 0) return true;
   }
@@ -447,8 +446,9 @@ void Checker::CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& sou
       continue;
     }
     if (target_db) {
-      auto installed = std::find_if(target_db->extensions.begin(), target_db->extensions.end(),
-                                    [&](const InstalledExtension& e) { return e.name == ext.name; });
+      auto installed =
+          std::find_if(target_db->extensions.begin(), target_db->extensions.end(),
+                       [&](const InstalledExtension& e) { return e.name == ext.name; });
       if (installed != target_db->extensions.end() &&
           CompareExtensionVersions(installed->version, ext.version) >= 0) {
         Add(check_code::kExtensionAvailable, CheckStatus::kPass, object,
@@ -495,10 +495,9 @@ void Checker::CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& sou
       continue;
     }
     Add(check_code::kExtensionAvailable, CheckStatus::kPass, object,
-        same != nullptr
-            ? fmt::format("version {} is available on the target", ext.version)
-            : fmt::format("the target offers version {} (source has {})", best->version,
-                          ext.version));
+        same != nullptr ? fmt::format("version {} is available on the target", ext.version)
+                        : fmt::format("the target offers version {} (source has {})", best->version,
+                                      ext.version));
   }
 }
 
@@ -523,8 +522,8 @@ void Checker::CheckLanguages(const DatabasePlan& plan, const DatabaseFacts& sour
 
 void Checker::CheckRoles() {
   std::set<std::string> referenced;
-  for (const auto& db : source_dbs_) referenced.insert(db.referenced_roles.begin(),
-                                                       db.referenced_roles.end());
+  for (const auto& db : source_dbs_)
+    referenced.insert(db.referenced_roles.begin(), db.referenced_roles.end());
   std::vector<std::string> missing;
   std::vector<std::string> provider;
   for (const auto& role : referenced) {
@@ -536,15 +535,16 @@ void Checker::CheckRoles() {
         referenced.empty()
             ? "no role of the source owns objects or holds grants in the databases to move"
             : fmt::format("every role that owns objects or holds grants exists on the target{}",
-                          provider.empty() ? ""
-                                           : " (provider roles left out: " +
-                                                 JoinNames(provider) + ")"));
+                          provider.empty()
+                              ? ""
+                              : " (provider roles left out: " + JoinNames(provider) + ")"));
   } else {
     Add(check_code::kRolesMissing, CheckStatus::kWarn, "roles",
-        fmt::format("{} role(s) that own objects or hold grants in the source are missing on the "
-                    "target: {}{}",
-                    missing.size(), JoinNames(missing),
-                    provider.empty() ? "" : " (provider roles left out: " + JoinNames(provider) + ")"),
+        fmt::format(
+            "{} role(s) that own objects or hold grants in the source are missing on the "
+            "target: {}{}",
+            missing.size(), JoinNames(missing),
+            provider.empty() ? "" : " (provider roles left out: " + JoinNames(provider) + ")"),
         fmt::format("by default objects are owned by the target user ({}) and source grants are "
                     "not applied; to keep owners and grants, create these roles on the target "
                     "first",
@@ -614,12 +614,11 @@ void Checker::CheckSize() {
     }
   }
   auto needed = static_cast<int64_t>(static_cast<double>(total) * 1.3);
-  std::string detail = fmt::format("{} to move; the target needs about {} (1.3x){}",
-                                   FormatBytes(total), FormatBytes(needed),
-                                   unknown.empty() ? "" : "; size unknown for " + JoinNames(unknown));
+  std::string detail = fmt::format(
+      "{} to move; the target needs about {} (1.3x){}", FormatBytes(total), FormatBytes(needed),
+      unknown.empty() ? "" : "; size unknown for " + JoinNames(unknown));
   if (!options_.target_storage_limit) {
-    Add(check_code::kTargetSize, CheckStatus::kPass, "target", detail,
-        "");
+    Add(check_code::kTargetSize, CheckStatus::kPass, "target", detail, "");
     return;
   }
   int64_t used = 0;
@@ -671,11 +670,11 @@ void Checker::CheckReplication() {
   }
 
   int64_t free_slots = s.SettingInt("max_replication_slots") - s.replication_slots_used;
-  std::string slots = fmt::format("{} free replication slot(s) (max_replication_slots {}, {} in "
-                                  "use); {} needed, one per database",
-                                  std::max<int64_t>(free_slots, 0),
-                                  s.SettingInt("max_replication_slots"), s.replication_slots_used,
-                                  needed);
+  std::string slots = fmt::format(
+      "{} free replication slot(s) (max_replication_slots {}, {} in "
+      "use); {} needed, one per database",
+      std::max<int64_t>(free_slots, 0), s.SettingInt("max_replication_slots"),
+      s.replication_slots_used, needed);
   if (free_slots >= needed) {
     Add(check_code::kReplicationSlots, CheckStatus::kPass, "source", slots);
   } else {
@@ -685,10 +684,11 @@ void Checker::CheckReplication() {
   }
 
   int64_t free_senders = s.SettingInt("max_wal_senders") - s.wal_senders_used;
-  std::string senders = fmt::format("{} free WAL sender(s) (max_wal_senders {}, {} in use); {} "
-                                    "needed",
-                                    std::max<int64_t>(free_senders, 0),
-                                    s.SettingInt("max_wal_senders"), s.wal_senders_used, needed);
+  std::string senders = fmt::format(
+      "{} free WAL sender(s) (max_wal_senders {}, {} in use); {} "
+      "needed",
+      std::max<int64_t>(free_senders, 0), s.SettingInt("max_wal_senders"), s.wal_senders_used,
+      needed);
   if (free_senders >= needed) {
     Add(check_code::kWalSenders, CheckStatus::kPass, "source", senders);
   } else {
@@ -699,8 +699,8 @@ void Checker::CheckReplication() {
   bool source_aiven_extras = has_extension(s, "aiven_extras");
   if (s.is_superuser || s.can_replicate || s.member_of.count("rds_replication") != 0 ||
       source_aiven_extras) {
-    std::string how = s.is_superuser      ? "is a superuser"
-                      : s.can_replicate   ? "has the REPLICATION attribute"
+    std::string how = s.is_superuser                              ? "is a superuser"
+                      : s.can_replicate                           ? "has the REPLICATION attribute"
                       : s.member_of.count("rds_replication") != 0 ? "is a member of rds_replication"
                                                                   : "can use aiven_extras";
     Add(check_code::kSourceReplicationPrivilege, CheckStatus::kPass, "source",
@@ -752,10 +752,10 @@ void Checker::CheckReplication() {
                                    ? "max_active_replication_origins"
                                    : "max_replication_slots";
   int64_t origins = t.SettingInt(origin_setting) - t.replication_origins_used;
-  std::string origin_detail = fmt::format(
-      "{} free replication origin(s) on the target ({} {}, {} in use); {} needed",
-      std::max<int64_t>(origins, 0), origin_setting, t.SettingInt(origin_setting),
-      t.replication_origins_used, needed);
+  std::string origin_detail =
+      fmt::format("{} free replication origin(s) on the target ({} {}, {} in use); {} needed",
+                  std::max<int64_t>(origins, 0), origin_setting, t.SettingInt(origin_setting),
+                  t.replication_origins_used, needed);
   if (origins >= needed) {
     Add(check_code::kTargetOrigins, CheckStatus::kPass, "target", origin_detail);
   } else {
@@ -768,9 +768,9 @@ void Checker::CheckReplication() {
     const DatabaseFacts& db = source_dbs_[i];
     if (db.name.empty()) continue;  // unreadable: already failed
     if (!s.is_superuser && !source_aiven_extras && !db.tables_not_owned.empty()) {
-      std::string detail = fmt::format(
-          "{} may not publish {} table(s) it does not own: {}", s.current_user,
-          db.tables_not_owned.size(), JoinTables(db.tables_not_owned));
+      std::string detail =
+          fmt::format("{} may not publish {} table(s) it does not own: {}", s.current_user,
+                      db.tables_not_owned.size(), JoinTables(db.tables_not_owned));
       Add(check_code::kPublishPrivilege, problem, plan.name, detail,
           "connect to the source as the tables' owner or a superuser, or use --method copy");
       replication_blocked_.emplace(plan.name, detail);
@@ -813,10 +813,10 @@ Result<CheckReport> Checker::Run() {
   source_named_db_ = source_.info.ExplicitDatabase();
   target_named_db_ = target_.info.ExplicitDatabase();
 
-  PGC_RETURN_IF_ERROR(ConnectSide(source_, check_code::kSourceConnect,
-                                  check_code::kSourceEncryption));
-  PGC_RETURN_IF_ERROR(ConnectSide(target_, check_code::kTargetConnect,
-                                  check_code::kTargetEncryption));
+  PGC_RETURN_IF_ERROR(
+      ConnectSide(source_, check_code::kSourceConnect, check_code::kSourceEncryption));
+  PGC_RETURN_IF_ERROR(
+      ConnectSide(target_, check_code::kTargetConnect, check_code::kTargetEncryption));
   if (!source_.facts || !target_.facts) return std::move(report_);
 
   CheckDistinct();
@@ -838,9 +838,9 @@ Result<CheckReport> Checker::Run() {
       continue;
     }
     auto blocked = replication_blocked_.find(plan.name);
-    std::string reason = !replication_server_problem_.empty() ? replication_server_problem_
+    std::string reason = !replication_server_problem_.empty()    ? replication_server_problem_
                          : blocked != replication_blocked_.end() ? blocked->second
-                                                                  : "";
+                                                                 : "";
     if (reason.empty()) {
       plan.method = Method::kReplication;
       Add(check_code::kMethod, CheckStatus::kPass, plan.name, "replication");

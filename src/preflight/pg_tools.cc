@@ -62,6 +62,7 @@ std::vector<fs::path> PathDirs() {
 std::vector<PgDumpCandidate> FindPgDumpCandidates(
     const std::vector<std::string>& explicit_bindirs) {
   std::vector<std::pair<fs::path, std::string>> dirs;
+  dirs.reserve(explicit_bindirs.size());
   for (const auto& d : explicit_bindirs) dirs.emplace_back(d, "--pg-bindir");
   for (const auto& d : PathDirs()) dirs.emplace_back(d, "PATH");
   std::vector<fs::path> installed;
@@ -121,8 +122,6 @@ std::optional<PgDumpCandidate> ChoosePgDump(const std::vector<PgDumpCandidate>& 
   return *best;
 }
 
-std::string PgClientPackageHint(int major) {
-  return "postgresql-client-" + std::to_string(major);
-}
+std::string PgClientPackageHint(int major) { return "postgresql-client-" + std::to_string(major); }
 
 }  // namespace pgcourier

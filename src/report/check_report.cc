@@ -29,8 +29,8 @@ std::string ServerLine(const char* label, const ServerSummary& s) {
 }
 
 nlohmann::json ServerJson(const ServerSummary& s) {
-  return {{"display", s.display}, {"reachable", s.reachable}, {"version", s.version},
-          {"major", s.major},     {"encrypted", s.encrypted}, {"user", s.user},
+  return {{"display", s.display},    {"reachable", s.reachable}, {"version", s.version},
+          {"major", s.major},        {"encrypted", s.encrypted}, {"user", s.user},
           {"superuser", s.superuser}};
 }
 
@@ -87,9 +87,10 @@ std::string RenderCheckText(const CheckReport& report, const TextStyle& style) {
   int passes = report.Count(CheckStatus::kPass);
   out += "\n";
   if (fails > 0) {
-    out += fmt::format("BLOCKED: {} check(s) failed, {} warning(s), {} passed. Fix the failures "
-                       "above before migrating.\n",
-                       fails, warns, passes);
+    out += fmt::format(
+        "BLOCKED: {} check(s) failed, {} warning(s), {} passed. Fix the failures "
+        "above before migrating.\n",
+        fails, warns, passes);
   } else {
     out += fmt::format("READY: {} passed, {} warning(s).\n", passes, warns);
   }
@@ -107,12 +108,13 @@ nlohmann::json CheckReportToJson(const CheckReport& report) {
   }
   nlohmann::json databases = nlohmann::json::array();
   for (const auto& db : report.databases) {
-    databases.push_back({{"name", db.name},
-                         {"target_name", db.target_name},
-                         {"method", MethodName(db.method)},
-                         {"reason", db.reason.empty() ? nlohmann::json() : nlohmann::json(db.reason)},
-                         {"exists_on_target", db.exists_on_target},
-                         {"size_bytes", db.size_bytes}});
+    databases.push_back(
+        {{"name", db.name},
+         {"target_name", db.target_name},
+         {"method", MethodName(db.method)},
+         {"reason", db.reason.empty() ? nlohmann::json() : nlohmann::json(db.reason)},
+         {"exists_on_target", db.exists_on_target},
+         {"size_bytes", db.size_bytes}});
   }
   nlohmann::json tools = nullptr;
   if (!report.tools.pg_dump.empty()) {

@@ -76,10 +76,12 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   // Everything the child needs is prepared before fork: only async-signal-safe
   // calls happen between fork and exec.
   std::vector<char*> c_argv;
+  c_argv.reserve(argv.size() + 1);
   for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
   c_argv.push_back(nullptr);
   std::vector<std::string> env = BuildEnvironment(options);
   std::vector<char*> c_env;
+  c_env.reserve(env.size() + 1);
   for (auto& e : env) c_env.push_back(e.data());
   c_env.push_back(nullptr);
 
@@ -100,7 +102,8 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     ::dup2(err_pipe.fds[1], STDERR_FILENO);
     ::setpgid(0, 0);  // own process group, so a timeout can kill its children too
     int err = 0;
-    if (options.run_as_gid && (::setgroups(0, nullptr) != 0 || ::setgid(*options.run_as_gid) != 0)) {
+    if (options.run_as_gid &&
+        (::setgroups(0, nullptr) != 0 || ::setgid(*options.run_as_gid) != 0)) {
       err = errno;
     }
     if (err == 0 && options.run_as_uid && ::setuid(*options.run_as_uid) != 0) err = errno;

@@ -10,7 +10,8 @@ std::string MaskPasswords(std::string text) {
   static const std::regex kUri(R"(((?:postgres|postgresql)://[^:/@\s]*:)(\S*)(@))",
                                std::regex::icase);
   // key=value: password=secret or password='quoted secret'
-  static const std::regex kKeyValue(R"(((?:^|\s)(?:password|sslpassword)\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))");
+  static const std::regex kKeyValue(
+      R"(((?:^|\s)(?:password|sslpassword)\s*=\s*)('(?:[^'\\]|\\.)*'|\S+))");
   // URI query parameter: ?password=secret&...
   static const std::regex kQuery(R"(([?&](?:password|sslpassword)=)([^&\s]*))");
   auto mask = [](const std::regex& re, const std::string& in) {

@@ -23,7 +23,8 @@ Result<int64_t> ParseByteSize(const std::string& text) {
     unit.erase(0, 1);
   }
   std::string lower;
-  for (char c : unit) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  for (char c : unit)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
   if (!lower.empty() && lower.back() == 'b') lower.pop_back();
   if (!lower.empty() && lower.back() == 'i') lower.pop_back();
   double factor = 0;
@@ -40,8 +41,8 @@ Result<int64_t> ParseByteSize(const std::string& text) {
   } else if (lower == "p") {
     factor = 1024.0 * 1024 * 1024 * 1024 * 1024;
   } else {
-    return Status(StatusCode::kInvalidArgument, "unknown size unit '" + unit + "' in '" + text + "'",
-                  "use B, kB, MB, GB or TB");
+    return Status(StatusCode::kInvalidArgument,
+                  "unknown size unit '" + unit + "' in '" + text + "'", "use B, kB, MB, GB or TB");
   }
   return static_cast<int64_t>(number * factor);
 }

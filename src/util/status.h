@@ -70,7 +70,7 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : data_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(data_).ok() && "Result built from an ok Status holds no value");
   }
@@ -106,8 +106,8 @@ class Result {
 
 // Returns the Status of an expression from the enclosing function when it is
 // not ok.
-#define PGC_RETURN_IF_ERROR(expr)                        \
-  do {                                                   \
-    ::pgcourier::Status pgc_status_ = (expr);            \
-    if (!pgc_status_.ok()) return pgc_status_;           \
+#define PGC_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::pgcourier::Status pgc_status_ = (expr);  \
+    if (!pgc_status_.ok()) return pgc_status_; \
   } while (false)

@@ -1,9 +1,7 @@
 // The `pgcourier check` command as a user runs it: exit statuses, the JSON
 // format, and secrets kept out of every output.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
-
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -95,11 +93,11 @@ TEST_F(CheckCliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(RunCli({"check", "--source", SourceUri(), "--target", TargetUri(), "--method", "fast"})
                 .exit_code,
             2);
-  EXPECT_EQ(RunCli({"check", "--source", SourceUri(), "--target", TargetUri(), "--jobs", "0"})
-                .exit_code,
-            2);
-  ProcessResult bad = RunCli({"check", "--source", "host=x password=Sup3r-Secret nosuchkey=1",
-                              "--target", TargetUri()});
+  EXPECT_EQ(
+      RunCli({"check", "--source", SourceUri(), "--target", TargetUri(), "--jobs", "0"}).exit_code,
+      2);
+  ProcessResult bad = RunCli(
+      {"check", "--source", "host=x password=Sup3r-Secret nosuchkey=1", "--target", TargetUri()});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("nosuchkey"), std::string::npos) << bad.err;
   EXPECT_EQ(bad.err.find("Sup3r-Secret"), std::string::npos) << bad.err;
@@ -121,17 +119,17 @@ TEST_F(CheckCliTest, ConnectionStringsFromEnvironmentAndPgpass) {
   std::fprintf(f, "127.0.0.1:%d:*:app:Sup3r-Secret\n", source_->port());
   std::fclose(f);
   ASSERT_EQ(::chmod(pgpass.c_str(), 0600), 0);
-  ProcessResult r = RunCli(
-      {"check", "--quiet"},
-      {{"PGCOURIER_SOURCE", fmt::format("postgresql://app@127.0.0.1:{}", source_->port())},
-       {"PGCOURIER_TARGET", TargetUri()},
-       {"PGPASSFILE", pgpass}});
+  ProcessResult r =
+      RunCli({"check", "--quiet"},
+             {{"PGCOURIER_SOURCE", fmt::format("postgresql://app@127.0.0.1:{}", source_->port())},
+              {"PGCOURIER_TARGET", TargetUri()},
+              {"PGPASSFILE", pgpass}});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("READY"), std::string::npos) << r.out;
 
-  ProcessResult wrong = RunCli(
-      {"check", "--source", fmt::format("postgresql://app:nope@127.0.0.1:{}", source_->port()),
-       "--target", TargetUri()});
+  ProcessResult wrong = RunCli({"check", "--source",
+                                fmt::format("postgresql://app:nope@127.0.0.1:{}", source_->port()),
+                                "--target", TargetUri()});
   EXPECT_EQ(wrong.exit_code, 1);
   EXPECT_NE(wrong.out.find("rejected the password"), std::string::npos) << wrong.out;
 }

@@ -1,9 +1,8 @@
 // `pgcourier check` against real servers set up to pass and to fail each
 // check: the library's verdicts here, the command line's exit statuses and
 // JSON in check_cli_test.cc.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "pg/connection.h"
 #include "pg_cluster.h"
@@ -49,8 +48,8 @@ std::string Dump(const CheckReport& report) {
                                     const std::string& object_part, CheckStatus expected) {
   const CheckItem* item = Find(report, code, object_part);
   if (item == nullptr) {
-    return ::testing::AssertionFailure()
-           << "no " << code << " about '" << object_part << "'\n" << Dump(report);
+    return ::testing::AssertionFailure() << "no " << code << " about '" << object_part << "'\n"
+                                         << Dump(report);
   }
   if (item->status != expected) {
     return ::testing::AssertionFailure()
@@ -206,56 +205,67 @@ TEST_F(CheckTest, MissingExtensionOnNewerTarget) {
   PgClusterOptions target_options;
   target_options.major = 17;
   ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), target_options));
-  ASSERT_TRUE(source_->Sql("CREATE DATABASE app; \\c app\nCREATE EXTENSION adminpack; "
-                           "CREATE EXTENSION hstore;").ok());
+  ASSERT_TRUE(source_
+                  ->Sql("CREATE DATABASE app; \\c app\nCREATE EXTENSION adminpack; "
+                        "CREATE EXTENSION hstore;")
+                  .ok());
 
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->blocked());
   ASSERT_TRUE(HasCheck(*report, check_code::kExtensionAvailable, "app: extension adminpack",
-               CheckStatus::kFail));
+                       CheckStatus::kFail));
   ASSERT_TRUE(HasCheck(*report, check_code::kExtensionAvailable, "app: extension hstore",
-               CheckStatus::kPass));
+                       CheckStatus::kPass));
   const CheckItem* adminpack = Find(*report, check_code::kExtensionAvailable, "adminpack");
   EXPECT_NE(adminpack->hint.find("install"), std::string::npos);
 }
 
 TEST_F(CheckTest, ExtensionOnlyASuperuserMayCreate) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
-  ASSERT_TRUE(source_->Sql("CREATE DATABASE app; \\c app\nCREATE EXTENSION pg_stat_statements; "
-                           "CREATE EXTENSION hstore;").ok());
+  ASSERT_TRUE(source_
+                  ->Sql("CREATE DATABASE app; \\c app\nCREATE EXTENSION pg_stat_statements; "
+                        "CREATE EXTENSION hstore;")
+                  .ok());
   ASSERT_TRUE(target_->Sql("CREATE ROLE mover LOGIN CREATEDB").ok());
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_, "mover"));
   ASSERT_TRUE(report.ok());
   // pg_stat_statements is not trusted; hstore is.
   ASSERT_TRUE(HasCheck(*report, check_code::kExtensionAvailable, "extension pg_stat_statements",
-               CheckStatus::kFail));
-  ASSERT_TRUE(HasCheck(*report, check_code::kExtensionAvailable, "extension hstore", CheckStatus::kPass));
+                       CheckStatus::kFail));
+  ASSERT_TRUE(
+      HasCheck(*report, check_code::kExtensionAvailable, "extension hstore", CheckStatus::kPass));
   // Once the administrator created it in the target database, it passes.
-  ASSERT_TRUE(target_->Sql("CREATE DATABASE app OWNER mover; \\c app\n"
-                           "CREATE EXTENSION pg_stat_statements;").ok());
+  ASSERT_TRUE(target_
+                  ->Sql("CREATE DATABASE app OWNER mover; \\c app\n"
+                        "CREATE EXTENSION pg_stat_statements;")
+                  .ok());
   Result<CheckReport> again = Check(ClusterConn(*source_), ClusterConn(*target_, "mover"));
   ASSERT_TRUE(again.ok());
   ASSERT_TRUE(HasCheck(*again, check_code::kExtensionAvailable, "extension pg_stat_statements",
-               CheckStatus::kPass));
+                       CheckStatus::kPass));
 }
 
 TEST_F(CheckTest, NonSuperusersOnBothSides) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
-  ASSERT_TRUE(source_->Sql(R"sql(
+  ASSERT_TRUE(source_
+                  ->Sql(R"sql(
     CREATE ROLE app LOGIN;
     CREATE DATABASE shop OWNER app;
     \c shop
     CREATE TABLE public.mine (id int PRIMARY KEY);
     ALTER TABLE public.mine OWNER TO app;
-    CREATE TABLE public.theirs (id int PRIMARY KEY);)sql").ok());
+    CREATE TABLE public.theirs (id int PRIMARY KEY);)sql")
+                  .ok());
   ASSERT_TRUE(target_->Sql("CREATE ROLE mover LOGIN").ok());
 
   Result<CheckReport> report =
       Check(ClusterConn(*source_, "app") + " dbname=shop", ClusterConn(*target_, "mover"));
   ASSERT_TRUE(report.ok());
-  ASSERT_TRUE(HasCheck(*report, check_code::kSourceReplicationPrivilege, "source", CheckStatus::kWarn));
-  ASSERT_TRUE(HasCheck(*report, check_code::kTargetSubscriptionPrivilege, "target", CheckStatus::kWarn));
+  ASSERT_TRUE(
+      HasCheck(*report, check_code::kSourceReplicationPrivilege, "source", CheckStatus::kWarn));
+  ASSERT_TRUE(
+      HasCheck(*report, check_code::kTargetSubscriptionPrivilege, "target", CheckStatus::kWarn));
   ASSERT_TRUE(HasCheck(*report, check_code::kPublishPrivilege, "shop", CheckStatus::kWarn));
   ASSERT_TRUE(HasCheck(*report, check_code::kRolesPasswords, "roles", CheckStatus::kWarn));
   // mover may not create the database.
@@ -271,7 +281,8 @@ TEST_F(CheckTest, NonSuperusersOnBothSides) {
   Result<CheckReport> better =
       Check(ClusterConn(*source_, "app") + " dbname=shop", ClusterConn(*target_, "mover"));
   ASSERT_TRUE(better.ok());
-  ASSERT_TRUE(HasCheck(*better, check_code::kSourceReplicationPrivilege, "source", CheckStatus::kPass));
+  ASSERT_TRUE(
+      HasCheck(*better, check_code::kSourceReplicationPrivilege, "source", CheckStatus::kPass));
   ASSERT_TRUE(HasCheck(*better, check_code::kDatabaseTarget, "shop", CheckStatus::kPass));
   EXPECT_FALSE(better->blocked()) << Dump(*better);
   ASSERT_EQ(better->databases.size(), 1u);
@@ -287,11 +298,14 @@ TEST_F(CheckTest, SubscriptionRightOnPostgres16Plus) {
   PgClusterOptions target_options;
   target_options.major = major;
   ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), target_options));
-  ASSERT_TRUE(target_->Sql("CREATE ROLE mover LOGIN CREATEDB; "
-                           "GRANT pg_create_subscription TO mover;").ok());
+  ASSERT_TRUE(target_
+                  ->Sql("CREATE ROLE mover LOGIN CREATEDB; "
+                        "GRANT pg_create_subscription TO mover;")
+                  .ok());
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_, "mover"));
   ASSERT_TRUE(report.ok());
-  ASSERT_TRUE(HasCheck(*report, check_code::kTargetSubscriptionPrivilege, "target", CheckStatus::kPass));
+  ASSERT_TRUE(
+      HasCheck(*report, check_code::kTargetSubscriptionPrivilege, "target", CheckStatus::kPass));
 }
 
 TEST_F(CheckTest, UnreachableSourceIsTranslated) {
@@ -344,7 +358,8 @@ TEST_F(CheckTest, FullTargetServer) {
 TEST_F(CheckTest, TargetDatabaseWithDataIsRefused) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
   ASSERT_TRUE(source_->Sql(kShopSchema).ok());
-  ASSERT_TRUE(target_->Sql("CREATE DATABASE shop; \\c shop\nCREATE TABLE public.old (x int);").ok());
+  ASSERT_TRUE(
+      target_->Sql("CREATE DATABASE shop; \\c shop\nCREATE TABLE public.old (x int);").ok());
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->blocked());
@@ -356,8 +371,10 @@ TEST_F(CheckTest, TargetDatabaseWithDataIsRefused) {
 
 TEST_F(CheckTest, DatabaseSelection) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
-  ASSERT_TRUE(source_->Sql("CREATE DATABASE shop; CREATE DATABASE shop_archive; "
-                           "CREATE DATABASE blog; CREATE DATABASE rdsadmin;").ok());
+  ASSERT_TRUE(source_
+                  ->Sql("CREATE DATABASE shop; CREATE DATABASE shop_archive; "
+                        "CREATE DATABASE blog; CREATE DATABASE rdsadmin;")
+                  .ok());
   auto names = [](const CheckReport& r) {
     std::vector<std::string> out;
     for (const auto& d : r.databases) out.push_back(d.name + ">" + d.target_name);
@@ -366,8 +383,8 @@ TEST_F(CheckTest, DatabaseSelection) {
 
   Result<CheckReport> all = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(all.ok());
-  EXPECT_EQ(names(*all), (std::vector<std::string>{"blog>blog", "postgres>postgres",
-                                                   "shop>shop", "shop_archive>shop_archive"}))
+  EXPECT_EQ(names(*all), (std::vector<std::string>{"blog>blog", "postgres>postgres", "shop>shop",
+                                                   "shop_archive>shop_archive"}))
       << "templates and provider admin databases are left out";
 
   CheckOptions options;
@@ -397,14 +414,16 @@ TEST_F(CheckTest, DatabaseSelection) {
 
 TEST_F(CheckTest, MissingRolesAreListedProviderRolesLeftOut) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
-  ASSERT_TRUE(source_->Sql(R"sql(
+  ASSERT_TRUE(source_
+                  ->Sql(R"sql(
     CREATE ROLE shop_owner; CREATE ROLE reporting; CREATE ROLE azure_pg_admin;
     CREATE DATABASE shop;
     \c shop
     CREATE TABLE public.orders (id int PRIMARY KEY);
     ALTER TABLE public.orders OWNER TO shop_owner;
     GRANT SELECT ON public.orders TO reporting;
-    ALTER SCHEMA public OWNER TO azure_pg_admin;)sql").ok());
+    ALTER SCHEMA public OWNER TO azure_pg_admin;)sql")
+                  .ok());
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok());
   ASSERT_TRUE(HasCheck(*report, check_code::kRolesMissing, "roles", CheckStatus::kWarn));
@@ -420,22 +439,25 @@ TEST_F(CheckTest, MissingRolesAreListedProviderRolesLeftOut) {
 TEST_F(CheckTest, LanguageMissingOnTarget) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
   // A procedural language that is not an extension, as old databases have.
-  ASSERT_TRUE(source_->Sql(R"sql(
+  ASSERT_TRUE(source_
+                  ->Sql(R"sql(
     CREATE DATABASE legacy;
     \c legacy
     CREATE FUNCTION public.legacy_handler() RETURNS language_handler
       AS '$libdir/plpgsql', 'plpgsql_call_handler' LANGUAGE c;
-    CREATE LANGUAGE pllegacy HANDLER public.legacy_handler;)sql").ok());
+    CREATE LANGUAGE pllegacy HANDLER public.legacy_handler;)sql")
+                  .ok());
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok());
   ASSERT_TRUE(HasCheck(*report, check_code::kLanguageAvailable, "legacy: language pllegacy",
-               CheckStatus::kFail));
+                       CheckStatus::kFail));
   EXPECT_TRUE(report->blocked());
 }
 
 TEST_F(CheckTest, ReplicationCaveatsAreListed) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
-  ASSERT_TRUE(source_->Sql(R"sql(
+  ASSERT_TRUE(source_
+                  ->Sql(R"sql(
     CREATE DATABASE app;
     \c app
     CREATE TABLE public.with_pk (id int PRIMARY KEY);
@@ -445,7 +467,8 @@ TEST_F(CheckTest, ReplicationCaveatsAreListed) {
     CREATE TABLE public.nothing_identity (id int PRIMARY KEY);
     ALTER TABLE public.nothing_identity REPLICA IDENTITY NOTHING;
     CREATE UNLOGGED TABLE public.scratch (id int PRIMARY KEY);
-    SELECT lo_from_bytea(0, 'blob');)sql").ok());
+    SELECT lo_from_bytea(0, 'blob');)sql")
+                  .ok());
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok());
   ASSERT_TRUE(HasCheck(*report, check_code::kReplicaIdentity, "app", CheckStatus::kWarn));
@@ -472,7 +495,8 @@ TEST_F(CheckTest, OlderTargetAndMissingPgDump) {
   ASSERT_TRUE(HasCheck(*report, check_code::kPgDump, "pg_dump", CheckStatus::kFail));
   const CheckItem* tool = Find(*report, check_code::kPgDump, "pg_dump");
   EXPECT_NE(tool->hint.find("postgresql-client-17"), std::string::npos) << tool->hint;
-  EXPECT_NE(tool->detail.find("(15)"), std::string::npos) << "lists what it found: " << tool->detail;
+  EXPECT_NE(tool->detail.find("(15)"), std::string::npos)
+      << "lists what it found: " << tool->detail;
 }
 
 TEST_F(CheckTest, StorageLimit) {

@@ -1,11 +1,12 @@
 // The libpq core against real servers: statements, errors as values,
 // deadlines and cancellation, COPY streams, and translated connection
 // failures.
+#include "pg/connection.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
-#include "pg/connection.h"
 #include "pg/copy.h"
 #include "pg_cluster.h"
 
@@ -51,7 +52,8 @@ class ConnectionTest : public ::testing::Test {
 TEST_F(ConnectionTest, RunsStatementsAndParameters) {
   auto conn = ConnectOrDie(cluster_->ConnString());
   ASSERT_NE(conn, nullptr);
-  Result<QueryResult> r = conn->ExecParams("SELECT $1::int + 1, $2::text IS NULL", {"41", std::nullopt});
+  Result<QueryResult> r =
+      conn->ExecParams("SELECT $1::int + 1, $2::text IS NULL", {"41", std::nullopt});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->GetInt(0, 0), 42);
   EXPECT_TRUE(r->GetBool(0, 1));
@@ -126,7 +128,8 @@ TEST_F(ConnectionTest, LostConnectionIsRetryable) {
   ASSERT_NE(killer, nullptr);
   Result<QueryResult> pid = conn->Exec("SELECT pg_backend_pid()");
   ASSERT_TRUE(pid.ok());
-  ASSERT_TRUE(killer->ExecParams("SELECT pg_terminate_backend($1::int)", {pid->GetString(0, 0)}).ok());
+  ASSERT_TRUE(
+      killer->ExecParams("SELECT pg_terminate_backend($1::int)", {pid->GetString(0, 0)}).ok());
   Status s = conn->Run("SELECT 1");
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(s.retryable()) << s.ToString();
@@ -137,15 +140,19 @@ TEST_F(ConnectionTest, CopyStreamsBetweenTwoServers) {
   target_options.major = testing::HavePgMajor(17) ? 17 : 15;
   auto target = StartClusterOrFail(target_options);
   ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(cluster_->Sql(R"sql(
+  ASSERT_TRUE(cluster_
+                  ->Sql(R"sql(
     CREATE TABLE public.items (id int PRIMARY KEY, name text, data bytea, tags text[]);
     INSERT INTO public.items
       SELECT g, E'name\t' || g || E'\n"quoted" \\ back', decode(md5(g::text), 'hex'),
              ARRAY['a', NULL, 'c,d']
         FROM generate_series(1, 5000) g;
-    INSERT INTO public.items VALUES (0, NULL, NULL, NULL);)sql").ok());
-  ASSERT_TRUE(target->Sql("CREATE TABLE public.items (id int PRIMARY KEY, name text, data bytea, "
-                          "tags text[])").ok());
+    INSERT INTO public.items VALUES (0, NULL, NULL, NULL);)sql")
+                  .ok());
+  ASSERT_TRUE(target
+                  ->Sql("CREATE TABLE public.items (id int PRIMARY KEY, name text, data bytea, "
+                        "tags text[])")
+                  .ok());
   auto src = ConnectOrDie(cluster_->ConnString());
   auto dst = ConnectOrDie(target->ConnString());
   ASSERT_NE(src, nullptr);
@@ -167,8 +174,7 @@ TEST_F(ConnectionTest, CopyStreamsBetweenTwoServers) {
   EXPECT_EQ(*stored, 5001);
   EXPECT_EQ(out->rows(), 5001);
 
-  const std::string digest =
-      "SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM public.items t";
+  const std::string digest = "SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM public.items t";
   Result<std::string> source_digest = cluster_->Sql(digest);
   Result<std::string> target_digest = target->Sql(digest);
   ASSERT_TRUE(source_digest.ok());
@@ -192,8 +198,8 @@ TEST_F(ConnectionTest, CopyInWithoutFinishStoresNothing) {
 TEST_F(ConnectionTest, CopyOutErrorIsReported) {
   auto conn = ConnectOrDie(cluster_->ConnString());
   ASSERT_NE(conn, nullptr);
-  Result<CopyOutStream> out =
-      CopyOutStream::Start(*conn, "COPY (SELECT 1 / (g - 3) FROM generate_series(1, 5) g) TO STDOUT");
+  Result<CopyOutStream> out = CopyOutStream::Start(
+      *conn, "COPY (SELECT 1 / (g - 3) FROM generate_series(1, 5) g) TO STDOUT");
   ASSERT_TRUE(out.ok());
   std::string_view chunk;
   Status error;

@@ -12,8 +12,8 @@ CheckReport SampleReport() {
   r.source = {"postgresql://app@src:5432/", true, "15.18", 15, false, "app", false};
   r.target = {"postgresql://admin@dst:5432/", true, "17.10", 17, true, "admin", true};
   r.tools = {"/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/15/bin/pg_restore", 15};
-  r.databases.push_back({"shop", "shop", Method::kCopy, "wal_level is replica, not logical",
-                         false, 1024});
+  r.databases.push_back(
+      {"shop", "shop", Method::kCopy, "wal_level is replica, not logical", false, 1024});
   r.items.push_back({check_code::kSourceConnect, CheckStatus::kPass, "source", "connected", ""});
   r.items.push_back({check_code::kWalLevel, CheckStatus::kWarn, "source",
                      "wal_level is replica, not logical", "set wal_level = logical"});
@@ -36,8 +36,8 @@ TEST(CheckReportTest, JsonHasStableShape) {
   EXPECT_EQ(j["checks"][1]["status"], "warn");
   EXPECT_EQ(j["summary"]["warn"], 1);
 
-  r.items.push_back({check_code::kVersionCompatible, CheckStatus::kFail, "source, target", "old",
-                     "upgrade"});
+  r.items.push_back(
+      {check_code::kVersionCompatible, CheckStatus::kFail, "source, target", "old", "upgrade"});
   EXPECT_EQ(CheckReportToJson(r)["verdict"], "blocked");
 }
 

@@ -19,7 +19,8 @@ class ConnInfoTest : public ::testing::Test {
 };
 
 TEST_F(ConnInfoTest, ParsesUri) {
-  Result<ConnInfo> info = ConnInfo::Parse("postgresql://app:s3cret@db.example.com:6543/shop?sslmode=require");
+  Result<ConnInfo> info =
+      ConnInfo::Parse("postgresql://app:s3cret@db.example.com:6543/shop?sslmode=require");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->Get("host"), "db.example.com");
   EXPECT_EQ(info->Get("port"), "6543");

@@ -60,7 +60,8 @@ TEST(ProcessTest, CapturesOutputAndExitCode) {
 TEST(ProcessTest, PassesEnvironmentNotArgv) {
   ProcessOptions options;
   options.env["PGCOURIER_TEST_VALUE"] = "from-env";
-  Result<ProcessResult> r = RunProcess({"sh", "-c", "printf %s \"$PGCOURIER_TEST_VALUE\""}, options);
+  Result<ProcessResult> r =
+      RunProcess({"sh", "-c", "printf %s \"$PGCOURIER_TEST_VALUE\""}, options);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->out, "from-env");
 }
