@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Configures and builds pgcourier with CMake.
+#
+#   scripts/build.sh [--werror] [--sanitize] [BUILD_DIR]
+#
+#   --werror    compiler warnings are errors (-DPGCOURIER_WERROR=ON)
+#   --sanitize  AddressSanitizer + UndefinedBehaviorSanitizer (-DPGCOURIER_SANITIZE=ON)
+#   BUILD_DIR   defaults to "build" (relative to the repository root)
+#
+# The binary ends up in BUILD_DIR/pgcourier. Run scripts/setup.sh first on a
+# fresh machine.
+set -euo pipefail
+
+usage() {
+  sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+}
+
+werror=OFF
+sanitize=OFF
+build_dir=""
+while (($# > 0)); do
+  case "$1" in
+    --werror) werror=ON ;;
+    --sanitize) sanitize=ON ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "build.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *)
+      if [[ -n "${build_dir}" ]]; then
+        echo "build.sh: only one BUILD_DIR may be given" >&2
+        exit 2
+      fi
+      build_dir="$1"
+      ;;
+  esac
+  shift
+done
+build_dir="${build_dir:-build}"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "==> configuring ${build_dir} (RelWithDebInfo, PGCOURIER_WERROR=${werror}, PGCOURIER_SANITIZE=${sanitize})"
+cmake -S . -B "${build_dir}" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPGCOURIER_WERROR="${werror}" \
+  -DPGCOURIER_SANITIZE="${sanitize}"
+
+echo "==> building ${build_dir}"
+cmake --build "${build_dir}" -j2
