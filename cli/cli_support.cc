@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "util/redact.h"
@@ -35,6 +37,64 @@ void InstallInterruptHandlers() {
   sigaction(SIGTERM, &action, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 }
+
+void AddServerOptions(CLI::App* cmd, ServerArgs& args) {
+  cmd->add_option("--source", args.source,
+                  "Source connection string (URI or key=value, as libpq takes them; default "
+                  "$PGCOURIER_SOURCE). Naming a database selects only that one.");
+  cmd->add_option("--target", args.target, "Target connection string (default $PGCOURIER_TARGET).");
+  cmd->add_option("--jobs,-j", args.jobs, "Parallel jobs (connections per server)")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--databases", args.databases,
+                  "Databases to include (glob patterns; repeatable). Default: all.");
+  cmd->add_option("--exclude-database", args.exclude_databases,
+                  "Databases to leave out (glob patterns; repeatable).");
+  cmd->add_option("--pg-bindir", args.pg_bindirs,
+                  "Directory with pg_dump/pg_restore to prefer (repeatable).");
+  cmd->add_option("--connect-timeout", args.connect_timeout,
+                  "Seconds to keep trying to connect (serverless servers may be asleep)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_flag("--json", args.json, "Machine-readable output on standard output");
+}
+
+bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options) {
+  auto from_env = [](const std::string& value, const char* name) {
+    if (!value.empty()) return value;
+    const char* env = std::getenv(name);
+    return std::string(env != nullptr ? env : "");
+  };
+  options.source = from_env(args.source, "PGCOURIER_SOURCE");
+  options.target = from_env(args.target, "PGCOURIER_TARGET");
+  if (options.source.empty() || options.target.empty()) {
+    std::fprintf(stderr,
+                 "pgcourier %s: both --source and --target are needed (or PGCOURIER_SOURCE and "
+                 "PGCOURIER_TARGET in the environment)\n",
+                 command);
+    return false;
+  }
+  options.jobs = args.jobs;
+  options.pg_bindirs = args.pg_bindirs;
+  options.include_databases = args.databases;
+  options.exclude_databases = args.exclude_databases;
+  options.connect_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(args.connect_timeout * 1000));
+  options.cancel = &InterruptToken();
+  return true;
+}
+
+int ReportError(const char* command, const Status& error) {
+  if (error.code() == StatusCode::kCancelled) {
+    std::fprintf(stderr, "pgcourier %s: cancelled\n", command);
+    return kExitCancelled;
+  }
+  std::fprintf(stderr, "pgcourier %s: %s\n", command, error.message().c_str());
+  if (!error.hint().empty()) std::fprintf(stderr, "  hint: %s\n", error.hint().c_str());
+  return error.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitBlocked;
+}
+
+void PrintOut(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stdout); }
 
 void ScrubPasswordsFromArgv(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {

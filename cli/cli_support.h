@@ -2,9 +2,13 @@
 // secrets from the process's argument list.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
+#include <vector>
 
+#include "preflight/check.h"
 #include "util/cancel.h"
+#include "util/status.h"
 
 namespace pgcourier::cli {
 
@@ -18,6 +22,34 @@ inline constexpr int kExitCancelled = 130;
 // process at once.
 CancelToken& InterruptToken();
 void InstallInterruptHandlers();
+
+// The options every command that talks to both servers shares.
+struct ServerArgs {
+  std::string source;
+  std::string target;
+  int jobs = 4;
+  std::vector<std::string> databases;
+  std::vector<std::string> exclude_databases;
+  std::vector<std::string> pg_bindirs;
+  double connect_timeout = 30;
+  bool json = false;
+};
+
+// Adds --source, --target, --jobs, --databases, --exclude-database,
+// --pg-bindir, --connect-timeout and --json to `cmd`.
+void AddServerOptions(CLI::App* cmd, ServerArgs& args);
+
+// Fills the shared part of CheckOptions (connection strings from the
+// arguments or PGCOURIER_SOURCE / PGCOURIER_TARGET, the interrupt token).
+// Returns false, after printing why, when a connection string is missing.
+bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options);
+
+// Prints a core error (message and hint) and returns the exit status it
+// means: usage for bad input, cancelled, or blocked.
+int ReportError(const char* command, const Status& error);
+
+// Writes text to standard output as it is.
+void PrintOut(const std::string& text);
 
 // Overwrites, in place, the password of every connection string in argv
 // (postgresql://user:SECRET@..., password=SECRET) so that `ps` and

@@ -7,6 +7,8 @@
 
 #include "check_command.h"
 #include "cli_support.h"
+#include "migrate_command.h"
+#include "verify_command.h"
 
 int main(int argc, char** argv) {
   using namespace pgcourier::cli;  // NOLINT(google-build-using-namespace)
@@ -23,6 +25,8 @@ int main(int argc, char** argv) {
 
   std::function<int()> run;
   AddCheckCommand(app, run);
+  AddMigrateCommand(app, run);
+  AddVerifyCommand(app, run);
 
   try {
     app.parse(argc, argv);

@@ -181,17 +181,32 @@ echo "==> pgcourier check exited with status ${check_status}"
 demo_status=${check_status}
 
 # --- pgcourier migrate -------------------------------------------------------
-# Not implemented yet. When it is, it runs here against the same two servers,
-# for example:
-#
-#   heading "pgcourier migrate"
-#   set +e
-#   "${pgcourier}" migrate --source "${source_url}" --target "${target_url}"
-#   migrate_status=$?
-#   set -e
-#   echo "==> pgcourier migrate exited with status ${migrate_status}"
-#   ((demo_status != 0)) || demo_status=${migrate_status}
-#
-# followed by a look at the copied data on the target with psql_run.
+
+if ((check_status == 0)); then
+  heading "pgcourier migrate --source ${source_url} --target ${target_url}"
+  set +e
+  "${pgcourier}" migrate --source "${source_url}" --target "${target_url}" --dir "${tmp}/work"
+  migrate_status=$?
+  set -e
+  echo "==> pgcourier migrate exited with status ${migrate_status}"
+  demo_status=${migrate_status}
+
+  if ((migrate_status == 0)); then
+    heading "the shop on the target (PostgreSQL ${target_major})"
+    psql_run -d "${target_url}/shop" -At -F ' ' -c "
+      SELECT rpad(t, 12), n FROM (
+        SELECT 'customers' AS t, count(*) AS n, 1 AS o FROM customers
+        UNION ALL SELECT 'products', count(*), 2 FROM products
+        UNION ALL SELECT 'orders', count(*), 3 FROM orders
+        UNION ALL SELECT 'order_items', count(*), 4 FROM order_items
+        UNION ALL SELECT 'audit_log', count(*), 5 FROM audit_log) AS c
+      ORDER BY o" | sed 's/^/      /'
+    heading "pgcourier verify --source ${source_url}/shop --target ${target_url}/shop"
+    set +e
+    "${pgcourier}" verify --source "${source_url}/shop" --target "${target_url}/shop"
+    demo_status=$?
+    set -e
+  fi
+fi
 
 exit "${demo_status}"

@@ -38,7 +38,7 @@ std::string UriEscape(const std::string& s) {
 }  // namespace
 
 bool IsSecretConnKeyword(const std::string& keyword) {
-  return keyword == "password" || keyword == "sslpassword" || keyword == "sslkey";
+  return keyword == "password" || keyword == "sslpassword";
 }
 
 Result<ConnInfo> ConnInfo::Parse(const std::string& conninfo) {
@@ -127,6 +127,22 @@ bool ConnInfo::IsLocal() const {
     start = end + 1;
   }
   return true;
+}
+
+std::string ConnInfo::ToKeyValueWithoutSecrets() const {
+  std::string out;
+  for (const auto& [k, v] : params_) {
+    if (IsSecretConnKeyword(k)) continue;
+    std::string quoted = "'";
+    for (char c : v) {
+      if (c == '\'' || c == '\\') quoted.push_back('\\');
+      quoted.push_back(c);
+    }
+    quoted.push_back('\'');
+    if (!out.empty()) out.push_back(' ');
+    out += k + "=" + quoted;
+  }
+  return out;
 }
 
 std::string ConnInfo::Redacted() const {

@@ -46,6 +46,11 @@ class ConnInfo {
   // every other secret left out. Safe for logs, JSON and state files.
   std::string Redacted() const;
 
+  // key=value form with values quoted as libpq requires, leaving out the
+  // password and other secrets: what child processes (pg_dump, pg_restore)
+  // get on their command line. The password goes to them in PGPASSWORD.
+  std::string ToKeyValueWithoutSecrets() const;
+
   // Keywords and values, for PQconnectStartParams. Holds the password.
   const std::vector<std::pair<std::string, std::string>>& params() const { return params_; }
 

@@ -308,21 +308,9 @@ void Checker::CheckTools() {
 
 bool Checker::SelectDatabases() {
   const ServerFacts& s = *source_.facts;
-  std::vector<std::string> names;
-  bool single = !source_named_db_.empty() && options_.include_databases.empty();
-  for (const auto& db : s.databases) {
-    if (single) {
-      if (db.name == source_named_db_) names.push_back(db.name);
-      continue;
-    }
-    if (db.is_template || !db.allow_connections || IsProviderAdminDatabase(db.name)) continue;
-    if (!options_.include_databases.empty() &&
-        !MatchesAnyPattern(options_.include_databases, db.name)) {
-      continue;
-    }
-    if (MatchesAnyPattern(options_.exclude_databases, db.name)) continue;
-    names.push_back(db.name);
-  }
+  const bool single = !source_named_db_.empty() && options_.include_databases.empty();
+  std::vector<std::string> names = SelectDatabaseNames(
+      s.databases, source_named_db_, options_.include_databases, options_.exclude_databases);
   if (names.empty()) {
     std::string asked =
         single ? source_named_db_
@@ -337,10 +325,7 @@ bool Checker::SelectDatabases() {
   for (const auto& name : names) {
     DatabasePlan plan;
     plan.name = name;
-    plan.target_name = name;
-    if (single && !target_named_db_.empty() && target_named_db_ != "postgres") {
-      plan.target_name = target_named_db_;
-    }
+    plan.target_name = TargetDatabaseName(name, single, target_named_db_);
     for (const auto& db : s.databases) {
       if (db.name == name) plan.size_bytes = db.size_bytes;
     }
@@ -870,6 +855,38 @@ bool IsProviderAdminDatabase(const std::string& name) {
 bool IsProviderRole(const std::string& name) {
   return std::any_of(kProviderRolePrefixes.begin(), kProviderRolePrefixes.end(),
                      [&](std::string_view prefix) { return name.rfind(prefix, 0) == 0; });
+}
+
+std::vector<std::string> SelectDatabaseNames(const std::vector<DatabaseInfo>& databases,
+                                             const std::string& named,
+                                             const std::vector<std::string>& include,
+                                             const std::vector<std::string>& exclude) {
+  std::vector<std::string> names;
+  const bool single = !named.empty() && include.empty();
+  for (const auto& db : databases) {
+    if (single) {
+      if (db.name == named) names.push_back(db.name);
+      continue;
+    }
+    if (db.is_template || !db.allow_connections || IsProviderAdminDatabase(db.name)) continue;
+    if (!include.empty() && !MatchesAnyPattern(include, db.name)) continue;
+    if (MatchesAnyPattern(exclude, db.name)) continue;
+    names.push_back(db.name);
+  }
+  return names;
+}
+
+std::string TargetDatabaseName(const std::string& source_name, bool single,
+                               const std::string& target_named) {
+  if (single && !target_named.empty() && target_named != "postgres") return target_named;
+  return source_name;
+}
+
+std::vector<std::string> ProviderOnlyExtensions() {
+  std::vector<std::string> names;
+  names.reserve(kProviderExtensions.size());
+  for (const auto& e : kProviderExtensions) names.emplace_back(e.name);
+  return names;
 }
 
 Result<CheckReport> RunChecks(const CheckOptions& options) {

@@ -1,6 +1,10 @@
 // `pgcourier check`: every pre-flight check, run before anything is touched.
 #pragma once
 
+#include <string>
+#include <vector>
+
+#include "catalog/server_facts.h"
 #include "preflight/check.h"
 #include "util/status.h"
 
@@ -23,5 +27,22 @@ bool IsProviderAdminDatabase(const std::string& name);
 // Roles that belong to PostgreSQL or to a managed provider and are never
 // created on a target (pg_*, rds*, azure*, cloudsql*, aiven*, neon*, ...).
 bool IsProviderRole(const std::string& name);
+// The databases to move among `databases` (a source's): `named` alone when
+// the source connection string names one and no include pattern is given;
+// otherwise every connectable non-template database that is not a provider's
+// admin database, narrowed by the include and exclude globs.
+std::vector<std::string> SelectDatabaseNames(const std::vector<DatabaseInfo>& databases,
+                                             const std::string& named,
+                                             const std::vector<std::string>& include,
+                                             const std::vector<std::string>& exclude);
+
+// The target database a source database moves into: the one the target
+// connection string names when a single database is moved (a rename, such
+// as blog -> neondb), else the same name.
+std::string TargetDatabaseName(const std::string& source_name, bool single,
+                               const std::string& target_named);
+
+// Extensions that exist only at one provider; never created on a target.
+std::vector<std::string> ProviderOnlyExtensions();
 
 }  // namespace pgcourier

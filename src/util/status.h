@@ -105,9 +105,16 @@ class Result {
 }  // namespace pgcourier
 
 // Returns the Status of an expression from the enclosing function when it is
-// not ok.
-#define PGC_RETURN_IF_ERROR(expr)              \
-  do {                                         \
-    ::pgcourier::Status pgc_status_ = (expr);  \
-    if (!pgc_status_.ok()) return pgc_status_; \
+// not ok. (The variable's name carries the line, so the macro nests inside
+// lambdas passed to another use of it.)
+#define PGC_STATUS_CONCAT_INNER(a, b) a##b
+#define PGC_STATUS_CONCAT(a, b) PGC_STATUS_CONCAT_INNER(a, b)
+#define PGC_RETURN_IF_ERROR(expr) \
+  PGC_RETURN_IF_ERROR_IMPL(PGC_STATUS_CONCAT(pgc_status_, __LINE__), expr)
+// NOLINTBEGIN(bugprone-macro-parentheses): `var` is a declared name.
+#define PGC_RETURN_IF_ERROR_IMPL(var, expr) \
+  do {                                      \
+    ::pgcourier::Status var = (expr);       \
+    if (!var.ok()) return var;              \
   } while (false)
+// NOLINTEND(bugprone-macro-parentheses)

@@ -32,7 +32,11 @@ struct SequenceVerification {
   std::string name;
   std::optional<int64_t> source_last_value;  // nullopt: not yet called (is_called = false)
   std::optional<int64_t> target_last_value;
-  bool match() const { return source_last_value == target_last_value; }
+  // Set when the sequence could not be read on one side, or is missing on the
+  // target ("missing on the target"; it is then also listed in the schema
+  // comparison of kind "sequence").
+  std::string error;
+  bool match() const { return error.empty() && source_last_value == target_last_value; }
 };
 
 // Objects of one kind (tables, views, indexes, constraints, functions, ...)
@@ -71,6 +75,26 @@ struct VerifyOptions {
 // Compares one database on the source with one on the target. `source` and
 // `target` name the databases to compare. Errors are connection failures or
 // cancellation; differences are reported in the result, never as an error.
+//
+// Both sides are read in read-only repeatable read transactions with the same
+// output settings (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
+// bytea_output, lc_monetary) and row_security off, every session of a side at
+// one snapshot (options.source_snapshot, else one the first session exports).
+// Compared, outside system schemas, extension members and
+// options.exclude_schemas:
+//   - tables: ordinary tables and partitions (not partitioned parents, which
+//     hold no rows; FROM ONLY, so an inheritance parent does not count its
+//     children) and materialized views populated on the source; per side
+//     count(*) and the sum of hashtextextended(row text) as numeric. `error`
+//     is "missing on the target", "not populated on the target", or the
+//     server's refusal prefixed "source: " / "target: " (no privilege, row
+//     level security).
+//   - sequences: last_value, read as it is now (sequences are not
+//     transactional, so a live source can be ahead of the snapshot).
+//   - schema: object names per kind ("schema", "table", "view",
+//     "materialized view", "foreign table", "sequence", "index",
+//     "constraint", "function", "trigger", "policy", "type", "extension").
+//     A missing table or sequence is also listed here under its kind.
 Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnInfo& target,
                                             const VerifyOptions& options);
 

@@ -1,0 +1,89 @@
+#include "migrate_command.h"
+
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+
+#include "cli_support.h"
+#include "migrate/migration.h"
+#include "report/migrate_report.h"
+
+namespace pgcourier::cli {
+namespace {
+
+struct MigrateArgs {
+  ServerArgs server;
+  std::string method = "copy";
+  std::string dir = "pgcourier-work";
+  bool preserve_owners = false;
+  bool preserve_acl = false;
+  std::vector<std::string> exclude_schemas;
+  bool quiet = false;
+};
+
+// Progress as plain timestamped lines on standard error; workers report
+// from several threads.
+void PrintProgress(const ProgressEvent& event) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  auto now = std::chrono::system_clock::now();
+  std::string where = event.database.empty() ? "" : event.database + " ";
+  std::string line = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z {}{}: {}\n",
+                                 std::chrono::time_point_cast<std::chrono::seconds>(now), where,
+                                 event.phase, event.message);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+int RunMigrate(const MigrateArgs& args) {
+  MigrateOptions options;
+  if (!FillCheckOptions("migrate", args.server, options.check)) return kExitUsage;
+  options.check.method = *ParseMethod(args.method);
+  options.work_dir = args.dir;
+  options.policy.preserve_owners = args.preserve_owners;
+  options.policy.preserve_acl = args.preserve_acl;
+  options.exclude_schemas = args.exclude_schemas;
+  if (!args.quiet) options.on_progress = PrintProgress;
+
+  Result<MigrationOutcome> outcome = Migrate(options);
+  if (!outcome.ok()) return ReportError("migrate", outcome.status());
+  if (args.server.json) {
+    PrintOut(MigrateToJson(*outcome).dump(2) + "\n");
+  } else {
+    PrintOut(RenderMigrateText(*outcome));
+  }
+  if (InterruptToken().cancelled()) return kExitCancelled;
+  return outcome->ok() ? kExitOk : kExitBlocked;
+}
+
+}  // namespace
+
+void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
+  auto args = std::make_shared<MigrateArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "migrate",
+      "Moves databases from --source to --target: checks, schema, data in parallel COPY "
+      "streams at one snapshot, indexes and constraints, sequences, then verifies every table. "
+      "Exit status 0 only when everything moved and verified.");
+  AddServerOptions(cmd, args->server);
+  cmd->add_option("--method", args->method,
+                  "copy (the source should not take writes during the move); replication comes "
+                  "in a later version")
+      ->check(CLI::IsMember({"auto", "copy", "replication"}))
+      ->capture_default_str();
+  cmd->add_option("--dir", args->dir, "Work directory: schema archives and the run's state")
+      ->capture_default_str();
+  cmd->add_flag("--preserve-owners", args->preserve_owners,
+                "Keep the source's object owners (the roles must exist on the target)");
+  cmd->add_flag("--preserve-acl", args->preserve_acl,
+                "Apply the source's GRANTs (the roles must exist on the target)");
+  cmd->add_option("--exclude-schema", args->exclude_schemas,
+                  "Schemas to leave out, schema and data (glob patterns; repeatable)");
+  cmd->add_flag("--quiet,-q", args->quiet, "No progress lines on standard error");
+  cmd->callback([&run, args] { run = [args] { return RunMigrate(*args); }; });
+}
+
+}  // namespace pgcourier::cli

@@ -1,0 +1,544 @@
+#include "migrate/migration.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "catalog/copy_catalog.h"
+#include "copy/snapshot.h"
+#include "copy/table_copy.h"
+#include "pg/quote.h"
+#include "preflight/checker.h"
+#include "util/size.h"
+
+namespace pgcourier {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// Settings of every session that loads the target: bulk loading may lose
+// the last commits on a target crash (the run is then redone), never the
+// final state, which is committed synchronously.
+constexpr const char* kTargetBulkSettings =
+    "SET synchronous_commit = off; SET statement_timeout = 0; SET lock_timeout = 0; "
+    "SET idle_in_transaction_session_timeout = 0; SET maintenance_work_mem = '256MB'";
+// Settings of every session that reads the source: the snapshot's holder
+// stays idle in its transaction for the whole move.
+constexpr const char* kSourceSettings =
+    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The run's state in the work directory, rewritten after every phase, so an
+// interrupted run leaves a record of what is incomplete.
+class StateFile {
+ public:
+  explicit StateFile(std::string path) : path_(std::move(path)) {}
+  void Write(const std::vector<DatabaseOutcome>& databases, const std::string& current_phase) {
+    nlohmann::json dbs = nlohmann::json::array();
+    for (const auto& db : databases) {
+      dbs.push_back({{"name", db.name},
+                     {"target_name", db.target_name},
+                     {"method", "copy"},
+                     {"state", db.state},
+                     {"error", db.error.empty() ? nlohmann::json() : nlohmann::json(db.error)}});
+    }
+    nlohmann::json state = {
+        {"format", "pgcourier.state/1"}, {"phase", current_phase}, {"databases", dbs}};
+    std::string tmp = path_ + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << state.dump(2) << "\n";
+    }
+    std::error_code ec;
+    fs::rename(tmp, path_, ec);
+  }
+
+ private:
+  std::string path_;
+};
+
+class DatabaseMigration {
+ public:
+  DatabaseMigration(const MigrateOptions& options, const ConnInfo& source, const ConnInfo& target,
+                    const CheckReport& check, DatabaseOutcome& outcome)
+      : options_(options),
+        source_db_(source.WithDatabase(outcome.name)),
+        target_server_(target),
+        target_db_(target.WithDatabase(outcome.target_name)),
+        check_(check),
+        outcome_(outcome) {}
+
+  Status Run(StateFile& state, const std::vector<DatabaseOutcome>& all);
+
+ private:
+  void Progress(const std::string& phase, const std::string& message, int64_t done = 0,
+                int64_t total = 0) const {
+    if (options_.on_progress) {
+      options_.on_progress({outcome_.name, phase, message, done, total});
+    }
+  }
+  ConnectOptions Connect(const std::string& role) const {
+    ConnectOptions o;
+    o.role = role;
+    o.total_timeout = options_.check.connect_timeout;
+    o.cancel = options_.check.cancel;
+    return o;
+  }
+  Result<std::unique_ptr<Connection>> ConnectSource() const;
+  Result<std::unique_ptr<Connection>> ConnectTarget() const;
+  Status Timed(const std::string& phase, const std::function<Status()>& body);
+
+  Status CreateTargetDatabase();
+  Status CopyData();
+  Status CopyLargeObjects();
+  Status SetSequences();
+  Status RefreshMaterializedViews();
+  Status AnalyzeDurably();
+  Status Verify();
+
+  const MigrateOptions& options_;
+  ConnInfo source_db_;
+  ConnInfo target_server_;
+  ConnInfo target_db_;
+  const CheckReport& check_;
+  DatabaseOutcome& outcome_;
+  std::unique_ptr<ExportedSnapshot> snapshot_;
+  CopyCatalog catalog_;
+};
+
+Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectSource() const {
+  Result<std::unique_ptr<Connection>> conn = Connection::Connect(source_db_, Connect("source"));
+  if (!conn.ok()) return conn.status();
+  PGC_RETURN_IF_ERROR((*conn)->Run(kSourceSettings));
+  return conn;
+}
+
+Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectTarget() const {
+  Result<std::unique_ptr<Connection>> conn = Connection::Connect(target_db_, Connect("target"));
+  if (!conn.ok()) return conn.status();
+  PGC_RETURN_IF_ERROR((*conn)->Run(kTargetBulkSettings));
+  return conn;
+}
+
+Status DatabaseMigration::Timed(const std::string& phase, const std::function<Status()>& body) {
+  auto started = Clock::now();
+  Status status = body();
+  outcome_.phases.push_back({phase, SecondsSince(started)});
+  if (!status.ok()) return status.WithContext(phase);
+  return status;
+}
+
+Status DatabaseMigration::CreateTargetDatabase() {
+  bool exists = false;
+  for (const auto& plan : check_.databases) {
+    if (plan.name == outcome_.name) exists = plan.exists_on_target;
+  }
+  if (exists) {
+    Progress("create", "target database " + outcome_.target_name + " exists and is empty");
+    return Status::Ok();
+  }
+  Result<std::unique_ptr<Connection>> source =
+      Connection::Connect(source_db_.WithDatabase("postgres"), Connect("source"));
+  if (!source.ok()) {
+    source = Connection::Connect(source_db_, Connect("source"));
+    if (!source.ok()) return source.status();
+  }
+  Connection& src = **source;
+  std::string provider = src.server_version() >= 150000 ? "d.datlocprovider" : "'c'";
+  std::string icu = src.server_version() >= 170000   ? "d.datlocale"
+                    : src.server_version() >= 150000 ? "d.daticulocale"
+                                                     : "NULL";
+  Result<QueryResult> db =
+      src.ExecParams("SELECT pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, " +
+                         provider + ", " + icu + " FROM pg_database d WHERE d.datname = $1",
+                     {outcome_.name});
+  if (!db.ok()) return db.status();
+  if (db->rows() != 1) {
+    return Status(StatusCode::kNotFound, "database " + outcome_.name + " vanished on the source");
+  }
+  Result<std::unique_ptr<Connection>> target =
+      Connection::Connect(target_server_.WithDatabase("postgres"), Connect("target"));
+  if (!target.ok()) return target.status();
+  Connection& dst = **target;
+  std::string sql = fmt::format(
+      "CREATE DATABASE {} TEMPLATE template0 ENCODING {} LC_COLLATE {} "
+      "LC_CTYPE {}",
+      QuoteIdent(outcome_.target_name), QuoteLiteral(db->GetString(0, 0)),
+      QuoteLiteral(db->GetString(0, 1)), QuoteLiteral(db->GetString(0, 2)));
+  std::string locale_provider = db->GetString(0, 3);
+  if (locale_provider == "i" || locale_provider == "b") {
+    if (dst.server_version() < 150000) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "the source database uses the ICU locale provider, which the target's "
+                    "version does not support",
+                    "use a target running PostgreSQL 15 or newer");
+    }
+    sql += locale_provider == "i" ? " LOCALE_PROVIDER icu ICU_LOCALE "
+                                  : " LOCALE_PROVIDER builtin BUILTIN_LOCALE ";
+    sql += QuoteLiteral(db->GetString(0, 4));
+  }
+  Status created = dst.Run(sql);
+  if (!created.ok()) {
+    return created.WithContext("creating database " + outcome_.target_name + " on the target")
+        .WithHint("the target must offer the source's encoding and locale (" + db->GetString(0, 1) +
+                  "); install the locale or create the database by hand");
+  }
+  Progress("create", "created target database " + outcome_.target_name);
+
+  // Database-level settings (ALTER DATABASE ... SET), best effort: a setting
+  // the target user may not set is reported, not fatal.
+  Result<QueryResult> settings = src.ExecParams(
+      "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d "
+      "ON d.oid = s.setdatabase WHERE d.datname = $1 AND s.setrole = 0",
+      {outcome_.name});
+  if (settings.ok()) {
+    for (int r = 0; r < settings->rows(); ++r) {
+      std::string entry = settings->GetString(r, 0);
+      size_t eq = entry.find('=');
+      if (eq == std::string::npos) continue;
+      Status set =
+          dst.Run("ALTER DATABASE " + QuoteIdent(outcome_.target_name) + " SET " +
+                  QuoteIdent(entry.substr(0, eq)) + " = " + QuoteLiteral(entry.substr(eq + 1)));
+      if (!set.ok())
+        Progress("create", "database setting " + entry + " not applied: " + set.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status DatabaseMigration::CopyData() {
+  const auto& tables = catalog_.tables;
+  std::mutex mu;
+  size_t next = 0;
+  std::optional<Status> failure;
+  std::atomic<int64_t> bytes_done{0};
+  size_t tables_done = 0;
+  std::vector<TableOutcome> results(tables.size());
+  const int workers =
+      std::max(1, std::min<int>(options_.check.jobs, static_cast<int>(tables.size())));
+
+  auto worker = [&] {
+    std::unique_ptr<Connection> source;
+    std::unique_ptr<Connection> target;
+    for (;;) {
+      size_t index = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failure || next >= tables.size()) return;
+        index = next++;
+      }
+      const TableToCopy& table = tables[index];
+      for (int attempt = 1;; ++attempt) {
+        Status ready = Status::Ok();
+        if (!source) {
+          Result<std::unique_ptr<Connection>> s = ConnectSource();
+          ready = s.status();
+          if (s.ok()) {
+            source = std::move(*s);
+            ready = ExportedSnapshot::BeginAt(*source, snapshot_->id(), Deadline::Never());
+          }
+        }
+        if (ready.ok() && !target) {
+          Result<std::unique_ptr<Connection>> t = ConnectTarget();
+          ready = t.status();
+          if (t.ok()) target = std::move(*t);
+        }
+        Result<TableCopyStats> copied =
+            ready.ok() ? CopyTable(*source, *target, table) : Result<TableCopyStats>(ready);
+        if (copied.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          results[index] = {table.Display(), copied->rows, copied->bytes, copied->seconds, attempt};
+          bytes_done += table.bytes;
+          ++tables_done;
+          Progress("data",
+                   fmt::format("{}: {} rows, {} in {:.1f} s ({}/{} tables)", table.Display(),
+                               copied->rows, FormatBytes(copied->bytes), copied->seconds,
+                               tables_done, tables.size()),
+                   bytes_done, catalog_.total_bytes);
+          break;
+        }
+        Status error = copied.status();
+        bool cancelled = options_.check.cancel != nullptr && options_.check.cancel->cancelled();
+        if (!cancelled && error.retryable() && attempt < options_.table_attempts) {
+          Progress("data",
+                   fmt::format("{}: {}; copying it again (attempt {} of {})", table.Display(),
+                               error.message(), attempt + 1, options_.table_attempts));
+          source.reset();
+          target.reset();
+          continue;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failure) {
+          failure = cancelled ? Status(StatusCode::kCancelled,
+                                       "cancelled while copying " + table.Display())
+                              : error;
+        }
+        return;
+      }
+    }
+  };
+
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(workers));
+  for (int i = 0; i < workers; ++i) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (failure) return *failure;
+  outcome_.tables = std::move(results);
+  return Status::Ok();
+}
+
+Status DatabaseMigration::CopyLargeObjects() {
+  if (catalog_.large_objects.empty()) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  PGC_RETURN_IF_ERROR((*target)->Run("BEGIN"));
+  for (uint32_t oid : catalog_.large_objects) {
+    // Read at the snapshot through its holder, written in one transaction.
+    Result<QueryResult> data =
+        snapshot_->conn().ExecParams("SELECT lo_get($1::oid)", {std::to_string(oid)});
+    if (!data.ok()) return data.status().WithContext(fmt::format("reading large object {}", oid));
+    Status written = (*target)
+                         ->ExecParams("SELECT lo_from_bytea($1::oid, $2::bytea)",
+                                      {std::to_string(oid), data->GetString(0, 0)})
+                         .status();
+    if (!written.ok()) return written.WithContext(fmt::format("writing large object {}", oid));
+  }
+  PGC_RETURN_IF_ERROR((*target)->Run("COMMIT"));
+  outcome_.large_objects = static_cast<int64_t>(catalog_.large_objects.size());
+  Progress("data", fmt::format("{} large object(s) copied", catalog_.large_objects.size()));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::SetSequences() {
+  if (catalog_.sequences.empty()) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  for (const auto& seq : catalog_.sequences) {
+    std::string name = QualifiedName(seq.schema, seq.name);
+    Result<QueryResult> value = snapshot_->conn().Exec("SELECT last_value, is_called FROM " + name);
+    if (!value.ok()) return value.status().WithContext("reading sequence " + name);
+    Status set = (*target)
+                     ->ExecParams("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::bool)",
+                                  {name, value->GetString(0, 0), value->GetString(0, 1)})
+                     .status();
+    if (!set.ok()) return set.WithContext("setting sequence " + name);
+  }
+  outcome_.sequences = static_cast<int64_t>(catalog_.sequences.size());
+  Progress("sequences",
+           fmt::format("{} sequence(s) set to the source's values", catalog_.sequences.size()));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::RefreshMaterializedViews() {
+  std::vector<const MaterializedView*> pending;
+  for (const auto& mv : catalog_.materialized_views) {
+    if (mv.populated) pending.push_back(&mv);
+  }
+  if (pending.empty()) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  // One materialized view can read another: refresh in passes until no
+  // progress is made, so dependency order needs no catalog walk.
+  while (!pending.empty()) {
+    std::vector<const MaterializedView*> failed;
+    Status last_error;
+    for (const auto* mv : pending) {
+      Status refreshed =
+          (*target)->Run("REFRESH MATERIALIZED VIEW " + QualifiedName(mv->schema, mv->name));
+      if (refreshed.ok()) {
+        ++outcome_.materialized_views;
+      } else if (refreshed.sqlstate() == "55000") {  // reads one not yet populated
+        failed.push_back(mv);
+        last_error = refreshed;
+      } else {
+        return refreshed.WithContext("refreshing " + mv->schema + "." + mv->name);
+      }
+    }
+    if (failed.size() == pending.size()) return last_error;
+    pending = std::move(failed);
+  }
+  Progress("post-data",
+           fmt::format("{} materialized view(s) populated", outcome_.materialized_views));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::AnalyzeDurably() {
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  // Committed with synchronous_commit on: its WAL flush covers every earlier
+  // asynchronous commit of the bulk load, so "done" is durable.
+  PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
+  return (*target)->Run("ANALYZE");
+}
+
+Status DatabaseMigration::Verify() {
+  VerifyOptions verify;
+  verify.jobs = options_.check.jobs;
+  verify.source_snapshot = snapshot_->id();
+  verify.exclude_schemas = options_.exclude_schemas;
+  verify.connect_timeout = options_.check.connect_timeout;
+  verify.cancel = options_.check.cancel;
+  Result<DatabaseVerification> verified = VerifyDatabase(source_db_, target_db_, verify);
+  if (!verified.ok()) return verified.status();
+  outcome_.verification = std::move(*verified);
+  int mismatches = outcome_.verification->Mismatches();
+  if (mismatches > 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("the target differs from the source in {} place(s)", mismatches),
+                  "see the verification report; the target database is incomplete");
+  }
+  Progress("verify", fmt::format("{} table(s), {} sequence(s) and the schema match the source",
+                                 outcome_.verification->tables.size(),
+                                 outcome_.verification->sequences.size()));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcome>& all) {
+  const std::string dir = options_.work_dir + "/" + outcome_.name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(StatusCode::kIoError, "cannot create " + dir + ": " + ec.message());
+  const std::string archive = dir + "/schema.dump";
+  const std::string list = dir + "/schema.list";
+  SchemaTools tools{check_.tools.pg_dump, check_.tools.pg_restore};
+  auto mark = [&](const std::string& phase) {
+    outcome_.state = phase;
+    state.Write(all, phase);
+  };
+
+  mark("schema");
+  PGC_RETURN_IF_ERROR(Timed("create", [&] { return CreateTargetDatabase(); }));
+  PGC_RETURN_IF_ERROR(Timed("snapshot", [&]() -> Status {
+    Result<std::unique_ptr<Connection>> holder = ConnectSource();
+    if (!holder.ok()) return holder.status();
+    Result<std::unique_ptr<ExportedSnapshot>> exported =
+        ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+    if (!exported.ok()) return exported.status();
+    snapshot_ = std::move(*exported);
+    Result<CopyCatalog> catalog =
+        ReadCopyCatalog(snapshot_->conn(), options_.exclude_schemas, Deadline::Never());
+    if (!catalog.ok()) return catalog.status();
+    catalog_ = std::move(*catalog);
+    Progress("snapshot", fmt::format("snapshot {}: {} table(s), {}", snapshot_->id(),
+                                     catalog_.tables.size(), FormatBytes(catalog_.total_bytes)));
+    return Status::Ok();
+  }));
+  PGC_RETURN_IF_ERROR(Timed("pre-data", [&]() -> Status {
+    PGC_RETURN_IF_ERROR(
+        DumpSchema(tools, source_db_, snapshot_->id(), options_.exclude_schemas, archive));
+    Result<int> kept = WriteRestoreList(tools, archive, ProviderOnlyExtensions(), list);
+    if (!kept.ok()) return kept.status();
+    PGC_RETURN_IF_ERROR(
+        RestoreSection(tools, target_db_, archive, list, "pre-data", 1, options_.policy));
+    Progress("pre-data", "schema restored (pre-data)");
+    return Status::Ok();
+  }));
+  mark("copying");
+  PGC_RETURN_IF_ERROR(Timed("data", [&]() -> Status {
+    PGC_RETURN_IF_ERROR(CopyData());
+    return CopyLargeObjects();
+  }));
+  mark("indexing");
+  PGC_RETURN_IF_ERROR(Timed("post-data", [&]() -> Status {
+    PGC_RETURN_IF_ERROR(RestoreSection(tools, target_db_, archive, list, "post-data",
+                                       options_.check.jobs, options_.policy));
+    Progress("post-data", "indexes, constraints, triggers and the rest restored (post-data)");
+    return Status::Ok();
+  }));
+  PGC_RETURN_IF_ERROR(Timed("sequences", [&] { return SetSequences(); }));
+  PGC_RETURN_IF_ERROR(Timed("materialized views", [&] { return RefreshMaterializedViews(); }));
+  PGC_RETURN_IF_ERROR(Timed("analyze", [&] { return AnalyzeDurably(); }));
+  mark("verifying");
+  PGC_RETURN_IF_ERROR(Timed("verify", [&] { return Verify(); }));
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool MigrationOutcome::ok() const {
+  if (!checks_passed || databases.empty()) return false;
+  for (const auto& db : databases) {
+    if (db.state != "done") return false;
+  }
+  return true;
+}
+
+Result<MigrationOutcome> Migrate(const MigrateOptions& options) {
+  MigrationOutcome outcome;
+  if (options.check.method == Method::kReplication) {
+    return Status(StatusCode::kInvalidArgument,
+                  "the replication method is not available in this version of pgcourier",
+                  "use --method copy (the source must not take writes during the move)");
+  }
+  auto progress = [&](const std::string& db, const std::string& phase, const std::string& msg) {
+    if (options.on_progress) options.on_progress({db, phase, msg, 0, 0});
+  };
+
+  CheckOptions check = options.check;
+  check.method = Method::kCopy;
+  progress("", "check", "running pre-flight checks");
+  Result<CheckReport> report = RunChecks(check);
+  if (!report.ok()) return report.status();
+  outcome.check = std::move(*report);
+  if (outcome.check.blocked()) return outcome;  // nothing touched
+  outcome.checks_passed = true;
+
+  Result<ConnInfo> source = ConnInfo::Parse(check.source);
+  Result<ConnInfo> target = ConnInfo::Parse(check.target);
+  if (!source.ok()) return source.status();
+  if (!target.ok()) return target.status();
+
+  std::error_code ec;
+  fs::create_directories(options.work_dir, ec);
+  if (ec) {
+    return Status(StatusCode::kIoError,
+                  "cannot create the work directory " + options.work_dir + ": " + ec.message(),
+                  "pass --dir with a writable directory");
+  }
+  StateFile state(options.work_dir + "/state.json");
+  for (const auto& plan : outcome.check.databases) {
+    DatabaseOutcome db;
+    db.name = plan.name;
+    db.target_name = plan.target_name;
+    db.state = "pending";
+    outcome.databases.push_back(std::move(db));
+  }
+  state.Write(outcome.databases, "starting");
+
+  for (auto& db : outcome.databases) {
+    if (options.check.cancel != nullptr && options.check.cancel->cancelled()) {
+      db.state = "cancelled";
+      continue;
+    }
+    DatabaseMigration migration(options, *source, *target, outcome.check, db);
+    auto started = Clock::now();
+    Status status = migration.Run(state, outcome.databases);
+    if (status.ok()) {
+      db.state = "done";
+      progress(db.name, "done",
+               fmt::format("moved and verified in {:.1f} s", SecondsSince(started)));
+    } else {
+      bool cancelled = status.code() == StatusCode::kCancelled ||
+                       (options.check.cancel != nullptr && options.check.cancel->cancelled());
+      db.state = cancelled ? "cancelled" : "failed";
+      db.error = status.ToString();
+      db.hint = status.hint();
+      progress(db.name, db.state, db.error);
+    }
+    state.Write(outcome.databases, db.state);
+  }
+  return outcome;
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,108 @@
+#include "report/migrate_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "report/check_report.h"
+#include "report/verify_report.h"
+#include "util/size.h"
+
+namespace pgcourier {
+
+std::string RenderMigrateText(const MigrationOutcome& outcome) {
+  if (!outcome.checks_passed) {
+    TextStyle style;
+    style.show_passes = false;
+    return RenderCheckText(outcome.check, style) +
+           "\nNothing was changed: the pre-flight checks failed.\n";
+  }
+  std::string out;
+  for (const auto& db : outcome.databases) {
+    std::string name = db.name == db.target_name ? db.name : db.name + " -> " + db.target_name;
+    out += fmt::format("\n{}: {}\n", name, db.state);
+    if (!db.error.empty()) out += fmt::format("  error: {}\n", db.error);
+    if (!db.hint.empty()) out += fmt::format("  -> {}\n", db.hint);
+    if (!db.phases.empty()) {
+      std::string phases;
+      for (const auto& p : db.phases) {
+        if (!phases.empty()) phases += ", ";
+        phases += fmt::format("{} {:.1f} s", p.phase, p.seconds);
+      }
+      out += "  phases: " + phases + "\n";
+    }
+    int64_t rows = 0;
+    int64_t bytes = 0;
+    for (const auto& t : db.tables) {
+      rows += t.rows;
+      bytes += t.bytes;
+    }
+    if (!db.tables.empty()) {
+      out += fmt::format(
+          "  data: {} table(s), {} rows, {}; {} sequence(s), {} large object(s), "
+          "{} materialized view(s)\n",
+          db.tables.size(), rows, FormatBytes(bytes), db.sequences, db.large_objects,
+          db.materialized_views);
+      std::vector<const TableOutcome*> slowest;
+      for (const auto& t : db.tables) slowest.push_back(&t);
+      std::sort(slowest.begin(), slowest.end(), [](const TableOutcome* a, const TableOutcome* b) {
+        return a->seconds > b->seconds;
+      });
+      for (size_t i = 0; i < slowest.size() && i < 5; ++i) {
+        const TableOutcome& t = *slowest[i];
+        out += fmt::format("    {:<40} {:>12} rows {:>10} {:>7.1f} s{}\n", t.table, t.rows,
+                           FormatBytes(t.bytes), t.seconds,
+                           t.attempts > 1 ? fmt::format(" ({} attempts)", t.attempts) : "");
+      }
+    }
+    if (db.verification) out += RenderVerifyText({*db.verification}, false);
+  }
+  int done = 0;
+  for (const auto& db : outcome.databases) done += db.state == "done" ? 1 : 0;
+  out += "\n";
+  if (outcome.ok()) {
+    out += fmt::format("DONE: {} database(s) moved and verified.\n", done);
+  } else {
+    out += fmt::format(
+        "INCOMPLETE: {} of {} database(s) moved and verified; the others are "
+        "not usable on the target.\n",
+        done, outcome.databases.size());
+  }
+  return out;
+}
+
+nlohmann::json MigrateToJson(const MigrationOutcome& outcome) {
+  nlohmann::json databases = nlohmann::json::array();
+  for (const auto& db : outcome.databases) {
+    nlohmann::json phases = nlohmann::json::array();
+    for (const auto& p : db.phases) phases.push_back({{"phase", p.phase}, {"seconds", p.seconds}});
+    nlohmann::json tables = nlohmann::json::array();
+    for (const auto& t : db.tables) {
+      tables.push_back({{"table", t.table},
+                        {"rows", t.rows},
+                        {"bytes", t.bytes},
+                        {"seconds", t.seconds},
+                        {"attempts", t.attempts}});
+    }
+    nlohmann::json verification = nullptr;
+    if (db.verification) verification = VerifyToJson({*db.verification})["databases"][0];
+    databases.push_back({{"name", db.name},
+                         {"target_name", db.target_name},
+                         {"method", "copy"},
+                         {"state", db.state},
+                         {"error", db.error.empty() ? nlohmann::json() : nlohmann::json(db.error)},
+                         {"hint", db.hint.empty() ? nlohmann::json() : nlohmann::json(db.hint)},
+                         {"phases", phases},
+                         {"tables", tables},
+                         {"sequences", db.sequences},
+                         {"large_objects", db.large_objects},
+                         {"materialized_views", db.materialized_views},
+                         {"verification", verification}});
+  }
+  return {{"format", "pgcourier.migrate/1"},
+          {"ok", outcome.ok()},
+          {"check", CheckReportToJson(outcome.check)},
+          {"databases", databases}};
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,101 @@
+#include "schema/schema_dump.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "util/process.h"
+#include "util/redact.h"
+
+namespace pgcourier {
+namespace {
+
+// Environment for a child that connects: the password, and none of the
+// caller's PG* settings that could send it elsewhere.
+ProcessOptions ChildOptions(const ConnInfo& info) {
+  ProcessOptions options;
+  options.unset_env = {"PGDATABASE", "PGSERVICE", "PGOPTIONS"};
+  if (info.Has("password")) options.env["PGPASSWORD"] = info.Get("password");
+  options.timeout = std::chrono::hours(24);
+  return options;
+}
+
+Status ToolFailed(const std::string& what, const ProcessResult& result) {
+  std::string err = result.err;
+  while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+  // Keep the tail: the first error is what matters, but pg_restore prints
+  // context lines after it.
+  if (err.size() > 4000) err = "..." + err.substr(err.size() - 4000);
+  return Status(
+      StatusCode::kFailedPrecondition,
+      what + " failed (exit " + std::to_string(result.exit_code) + "): " + MaskPasswords(err));
+}
+
+}  // namespace
+
+Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
+                  const std::vector<std::string>& exclude_schemas, const std::string& archive) {
+  std::vector<std::string> argv = {
+      tools.pg_dump,       "--schema-only",
+      "--format=custom",   "--snapshot=" + snapshot,
+      "--file=" + archive, "--dbname=" + source_db.ToKeyValueWithoutSecrets()};
+  for (const auto& schema : exclude_schemas) argv.push_back("--exclude-schema=" + schema);
+  Result<ProcessResult> ran = RunProcess(argv, ChildOptions(source_db));
+  if (!ran.ok()) return ran.status().WithContext("pg_dump");
+  if (!ran->ok()) return ToolFailed("pg_dump --schema-only", *ran);
+  return Status::Ok();
+}
+
+Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
+                             const std::vector<std::string>& skip_extensions,
+                             const std::string& list_path) {
+  ProcessOptions options;
+  options.timeout = std::chrono::minutes(10);
+  Result<ProcessResult> ran = RunProcess({tools.pg_restore, "--list", archive}, options);
+  if (!ran.ok()) return ran.status().WithContext("pg_restore --list");
+  if (!ran->ok()) return ToolFailed("pg_restore --list", *ran);
+  std::ofstream list(list_path);
+  if (!list) return Status(StatusCode::kIoError, "cannot write " + list_path);
+  std::istringstream lines(ran->out);
+  std::string line;
+  int kept = 0;
+  while (std::getline(lines, line)) {
+    bool skip = false;
+    for (const auto& ext : skip_extensions) {
+      // "12; 3079 16385 EXTENSION - aiven_extras " / "... COMMENT - EXTENSION aiven_extras "
+      if (line.find(" EXTENSION - " + ext + " ") != std::string::npos ||
+          line.find(" COMMENT - EXTENSION " + ext + " ") != std::string::npos) {
+        skip = true;
+      }
+    }
+    if (skip) {
+      list << ";" << line << "\n";  // commented out: not restored
+      continue;
+    }
+    list << line << "\n";
+    if (!line.empty() && line[0] != ';') ++kept;
+  }
+  if (!list.flush()) return Status(StatusCode::kIoError, "cannot write " + list_path);
+  return kept;
+}
+
+Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
+                      const std::string& archive, const std::string& list_path,
+                      const std::string& section, int jobs, const RestorePolicy& policy) {
+  std::vector<std::string> argv = {tools.pg_restore, "--section=" + section, "--exit-on-error",
+                                   "--use-list=" + list_path,
+                                   "--dbname=" + target_db.ToKeyValueWithoutSecrets()};
+  if (!policy.preserve_owners) argv.emplace_back("--no-owner");
+  if (!policy.preserve_acl) argv.emplace_back("--no-privileges");
+  if (section == "pre-data") {
+    argv.emplace_back("--single-transaction");
+  } else if (jobs > 1) {
+    argv.push_back("--jobs=" + std::to_string(jobs));
+  }
+  argv.push_back(archive);
+  Result<ProcessResult> ran = RunProcess(argv, ChildOptions(target_db));
+  if (!ran.ok()) return ran.status().WithContext("pg_restore");
+  if (!ran->ok()) return ToolFailed("pg_restore --section=" + section, *ran);
+  return Status::Ok();
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,47 @@
+// Schema through pg_dump and pg_restore: the source's schema is dumped once
+// (custom format, schema only, at the migration's snapshot) into the work
+// directory, then restored in pg_dump's sections: pre-data before the data,
+// post-data (indexes, constraints, triggers, ...) after it.
+//
+// Passwords never go on the command line of these processes: they get a
+// connection string without secrets and the password in PGPASSWORD.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "pg/conninfo.h"
+#include "util/cancel.h"
+#include "util/status.h"
+
+namespace pgcourier {
+
+struct SchemaTools {
+  std::string pg_dump;
+  std::string pg_restore;
+};
+
+struct RestorePolicy {
+  bool preserve_owners = false;  // default: objects owned by the target user
+  bool preserve_acl = false;     // default: source GRANTs not applied
+};
+
+// pg_dump --schema-only --format=custom --snapshot=... into `archive`.
+Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
+                  const std::vector<std::string>& exclude_schemas, const std::string& archive);
+
+// Writes a pg_restore list (-L) of `archive`'s entries, leaving out the
+// extensions named in `skip_extensions` (provider-only ones) with their
+// comments. Returns the number of entries kept.
+Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
+                             const std::vector<std::string>& skip_extensions,
+                             const std::string& list_path);
+
+// pg_restore of one section ("pre-data" or "post-data") into `target_db`:
+// pre-data in a single transaction, post-data with `jobs` parallel jobs.
+// Stops at the first error, which is returned with pg_restore's message.
+Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
+                      const std::string& archive, const std::string& list_path,
+                      const std::string& section, int jobs, const RestorePolicy& policy);
+
+}  // namespace pgcourier

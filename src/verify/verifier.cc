@@ -1,0 +1,616 @@
+#include "verify/verifier.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <tuple>
+#include <utility>
+
+#include "pg/connection.h"
+#include "pg/quote.h"
+#include "util/pattern.h"
+
+namespace pgcourier {
+
+int DatabaseVerification::Mismatches() const {
+  int count = 0;
+  for (const auto& t : tables) count += t.match() ? 0 : 1;
+  for (const auto& s : sequences) count += s.match() ? 0 : 1;
+  for (const auto& k : schema) count += k.match() ? 0 : 1;
+  return count;
+}
+
+namespace {
+
+// The same output settings on both sides, so that a row's text (and so its
+// hash) depends only on its values. Row level security off: a table whose
+// policies would hide rows from the user is an error, never a silently
+// smaller count. Long scans must not be cut short, and a session idle in its
+// transaction (the one holding the shared snapshot, while the workers read)
+// must not be ended.
+constexpr const char* kSessionSettings =
+    "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; "
+    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
+    "SET row_security = off; SET statement_timeout = 0; "
+    "SET idle_in_transaction_session_timeout = 0";
+constexpr const char* kBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+constexpr const char* kMissingOnTarget = "missing on the target";
+
+// Objects of the user: not in a system schema. `n` is the object's
+// pg_namespace row.
+constexpr const char* kUserSchema = R"sql(
+      n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%')sql";
+
+// "AND the object is not a member of an extension".
+std::string NotExtensionMember(const char* catalog, const char* oid) {
+  return std::string(" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '") + catalog +
+         "'::regclass AND d.objid = " + oid + " AND d.deptype = 'e')";
+}
+
+// "AND the object was not made as part of another one" (deptype 'i').
+std::string NotInternal(const char* catalog, const char* oid) {
+  return std::string(" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '") + catalog +
+         "'::regclass AND d.objid = " + oid + " AND d.deptype = 'i')";
+}
+
+std::string RelationsOfKinds(const char* kinds) {
+  return std::string(
+             "SELECT n.nspname, n.nspname || '.' || c.relname FROM pg_class c "
+             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN (") +
+         kinds + ") AND" + kUserSchema + NotExtensionMember("pg_class", "c.oid");
+}
+
+struct SchemaKind {
+  std::string kind;
+  // Returns (schema, display name) rows; the schema is matched against
+  // exclude_schemas.
+  std::string sql;
+};
+
+// One catalog query per kind, for a server of `server_version`
+// (server_version_num). The kinds are the same for every version.
+std::vector<SchemaKind> SchemaKinds(int server_version) {
+  const std::string tables_not_in_extensions = NotExtensionMember("pg_class", "c.oid");
+  std::vector<SchemaKind> kinds;
+  kinds.push_back({"schema", std::string("SELECT n.nspname, n.nspname FROM pg_namespace n WHERE") +
+                                 kUserSchema + NotExtensionMember("pg_namespace", "n.oid")});
+  kinds.push_back({"table", RelationsOfKinds("'r', 'p'")});
+  kinds.push_back({"view", RelationsOfKinds("'v'")});
+  kinds.push_back({"materialized view", RelationsOfKinds("'m'")});
+  kinds.push_back({"foreign table", RelationsOfKinds("'f'")});
+  kinds.push_back({"sequence", RelationsOfKinds("'S'")});
+  kinds.push_back(
+      {"index", std::string("SELECT n.nspname, n.nspname || '.' || ic.relname FROM pg_index i "
+                            "JOIN pg_class ic ON ic.oid = i.indexrelid "
+                            "JOIN pg_class c ON c.oid = i.indrelid "
+                            "JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE") +
+                    kUserSchema + tables_not_in_extensions +
+                    NotExtensionMember("pg_class", "ic.oid")});
+  // NOT NULL constraints are catalogued from 18 on only: left out, so an
+  // older source compares with a newer target.
+  kinds.push_back(
+      {"constraint",
+       std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
+                   "con.conname || ' (' || con.contype::text || ')' FROM pg_constraint con "
+                   "JOIN pg_class c ON c.oid = con.conrelid "
+                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "WHERE con.conrelid <> 0 AND con.contype <> 'n' AND") +
+           kUserSchema + tables_not_in_extensions});
+  // Functions made with a type (the constructors of range and multirange
+  // types) belong to the type.
+  kinds.push_back(
+      {"function", std::string("SELECT n.nspname, n.nspname || '.' || p.proname || '(' || "
+                               "pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p "
+                               "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE") +
+                       kUserSchema + NotExtensionMember("pg_proc", "p.oid") +
+                       NotInternal("pg_proc", "p.oid")});
+  // The clones of a partitioned table's trigger on its partitions are
+  // internal before 13 and ordinary (with tgparentid) from 13 on: compare the
+  // triggers that were created, not their clones.
+  kinds.push_back({"trigger", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || "
+                                          "'.' || t.tgname FROM pg_trigger t "
+                                          "JOIN pg_class c ON c.oid = t.tgrelid "
+                                          "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                          "WHERE NOT t.tgisinternal") +
+                                  (server_version >= 130000 ? " AND t.tgparentid = 0" : "") +
+                                  " AND" + kUserSchema + tables_not_in_extensions});
+  kinds.push_back(
+      {"policy", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
+                             "pol.polname FROM pg_policy pol "
+                             "JOIN pg_class c ON c.oid = pol.polrelid "
+                             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE") +
+                     kUserSchema + tables_not_in_extensions});
+  // Not objects of their own: the row types of tables, array types (typtype
+  // 'b') and the multirange types that 14 and later make with every range
+  // type (internal to the range type, so a 13 source compares with a newer
+  // target).
+  kinds.push_back(
+      {"type", std::string("SELECT n.nspname, n.nspname || '.' || t.typname FROM pg_type t "
+                           "JOIN pg_namespace n ON n.oid = t.typnamespace "
+                           "WHERE t.typtype IN ('c', 'd', 'e', 'r', 'm') "
+                           "AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class c "
+                           "WHERE c.oid = t.typrelid AND c.relkind = 'c')) AND") +
+                   kUserSchema + NotExtensionMember("pg_type", "t.oid") +
+                   NotInternal("pg_type", "t.oid")});
+  kinds.push_back({"extension",
+                   "SELECT n.nspname, e.extname FROM pg_extension e "
+                   "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'"});
+  return kinds;
+}
+
+// What every thread of one VerifyDatabase call shares: a token that all of
+// its connections wait on, raised on the first failure (so the other sides'
+// long scans end at once), when the caller cancels, and at the end.
+class VerifyRun {
+ public:
+  explicit VerifyRun(const CancelToken* caller) : caller_(caller) {
+    if (caller_ == nullptr) return;
+    // Relays the caller's cancellation to `stop_`, waiting on both without
+    // spinning.
+    relay_ = std::thread([this] {
+      while (!stop_.cancelled()) {
+        Deadline deadline =
+            stop_.fd() >= 0 ? Deadline::Never() : Deadline::After(std::chrono::milliseconds(200));
+        WaitResult waited = WaitForSocket(stop_.fd(), true, false, deadline, caller_);
+        if (waited == WaitResult::kCancelled) {
+          stop_.Cancel();
+          return;
+        }
+        if (waited == WaitResult::kError) return;
+      }
+    });
+  }
+  ~VerifyRun() {
+    stop_.Cancel();
+    if (relay_.joinable()) relay_.join();
+  }
+  VerifyRun(const VerifyRun&) = delete;
+  VerifyRun& operator=(const VerifyRun&) = delete;
+
+  const CancelToken* token() const { return &stop_; }
+  bool stopped() const { return stop_.cancelled(); }
+
+  // Records the first failure and stops everything.
+  void Fail(const Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!first_error_) first_error_ = status;
+    }
+    stop_.Cancel();
+  }
+
+  // The error to return for `status`: the caller's cancellation, else the
+  // first failure (a later one may only be the stop it caused).
+  Status Explain(const Status& status) {
+    if (caller_ != nullptr && caller_->cancelled()) {
+      return Status(StatusCode::kCancelled, "verification cancelled");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_error_) return *first_error_;
+    return status;
+  }
+
+  // After all workers ended: the failure, if any.
+  std::optional<Status> Failure() {
+    if (caller_ != nullptr && caller_->cancelled()) {
+      return Status(StatusCode::kCancelled, "verification cancelled");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_error_;
+  }
+
+ private:
+  const CancelToken* caller_;
+  CancelToken stop_;
+  std::thread relay_;
+  std::mutex mu_;
+  std::optional<Status> first_error_;
+};
+
+struct SessionSpec {
+  const ConnInfo* info = nullptr;
+  std::string role;  // "source" or "target"
+  std::chrono::milliseconds connect_timeout{0};
+  const CancelToken* cancel = nullptr;
+};
+
+// Connects, applies the output settings and begins a read-only repeatable
+// read transaction, at `snapshot` when given.
+Result<std::unique_ptr<Connection>> OpenSession(const SessionSpec& spec,
+                                                const std::optional<std::string>& snapshot) {
+  ConnectOptions connect;
+  connect.role = spec.role;
+  connect.total_timeout = spec.connect_timeout;
+  connect.cancel = spec.cancel;
+  Result<std::unique_ptr<Connection>> conn = Connection::Connect(*spec.info, connect);
+  if (!conn.ok()) return conn.status();
+  Connection& c = **conn;
+  std::string settings = kSessionSettings;
+  if (c.server_version() >= 170000) settings += "; SET transaction_timeout = 0";
+  Status set = c.Run(settings);
+  if (!set.ok()) return set.WithContext("preparing the " + spec.role + " session");
+  Status begun = c.Run(kBegin);
+  if (!begun.ok()) return begun.WithContext("starting a transaction on the " + spec.role);
+  if (snapshot) {
+    Status imported = c.Run("SET TRANSACTION SNAPSHOT " + QuoteLiteral(*snapshot));
+    if (!imported.ok()) {
+      return imported.WithContext("reading the " + spec.role + " at snapshot " + *snapshot);
+    }
+  }
+  return conn;
+}
+
+// Exports the transaction's snapshot for the other sessions of the same side.
+// Where the server refuses, the transaction is begun again and nullopt
+// returned: every session then takes its own.
+Result<std::optional<std::string>> ShareSnapshot(Connection& conn) {
+  Result<QueryResult> exported = conn.Exec("SELECT pg_export_snapshot()");
+  if (exported.ok()) return std::optional<std::string>(exported->GetString(0, 0));
+  if (exported.status().code() != StatusCode::kServerError) return exported.status();
+  spdlog::debug("cannot export a snapshot on {}: {}", conn.display(), exported.status().ToString());
+  PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK"));
+  PGC_RETURN_IF_ERROR(conn.Run(kBegin));
+  return std::optional<std::string>();
+}
+
+// A read whose rejection by the server (no privilege, a relation dropped
+// meanwhile, an unlogged table on a standby) is a finding, not a failure.
+struct Read {
+  std::optional<QueryResult> result;
+  std::string error;  // the server's error when result is empty
+};
+
+// Runs `sql` inside a savepoint, so that a rejected statement leaves the
+// transaction, and its snapshot, usable. Other failures (connection,
+// cancellation) are returned as the Status.
+Result<Read> GuardedRead(Connection& conn, const std::string& sql) {
+  Result<QueryResult> result = conn.Exec("SAVEPOINT pgc_verify; " + sql);
+  if (result.ok()) {
+    PGC_RETURN_IF_ERROR(conn.Run("RELEASE SAVEPOINT pgc_verify"));
+    return Read{std::move(*result), ""};
+  }
+  if (result.status().code() != StatusCode::kServerError) return result.status();
+  PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT pgc_verify; RELEASE SAVEPOINT pgc_verify"));
+  return Read{std::nullopt, result.status().ToString()};
+}
+
+struct RelationKey {
+  std::string schema;
+  std::string name;
+  bool operator<(const RelationKey& other) const {
+    return std::tie(schema, name) < std::tie(other.schema, other.name);
+  }
+};
+
+struct RelationInfo {
+  char kind = 'r';
+  bool populated = true;
+  int64_t size = 0;
+};
+
+// Tables, partitioned tables and materialized views of the user, outside the
+// excluded schemas.
+Result<std::map<RelationKey, RelationInfo>> ReadRelations(
+    Connection& conn, const std::vector<std::string>& exclude_schemas) {
+  Result<QueryResult> rows =
+      conn.Exec(std::string("SELECT n.nspname, c.relname, c.relkind, c.relispopulated, "
+                            "pg_relation_size(c.oid) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE c.relkind IN ('r', 'p', 'm') AND") +
+                kUserSchema + NotExtensionMember("pg_class", "c.oid"));
+  if (!rows.ok()) return rows.status();
+  std::map<RelationKey, RelationInfo> out;
+  for (int r = 0; r < rows->rows(); ++r) {
+    std::string schema = rows->GetString(r, 0);
+    if (MatchesAnyPattern(exclude_schemas, schema)) continue;
+    std::string_view kind = rows->Get(r, 2);
+    out[{std::move(schema), rows->GetString(r, 1)}] = {kind.empty() ? 'r' : kind[0],
+                                                       rows->GetBool(r, 3), rows->GetInt(r, 4)};
+  }
+  return out;
+}
+
+Result<std::set<RelationKey>> ReadSequences(Connection& conn,
+                                            const std::vector<std::string>& exclude_schemas) {
+  Result<QueryResult> rows = conn.Exec(
+      std::string("SELECT n.nspname, c.relname FROM pg_class c "
+                  "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND") +
+      kUserSchema + NotExtensionMember("pg_class", "c.oid"));
+  if (!rows.ok()) return rows.status();
+  std::set<RelationKey> out;
+  for (int r = 0; r < rows->rows(); ++r) {
+    std::string schema = rows->GetString(r, 0);
+    if (MatchesAnyPattern(exclude_schemas, schema)) continue;
+    out.insert({std::move(schema), rows->GetString(r, 1)});
+  }
+  return out;
+}
+
+// The sequence's value, nullopt when not yet called; a server's refusal in
+// *error.
+Result<std::optional<int64_t>> ReadSequenceValue(Connection& conn, const RelationKey& seq,
+                                                 std::string* error) {
+  Result<Read> read =
+      GuardedRead(conn, "SELECT last_value, is_called FROM " + QualifiedName(seq.schema, seq.name));
+  if (!read.ok()) return read.status();
+  if (!read->result) {
+    *error = read->error;
+    return std::optional<int64_t>();
+  }
+  if (!read->result->GetBool(0, 1)) return std::optional<int64_t>();
+  return std::optional<int64_t>(read->result->GetInt(0, 0));
+}
+
+// Names of every schema kind on one side, sorted.
+Result<std::vector<std::vector<std::string>>> ReadSchemaNames(
+    Connection& conn, const std::vector<SchemaKind>& kinds,
+    const std::vector<std::string>& exclude_schemas) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& kind : kinds) {
+    Result<QueryResult> rows = conn.Exec(kind.sql);
+    if (!rows.ok()) return rows.status().WithContext("reading the " + kind.kind + " names");
+    std::vector<std::string> names;
+    for (int r = 0; r < rows->rows(); ++r) {
+      if (MatchesAnyPattern(exclude_schemas, rows->GetString(r, 0))) continue;
+      names.push_back(rows->GetString(r, 1));
+    }
+    std::sort(names.begin(), names.end());
+    out.push_back(std::move(names));
+  }
+  return out;
+}
+
+// One side's result for one table.
+struct Checksum {
+  int64_t rows = -1;
+  std::string checksum;
+  std::string error;
+};
+
+// The checksum query of one table: order-independent (a sum), over each
+// row's text in the byte order of the "C" collation (so independent of the
+// database's collation). sum(bigint) is numeric: it cannot overflow.
+std::string ChecksumSql(const RelationKey& table) {
+  return "SELECT count(*), coalesce(sum(hashtextextended(t::text COLLATE pg_catalog.\"C\", 0)), "
+         "0) FROM ONLY " +
+         QualifiedName(table.schema, table.name) + " AS t";
+}
+
+// The tables of one side, read by up to `jobs` sessions in parallel, each
+// taking the next table from the shared queue. Session 0 is the side's main
+// session; the others are opened at the shared snapshot.
+struct SideWork {
+  VerifyRun* run = nullptr;
+  SessionSpec spec;
+  std::optional<std::string> snapshot;
+  Connection* main = nullptr;
+  std::vector<std::string> queries;  // in the order to read; "" = nothing to read
+  std::vector<Checksum> results;     // by query index
+  std::atomic<size_t> next{0};
+
+  void Worker(int index) {
+    std::unique_ptr<Connection> own;
+    Connection* conn = main;
+    if (index > 0) {
+      if (next.load() >= queries.size()) return;  // nothing left to share
+      // An extra session that cannot be had (the server is out of
+      // connections, say) is no failure: session 0 reads what is left.
+      Result<std::unique_ptr<Connection>> opened = OpenSession(spec, snapshot);
+      if (!opened.ok()) {
+        spdlog::debug("verifying with fewer sessions on the {}: {}", spec.role,
+                      opened.status().ToString());
+        return;
+      }
+      own = std::move(*opened);
+      conn = own.get();
+    }
+    for (;;) {
+      if (run->stopped()) return;
+      size_t i = next.fetch_add(1);
+      if (i >= queries.size()) return;
+      if (queries[i].empty()) continue;
+      Result<Read> read = GuardedRead(*conn, queries[i]);
+      if (!read.ok()) {
+        run->Fail(read.status().WithContext("checksumming on the " + spec.role));
+        return;
+      }
+      Checksum& out = results[i];
+      if (read->result) {
+        out.rows = read->result->GetInt(0, 0);
+        out.checksum = read->result->GetString(0, 1);
+      } else {
+        out.error = read->error;
+      }
+    }
+  }
+
+  int Workers(int jobs) const {
+    auto work = std::count_if(queries.begin(), queries.end(),
+                              [](const std::string& q) { return !q.empty(); });
+    return static_cast<int>(std::min<int64_t>(std::max(jobs, 1), work));
+  }
+};
+
+std::vector<SchemaVerification> CompareSchema(const std::vector<SchemaKind>& kinds,
+                                              const std::vector<std::vector<std::string>>& source,
+                                              const std::vector<std::vector<std::string>>& target) {
+  std::vector<SchemaVerification> out;
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    SchemaVerification v;
+    v.kind = kinds[k].kind;
+    v.source_count = static_cast<int64_t>(source[k].size());
+    v.target_count = static_cast<int64_t>(target[k].size());
+    std::set_difference(source[k].begin(), source[k].end(), target[k].begin(), target[k].end(),
+                        std::back_inserter(v.missing_on_target));
+    std::set_difference(target[k].begin(), target[k].end(), source[k].begin(), source[k].end(),
+                        std::back_inserter(v.extra_on_target));
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnInfo& target,
+                                            const VerifyOptions& options) {
+  if (options.cancel != nullptr && options.cancel->cancelled()) {
+    return Status(StatusCode::kCancelled, "verification cancelled");
+  }
+  VerifyRun run(options.cancel);
+  const std::vector<std::string>& excluded = options.exclude_schemas;
+
+  SessionSpec source_spec{&source, "source", options.connect_timeout, run.token()};
+  SessionSpec target_spec{&target, "target", options.connect_timeout, run.token()};
+  Result<std::unique_ptr<Connection>> src = OpenSession(source_spec, options.source_snapshot);
+  if (!src.ok()) return run.Explain(src.status());
+  Result<std::unique_ptr<Connection>> dst = OpenSession(target_spec, std::nullopt);
+  if (!dst.ok()) return run.Explain(dst.status());
+  Connection& src_conn = **src;
+  Connection& dst_conn = **dst;
+
+  // Every session of a side reads at the same snapshot.
+  std::optional<std::string> source_snapshot = options.source_snapshot;
+  if (!source_snapshot) {
+    Result<std::optional<std::string>> shared = ShareSnapshot(src_conn);
+    if (!shared.ok()) return run.Explain(shared.status().WithContext("exporting a snapshot"));
+    source_snapshot = *shared;
+  }
+  Result<std::optional<std::string>> target_snapshot = ShareSnapshot(dst_conn);
+  if (!target_snapshot.ok()) {
+    return run.Explain(target_snapshot.status().WithContext("exporting a snapshot"));
+  }
+
+  DatabaseVerification result;
+  result.source_database = src_conn.database();
+  result.target_database = dst_conn.database();
+
+  // Catalogs.
+  auto source_context = [](const Status& s) { return s.WithContext("reading the source catalog"); };
+  auto target_context = [](const Status& s) { return s.WithContext("reading the target catalog"); };
+  auto source_relations = ReadRelations(src_conn, excluded);
+  if (!source_relations.ok()) return run.Explain(source_context(source_relations.status()));
+  auto target_relations = ReadRelations(dst_conn, excluded);
+  if (!target_relations.ok()) return run.Explain(target_context(target_relations.status()));
+  auto source_sequences = ReadSequences(src_conn, excluded);
+  if (!source_sequences.ok()) return run.Explain(source_context(source_sequences.status()));
+  auto target_sequences = ReadSequences(dst_conn, excluded);
+  if (!target_sequences.ok()) return run.Explain(target_context(target_sequences.status()));
+
+  const std::vector<SchemaKind> kinds = SchemaKinds(src_conn.server_version());
+  auto source_names = ReadSchemaNames(src_conn, kinds, excluded);
+  if (!source_names.ok()) return run.Explain(source_context(source_names.status()));
+  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()), excluded);
+  if (!target_names.ok()) return run.Explain(target_context(target_names.status()));
+  result.schema = CompareSchema(kinds, *source_names, *target_names);
+
+  // Sequences. Their values are not transactional: they are read as they
+  // are now, whatever the snapshot.
+  for (const RelationKey& seq : *source_sequences) {
+    SequenceVerification v;
+    v.schema = seq.schema;
+    v.name = seq.name;
+    std::string error;
+    Result<std::optional<int64_t>> value = ReadSequenceValue(src_conn, seq, &error);
+    if (!value.ok()) return run.Explain(value.status());
+    v.source_last_value = *value;
+    if (!error.empty()) {
+      v.error = "source: " + error;
+    } else if (target_sequences->count(seq) == 0) {
+      v.error = kMissingOnTarget;
+    } else {
+      value = ReadSequenceValue(dst_conn, seq, &error);
+      if (!value.ok()) return run.Explain(value.status());
+      v.target_last_value = *value;
+      if (!error.empty()) v.error = "target: " + error;
+    }
+    result.sequences.push_back(std::move(v));
+  }
+
+  // Tables: leaves only (a partitioned table has no rows of its own), and
+  // materialized views that are populated on the source. Largest first, so
+  // that a big table does not start last.
+  std::vector<std::pair<RelationKey, RelationInfo>> tables;
+  for (const auto& [key, info] : *source_relations) {
+    if (info.kind == 'p' || (info.kind == 'm' && !info.populated)) continue;
+    tables.emplace_back(key, info);
+  }
+  std::stable_sort(tables.begin(), tables.end(),
+                   [](const auto& a, const auto& b) { return a.second.size > b.second.size; });
+
+  SideWork source_work;
+  SideWork target_work;
+  source_work.run = target_work.run = &run;
+  source_work.spec = source_spec;
+  target_work.spec = target_spec;
+  source_work.snapshot = source_snapshot;
+  target_work.snapshot = *target_snapshot;
+  source_work.main = &src_conn;
+  target_work.main = &dst_conn;
+  std::vector<std::string> target_errors(tables.size());
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const RelationKey& key = tables[i].first;
+    source_work.queries.push_back(ChecksumSql(key));
+    auto found = target_relations->find(key);
+    std::string sql;
+    if (found == target_relations->end()) {
+      target_errors[i] = kMissingOnTarget;
+    } else if (found->second.kind == 'm' && !found->second.populated) {
+      target_errors[i] = "not populated on the target";
+    } else {
+      sql = ChecksumSql(key);
+    }
+    target_work.queries.push_back(std::move(sql));
+  }
+  source_work.results.resize(tables.size());
+  target_work.results.resize(tables.size());
+
+  std::vector<std::thread> threads;
+  try {
+    for (SideWork* work : {&source_work, &target_work}) {
+      for (int w = 0; w < work->Workers(options.jobs); ++w) {
+        threads.emplace_back([work, w] { work->Worker(w); });
+      }
+    }
+  } catch (const std::system_error& e) {
+    run.Fail(Status(StatusCode::kIoError, std::string("cannot start a thread: ") + e.what()));
+  }
+  for (auto& t : threads) t.join();
+  if (std::optional<Status> failure = run.Failure()) return *failure;
+
+  for (size_t i = 0; i < tables.size(); ++i) {
+    TableVerification v;
+    v.schema = tables[i].first.schema;
+    v.name = tables[i].first.name;
+    const Checksum& s = source_work.results[i];
+    const Checksum& t = target_work.results[i];
+    v.source_rows = s.rows;
+    v.source_checksum = s.checksum;
+    v.target_rows = t.rows;
+    v.target_checksum = t.checksum;
+    if (!s.error.empty()) {
+      v.error = "source: " + s.error;
+    } else if (!target_errors[i].empty()) {
+      v.error = target_errors[i];
+    } else if (!t.error.empty()) {
+      v.error = "target: " + t.error;
+    }
+    result.tables.push_back(std::move(v));
+  }
+  std::sort(result.tables.begin(), result.tables.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.schema, a.name) < std::tie(b.schema, b.name);
+  });
+  spdlog::debug("verified {} -> {}: {} tables, {} sequences, {} mismatches", result.source_database,
+                result.target_database, result.tables.size(), result.sequences.size(),
+                result.Mismatches());
+  return result;
+}
+
+}  // namespace pgcourier
