@@ -55,7 +55,7 @@ std::string RenderMigrateText(const MigrationOutcome& outcome) {
                            t.attempts > 1 ? fmt::format(" ({} attempts)", t.attempts) : "");
       }
     }
-    if (db.verification) out += RenderVerifyText({*db.verification}, false);
+    if (db.verification) out += RenderVerifyDatabaseText(*db.verification);
   }
   int done = 0;
   for (const auto& db : outcome.databases) done += db.state == "done" ? 1 : 0;

@@ -41,10 +41,13 @@ std::string Plural(size_t n, const char* one, const char* many) {
   return fmt::format("{} {}", n, n == 1 ? one : many);
 }
 
-void RenderDatabase(const DatabaseVerification& db, bool show_matches, std::string& out) {
-  out += db.source_database == db.target_database
-             ? db.source_database + "\n"
-             : db.source_database + " -> " + db.target_database + "\n";
+void RenderDatabase(const DatabaseVerification& db, bool show_matches, bool heading,
+                    std::string& out) {
+  if (heading) {
+    out += db.source_database == db.target_database
+               ? db.source_database + "\n"
+               : db.source_database + " -> " + db.target_database + "\n";
+  }
 
   size_t width = 8;
   for (const auto& t : db.tables) {
@@ -142,7 +145,7 @@ std::string RenderVerifyText(const std::vector<DatabaseVerification>& databases,
   size_t bad_databases = 0;
   for (const auto& db : databases) {
     if (!out.empty()) out += "\n";
-    RenderDatabase(db, show_matches, out);
+    RenderDatabase(db, show_matches, true, out);
     tables += db.tables.size();
     sequences += db.sequences.size();
     mismatches += db.Mismatches();
@@ -158,6 +161,12 @@ std::string RenderVerifyText(const std::vector<DatabaseVerification>& databases,
     out += fmt::format("MISMATCH: {} in {} of {}.\n", Plural(mismatches, "mismatch", "mismatches"),
                        bad_databases, Plural(databases.size(), "database", "databases"));
   }
+  return out;
+}
+
+std::string RenderVerifyDatabaseText(const DatabaseVerification& database) {
+  std::string out;
+  RenderDatabase(database, false, false, out);
   return out;
 }
 

@@ -17,6 +17,10 @@ namespace pgcourier {
 std::string RenderVerifyText(const std::vector<DatabaseVerification>& databases,
                              bool show_matches = false);
 
+// One database's differences and summary line, without heading or overall
+// verdict: for embedding in another report (migrate's).
+std::string RenderVerifyDatabaseText(const DatabaseVerification& database);
+
 // The stable machine format, "pgcourier.verify/1":
 // {format, ok, databases[{source_database, target_database, ok, mismatches,
 //  tables[{schema, name, source_rows, target_rows, source_checksum,
