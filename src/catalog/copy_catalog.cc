@@ -1,5 +1,8 @@
 #include "catalog/copy_catalog.h"
 
+#include <map>
+#include <utility>
+
 #include "pg/quote.h"
 #include "util/pattern.h"
 
@@ -46,6 +49,66 @@ Result<CopyCatalog> ReadCopyCatalog(Connection& conn,
     t.column_list = tables->GetString(r, 4);  // empty for a table without columns
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
+  }
+
+  // Indexes of the tables above, with the constraints they back. Indexes of
+  // partitioned tables (relkind 'p') and those a partitioned parent's
+  // constraint owns are left to pg_restore, which attaches them.
+  Result<QueryResult> indexes = conn.Exec(std::string(R"sql(
+SELECT n.nspname, c.relname, i.indexrelid, ic.relname, pg_get_indexdef(i.indexrelid),
+       coalesce(con.oid, 0), coalesce(con.contype::text, ''), coalesce(con.conname::text, ''),
+       coalesce(pg_get_constraintdef(con.oid), ''), coalesce(con.condeferrable, false),
+       coalesce(con.condeferred, false), i.indisclustered, i.indisreplident
+  FROM pg_index i
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_class c ON c.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = c.oid
+                             AND con.contype IN ('p', 'u', 'x')
+ WHERE c.relkind = 'r' AND i.indislive AND i.indisvalid
+   AND (con.oid IS NULL OR con.conparentid = 0)
+   AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+   AND )sql") + kUserRelation + " ORDER BY 1, 2, 4",
+                                          deadline);
+  if (!indexes.ok()) return indexes.status().WithContext("listing indexes");
+  std::map<std::pair<std::string, std::string>, TableToCopy*> by_name;
+  for (auto& t : catalog.tables) by_name[{t.schema, t.name}] = &t;
+  for (int r = 0; r < indexes->rows(); ++r) {
+    auto table = by_name.find({indexes->GetString(r, 0), indexes->GetString(r, 1)});
+    if (table == by_name.end()) continue;
+    IndexToBuild index;
+    index.schema = indexes->GetString(r, 0);
+    index.index_oid = static_cast<uint32_t>(indexes->GetInt(r, 2));
+    index.name = indexes->GetString(r, 3);
+    index.definition = indexes->GetString(r, 4);
+    index.constraint_oid = static_cast<uint32_t>(indexes->GetInt(r, 5));
+    index.constraint_type = indexes->GetString(r, 6);
+    index.constraint_name = indexes->GetString(r, 7);
+    index.constraint_definition = indexes->GetString(r, 8);
+    index.deferrable = indexes->GetBool(r, 9);
+    index.initially_deferred = indexes->GetBool(r, 10);
+    index.clustered = indexes->GetBool(r, 11);
+    index.replica_identity = indexes->GetBool(r, 12);
+    table->second->indexes.push_back(std::move(index));
+  }
+
+  // Split keys: a NOT NULL integer column alone in a unique, non-partial
+  // index (the primary key first).
+  Result<QueryResult> keys = conn.Exec(std::string(R"sql(
+SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
+  FROM pg_index i
+  JOIN pg_class c ON c.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]
+ WHERE c.relkind = 'r' AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] > 0
+   AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attnotnull
+   AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+   AND )sql") + kUserRelation + " ORDER BY c.oid, i.indisprimary DESC",
+                                       deadline);
+  if (!keys.ok()) return keys.status().WithContext("finding split keys");
+  for (int r = 0; r < keys->rows(); ++r) {
+    auto table = by_name.find({keys->GetString(r, 0), keys->GetString(r, 1)});
+    if (table != by_name.end()) table->second->split_column = keys->GetString(r, 2);
   }
 
   Result<QueryResult> sequences = conn.Exec(

@@ -12,6 +12,27 @@
 
 namespace pgcourier {
 
+// An index of a table built by pgcourier as soon as the table's data is in,
+// and the constraint (primary key, unique, exclusion) it backs, if any.
+struct IndexToBuild {
+  uint32_t index_oid = 0;       // on the source: names the pg_restore list entry
+  uint32_t constraint_oid = 0;  // 0 when the index backs no constraint
+  std::string schema;
+  std::string name;
+  std::string definition;  // pg_get_indexdef
+  // For a constraint: "p", "u" or "x"; its name and, for an exclusion
+  // constraint (which cannot use an existing index), its full definition.
+  std::string constraint_type;
+  std::string constraint_name;
+  std::string constraint_definition;  // pg_get_constraintdef
+  bool deferrable = false;
+  bool initially_deferred = false;
+  // Table properties pg_dump restores with the index: CLUSTER ON and
+  // REPLICA IDENTITY USING INDEX.
+  bool clustered = false;
+  bool replica_identity = false;
+};
+
 struct TableToCopy {
   std::string schema;
   std::string name;
@@ -20,6 +41,10 @@ struct TableToCopy {
   // out (the target computes them).
   std::string column_list;
   bool unlogged = false;
+  // A NOT NULL integer column with a unique index (the primary key, usually):
+  // a large table is split into ranges of it. Empty when there is none.
+  std::string split_column;
+  std::vector<IndexToBuild> indexes;
   std::string QualifiedName() const;
   std::string Display() const { return schema + "." + name; }
 };

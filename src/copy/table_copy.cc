@@ -1,30 +1,46 @@
 #include "copy/table_copy.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 
 #include "pg/copy.h"
+#include "pg/quote.h"
 
 namespace pgcourier {
 
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
+                                 const std::optional<KeyRange>& range, bool redo,
                                  Deadline deadline) {
   auto started = std::chrono::steady_clock::now();
   const std::string name = table.QualifiedName();
   const std::string columns = table.column_list.empty() ? "" : " (" + table.column_list + ")";
+  std::string what = table.Display();
+  std::string source_copy = "COPY " + name + columns + " TO STDOUT";
+  std::string target_start = "BEGIN; TRUNCATE ONLY " + name;
+  // FREEZE writes the rows already frozen (no later anti-wraparound rewrite
+  // on the target); it needs the TRUNCATE in the same transaction.
+  std::string target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE)";
+  if (range) {
+    std::string where = fmt::format(" WHERE {} BETWEEN {} AND {}", QuoteIdent(table.split_column),
+                                    range->first, range->last);
+    what += fmt::format(" [{}..{}]", range->first, range->last);
+    source_copy =
+        "COPY (SELECT " + table.column_list + " FROM ONLY " + name + where + ") TO STDOUT";
+    target_start = redo ? "BEGIN; DELETE FROM ONLY " + name + where : "BEGIN";
+    target_copy = "COPY " + name + columns + " FROM STDIN";
+  }
 
   auto fail = [&](const Status& status) -> Result<TableCopyStats> {
     if (!target.IsBad()) (void)target.Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
-    return status.WithContext("copying " + table.Display());
+    return status.WithContext("copying " + what);
   };
 
-  PGC_RETURN_IF_ERROR(target.Run("BEGIN; TRUNCATE ONLY " + name, deadline));
-  // FREEZE writes the rows already frozen (no later anti-wraparound rewrite
-  // on the target); it needs the TRUNCATE in the same transaction.
-  Result<CopyInStream> in =
-      CopyInStream::Start(target, "COPY " + name + columns + " FROM STDIN WITH (FREEZE)", deadline);
+  Status started_target = target.Run(target_start, deadline);
+  if (!started_target.ok()) return fail(started_target);
+  Result<CopyInStream> in = CopyInStream::Start(target, target_copy, deadline);
   if (!in.ok()) return fail(in.status());
-  Result<CopyOutStream> out =
-      CopyOutStream::Start(source, "COPY " + name + columns + " TO STDOUT", deadline);
+  Result<CopyOutStream> out = CopyOutStream::Start(source, source_copy, deadline);
   if (!out.ok()) {
     in->Abort("source failed");
     return fail(out.status());
@@ -53,6 +69,38 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   stats.rows = *stored;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
+}
+
+Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
+                  Deadline deadline) {
+  const std::string alter = "ALTER TABLE ONLY " + table.QualifiedName() + " ADD CONSTRAINT " +
+                            QuoteIdent(index.constraint_name) + " ";
+  Status built;
+  if (index.constraint_type == "x") {
+    built = target.Run(alter + index.constraint_definition, deadline);
+  } else {
+    built = target.Run(index.definition, deadline);
+    if (built.ok() && (index.constraint_type == "p" || index.constraint_type == "u")) {
+      std::string sql = alter + (index.constraint_type == "p" ? "PRIMARY KEY" : "UNIQUE") +
+                        " USING INDEX " + QuoteIdent(index.name);
+      if (index.deferrable) sql += " DEFERRABLE";
+      if (index.initially_deferred) sql += " INITIALLY DEFERRED";
+      built = target.Run(sql, deadline);
+    }
+  }
+  // An index that backs a constraint takes the constraint's name.
+  const std::string name =
+      QuoteIdent(index.constraint_name.empty() ? index.name : index.constraint_name);
+  if (built.ok() && index.clustered) {
+    built =
+        target.Run("ALTER TABLE ONLY " + table.QualifiedName() + " CLUSTER ON " + name, deadline);
+  }
+  if (built.ok() && index.replica_identity) {
+    built = target.Run(
+        "ALTER TABLE ONLY " + table.QualifiedName() + " REPLICA IDENTITY USING INDEX " + name,
+        deadline);
+  }
+  return built.WithContext("building index " + index.schema + "." + index.name);
 }
 
 }  // namespace pgcourier

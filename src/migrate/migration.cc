@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -100,6 +102,7 @@ class DatabaseMigration {
   Status Timed(const std::string& phase, const std::function<Status()>& body);
 
   Status CreateTargetDatabase();
+  Status PlanSlices();
   Status CopyData();
   Status CopyLargeObjects();
   Status SetSequences();
@@ -115,6 +118,13 @@ class DatabaseMigration {
   DatabaseOutcome& outcome_;
   std::unique_ptr<ExportedSnapshot> snapshot_;
   CopyCatalog catalog_;
+  // Per table of catalog_.tables: its slices (none: copied whole) and how
+  // many are still to copy.
+  struct TablePlan {
+    std::vector<KeyRange> ranges;
+    int pending_slices = 1;
+  };
+  std::vector<TablePlan> plans_;
 };
 
 Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectSource() const {
@@ -217,75 +227,163 @@ Status DatabaseMigration::CreateTargetDatabase() {
   return Status::Ok();
 }
 
+Status DatabaseMigration::PlanSlices() {
+  // Tables large enough to keep one job busy much longer than the others are
+  // cut into slices of their split column, so every job has work to the end.
+  const int64_t slice = std::max<int64_t>(
+      options_.split_bytes, catalog_.total_bytes / std::max(1, options_.check.jobs * 4));
+  for (auto& table : catalog_.tables) {
+    TablePlan plan;
+    if (!table.split_column.empty() && table.bytes > slice * 3 / 2) {
+      std::string column = QuoteIdent(table.split_column);
+      Result<QueryResult> bounds = snapshot_->conn().Exec(
+          "SELECT min(" + column + "), max(" + column + ") FROM ONLY " + table.QualifiedName());
+      if (!bounds.ok())
+        return bounds.status().WithContext("reading the key range of " + table.Display());
+      if (!bounds->IsNull(0, 0)) {
+        int64_t lo = bounds->GetInt(0, 0);
+        int64_t hi = bounds->GetInt(0, 1);
+        int64_t count = std::min<int64_t>(64, (table.bytes + slice - 1) / slice);
+        // Unsigned arithmetic: hi - lo can exceed INT64_MAX.
+        const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+        if (span < static_cast<uint64_t>(count)) count = static_cast<int64_t>(span) + 1;
+        const uint64_t step = span / static_cast<uint64_t>(count);
+        uint64_t offset = 0;
+        for (int64_t i = 0; i < count; ++i) {
+          uint64_t next = i + 1 == count ? span + 1 : offset + step;
+          plan.ranges.push_back({static_cast<int64_t>(static_cast<uint64_t>(lo) + offset),
+                                 static_cast<int64_t>(static_cast<uint64_t>(lo) + next - 1)});
+          offset = next;
+        }
+      }
+    }
+    plan.pending_slices = plan.ranges.empty() ? 1 : static_cast<int>(plan.ranges.size());
+    plans_.push_back(std::move(plan));
+  }
+  return Status::Ok();
+}
+
 Status DatabaseMigration::CopyData() {
+  PGC_RETURN_IF_ERROR(PlanSlices());
   const auto& tables = catalog_.tables;
+  // The queue: slices of tables (largest table first), and index builds,
+  // which go to the front as soon as their table's last slice is in, so
+  // indexes build while other tables are still being copied.
+  struct Task {
+    size_t table = 0;
+    int slice = -1;  // -1: the whole table
+    int index = -1;  // >= 0: build this index of the table
+  };
+  std::deque<Task> queue;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    if (plans_[t].ranges.empty()) {
+      queue.push_back({t, -1, -1});
+    } else {
+      for (size_t r = 0; r < plans_[t].ranges.size(); ++r) {
+        queue.push_back({t, static_cast<int>(r), -1});
+      }
+    }
+  }
   std::mutex mu;
-  size_t next = 0;
+  std::condition_variable cv;
+  int in_flight = 0;
   std::optional<Status> failure;
-  std::atomic<int64_t> bytes_done{0};
+  int64_t bytes_done = 0;
   size_t tables_done = 0;
+  size_t indexes_done = 0;
+  size_t indexes_total = 0;
+  for (const auto& t : tables) indexes_total += t.indexes.size();
   std::vector<TableOutcome> results(tables.size());
-  const int workers =
-      std::max(1, std::min<int>(options_.check.jobs, static_cast<int>(tables.size())));
+  for (size_t t = 0; t < tables.size(); ++t) results[t].table = tables[t].Display();
+  const int workers = std::max(1, options_.check.jobs);
+
+  auto run_task = [&](const Task& task, std::unique_ptr<Connection>& source,
+                      std::unique_ptr<Connection>& target) -> Status {
+    const TableToCopy& table = tables[task.table];
+    for (int attempt = 1;; ++attempt) {
+      Status ready = Status::Ok();
+      if (task.index < 0 && !source) {
+        Result<std::unique_ptr<Connection>> s = ConnectSource();
+        ready = s.status();
+        if (s.ok()) {
+          source = std::move(*s);
+          ready = ExportedSnapshot::BeginAt(*source, snapshot_->id(), Deadline::Never());
+        }
+      }
+      if (ready.ok() && !target) {
+        Result<std::unique_ptr<Connection>> t = ConnectTarget();
+        ready = t.status();
+        if (t.ok()) target = std::move(*t);
+      }
+      Status done = ready;
+      TableCopyStats stats;
+      if (ready.ok() && task.index >= 0) {
+        done = BuildIndex(*target, table, table.indexes[static_cast<size_t>(task.index)]);
+      } else if (ready.ok()) {
+        std::optional<KeyRange> range;
+        if (task.slice >= 0) range = plans_[task.table].ranges[static_cast<size_t>(task.slice)];
+        Result<TableCopyStats> copied = CopyTable(*source, *target, table, range, attempt > 1);
+        done = copied.status();
+        if (copied.ok()) stats = *copied;
+      }
+      if (done.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (task.index >= 0) {
+          ++indexes_done;
+          const IndexToBuild& index = table.indexes[static_cast<size_t>(task.index)];
+          Progress("data", fmt::format("index {}.{} built ({}/{} indexes)", index.schema,
+                                       index.name, indexes_done, indexes_total));
+          return Status::Ok();
+        }
+        TableOutcome& result = results[task.table];
+        result.rows += stats.rows;
+        result.bytes += stats.bytes;
+        result.seconds += stats.seconds;
+        result.attempts = std::max(result.attempts, attempt);
+        if (--plans_[task.table].pending_slices == 0) {
+          bytes_done += table.bytes;
+          ++tables_done;
+          Progress("data",
+                   fmt::format("{}: {} rows, {} ({}/{} tables)", table.Display(), result.rows,
+                               FormatBytes(result.bytes), tables_done, tables.size()),
+                   bytes_done, catalog_.total_bytes);
+          for (size_t i = table.indexes.size(); i-- > 0;) {
+            queue.push_front({task.table, -1, static_cast<int>(i)});
+          }
+          cv.notify_all();
+        }
+        return Status::Ok();
+      }
+      bool cancelled = options_.check.cancel != nullptr && options_.check.cancel->cancelled();
+      if (cancelled) {
+        return Status(StatusCode::kCancelled, "cancelled during " + table.Display());
+      }
+      if (!done.retryable() || attempt >= options_.table_attempts) return done;
+      Progress("data", fmt::format("{}; trying again (attempt {} of {})", done.message(),
+                                   attempt + 1, options_.table_attempts));
+      source.reset();
+      target.reset();
+    }
+  };
 
   auto worker = [&] {
     std::unique_ptr<Connection> source;
     std::unique_ptr<Connection> target;
     for (;;) {
-      size_t index = 0;
+      Task task;
       {
-        std::lock_guard<std::mutex> lock(mu);
-        if (failure || next >= tables.size()) return;
-        index = next++;
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return failure || !queue.empty() || in_flight == 0; });
+        if (failure || queue.empty()) return;
+        task = queue.front();
+        queue.pop_front();
+        ++in_flight;
       }
-      const TableToCopy& table = tables[index];
-      for (int attempt = 1;; ++attempt) {
-        Status ready = Status::Ok();
-        if (!source) {
-          Result<std::unique_ptr<Connection>> s = ConnectSource();
-          ready = s.status();
-          if (s.ok()) {
-            source = std::move(*s);
-            ready = ExportedSnapshot::BeginAt(*source, snapshot_->id(), Deadline::Never());
-          }
-        }
-        if (ready.ok() && !target) {
-          Result<std::unique_ptr<Connection>> t = ConnectTarget();
-          ready = t.status();
-          if (t.ok()) target = std::move(*t);
-        }
-        Result<TableCopyStats> copied =
-            ready.ok() ? CopyTable(*source, *target, table) : Result<TableCopyStats>(ready);
-        if (copied.ok()) {
-          std::lock_guard<std::mutex> lock(mu);
-          results[index] = {table.Display(), copied->rows, copied->bytes, copied->seconds, attempt};
-          bytes_done += table.bytes;
-          ++tables_done;
-          Progress("data",
-                   fmt::format("{}: {} rows, {} in {:.1f} s ({}/{} tables)", table.Display(),
-                               copied->rows, FormatBytes(copied->bytes), copied->seconds,
-                               tables_done, tables.size()),
-                   bytes_done, catalog_.total_bytes);
-          break;
-        }
-        Status error = copied.status();
-        bool cancelled = options_.check.cancel != nullptr && options_.check.cancel->cancelled();
-        if (!cancelled && error.retryable() && attempt < options_.table_attempts) {
-          Progress("data",
-                   fmt::format("{}: {}; copying it again (attempt {} of {})", table.Display(),
-                               error.message(), attempt + 1, options_.table_attempts));
-          source.reset();
-          target.reset();
-          continue;
-        }
-        std::lock_guard<std::mutex> lock(mu);
-        if (!failure) {
-          failure = cancelled ? Status(StatusCode::kCancelled,
-                                       "cancelled while copying " + table.Display())
-                              : error;
-        }
-        return;
-      }
+      Status status = run_task(task, source, target);
+      std::lock_guard<std::mutex> lock(mu);
+      --in_flight;
+      if (!status.ok() && !failure) failure = status;
+      cv.notify_all();
     }
   };
 
@@ -437,7 +535,15 @@ Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcom
   PGC_RETURN_IF_ERROR(Timed("pre-data", [&]() -> Status {
     PGC_RETURN_IF_ERROR(
         DumpSchema(tools, source_db_, snapshot_->id(), options_.exclude_schemas, archive));
-    Result<int> kept = WriteRestoreList(tools, archive, ProviderOnlyExtensions(), list);
+    RestoreListFilter filter;
+    filter.extensions = ProviderOnlyExtensions();
+    for (const auto& table : catalog_.tables) {
+      for (const auto& index : table.indexes) {
+        filter.index_oids.insert(index.index_oid);
+        if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
+      }
+    }
+    Result<int> kept = WriteRestoreList(tools, archive, filter, list);
     if (!kept.ok()) return kept.status();
     PGC_RETURN_IF_ERROR(
         RestoreSection(tools, target_db_, archive, list, "pre-data", 1, options_.policy));

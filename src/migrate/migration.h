@@ -32,6 +32,9 @@ struct MigrateOptions {
   RestorePolicy policy;
   std::vector<std::string> exclude_schemas;  // globs, both schema and data
   int table_attempts = 3;                    // a table whose connection is lost is copied again
+  // Tables over 1.5x this size (or 1.5x a quarter of a job's share of the
+  // data, if larger) are copied in slices of their integer key.
+  int64_t split_bytes = int64_t{256} << 20;
   std::function<void(const ProgressEvent&)> on_progress;  // may be empty
 };
 

@@ -1,6 +1,7 @@
 #include "schema/schema_dump.h"
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "util/process.h"
@@ -45,9 +46,38 @@ Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std
   return Status::Ok();
 }
 
+namespace {
+
+// Whether a `pg_restore --list` line names an entry `filter` leaves out.
+// Lines look like "215; 1259 16390 INDEX public orders_customer_idx owner":
+// dump id; catalog (pg_class 1259, pg_constraint 2606) and OID of the object
+// on the source; description; schema; name; owner.
+bool Filtered(const std::string& line, const RestoreListFilter& filter) {
+  static const std::regex kEntry(R"(^\d+; (\d+) (\d+) (.*)$)");
+  std::smatch m;
+  if (!std::regex_match(line, m, kEntry)) return false;
+  const std::string rest = m[3].str();
+  for (const auto& ext : filter.extensions) {
+    if (rest.rfind("EXTENSION - " + ext + " ", 0) == 0 ||
+        rest.rfind("COMMENT - EXTENSION " + ext + " ", 0) == 0) {
+      return true;
+    }
+  }
+  const auto catalog = std::stoul(m[1].str());
+  const auto oid = static_cast<uint32_t>(std::stoul(m[2].str()));
+  if (catalog == 1259 && rest.rfind("INDEX ", 0) == 0 && rest.rfind("INDEX ATTACH ", 0) != 0) {
+    return filter.index_oids.count(oid) != 0;
+  }
+  if (catalog == 2606 && rest.rfind("CONSTRAINT ", 0) == 0) {
+    return filter.constraint_oids.count(oid) != 0;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
-                             const std::vector<std::string>& skip_extensions,
-                             const std::string& list_path) {
+                             const RestoreListFilter& filter, const std::string& list_path) {
   ProcessOptions options;
   options.timeout = std::chrono::minutes(10);
   Result<ProcessResult> ran = RunProcess({tools.pg_restore, "--list", archive}, options);
@@ -59,15 +89,7 @@ Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archiv
   std::string line;
   int kept = 0;
   while (std::getline(lines, line)) {
-    bool skip = false;
-    for (const auto& ext : skip_extensions) {
-      // "12; 3079 16385 EXTENSION - aiven_extras " / "... COMMENT - EXTENSION aiven_extras "
-      if (line.find(" EXTENSION - " + ext + " ") != std::string::npos ||
-          line.find(" COMMENT - EXTENSION " + ext + " ") != std::string::npos) {
-        skip = true;
-      }
-    }
-    if (skip) {
+    if (Filtered(line, filter)) {
       list << ";" << line << "\n";  // commented out: not restored
       continue;
     }

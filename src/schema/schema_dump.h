@@ -7,6 +7,8 @@
 // connection string without secrets and the password in PGPASSWORD.
 #pragma once
 
+#include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,12 +32,19 @@ struct RestorePolicy {
 Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
                   const std::vector<std::string>& exclude_schemas, const std::string& archive);
 
-// Writes a pg_restore list (-L) of `archive`'s entries, leaving out the
-// extensions named in `skip_extensions` (provider-only ones) with their
-// comments. Returns the number of entries kept.
+// What a restore list leaves out.
+struct RestoreListFilter {
+  std::vector<std::string> extensions;  // provider-only ones, with their comments
+  // Source OIDs of indexes (pg_class) and constraints (pg_constraint) that
+  // pgcourier builds itself as soon as their table's data is in.
+  std::set<uint32_t> index_oids;
+  std::set<uint32_t> constraint_oids;
+};
+
+// Writes a pg_restore list (-L) of `archive`'s entries with those `filter`
+// names commented out. Returns the number of entries kept.
 Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
-                             const std::vector<std::string>& skip_extensions,
-                             const std::string& list_path);
+                             const RestoreListFilter& filter, const std::string& list_path);
 
 // pg_restore of one section ("pre-data" or "post-data") into `target_db`:
 // pre-data in a single transaction, post-data with `jobs` parallel jobs.
