@@ -1,15 +1,14 @@
 #include "migrate_command.h"
 
-#include <fmt/chrono.h>
-#include <fmt/format.h>
+#include <unistd.h>
 
-#include <chrono>
-#include <cstdio>
+#include <cstdlib>
 #include <memory>
-#include <mutex>
+#include <string>
 
 #include "cli_support.h"
 #include "migrate/migration.h"
+#include "progress.h"
 #include "report/migrate_report.h"
 
 namespace pgcourier::cli {
@@ -25,19 +24,6 @@ struct MigrateArgs {
   bool quiet = false;
 };
 
-// Progress as plain timestamped lines on standard error; workers report
-// from several threads.
-void PrintProgress(const ProgressEvent& event) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  auto now = std::chrono::system_clock::now();
-  std::string where = event.database.empty() ? "" : event.database + " ";
-  std::string line = fmt::format("{:%Y-%m-%dT%H:%M:%S}Z {}{}: {}\n",
-                                 std::chrono::time_point_cast<std::chrono::seconds>(now), where,
-                                 event.phase, event.message);
-  std::fwrite(line.data(), 1, line.size(), stderr);
-}
-
 int RunMigrate(const MigrateArgs& args) {
   MigrateOptions options;
   if (!FillCheckOptions("migrate", args.server, options.check)) return kExitUsage;
@@ -46,9 +32,12 @@ int RunMigrate(const MigrateArgs& args) {
   options.policy.preserve_owners = args.preserve_owners;
   options.policy.preserve_acl = args.preserve_acl;
   options.exclude_schemas = args.exclude_schemas;
-  if (!args.quiet) options.on_progress = PrintProgress;
+  ProgressPrinter progress(::isatty(STDERR_FILENO) != 0 && std::getenv("TERM") != nullptr &&
+                           std::string(std::getenv("TERM")) != "dumb");
+  if (!args.quiet) options.on_progress = [&progress](const ProgressEvent& e) { progress.Print(e); };
 
   Result<MigrationOutcome> outcome = Migrate(options);
+  progress.Finish();
   if (!outcome.ok()) return ReportError("migrate", outcome.status());
   if (args.server.json) {
     PrintOut(MigrateToJson(*outcome).dump(2) + "\n");
