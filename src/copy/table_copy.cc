@@ -46,7 +46,18 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
     return fail(out.status());
   }
 
+  // COPY ... TO STDOUT yields one message per row; the target is sent
+  // batches of rows instead (a COPY stream may be cut anywhere), which saves
+  // the server a message per row. A row larger than the batch goes alone.
+  constexpr size_t kBatchBytes = 256 * 1024;
   TableCopyStats stats;
+  std::string batch;
+  batch.reserve(kBatchBytes);
+  auto send = [&](std::string_view data) -> Status {
+    Status written = in->Write(data, deadline);
+    if (!written.ok()) in->Abort("target failed");
+    return written;
+  };
   std::string_view chunk;
   for (;;) {
     Result<bool> more = out->Next(&chunk, deadline);
@@ -56,11 +67,21 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
     }
     if (!*more) break;
     stats.bytes += static_cast<int64_t>(chunk.size());
-    Status written = in->Write(chunk, deadline);
-    if (!written.ok()) {
-      in->Abort("target failed");
-      return fail(written);
+    if (batch.size() + chunk.size() > kBatchBytes && !batch.empty()) {
+      Status sent = send(batch);
+      if (!sent.ok()) return fail(sent);
+      batch.clear();
     }
+    if (chunk.size() >= kBatchBytes) {
+      Status sent = send(chunk);
+      if (!sent.ok()) return fail(sent);
+    } else {
+      batch.append(chunk);
+    }
+  }
+  if (!batch.empty()) {
+    Status sent = send(batch);
+    if (!sent.ok()) return fail(sent);
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
