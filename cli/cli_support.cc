@@ -59,6 +59,22 @@ void AddServerOptions(CLI::App* cmd, ServerArgs& args) {
   cmd->add_flag("--json", args.json, "Machine-readable output on standard output");
 }
 
+void AddFilterOptions(CLI::App* cmd, ObjectFilter& filter) {
+  cmd->add_option("--include-schema", filter.include_schemas,
+                  "Schemas to include (glob patterns, case-sensitive; repeatable). Default: all.");
+  cmd->add_option("--exclude-schema", filter.exclude_schemas,
+                  "Schemas to leave out, schema and data (glob patterns; repeatable).");
+  cmd->add_option("--include-table", filter.include_tables,
+                  "Tables to include, as schema.table glob patterns (public.*, sales.orders_20*; "
+                  "repeatable); other tables are left out. Default: all.");
+  cmd->add_option("--exclude-table", filter.exclude_tables,
+                  "Tables to leave out, definition and rows (schema.table glob patterns; "
+                  "repeatable).");
+  cmd->add_option("--exclude-table-data", filter.exclude_table_data,
+                  "Tables whose rows are left out; their definition is kept (schema.table glob "
+                  "patterns; repeatable).");
+}
+
 bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options) {
   auto from_env = [](const std::string& value, const char* name) {
     if (!value.empty()) return value;

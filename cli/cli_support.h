@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/object_filter.h"
 #include "preflight/check.h"
 #include "util/cancel.h"
 #include "util/status.h"
@@ -38,6 +39,11 @@ struct ServerArgs {
 // Adds --source, --target, --jobs, --databases, --exclude-database,
 // --pg-bindir, --connect-timeout and --json to `cmd`.
 void AddServerOptions(CLI::App* cmd, ServerArgs& args);
+
+// Adds the object filters of migrate and verify to `cmd`: --include-schema,
+// --exclude-schema, --include-table, --exclude-table, --exclude-table-data
+// (glob patterns, repeatable; tables as schema.table).
+void AddFilterOptions(CLI::App* cmd, ObjectFilter& filter);
 
 // Fills the shared part of CheckOptions (connection strings from the
 // arguments or PGCOURIER_SOURCE / PGCOURIER_TARGET, the interrupt token).

@@ -20,7 +20,7 @@ struct MigrateArgs {
   std::string dir = "pgcourier-work";
   bool preserve_owners = false;
   bool preserve_acl = false;
-  std::vector<std::string> exclude_schemas;
+  ObjectFilter filter;
   bool quiet = false;
 };
 
@@ -31,7 +31,7 @@ int RunMigrate(const MigrateArgs& args) {
   options.work_dir = args.dir;
   options.policy.preserve_owners = args.preserve_owners;
   options.policy.preserve_acl = args.preserve_acl;
-  options.exclude_schemas = args.exclude_schemas;
+  options.filter = args.filter;
   ProgressPrinter progress(::isatty(STDERR_FILENO) != 0 && std::getenv("TERM") != nullptr &&
                            std::string(std::getenv("TERM")) != "dumb");
   if (!args.quiet) options.on_progress = [&progress](const ProgressEvent& e) { progress.Print(e); };
@@ -69,8 +69,7 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
                 "Keep the source's object owners (the roles must exist on the target)");
   cmd->add_flag("--preserve-acl", args->preserve_acl,
                 "Apply the source's GRANTs (the roles must exist on the target)");
-  cmd->add_option("--exclude-schema", args->exclude_schemas,
-                  "Schemas to leave out, schema and data (glob patterns; repeatable)");
+  AddFilterOptions(cmd, args->filter);
   cmd->add_flag("--quiet,-q", args->quiet, "No progress lines on standard error");
   cmd->callback([&run, args] { run = [args] { return RunMigrate(*args); }; });
 }

@@ -14,7 +14,7 @@ namespace {
 
 struct VerifyArgs {
   ServerArgs server;
-  std::vector<std::string> exclude_schemas;
+  ObjectFilter filter;
   bool show_matches = false;
 };
 
@@ -47,7 +47,7 @@ int RunVerify(const VerifyArgs& args) {
 
   VerifyOptions verify;
   verify.jobs = options.jobs;
-  verify.exclude_schemas = args.exclude_schemas;
+  verify.filter = args.filter;
   verify.connect_timeout = options.connect_timeout;
   verify.cancel = options.cancel;
   std::vector<DatabaseVerification> results;
@@ -79,8 +79,7 @@ void AddVerifyCommand(CLI::App& app, std::function<int()>& run) {
       "on the servers), sequence values, and the schema objects present. Exit status 0 when "
       "they match. On a source that takes writes, run it after writes stopped.");
   AddServerOptions(cmd, args->server);
-  cmd->add_option("--exclude-schema", args->exclude_schemas,
-                  "Schemas to leave out on both sides (glob patterns; repeatable)");
+  AddFilterOptions(cmd, args->filter);
   cmd->add_flag("--all", args->show_matches, "List matching tables too, not only differences");
   cmd->callback([&run, args] { run = [args] { return RunVerify(*args); }; });
 }

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "pg/quote.h"
-#include "util/pattern.h"
 
 namespace pgcourier {
 namespace {
@@ -20,13 +19,9 @@ constexpr const char* kUserRelation = R"sql(
 
 std::string TableToCopy::QualifiedName() const { return pgcourier::QualifiedName(schema, name); }
 
-Result<CopyCatalog> ReadCopyCatalog(Connection& conn,
-                                    const std::vector<std::string>& exclude_schemas,
+Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,
                                     Deadline deadline) {
   CopyCatalog catalog;
-  auto excluded = [&](const std::string& schema) {
-    return MatchesAnyPattern(exclude_schemas, schema);
-  };
   std::string generated = conn.server_version() >= 120000 ? "AND a.attgenerated = ''" : "";
   Result<QueryResult> tables = conn.Exec(
       std::string("SELECT n.nspname, c.relname, pg_table_size(c.oid), c.relpersistence = 'u', "
@@ -42,8 +37,8 @@ Result<CopyCatalog> ReadCopyCatalog(Connection& conn,
   for (int r = 0; r < tables->rows(); ++r) {
     TableToCopy t;
     t.schema = tables->GetString(r, 0);
-    if (excluded(t.schema)) continue;
     t.name = tables->GetString(r, 1);
+    if (filter.ExcludesTableData(t.schema, t.name)) continue;
     t.bytes = tables->GetInt(r, 2);
     t.unlogged = tables->GetBool(r, 3);
     t.column_list = tables->GetString(r, 4);  // empty for a table without columns
@@ -111,15 +106,23 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
     if (table != by_name.end()) table->second->split_column = keys->GetString(r, 2);
   }
 
+  // With the table of an identity column's sequence (NULL for others).
   Result<QueryResult> sequences = conn.Exec(
-      std::string("SELECT n.nspname, c.relname FROM pg_class c "
+      std::string("SELECT n.nspname, c.relname, (SELECT t.relname FROM pg_depend d "
+                  "JOIN pg_class t ON t.oid = d.refobjid WHERE d.classid = 'pg_class'::regclass "
+                  "AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass "
+                  "AND d.deptype = 'i' LIMIT 1) FROM pg_class c "
                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND ") +
           kUserRelation + " ORDER BY 1, 2",
       deadline);
   if (!sequences.ok()) return sequences.status().WithContext("listing sequences");
   for (int r = 0; r < sequences->rows(); ++r) {
-    if (excluded(sequences->GetString(r, 0))) continue;
-    catalog.sequences.push_back({sequences->GetString(r, 0), sequences->GetString(r, 1)});
+    std::string schema = sequences->GetString(r, 0);
+    if (filter.ExcludesSchema(schema)) continue;
+    if (!sequences->IsNull(r, 2) && filter.ExcludesTable(schema, sequences->GetString(r, 2))) {
+      continue;
+    }
+    catalog.sequences.push_back({std::move(schema), sequences->GetString(r, 1)});
   }
 
   Result<QueryResult> matviews = conn.Exec(
@@ -129,7 +132,7 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
       deadline);
   if (!matviews.ok()) return matviews.status().WithContext("listing materialized views");
   for (int r = 0; r < matviews->rows(); ++r) {
-    if (excluded(matviews->GetString(r, 0))) continue;
+    if (filter.ExcludesSchema(matviews->GetString(r, 0))) continue;
     catalog.materialized_views.push_back(
         {matviews->GetString(r, 0), matviews->GetString(r, 1), matviews->GetBool(r, 2)});
   }

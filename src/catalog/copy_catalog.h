@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/object_filter.h"
 #include "pg/connection.h"
 #include "util/status.h"
 
@@ -70,9 +71,13 @@ struct CopyCatalog {
 
 // Reads the catalog of the connected database (at whatever snapshot its
 // transaction has). Leaves out system schemas, objects of extensions, and
-// schemas matching `exclude_schemas` (globs).
-Result<CopyCatalog> ReadCopyCatalog(Connection& conn,
-                                    const std::vector<std::string>& exclude_schemas,
+// what `filter` leaves out: tables it excludes and tables whose data it
+// excludes (their indexes are then left to pg_restore), sequences and
+// materialized views of excluded schemas, and the identity sequences of
+// excluded tables (pg_dump leaves those out with their table; a serial
+// column's sequence it keeps, as a sequence of its own, and so does this).
+// Large objects belong to no schema and are always copied.
+Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,
                                     Deadline deadline);
 
 }  // namespace pgcourier

@@ -117,6 +117,7 @@ class DatabaseMigration {
   const CheckReport& check_;
   DatabaseOutcome& outcome_;
   std::unique_ptr<ExportedSnapshot> snapshot_;
+  ResolvedObjectFilter filtered_;  // options_.filter at the snapshot
   CopyCatalog catalog_;
   // Per table of catalog_.tables: its slices (none: copied whole) and how
   // many are still to copy.
@@ -484,7 +485,7 @@ Status DatabaseMigration::Verify() {
   VerifyOptions verify;
   verify.jobs = options_.check.jobs;
   verify.source_snapshot = snapshot_->id();
-  verify.exclude_schemas = options_.exclude_schemas;
+  verify.filter = options_.filter;
   verify.connect_timeout = options_.check.connect_timeout;
   verify.cancel = options_.check.cancel;
   Result<DatabaseVerification> verified = VerifyDatabase(source_db_, target_db_, verify);
@@ -516,7 +517,8 @@ Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcom
   };
 
   mark("schema");
-  PGC_RETURN_IF_ERROR(Timed("create", [&] { return CreateTargetDatabase(); }));
+  // The snapshot comes first: the filter is resolved at it, and one that
+  // selects nothing ends the run before the target is touched.
   PGC_RETURN_IF_ERROR(Timed("snapshot", [&]() -> Status {
     Result<std::unique_ptr<Connection>> holder = ConnectSource();
     if (!holder.ok()) return holder.status();
@@ -524,17 +526,29 @@ Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcom
         ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
     if (!exported.ok()) return exported.status();
     snapshot_ = std::move(*exported);
+    Result<ResolvedObjectFilter> filtered =
+        ResolveObjectFilter(snapshot_->conn(), options_.filter, Deadline::Never());
+    if (!filtered.ok()) return filtered.status();
+    filtered_ = std::move(*filtered);
     Result<CopyCatalog> catalog =
-        ReadCopyCatalog(snapshot_->conn(), options_.exclude_schemas, Deadline::Never());
+        ReadCopyCatalog(snapshot_->conn(), options_.filter, Deadline::Never());
     if (!catalog.ok()) return catalog.status();
     catalog_ = std::move(*catalog);
-    Progress("snapshot", fmt::format("snapshot {}: {} table(s), {}", snapshot_->id(),
-                                     catalog_.tables.size(), FormatBytes(catalog_.total_bytes)));
+    std::string left_out;
+    if (!options_.filter.empty()) {
+      left_out =
+          fmt::format(" (filters leave out {} schema(s), {} table(s), and the rows of {} table(s))",
+                      filtered_.excluded_schemas.size(), filtered_.excluded_tables.size(),
+                      filtered_.data_excluded_tables.size());
+    }
+    Progress("snapshot",
+             fmt::format("snapshot {}: {} table(s), {}{}", snapshot_->id(), catalog_.tables.size(),
+                         FormatBytes(catalog_.total_bytes), left_out));
     return Status::Ok();
   }));
+  PGC_RETURN_IF_ERROR(Timed("create", [&] { return CreateTargetDatabase(); }));
   PGC_RETURN_IF_ERROR(Timed("pre-data", [&]() -> Status {
-    PGC_RETURN_IF_ERROR(
-        DumpSchema(tools, source_db_, snapshot_->id(), options_.exclude_schemas, archive));
+    PGC_RETURN_IF_ERROR(DumpSchema(tools, source_db_, snapshot_->id(), filtered_, archive));
     RestoreListFilter filter;
     filter.extensions = ProviderOnlyExtensions();
     for (const auto& table : catalog_.tables) {

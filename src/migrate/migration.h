@@ -1,9 +1,9 @@
 // `pgcourier migrate` with the copy method: pre-flight checks, then per
-// database: target database created, one exported snapshot of the source,
-// schema pre-data, parallel COPY streaming of every table, large objects,
-// schema post-data, sequences, materialized views, ANALYZE, and built-in
-// verification at the same snapshot. A database ends "done" only when its
-// verification found no difference.
+// database: one exported snapshot of the source (the object filter resolved
+// at it), target database created, schema pre-data, parallel COPY streaming
+// of every table, large objects, schema post-data, sequences, materialized
+// views, ANALYZE, and built-in verification at the same snapshot. A
+// database ends "done" only when its verification found no difference.
 #pragma once
 
 #include <functional>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/object_filter.h"
 #include "preflight/check.h"
 #include "schema/schema_dump.h"
 #include "verify/verifier.h"
@@ -30,8 +31,11 @@ struct MigrateOptions {
   CheckOptions check;    // source, target, jobs, database filters, pg_bindirs
   std::string work_dir;  // where schema archives and the state file go
   RestorePolicy policy;
-  std::vector<std::string> exclude_schemas;  // globs, both schema and data
-  int table_attempts = 3;                    // a table whose connection is lost is copied again
+  // Schemas and tables moved, and tables moved without their rows. Resolved
+  // per database against the source at the snapshot, so that pg_dump, the
+  // copy and the verification leave out exactly the same objects.
+  ObjectFilter filter;
+  int table_attempts = 3;  // a table whose connection is lost is copied again
   // Tables over 1.5x this size (or 1.5x a quarter of a job's share of the
   // data, if larger) are copied in slices of their integer key.
   int64_t split_bytes = int64_t{256} << 20;

@@ -3,7 +3,9 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <utility>
 
+#include "pg/quote.h"
 #include "util/process.h"
 #include "util/redact.h"
 
@@ -33,13 +35,25 @@ Status ToolFailed(const std::string& what, const ProcessResult& result) {
 
 }  // namespace
 
+std::vector<std::string> DumpExclusionArgs(const ResolvedObjectFilter& excluded) {
+  std::vector<std::string> args;
+  args.reserve(excluded.excluded_schemas.size() + excluded.excluded_tables.size());
+  for (const auto& schema : excluded.excluded_schemas) {
+    args.push_back("--exclude-schema=" + QuoteIdent(schema));
+  }
+  for (const auto& table : excluded.excluded_tables) {
+    args.push_back("--exclude-table=" + QualifiedName(table.schema, table.name));
+  }
+  return args;
+}
+
 Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
-                  const std::vector<std::string>& exclude_schemas, const std::string& archive) {
+                  const ResolvedObjectFilter& excluded, const std::string& archive) {
   std::vector<std::string> argv = {
       tools.pg_dump,       "--schema-only",
       "--format=custom",   "--snapshot=" + snapshot,
       "--file=" + archive, "--dbname=" + source_db.ToKeyValueWithoutSecrets()};
-  for (const auto& schema : exclude_schemas) argv.push_back("--exclude-schema=" + schema);
+  for (auto& arg : DumpExclusionArgs(excluded)) argv.push_back(std::move(arg));
   Result<ProcessResult> ran = RunProcess(argv, ChildOptions(source_db));
   if (!ran.ok()) return ran.status().WithContext("pg_dump");
   if (!ran->ok()) return ToolFailed("pg_dump --schema-only", *ran);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/object_filter.h"
 #include "pg/conninfo.h"
 #include "util/cancel.h"
 #include "util/status.h"
@@ -28,9 +29,17 @@ struct RestorePolicy {
   bool preserve_acl = false;     // default: source GRANTs not applied
 };
 
-// pg_dump --schema-only --format=custom --snapshot=... into `archive`.
+// pg_dump's arguments that leave out `excluded`'s schemas and tables: one
+// --exclude-schema="name" / --exclude-table="schema"."name" per object, the
+// exact names in double quotes (embedded ones doubled), in which pg_dump's
+// patterns take every character literally (no case folding; `*`, `?`, `.`
+// and regular expression characters match themselves).
+std::vector<std::string> DumpExclusionArgs(const ResolvedObjectFilter& excluded);
+
+// pg_dump --schema-only --format=custom --snapshot=... into `archive`,
+// without the schemas and tables `excluded` names.
 Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
-                  const std::vector<std::string>& exclude_schemas, const std::string& archive);
+                  const ResolvedObjectFilter& excluded, const std::string& archive);
 
 // What a restore list leaves out.
 struct RestoreListFilter {

@@ -15,7 +15,6 @@
 
 #include "pg/connection.h"
 #include "pg/quote.h"
-#include "util/pattern.h"
 
 namespace pgcourier {
 
@@ -61,17 +60,29 @@ std::string NotInternal(const char* catalog, const char* oid) {
          "'::regclass AND d.objid = " + oid + " AND d.deptype = 'i')";
 }
 
-std::string RelationsOfKinds(const char* kinds) {
-  return std::string(
-             "SELECT n.nspname, n.nspname || '.' || c.relname FROM pg_class c "
-             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN (") +
+// The name of the table `c` (a pg_class row) when it is one the object
+// filter's table patterns apply to, else NULL.
+constexpr const char* kFilteredTable = "CASE WHEN c.relkind IN ('r', 'p') THEN c.relname END";
+
+// The table whose identity column the sequence `c` belongs to, else NULL.
+// Such a sequence goes with its table; a serial column's sequence (OWNED
+// BY) does not: pg_dump keeps it when the table is left out.
+constexpr const char* kIdentityTable =
+    "(SELECT t.relname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid "
+    "WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid "
+    "AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i' LIMIT 1)";
+
+std::string RelationsOfKinds(const char* kinds, const char* table) {
+  return std::string("SELECT n.nspname, n.nspname || '.' || c.relname, ") + table +
+         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN (" +
          kinds + ") AND" + kUserSchema + NotExtensionMember("pg_class", "c.oid");
 }
 
 struct SchemaKind {
   std::string kind;
-  // Returns (schema, display name) rows; the schema is matched against
-  // exclude_schemas.
+  // Returns (schema, display name, table) rows. The object is left out when
+  // the filter excludes its schema, or the table it belongs to (the third
+  // column, NULL for objects of no table).
   std::string sql;
 };
 
@@ -80,35 +91,39 @@ struct SchemaKind {
 std::vector<SchemaKind> SchemaKinds(int server_version) {
   const std::string tables_not_in_extensions = NotExtensionMember("pg_class", "c.oid");
   std::vector<SchemaKind> kinds;
-  kinds.push_back({"schema", std::string("SELECT n.nspname, n.nspname FROM pg_namespace n WHERE") +
+  kinds.push_back({"schema", std::string("SELECT n.nspname, n.nspname, NULL FROM pg_namespace n "
+                                         "WHERE") +
                                  kUserSchema + NotExtensionMember("pg_namespace", "n.oid")});
-  kinds.push_back({"table", RelationsOfKinds("'r', 'p'")});
-  kinds.push_back({"view", RelationsOfKinds("'v'")});
-  kinds.push_back({"materialized view", RelationsOfKinds("'m'")});
-  kinds.push_back({"foreign table", RelationsOfKinds("'f'")});
-  kinds.push_back({"sequence", RelationsOfKinds("'S'")});
+  kinds.push_back({"table", RelationsOfKinds("'r', 'p'", "c.relname")});
+  kinds.push_back({"view", RelationsOfKinds("'v'", "NULL")});
+  kinds.push_back({"materialized view", RelationsOfKinds("'m'", "NULL")});
+  kinds.push_back({"foreign table", RelationsOfKinds("'f'", "NULL")});
+  kinds.push_back({"sequence", RelationsOfKinds("'S'", kIdentityTable)});
   kinds.push_back(
-      {"index", std::string("SELECT n.nspname, n.nspname || '.' || ic.relname FROM pg_index i "
-                            "JOIN pg_class ic ON ic.oid = i.indexrelid "
-                            "JOIN pg_class c ON c.oid = i.indrelid "
-                            "JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE") +
+      {"index", std::string("SELECT n.nspname, n.nspname || '.' || ic.relname, ") + kFilteredTable +
+                    std::string(" FROM pg_index i "
+                                "JOIN pg_class ic ON ic.oid = i.indexrelid "
+                                "JOIN pg_class c ON c.oid = i.indrelid "
+                                "JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE") +
                     kUserSchema + tables_not_in_extensions +
                     NotExtensionMember("pg_class", "ic.oid")});
   // NOT NULL constraints are catalogued from 18 on only: left out, so an
   // older source compares with a newer target.
   kinds.push_back(
-      {"constraint",
-       std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
-                   "con.conname || ' (' || con.contype::text || ')' FROM pg_constraint con "
-                   "JOIN pg_class c ON c.oid = con.conrelid "
-                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                   "WHERE con.conrelid <> 0 AND con.contype <> 'n' AND") +
-           kUserSchema + tables_not_in_extensions});
+      {"constraint", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
+                                 "con.conname || ' (' || con.contype::text || ')', ") +
+                         kFilteredTable +
+                         std::string(" FROM pg_constraint con "
+                                     "JOIN pg_class c ON c.oid = con.conrelid "
+                                     "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                     "WHERE con.conrelid <> 0 AND con.contype <> 'n' AND") +
+                         kUserSchema + tables_not_in_extensions});
   // Functions made with a type (the constructors of range and multirange
   // types) belong to the type.
   kinds.push_back(
       {"function", std::string("SELECT n.nspname, n.nspname || '.' || p.proname || '(' || "
-                               "pg_get_function_identity_arguments(p.oid) || ')' FROM pg_proc p "
+                               "pg_get_function_identity_arguments(p.oid) || ')', NULL "
+                               "FROM pg_proc p "
                                "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE") +
                        kUserSchema + NotExtensionMember("pg_proc", "p.oid") +
                        NotInternal("pg_proc", "p.oid")});
@@ -116,24 +131,28 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
   // internal before 13 and ordinary (with tgparentid) from 13 on: compare the
   // triggers that were created, not their clones.
   kinds.push_back({"trigger", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || "
-                                          "'.' || t.tgname FROM pg_trigger t "
-                                          "JOIN pg_class c ON c.oid = t.tgrelid "
-                                          "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                          "WHERE NOT t.tgisinternal") +
+                                          "'.' || t.tgname, ") +
+                                  kFilteredTable +
+                                  std::string(" FROM pg_trigger t "
+                                              "JOIN pg_class c ON c.oid = t.tgrelid "
+                                              "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                              "WHERE NOT t.tgisinternal") +
                                   (server_version >= 130000 ? " AND t.tgparentid = 0" : "") +
                                   " AND" + kUserSchema + tables_not_in_extensions});
   kinds.push_back(
       {"policy", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
-                             "pol.polname FROM pg_policy pol "
-                             "JOIN pg_class c ON c.oid = pol.polrelid "
-                             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE") +
+                             "pol.polname, ") +
+                     kFilteredTable +
+                     std::string(" FROM pg_policy pol "
+                                 "JOIN pg_class c ON c.oid = pol.polrelid "
+                                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE") +
                      kUserSchema + tables_not_in_extensions});
   // Not objects of their own: the row types of tables, array types (typtype
   // 'b') and the multirange types that 14 and later make with every range
   // type (internal to the range type, so a 13 source compares with a newer
   // target).
   kinds.push_back(
-      {"type", std::string("SELECT n.nspname, n.nspname || '.' || t.typname FROM pg_type t "
+      {"type", std::string("SELECT n.nspname, n.nspname || '.' || t.typname, NULL FROM pg_type t "
                            "JOIN pg_namespace n ON n.oid = t.typnamespace "
                            "WHERE t.typtype IN ('c', 'd', 'e', 'r', 'm') "
                            "AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class c "
@@ -141,7 +160,7 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                    kUserSchema + NotExtensionMember("pg_type", "t.oid") +
                    NotInternal("pg_type", "t.oid")});
   kinds.push_back({"extension",
-                   "SELECT n.nspname, e.extname FROM pg_extension e "
+                   "SELECT n.nspname, e.extname, NULL FROM pg_extension e "
                    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'"});
   return kinds;
 }
@@ -297,9 +316,9 @@ struct RelationInfo {
 };
 
 // Tables, partitioned tables and materialized views of the user, outside the
-// excluded schemas.
-Result<std::map<RelationKey, RelationInfo>> ReadRelations(
-    Connection& conn, const std::vector<std::string>& exclude_schemas) {
+// excluded schemas, without the excluded tables.
+Result<std::map<RelationKey, RelationInfo>> ReadRelations(Connection& conn,
+                                                          const ObjectFilter& filter) {
   Result<QueryResult> rows =
       conn.Exec(std::string("SELECT n.nspname, c.relname, c.relkind, c.relispopulated, "
                             "pg_relation_size(c.oid) FROM pg_class c "
@@ -310,25 +329,30 @@ Result<std::map<RelationKey, RelationInfo>> ReadRelations(
   std::map<RelationKey, RelationInfo> out;
   for (int r = 0; r < rows->rows(); ++r) {
     std::string schema = rows->GetString(r, 0);
-    if (MatchesAnyPattern(exclude_schemas, schema)) continue;
+    std::string name = rows->GetString(r, 1);
     std::string_view kind = rows->Get(r, 2);
-    out[{std::move(schema), rows->GetString(r, 1)}] = {kind.empty() ? 'r' : kind[0],
-                                                       rows->GetBool(r, 3), rows->GetInt(r, 4)};
+    const char relkind = kind.empty() ? 'r' : kind[0];
+    if (relkind == 'm' ? filter.ExcludesSchema(schema) : filter.ExcludesTable(schema, name)) {
+      continue;
+    }
+    out[{std::move(schema), std::move(name)}] = {relkind, rows->GetBool(r, 3), rows->GetInt(r, 4)};
   }
   return out;
 }
 
-Result<std::set<RelationKey>> ReadSequences(Connection& conn,
-                                            const std::vector<std::string>& exclude_schemas) {
+// Sequences of the user, outside the excluded schemas, without the identity
+// sequences of excluded tables.
+Result<std::set<RelationKey>> ReadSequences(Connection& conn, const ObjectFilter& filter) {
   Result<QueryResult> rows = conn.Exec(
-      std::string("SELECT n.nspname, c.relname FROM pg_class c "
-                  "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND") +
+      std::string("SELECT n.nspname, c.relname, ") + kIdentityTable +
+      " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND" +
       kUserSchema + NotExtensionMember("pg_class", "c.oid"));
   if (!rows.ok()) return rows.status();
   std::set<RelationKey> out;
   for (int r = 0; r < rows->rows(); ++r) {
     std::string schema = rows->GetString(r, 0);
-    if (MatchesAnyPattern(exclude_schemas, schema)) continue;
+    if (filter.ExcludesSchema(schema)) continue;
+    if (!rows->IsNull(r, 2) && filter.ExcludesTable(schema, rows->GetString(r, 2))) continue;
     out.insert({std::move(schema), rows->GetString(r, 1)});
   }
   return out;
@@ -350,16 +374,18 @@ Result<std::optional<int64_t>> ReadSequenceValue(Connection& conn, const Relatio
 }
 
 // Names of every schema kind on one side, sorted.
-Result<std::vector<std::vector<std::string>>> ReadSchemaNames(
-    Connection& conn, const std::vector<SchemaKind>& kinds,
-    const std::vector<std::string>& exclude_schemas) {
+Result<std::vector<std::vector<std::string>>> ReadSchemaNames(Connection& conn,
+                                                              const std::vector<SchemaKind>& kinds,
+                                                              const ObjectFilter& filter) {
   std::vector<std::vector<std::string>> out;
   for (const auto& kind : kinds) {
     Result<QueryResult> rows = conn.Exec(kind.sql);
     if (!rows.ok()) return rows.status().WithContext("reading the " + kind.kind + " names");
     std::vector<std::string> names;
     for (int r = 0; r < rows->rows(); ++r) {
-      if (MatchesAnyPattern(exclude_schemas, rows->GetString(r, 0))) continue;
+      const std::string schema = rows->GetString(r, 0);
+      if (filter.ExcludesSchema(schema)) continue;
+      if (!rows->IsNull(r, 2) && filter.ExcludesTable(schema, rows->GetString(r, 2))) continue;
       names.push_back(rows->GetString(r, 1));
     }
     std::sort(names.begin(), names.end());
@@ -465,7 +491,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
     return Status(StatusCode::kCancelled, "verification cancelled");
   }
   VerifyRun run(options.cancel);
-  const std::vector<std::string>& excluded = options.exclude_schemas;
+  const ObjectFilter& filter = options.filter;
 
   SessionSpec source_spec{&source, "source", options.connect_timeout, run.token()};
   SessionSpec target_spec{&target, "target", options.connect_timeout, run.token()};
@@ -488,6 +514,11 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
     return run.Explain(target_snapshot.status().WithContext("exporting a snapshot"));
   }
 
+  // A filter whose include patterns select nothing on the source is an
+  // error, never an empty comparison that passes.
+  Result<ResolvedObjectFilter> resolved = ResolveObjectFilter(src_conn, filter, Deadline::Never());
+  if (!resolved.ok()) return run.Explain(resolved.status());
+
   DatabaseVerification result;
   result.source_database = src_conn.database();
   result.target_database = dst_conn.database();
@@ -495,19 +526,19 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   // Catalogs.
   auto source_context = [](const Status& s) { return s.WithContext("reading the source catalog"); };
   auto target_context = [](const Status& s) { return s.WithContext("reading the target catalog"); };
-  auto source_relations = ReadRelations(src_conn, excluded);
+  auto source_relations = ReadRelations(src_conn, filter);
   if (!source_relations.ok()) return run.Explain(source_context(source_relations.status()));
-  auto target_relations = ReadRelations(dst_conn, excluded);
+  auto target_relations = ReadRelations(dst_conn, filter);
   if (!target_relations.ok()) return run.Explain(target_context(target_relations.status()));
-  auto source_sequences = ReadSequences(src_conn, excluded);
+  auto source_sequences = ReadSequences(src_conn, filter);
   if (!source_sequences.ok()) return run.Explain(source_context(source_sequences.status()));
-  auto target_sequences = ReadSequences(dst_conn, excluded);
+  auto target_sequences = ReadSequences(dst_conn, filter);
   if (!target_sequences.ok()) return run.Explain(target_context(target_sequences.status()));
 
   const std::vector<SchemaKind> kinds = SchemaKinds(src_conn.server_version());
-  auto source_names = ReadSchemaNames(src_conn, kinds, excluded);
+  auto source_names = ReadSchemaNames(src_conn, kinds, filter);
   if (!source_names.ok()) return run.Explain(source_context(source_names.status()));
-  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()), excluded);
+  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()), filter);
   if (!target_names.ok()) return run.Explain(target_context(target_names.status()));
   result.schema = CompareSchema(kinds, *source_names, *target_names);
 
@@ -535,11 +566,13 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   }
 
   // Tables: leaves only (a partitioned table has no rows of its own), and
-  // materialized views that are populated on the source. Largest first, so
-  // that a big table does not start last.
+  // materialized views that are populated on the source; not the tables
+  // whose data the filter excludes. Largest first, so that a big table does
+  // not start last.
   std::vector<std::pair<RelationKey, RelationInfo>> tables;
   for (const auto& [key, info] : *source_relations) {
     if (info.kind == 'p' || (info.kind == 'm' && !info.populated)) continue;
+    if (info.kind != 'm' && filter.ExcludesTableData(key.schema, key.name)) continue;
     tables.emplace_back(key, info);
   }
   std::stable_sort(tables.begin(), tables.end(),

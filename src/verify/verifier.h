@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/object_filter.h"
 #include "pg/conninfo.h"
 #include "util/cancel.h"
 #include "util/status.h"
@@ -66,8 +67,9 @@ struct VerifyOptions {
   // (pg_export_snapshot() of a transaction that is still open), so a live
   // source is compared as it was when the copy was taken.
   std::optional<std::string> source_snapshot;
-  // Schemas left out on both sides (glob patterns), e.g. provider-only ones.
-  std::vector<std::string> exclude_schemas;
+  // Objects left out on both sides (schemas, e.g. provider-only ones, and
+  // tables), and tables compared by schema only (see VerifyDatabase).
+  ObjectFilter filter;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
 };
@@ -80,15 +82,20 @@ struct VerifyOptions {
 // output settings (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
 // bytea_output, lc_monetary) and row_security off, every session of a side at
 // one snapshot (options.source_snapshot, else one the first session exports).
-// Compared, outside system schemas, extension members and
-// options.exclude_schemas:
+// Compared, outside system schemas, extension members and what
+// options.filter leaves out (its schemas, and its tables with their indexes,
+// constraints, triggers, policies and identity sequences; the filter is
+// checked against the source at its snapshot, and one whose include patterns
+// select nothing is an error, kInvalidArgument):
 //   - tables: ordinary tables and partitions (not partitioned parents, which
 //     hold no rows; FROM ONLY, so an inheritance parent does not count its
 //     children) and materialized views populated on the source; per side
 //     count(*) and the sum of hashtextextended(row text) as numeric. `error`
 //     is "missing on the target", "not populated on the target", or the
 //     server's refusal prefixed "source: " / "target: " (no privilege, row
-//     level security).
+//     level security). Tables whose data options.filter excludes are not in
+//     `tables` at all (their rows are not compared); their definition is, in
+//     the schema comparison.
 //   - sequences: last_value, read as it is now (sequences are not
 //     transactional, so a live source can be ahead of the snapshot).
 //   - schema: object names per kind ("schema", "table", "view",

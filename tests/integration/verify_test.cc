@@ -399,7 +399,7 @@ TEST_F(VerifyTest, ExtraObjectsOnTargetAndExcludedSchemas) {
   EXPECT_EQ(v->Mismatches(), 3) << Show(*v);
 
   VerifyOptions options;
-  options.exclude_schemas = {"provider_*", "public"};
+  options.filter.exclude_schemas = {"provider_*", "public"};
   v = Verify(*source_, *target_, options);
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(v->Mismatches(), 0) << Show(*v);
