@@ -3,19 +3,11 @@
 #include <map>
 #include <utility>
 
+#include "catalog/user_objects.h"
 #include "pg/quote.h"
 
 namespace pgcourier {
-namespace {
-
-constexpr const char* kUserRelation = R"sql(
-      n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-)sql";
-
-}  // namespace
+namespace {}  // namespace
 
 std::string TableToCopy::QualifiedName() const { return pgcourier::QualifiedName(schema, name); }
 
@@ -31,7 +23,7 @@ Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter
           generated +
           ") FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
           "WHERE c.relkind = 'r' AND " +
-          kUserRelation + " ORDER BY pg_table_size(c.oid) DESC, 1, 2",
+          sql::UserRelation() + " ORDER BY pg_table_size(c.oid) DESC, 1, 2",
       deadline);
   if (!tables.ok()) return tables.status().WithContext("listing tables to copy");
   for (int r = 0; r < tables->rows(); ++r) {
@@ -63,7 +55,7 @@ SELECT n.nspname, c.relname, i.indexrelid, ic.relname, pg_get_indexdef(i.indexre
  WHERE c.relkind = 'r' AND i.indislive AND i.indisvalid
    AND (con.oid IS NULL OR con.conparentid = 0)
    AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
-   AND )sql") + kUserRelation + " ORDER BY 1, 2, 4",
+   AND )sql") + sql::UserRelation() + " ORDER BY 1, 2, 4",
                                           deadline);
   if (!indexes.ok()) return indexes.status().WithContext("listing indexes");
   std::map<std::pair<std::string, std::string>, TableToCopy*> by_name;
@@ -98,7 +90,7 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
  WHERE c.relkind = 'r' AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] > 0
    AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attnotnull
    AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-   AND )sql") + kUserRelation + " ORDER BY c.oid, i.indisprimary DESC",
+   AND )sql") + sql::UserRelation() + " ORDER BY c.oid, i.indisprimary DESC",
                                        deadline);
   if (!keys.ok()) return keys.status().WithContext("finding split keys");
   for (int r = 0; r < keys->rows(); ++r) {
@@ -113,7 +105,7 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
                   "AND d.objid = c.oid AND d.refclassid = 'pg_class'::regclass "
                   "AND d.deptype = 'i' LIMIT 1) FROM pg_class c "
                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND ") +
-          kUserRelation + " ORDER BY 1, 2",
+          sql::UserRelation() + " ORDER BY 1, 2",
       deadline);
   if (!sequences.ok()) return sequences.status().WithContext("listing sequences");
   for (int r = 0; r < sequences->rows(); ++r) {
@@ -128,7 +120,7 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
   Result<QueryResult> matviews = conn.Exec(
       std::string("SELECT n.nspname, c.relname, c.relispopulated FROM pg_class c "
                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND ") +
-          kUserRelation + " ORDER BY c.oid",
+          sql::UserRelation() + " ORDER BY c.oid",
       deadline);
   if (!matviews.ok()) return matviews.status().WithContext("listing materialized views");
   for (int r = 0; r < matviews->rows(); ++r) {

@@ -1,22 +1,12 @@
 #include "catalog/database_facts.h"
 
+#include "catalog/user_objects.h"
+
 namespace pgcourier {
 namespace {
 
 // Relations of the user: not in a system schema, not members of an extension.
 // The session's search_path is empty; pg_catalog is still searched first.
-constexpr const char* kUserRelationFilter = R"sql(
-      n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                   WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-)sql";
-
-constexpr const char* kUserSchemaFilter = R"sql(
-      n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'
-)sql";
-
 std::vector<TableName> ReadTableNames(const QueryResult& result) {
   std::vector<TableName> out;
   out.reserve(static_cast<size_t>(result.rows()));
@@ -32,7 +22,7 @@ Result<DatabaseFacts> ReadDatabaseFacts(Connection& conn, Deadline deadline) {
   DatabaseFacts facts;
   facts.name = conn.database();
   const std::string where = "reading database " + facts.name;
-  const std::string user_relations = std::string(kUserRelationFilter);
+  const std::string user_relations = sql::UserRelation();
 
   auto query = [&](const std::string& sql) -> Result<QueryResult> {
     Result<QueryResult> result = conn.Exec(sql, deadline);
@@ -64,12 +54,12 @@ SELECT DISTINCT r.rolname FROM (
        WHERE )sql") + user_relations +
                                     R"sql(
 UNION SELECT n.nspowner FROM pg_namespace n WHERE )sql" +
-                                    kUserSchemaFilter + R"sql(
+                                    sql::kUserSchema + R"sql(
 UNION SELECT p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-       WHERE )sql" + kUserSchemaFilter +
+       WHERE )sql" + sql::kUserSchema +
                                     R"sql(
 UNION SELECT t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-       WHERE )sql" + kUserSchemaFilter +
+       WHERE )sql" + sql::kUserSchema +
                                     R"sql(
 UNION SELECT s.refobjid FROM pg_shdepend s
        WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())

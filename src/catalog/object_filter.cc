@@ -2,14 +2,11 @@
 
 #include <utility>
 
+#include "catalog/user_objects.h"
 #include "util/pattern.h"
 
 namespace pgcourier {
 namespace {
-
-constexpr const char* kUserSchema = R"sql(
-      n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%')sql";
 
 std::string JoinPatterns(const std::vector<std::string>& patterns) {
   std::string out;
@@ -51,7 +48,7 @@ Result<ResolvedObjectFilter> ResolveObjectFilter(Connection& conn, const ObjectF
   if (filter.empty()) return resolved;
 
   Result<QueryResult> schemas = conn.Exec(
-      std::string("SELECT n.nspname FROM pg_namespace n WHERE") + kUserSchema + " ORDER BY 1",
+      std::string("SELECT n.nspname FROM pg_namespace n WHERE") + sql::kUserSchema + " ORDER BY 1",
       deadline);
   if (!schemas.ok()) return schemas.status().WithContext("listing schemas");
   int included_schemas = 0;
@@ -76,7 +73,7 @@ Result<ResolvedObjectFilter> ResolveObjectFilter(Connection& conn, const ObjectF
       std::string("SELECT n.nspname, c.relname FROM pg_class c "
                   "JOIN pg_namespace n ON n.oid = c.relnamespace "
                   "WHERE c.relkind IN ('r', 'p') AND") +
-          kUserSchema +
+          sql::kUserSchema +
           " AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
           "AND d.objid = c.oid AND d.deptype = 'e') ORDER BY 1, 2",
       deadline);

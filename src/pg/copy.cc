@@ -82,7 +82,11 @@ CopyInStream::~CopyInStream() {
 Status CopyInStream::Write(std::string_view data, Deadline deadline) {
   for (;;) {
     int put = PQputCopyData(conn_->raw(), data.data(), static_cast<int>(data.size()));
-    if (put == 1) return Status::Ok();
+    // In non-blocking mode libpq grows its send buffer instead of refusing
+    // data, so a source faster than the target would make it grow without
+    // bound: send what is queued before taking more. Memory stays at about
+    // one write, whatever the table's size.
+    if (put == 1) return conn_->Flush(deadline);
     if (put < 0) {
       return Status(StatusCode::kConnectionFailed,
                     std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()), "",

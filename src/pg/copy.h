@@ -49,7 +49,8 @@ class CopyInStream {
   // Aborts the COPY when Finish() was not called.
   ~CopyInStream();
 
-  // Queues data; waits (poll) when libpq's send buffer is full.
+  // Sends data, waiting (poll) until libpq's buffer is on the wire, so at
+  // most one write is held in memory.
   Status Write(std::string_view data, Deadline deadline = Deadline::Never());
   // Ends the COPY and returns the number of rows the server stored.
   Result<int64_t> Finish(Deadline deadline = Deadline::Never());

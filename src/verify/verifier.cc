@@ -13,6 +13,7 @@
 #include <tuple>
 #include <utility>
 
+#include "catalog/user_objects.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
 
@@ -42,18 +43,6 @@ constexpr const char* kSessionSettings =
 constexpr const char* kBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 constexpr const char* kMissingOnTarget = "missing on the target";
 
-// Objects of the user: not in a system schema. `n` is the object's
-// pg_namespace row.
-constexpr const char* kUserSchema = R"sql(
-      n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%')sql";
-
-// "AND the object is not a member of an extension".
-std::string NotExtensionMember(const char* catalog, const char* oid) {
-  return std::string(" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '") + catalog +
-         "'::regclass AND d.objid = " + oid + " AND d.deptype = 'e')";
-}
-
 // "AND the object was not made as part of another one" (deptype 'i').
 std::string NotInternal(const char* catalog, const char* oid) {
   return std::string(" AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '") + catalog +
@@ -75,7 +64,7 @@ constexpr const char* kIdentityTable =
 std::string RelationsOfKinds(const char* kinds, const char* table) {
   return std::string("SELECT n.nspname, n.nspname || '.' || c.relname, ") + table +
          " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN (" +
-         kinds + ") AND" + kUserSchema + NotExtensionMember("pg_class", "c.oid");
+         kinds + ") AND" + sql::kUserSchema + sql::NotExtensionMember("pg_class", "c.oid");
 }
 
 struct SchemaKind {
@@ -89,11 +78,12 @@ struct SchemaKind {
 // One catalog query per kind, for a server of `server_version`
 // (server_version_num). The kinds are the same for every version.
 std::vector<SchemaKind> SchemaKinds(int server_version) {
-  const std::string tables_not_in_extensions = NotExtensionMember("pg_class", "c.oid");
+  const std::string tables_not_in_extensions = sql::NotExtensionMember("pg_class", "c.oid");
   std::vector<SchemaKind> kinds;
   kinds.push_back({"schema", std::string("SELECT n.nspname, n.nspname, NULL FROM pg_namespace n "
                                          "WHERE") +
-                                 kUserSchema + NotExtensionMember("pg_namespace", "n.oid")});
+                                 sql::kUserSchema +
+                                 sql::NotExtensionMember("pg_namespace", "n.oid")});
   kinds.push_back({"table", RelationsOfKinds("'r', 'p'", "c.relname")});
   kinds.push_back({"view", RelationsOfKinds("'v'", "NULL")});
   kinds.push_back({"materialized view", RelationsOfKinds("'m'", "NULL")});
@@ -105,8 +95,8 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                                 "JOIN pg_class ic ON ic.oid = i.indexrelid "
                                 "JOIN pg_class c ON c.oid = i.indrelid "
                                 "JOIN pg_namespace n ON n.oid = ic.relnamespace WHERE") +
-                    kUserSchema + tables_not_in_extensions +
-                    NotExtensionMember("pg_class", "ic.oid")});
+                    sql::kUserSchema + tables_not_in_extensions +
+                    sql::NotExtensionMember("pg_class", "ic.oid")});
   // NOT NULL constraints are catalogued from 18 on only: left out, so an
   // older source compares with a newer target.
   kinds.push_back(
@@ -117,7 +107,7 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                                      "JOIN pg_class c ON c.oid = con.conrelid "
                                      "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                      "WHERE con.conrelid <> 0 AND con.contype <> 'n' AND") +
-                         kUserSchema + tables_not_in_extensions});
+                         sql::kUserSchema + tables_not_in_extensions});
   // Functions made with a type (the constructors of range and multirange
   // types) belong to the type.
   kinds.push_back(
@@ -125,7 +115,7 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                                "pg_get_function_identity_arguments(p.oid) || ')', NULL "
                                "FROM pg_proc p "
                                "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE") +
-                       kUserSchema + NotExtensionMember("pg_proc", "p.oid") +
+                       sql::kUserSchema + sql::NotExtensionMember("pg_proc", "p.oid") +
                        NotInternal("pg_proc", "p.oid")});
   // The clones of a partitioned table's trigger on its partitions are
   // internal before 13 and ordinary (with tgparentid) from 13 on: compare the
@@ -138,7 +128,7 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                               "WHERE NOT t.tgisinternal") +
                                   (server_version >= 130000 ? " AND t.tgparentid = 0" : "") +
-                                  " AND" + kUserSchema + tables_not_in_extensions});
+                                  " AND" + sql::kUserSchema + tables_not_in_extensions});
   kinds.push_back(
       {"policy", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
                              "pol.polname, ") +
@@ -146,7 +136,7 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                      std::string(" FROM pg_policy pol "
                                  "JOIN pg_class c ON c.oid = pol.polrelid "
                                  "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE") +
-                     kUserSchema + tables_not_in_extensions});
+                     sql::kUserSchema + tables_not_in_extensions});
   // Not objects of their own: the row types of tables, array types (typtype
   // 'b') and the multirange types that 14 and later make with every range
   // type (internal to the range type, so a 13 source compares with a newer
@@ -157,7 +147,7 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                            "WHERE t.typtype IN ('c', 'd', 'e', 'r', 'm') "
                            "AND (t.typtype <> 'c' OR EXISTS (SELECT 1 FROM pg_class c "
                            "WHERE c.oid = t.typrelid AND c.relkind = 'c')) AND") +
-                   kUserSchema + NotExtensionMember("pg_type", "t.oid") +
+                   sql::kUserSchema + sql::NotExtensionMember("pg_type", "t.oid") +
                    NotInternal("pg_type", "t.oid")});
   kinds.push_back({"extension",
                    "SELECT n.nspname, e.extname, NULL FROM pg_extension e "
@@ -324,7 +314,7 @@ Result<std::map<RelationKey, RelationInfo>> ReadRelations(Connection& conn,
                             "pg_relation_size(c.oid) FROM pg_class c "
                             "JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE c.relkind IN ('r', 'p', 'm') AND") +
-                kUserSchema + NotExtensionMember("pg_class", "c.oid"));
+                sql::kUserSchema + sql::NotExtensionMember("pg_class", "c.oid"));
   if (!rows.ok()) return rows.status();
   std::map<RelationKey, RelationInfo> out;
   for (int r = 0; r < rows->rows(); ++r) {
@@ -346,7 +336,7 @@ Result<std::set<RelationKey>> ReadSequences(Connection& conn, const ObjectFilter
   Result<QueryResult> rows = conn.Exec(
       std::string("SELECT n.nspname, c.relname, ") + kIdentityTable +
       " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND" +
-      kUserSchema + NotExtensionMember("pg_class", "c.oid"));
+      sql::kUserSchema + sql::NotExtensionMember("pg_class", "c.oid"));
   if (!rows.ok()) return rows.status();
   std::set<RelationKey> out;
   for (int r = 0; r < rows->rows(); ++r) {
