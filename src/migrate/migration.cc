@@ -510,7 +510,7 @@ Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcom
   if (ec) return Status(StatusCode::kIoError, "cannot create " + dir + ": " + ec.message());
   const std::string archive = dir + "/schema.dump";
   const std::string list = dir + "/schema.list";
-  SchemaTools tools{check_.tools.pg_dump, check_.tools.pg_restore};
+  SchemaTools tools{check_.tools.pg_dump, check_.tools.pg_restore, options_.check.cancel};
   auto mark = [&](const std::string& phase) {
     outcome_.state = phase;
     state.Write(all, phase);

@@ -14,8 +14,9 @@ namespace {
 
 // Environment for a child that connects: the password, and none of the
 // caller's PG* settings that could send it elsewhere.
-ProcessOptions ChildOptions(const ConnInfo& info) {
+ProcessOptions ChildOptions(const ConnInfo& info, const CancelToken* cancel) {
   ProcessOptions options;
+  options.cancel = cancel;
   options.unset_env = {"PGDATABASE", "PGSERVICE", "PGOPTIONS"};
   if (info.Has("password")) options.env["PGPASSWORD"] = info.Get("password");
   options.timeout = std::chrono::hours(24);
@@ -54,7 +55,7 @@ Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std
       "--format=custom",   "--snapshot=" + snapshot,
       "--file=" + archive, "--dbname=" + source_db.ToKeyValueWithoutSecrets()};
   for (auto& arg : DumpExclusionArgs(excluded)) argv.push_back(std::move(arg));
-  Result<ProcessResult> ran = RunProcess(argv, ChildOptions(source_db));
+  Result<ProcessResult> ran = RunProcess(argv, ChildOptions(source_db, tools.cancel));
   if (!ran.ok()) return ran.status().WithContext("pg_dump");
   if (!ran->ok()) return ToolFailed("pg_dump --schema-only", *ran);
   return Status::Ok();
@@ -128,7 +129,7 @@ Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
     argv.push_back("--jobs=" + std::to_string(jobs));
   }
   argv.push_back(archive);
-  Result<ProcessResult> ran = RunProcess(argv, ChildOptions(target_db));
+  Result<ProcessResult> ran = RunProcess(argv, ChildOptions(target_db, tools.cancel));
   if (!ran.ok()) return ran.status().WithContext("pg_restore");
   if (!ran->ok()) return ToolFailed("pg_restore --section=" + section, *ran);
   return Status::Ok();

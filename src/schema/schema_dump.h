@@ -22,6 +22,7 @@ namespace pgcourier {
 struct SchemaTools {
   std::string pg_dump;
   std::string pg_restore;
+  const CancelToken* cancel = nullptr;  // stops a running pg_dump/pg_restore
 };
 
 struct RestorePolicy {

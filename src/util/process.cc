@@ -126,7 +126,10 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   ProcessResult result;
   auto deadline = std::chrono::steady_clock::now() + options.timeout;
   bool timed_out = false;
-  struct pollfd fds[2] = {{out_pipe.fds[0], POLLIN, 0}, {err_pipe.fds[0], POLLIN, 0}};
+  bool cancelled = false;
+  const int cancel_fd = options.cancel != nullptr ? options.cancel->fd() : -1;
+  struct pollfd fds[3] = {
+      {out_pipe.fds[0], POLLIN, 0}, {err_pipe.fds[0], POLLIN, 0}, {cancel_fd, POLLIN, 0}};
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[65536];
@@ -138,7 +141,18 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
       ::kill(-pid, SIGKILL);
       break;
     }
-    int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
+    if (options.cancel != nullptr && options.cancel->cancelled()) {
+      // Ask politely (pg_restore ends its sessions), then insist.
+      cancelled = true;
+      ::kill(-pid, SIGTERM);
+      for (int i = 0; i < 50 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) {
+        ::poll(nullptr, 0, 100);
+      }
+      ::kill(-pid, SIGKILL);
+      break;
+    }
+    int n = ::poll(fds, cancel_fd >= 0 ? 3 : 2,
+                   static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -164,6 +178,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     return Status(StatusCode::kIoError,
                   "could not start " + program + ": " + std::strerror(exec_errno));
   }
+  if (cancelled) return Status(StatusCode::kCancelled, program + " was cancelled");
   if (timed_out) {
     return Status(StatusCode::kTimeout, program + " did not finish within " +
                                             std::to_string(options.timeout.count() / 1000) + " s");

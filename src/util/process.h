@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "util/cancel.h"
 #include "util/status.h"
 
 namespace pgcourier {
@@ -26,6 +27,9 @@ struct ProcessOptions {
   std::optional<gid_t> run_as_gid;
   // The child is killed (SIGKILL) when it runs longer than this.
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+  // When raised, the child (and its process group) gets SIGTERM, then
+  // SIGKILL after a grace period, and RunProcess returns kCancelled.
+  const CancelToken* cancel = nullptr;
   std::string working_dir;
 };
 

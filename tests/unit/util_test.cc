@@ -82,6 +82,22 @@ TEST(ProcessTest, TimeoutKillsTheChild) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+TEST(ProcessTest, CancelStopsTheChild) {
+  CancelToken token;
+  ProcessOptions options;
+  options.cancel = &token;
+  std::thread canceller([&token] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    token.Cancel();
+  });
+  auto start = std::chrono::steady_clock::now();
+  Result<ProcessResult> r = RunProcess({"sleep", "30"}, options);
+  canceller.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
 TEST(CancelTest, CancelWakesAWaitAtOnce) {
   CancelToken token;
   std::thread canceller([&token] {
