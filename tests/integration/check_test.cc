@@ -7,6 +7,7 @@
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "preflight/checker.h"
+#include "version_pairs.h"
 
 namespace pgcourier {
 namespace {
@@ -110,18 +111,8 @@ TEST_P(CheckPairTest, ReadyPairChoosesReplication) {
   EXPECT_EQ(report->target.major, GetParam());
 }
 
-std::vector<int> TargetMajors() {
-  std::vector<int> out;
-  for (int major : testing::AvailablePgMajors()) {
-    if (major >= 15) out.push_back(major);
-  }
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Versions, CheckPairTest, ::testing::ValuesIn(TargetMajors()),
-                         [](const ::testing::TestParamInfo<int>& param_info) {
-                           return "pg15_to_pg" + std::to_string(param_info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Versions, CheckPairTest, ::testing::ValuesIn(testing::TargetMajors()),
+                         testing::VersionPairName);
 
 class CheckTest : public ::testing::Test {
  protected:

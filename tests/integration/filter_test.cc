@@ -13,6 +13,7 @@
 #include "pg_cluster.h"
 #include "util/process.h"
 #include "verify/verifier.h"
+#include "version_pairs.h"
 
 namespace pgcourier {
 namespace {
@@ -119,14 +120,6 @@ bool Compared(const DatabaseVerification& v, const std::string& qualified) {
   return std::any_of(v.tables.begin(), v.tables.end(), [&](const TableVerification& t) {
     return t.schema + "." + t.name == qualified;
   });
-}
-
-std::vector<int> TargetMajors() {
-  std::vector<int> out;
-  for (int major : testing::AvailablePgMajors()) {
-    if (major >= 15) out.push_back(major);
-  }
-  return out;
 }
 
 class MigrateFilterTest : public ::testing::TestWithParam<int> {
@@ -299,10 +292,8 @@ TEST_P(MigrateFilterTest, FilterSelectingNothingFailsBeforeTouchingTheTarget) {
   EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_database WHERE datname = 'shop'"), "0");
 }
 
-INSTANTIATE_TEST_SUITE_P(Versions, MigrateFilterTest, ::testing::ValuesIn(TargetMajors()),
-                         [](const ::testing::TestParamInfo<int>& param_info) {
-                           return "pg15_to_pg" + std::to_string(param_info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Versions, MigrateFilterTest, ::testing::ValuesIn(testing::TargetMajors()),
+                         testing::VersionPairName);
 
 // `verify` on its own: the same database on two servers, then the target
 // changed where the filter says it may differ.

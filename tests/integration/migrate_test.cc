@@ -14,6 +14,7 @@
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "util/process.h"
+#include "version_pairs.h"
 
 namespace pgcourier {
 namespace {
@@ -167,18 +168,8 @@ TEST_P(MigrateTest, FidelityCorpusMovesExactly) {
             *source_->Sql("SELECT count(*) FROM pg_largeobject_metadata", "fid"));
 }
 
-std::vector<int> TargetMajors() {
-  std::vector<int> out;
-  for (int major : testing::AvailablePgMajors()) {
-    if (major >= 15) out.push_back(major);
-  }
-  return out;
-}
-
-INSTANTIATE_TEST_SUITE_P(Versions, MigrateTest, ::testing::ValuesIn(TargetMajors()),
-                         [](const ::testing::TestParamInfo<int>& param_info) {
-                           return "pg15_to_pg" + std::to_string(param_info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Versions, MigrateTest, ::testing::ValuesIn(testing::TargetMajors()),
+                         testing::VersionPairName);
 
 TEST(MigrateRefusalTest, TargetWithDataIsNeverTouched) {
   auto source = StartClusterOrFail({});

@@ -10,6 +10,7 @@
 #include "pg_cluster.h"
 #include "report/verify_report.h"
 #include "verify/verifier.h"
+#include "version_pairs.h"
 
 namespace pgcourier {
 namespace {
@@ -168,14 +169,6 @@ Result<DatabaseVerification> Verify(const PgCluster& source, const PgCluster& ta
 }
 
 // Every source major 15 with every target major from 15 up that is installed.
-std::vector<int> TargetMajors() {
-  std::vector<int> out;
-  for (int major : testing::AvailablePgMajors()) {
-    if (major >= 15) out.push_back(major);
-  }
-  return out;
-}
-
 class VerifyPairTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(VerifyPairTest, SameDataMatches) {
@@ -259,10 +252,8 @@ TEST_P(VerifyPairTest, SameDataMatches) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Versions, VerifyPairTest, ::testing::ValuesIn(TargetMajors()),
-                         [](const ::testing::TestParamInfo<int>& param_info) {
-                           return "pg15_to_pg" + std::to_string(param_info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Versions, VerifyPairTest, ::testing::ValuesIn(testing::TargetMajors()),
+                         testing::VersionPairName);
 
 // Two 15 servers with the same `app` database; each test changes the target.
 class VerifyTest : public ::testing::Test {
