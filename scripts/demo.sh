@@ -151,6 +151,17 @@ target_stop_cmd="$(if [[ "$(id -u)" -eq 0 ]]; then printf 'runuser -u postgres -
 source_url="postgresql://postgres@127.0.0.1:${source_port}"
 target_url="postgresql://postgres@127.0.0.1:${target_port}"
 psql_run() { "${psql}" -X -q -v ON_ERROR_STOP=1 "$@"; }
+# shop_counts URL: the row count of each shop table on that server.
+shop_counts() {
+  psql_run -d "$1/shop" -At -F ' ' -c "
+    SELECT rpad(t, 12), n FROM (
+      SELECT 'customers' AS t, count(*) AS n, 1 AS o FROM customers
+      UNION ALL SELECT 'products', count(*), 2 FROM products
+      UNION ALL SELECT 'orders', count(*), 3 FROM orders
+      UNION ALL SELECT 'order_items', count(*), 4 FROM order_items
+      UNION ALL SELECT 'audit_log', count(*), 5 FROM audit_log) AS c
+    ORDER BY o" | sed 's/^/      /'
+}
 
 # --- demo data ---------------------------------------------------------------
 
@@ -159,14 +170,7 @@ psql_run -d "${source_url}/postgres" -c 'CREATE DATABASE shop'
 load_started=${SECONDS}
 psql_run -d "${source_url}/shop" -f demo/shop.sql
 echo "    loaded in $((SECONDS - load_started))s:"
-psql_run -d "${source_url}/shop" -At -F ' ' -c "
-  SELECT rpad(t, 12), n FROM (
-    SELECT 'customers' AS t, count(*) AS n, 1 AS o FROM customers
-    UNION ALL SELECT 'products', count(*), 2 FROM products
-    UNION ALL SELECT 'orders', count(*), 3 FROM orders
-    UNION ALL SELECT 'order_items', count(*), 4 FROM order_items
-    UNION ALL SELECT 'audit_log', count(*), 5 FROM audit_log) AS c
-  ORDER BY o" | sed 's/^/      /'
+shop_counts "${source_url}"
 
 # --- pgcourier check ---------------------------------------------------------
 
@@ -193,14 +197,7 @@ if ((check_status == 0)); then
 
   if ((migrate_status == 0)); then
     heading "the shop on the target (PostgreSQL ${target_major})"
-    psql_run -d "${target_url}/shop" -At -F ' ' -c "
-      SELECT rpad(t, 12), n FROM (
-        SELECT 'customers' AS t, count(*) AS n, 1 AS o FROM customers
-        UNION ALL SELECT 'products', count(*), 2 FROM products
-        UNION ALL SELECT 'orders', count(*), 3 FROM orders
-        UNION ALL SELECT 'order_items', count(*), 4 FROM order_items
-        UNION ALL SELECT 'audit_log', count(*), 5 FROM audit_log) AS c
-      ORDER BY o" | sed 's/^/      /'
+    shop_counts "${target_url}"
     heading "pgcourier verify --source ${source_url}/shop --target ${target_url}/shop"
     set +e
     "${pgcourier}" verify --source "${source_url}/shop" --target "${target_url}/shop"

@@ -122,15 +122,11 @@ bool Compared(const DatabaseVerification& v, const std::string& qualified) {
   });
 }
 
-class MigrateFilterTest : public ::testing::TestWithParam<int> {
+class MigrateFilterTest : public testing::VersionPairTest {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    PgClusterOptions target_options;
-    target_options.major = GetParam();
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    VersionPairTest::SetUp();
+    if (HasFatalFailure()) return;
     Result<std::string> built = source_->Sql(kShop);
     ASSERT_TRUE(built.ok()) << built.status().ToString();
   }
@@ -156,9 +152,6 @@ class MigrateFilterTest : public ::testing::TestWithParam<int> {
   bool ExistsOnTarget(const std::string& relation) {
     return OnTarget("SELECT to_regclass('" + relation + "') IS NOT NULL") == "t";
   }
-
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 TEST_P(MigrateFilterTest, ExcludedTablesAreLeftOutEntirely) {

@@ -96,19 +96,13 @@ std::string Diff(const std::string& a, const std::string& b, const std::string& 
   return diff.ok() ? diff->out.substr(0, 6000) : diff.status().ToString();
 }
 
-class MigrateTest : public ::testing::TestWithParam<int> {
+class MigrateTest : public testing::VersionPairTest {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    PgClusterOptions target_options;
-    target_options.major = GetParam();
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    VersionPairTest::SetUp();
+    if (HasFatalFailure()) return;
     work_dir_ = source_->base_dir() + "/work";
   }
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
   std::string work_dir_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,5 +25,23 @@ inline std::vector<int> TargetMajors() {
 inline std::string VersionPairName(const ::testing::TestParamInfo<int>& param_info) {
   return "pg15_to_pg" + std::to_string(param_info.param);
 }
+
+// A fixture with a PostgreSQL 15 source and a target of the test's major
+// (the parameter), both started afresh for each test. A subclass's SetUp
+// calls this one first and returns if it failed (HasFatalFailure()).
+class VersionPairTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    source_ = StartClusterOrFail({});
+    PgClusterOptions target_options;
+    target_options.major = GetParam();
+    target_ = StartClusterOrFail(target_options);
+    ASSERT_NE(source_, nullptr);
+    ASSERT_NE(target_, nullptr);
+  }
+
+  std::unique_ptr<PgCluster> source_;
+  std::unique_ptr<PgCluster> target_;
+};
 
 }  // namespace pgcourier::testing
