@@ -4,13 +4,29 @@
 
 #include <chrono>
 
+#include "copy/progress_marks.h"
 #include "pg/copy.h"
 #include "pg/quote.h"
 
 namespace pgcourier {
 
+std::string Slice::Condition(const TableToCopy& table) const {
+  if (kind == Kind::kKeys) {
+    return fmt::format("{} BETWEEN {} AND {}", QuoteIdent(table.split_column), first, last);
+  }
+  std::string condition = fmt::format("ctid >= '({},0)'::pg_catalog.tid", first);
+  if (last >= 0) condition += fmt::format(" AND ctid < '({},0)'::pg_catalog.tid", last);
+  return condition;
+}
+
+std::string Slice::Display() const {
+  if (kind == Kind::kKeys) return fmt::format("[keys {}..{}]", first, last);
+  if (last < 0) return fmt::format("[blocks {}..end]", first);
+  return fmt::format("[blocks {}..{})", first, last);
+}
+
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
-                                 const std::optional<KeyRange>& range, bool redo,
+                                 const std::optional<Slice>& slice, const std::string& mark,
                                  Deadline deadline) {
   auto started = std::chrono::steady_clock::now();
   const std::string name = table.QualifiedName();
@@ -21,13 +37,11 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   // FREEZE writes the rows already frozen (no later anti-wraparound rewrite
   // on the target); it needs the TRUNCATE in the same transaction.
   std::string target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE)";
-  if (range) {
-    std::string where = fmt::format(" WHERE {} BETWEEN {} AND {}", QuoteIdent(table.split_column),
-                                    range->first, range->last);
-    what += fmt::format(" [{}..{}]", range->first, range->last);
-    source_copy =
-        "COPY (SELECT " + table.column_list + " FROM ONLY " + name + where + ") TO STDOUT";
-    target_start = redo ? "BEGIN; DELETE FROM ONLY " + name + where : "BEGIN";
+  if (slice) {
+    what += " " + slice->Display();
+    source_copy = "COPY (SELECT " + table.column_list + " FROM ONLY " + name + " WHERE " +
+                  slice->Condition(table) + ") TO STDOUT";
+    target_start = "BEGIN";
     target_copy = "COPY " + name + columns + " FROM STDIN";
   }
 
@@ -85,6 +99,8 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
+  Status marked = target.Run(InsertProgressMarkSql(mark, *stored, stats.bytes), deadline);
+  if (!marked.ok()) return fail(marked);
   Status committed = target.Run("COMMIT", deadline);
   if (!committed.ok()) return fail(committed);
   stats.rows = *stored;

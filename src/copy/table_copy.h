@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "catalog/copy_catalog.h"
 #include "pg/connection.h"
@@ -16,23 +17,34 @@ struct TableCopyStats {
   double seconds = 0;
 };
 
-// A slice of a table by its split column, bounds included.
-struct KeyRange {
+// A part of a large table, copied on its own so that one table can use
+// every job: a range of heap blocks (read with a TID range scan, 14+), or,
+// on older sources, a range of an integer key.
+struct Slice {
+  enum class Kind { kBlocks, kKeys };
+  Kind kind = Kind::kBlocks;
+  // Blocks: [first, last), last < 0 meaning "to the end" (the table may have
+  // grown since the snapshot; the rows the snapshot sees are all in blocks
+  // that existed then, but the last slice reads to the end regardless).
+  // Keys: first..last of the split column, both included.
   int64_t first = 0;
   int64_t last = 0;
+  // The SQL condition selecting the slice's rows of `table`.
+  std::string Condition(const TableToCopy& table) const;
+  std::string Display() const;  // "[blocks 0..1024)", "[keys 1..5000]"
 };
 
-// Copies `table` (or the slice `range` of it) as a COPY ... TO STDOUT on the
+// Copies `table` (or the slice `slice` of it) as a COPY ... TO STDOUT on the
 // source feeding a COPY ... FROM STDIN on the target, in one target
-// transaction. A whole table is TRUNCATEd first and loaded with FREEZE; a
-// slice is loaded into the shared table, and when `redo` is set the slice's
-// rows are deleted first (a previous attempt may have committed before its
-// connection was lost). Either every row is committed or none is, so a failed
-// copy can simply be done again. `source` must already be in a transaction
-// at the migration's snapshot; `target` must be idle.
+// transaction that also records `mark` in the target's progress marks
+// (copy/progress_marks.h). A whole table is TRUNCATEd first and loaded with
+// FREEZE; a slice is loaded into the shared table. Either every row and the
+// mark are committed or nothing is, so after any failure the mark says
+// whether to copy again (HasProgressMark). `source` must already be in a
+// transaction at the migration's snapshot; `target` must be idle.
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
-                                 const std::optional<KeyRange>& range = std::nullopt,
-                                 bool redo = false, Deadline deadline = Deadline::Never());
+                                 const std::optional<Slice>& slice, const std::string& mark,
+                                 Deadline deadline = Deadline::Never());
 
 // Builds one index on the target and, when it backs a primary key or unique
 // constraint, adds the constraint with ADD CONSTRAINT ... USING INDEX; an

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "catalog/copy_catalog.h"
+#include "catalog/user_objects.h"
+#include "copy/progress_marks.h"
 #include "copy/snapshot.h"
 #include "copy/table_copy.h"
 #include "pg/quote.h"
@@ -31,7 +33,7 @@ using Clock = std::chrono::steady_clock;
 // final state, which is committed synchronously.
 constexpr const char* kTargetBulkSettings =
     "SET synchronous_commit = off; SET statement_timeout = 0; SET lock_timeout = 0; "
-    "SET idle_in_transaction_session_timeout = 0; SET maintenance_work_mem = '256MB'";
+    "SET idle_in_transaction_session_timeout = 0; SET maintenance_work_mem = '512MB'";
 // Settings of every session that reads the source: the snapshot's holder
 // stays idle in its transaction for the whole move.
 constexpr const char* kSourceSettings =
@@ -103,12 +105,16 @@ class DatabaseMigration {
 
   Status CreateTargetDatabase();
   Status PlanSlices();
-  Status CopyData();
+  Status PlanBlockSlices(const TableToCopy& table, int64_t count, std::vector<Slice>& slices);
+  Status PlanKeySlices(const TableToCopy& table, int64_t count, std::vector<Slice>& slices);
+  Status CopyData(const std::function<Status()>& after_structure);
+  static std::string CopyStep(const TableToCopy& table, const Slice* slice);
   Status CopyLargeObjects();
   Status SetSequences();
   Status RefreshMaterializedViews();
-  Status AnalyzeDurably();
+  Status AnalyzeRest();
   Status Verify();
+  Status FinishDurably();
 
   const MigrateOptions& options_;
   ConnInfo source_db_;
@@ -122,10 +128,12 @@ class DatabaseMigration {
   // Per table of catalog_.tables: its slices (none: copied whole) and how
   // many are still to copy.
   struct TablePlan {
-    std::vector<KeyRange> ranges;
+    std::vector<Slice> slices;
     int pending_slices = 1;
   };
   std::vector<TablePlan> plans_;
+  // Tables compared with the source right after their copy.
+  std::vector<TableVerification> compared_;
 };
 
 Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectSource() const {
@@ -230,58 +238,97 @@ Status DatabaseMigration::CreateTargetDatabase() {
 
 Status DatabaseMigration::PlanSlices() {
   // Tables large enough to keep one job busy much longer than the others are
-  // cut into slices of their split column, so every job has work to the end.
+  // cut into slices, so every job has work to the end: ranges of heap blocks
+  // where the source has TID range scans (14+), each slice reading only its
+  // blocks; else ranges of an integer key.
   const int64_t slice = std::max<int64_t>(
       options_.split_bytes, catalog_.total_bytes / std::max(1, options_.check.jobs * 4));
+  const bool by_blocks = snapshot_->conn().server_version() >= 140000;
   for (auto& table : catalog_.tables) {
     TablePlan plan;
-    if (!table.split_column.empty() && table.bytes > slice * 3 / 2) {
-      std::string column = QuoteIdent(table.split_column);
-      Result<QueryResult> bounds = snapshot_->conn().Exec(
-          "SELECT min(" + column + "), max(" + column + ") FROM ONLY " + table.QualifiedName());
-      if (!bounds.ok())
-        return bounds.status().WithContext("reading the key range of " + table.Display());
-      if (!bounds->IsNull(0, 0)) {
-        int64_t lo = bounds->GetInt(0, 0);
-        int64_t hi = bounds->GetInt(0, 1);
-        int64_t count = std::min<int64_t>(64, (table.bytes + slice - 1) / slice);
-        // Unsigned arithmetic: hi - lo can exceed INT64_MAX.
-        const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-        if (span < static_cast<uint64_t>(count)) count = static_cast<int64_t>(span) + 1;
-        const uint64_t step = span / static_cast<uint64_t>(count);
-        uint64_t offset = 0;
-        for (int64_t i = 0; i < count; ++i) {
-          uint64_t next = i + 1 == count ? span + 1 : offset + step;
-          plan.ranges.push_back({static_cast<int64_t>(static_cast<uint64_t>(lo) + offset),
-                                 static_cast<int64_t>(static_cast<uint64_t>(lo) + next - 1)});
-          offset = next;
-        }
-      }
+    const bool splittable = by_blocks || !table.split_column.empty();
+    if (splittable && table.bytes > slice * 3 / 2) {
+      const int64_t wanted = std::min<int64_t>(64, (table.bytes + slice - 1) / slice);
+      Status planned = by_blocks ? PlanBlockSlices(table, wanted, plan.slices)
+                                 : PlanKeySlices(table, wanted, plan.slices);
+      if (!planned.ok()) return planned.WithContext("planning the slices of " + table.Display());
     }
-    plan.pending_slices = plan.ranges.empty() ? 1 : static_cast<int>(plan.ranges.size());
+    plan.pending_slices = plan.slices.empty() ? 1 : static_cast<int>(plan.slices.size());
     plans_.push_back(std::move(plan));
   }
   return Status::Ok();
 }
 
-Status DatabaseMigration::CopyData() {
+Status DatabaseMigration::PlanBlockSlices(const TableToCopy& table, int64_t count,
+                                          std::vector<Slice>& slices) {
+  Result<QueryResult> size = snapshot_->conn().ExecParams(
+      "SELECT pg_catalog.pg_relation_size($1::regclass, 'main') / "
+      "pg_catalog.current_setting('block_size')::bigint",
+      {table.QualifiedName()});
+  if (!size.ok()) return size.status();
+  const int64_t blocks = size->GetInt(0, 0);
+  count = std::min(count, blocks);
+  if (count < 2) return Status::Ok();
+  const int64_t step = blocks / count;
+  for (int64_t i = 0; i < count; ++i) {
+    // The last slice is open-ended: it reads to the end of the table.
+    slices.push_back({Slice::Kind::kBlocks, i * step, i + 1 == count ? -1 : (i + 1) * step});
+  }
+  return Status::Ok();
+}
+
+Status DatabaseMigration::PlanKeySlices(const TableToCopy& table, int64_t count,
+                                        std::vector<Slice>& slices) {
+  std::string column = QuoteIdent(table.split_column);
+  Result<QueryResult> bounds = snapshot_->conn().Exec("SELECT min(" + column + "), max(" + column +
+                                                      ") FROM ONLY " + table.QualifiedName());
+  if (!bounds.ok()) return bounds.status();
+  if (bounds->IsNull(0, 0)) return Status::Ok();
+  int64_t lo = bounds->GetInt(0, 0);
+  int64_t hi = bounds->GetInt(0, 1);
+  // Unsigned arithmetic: hi - lo can exceed INT64_MAX.
+  const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+  if (span < static_cast<uint64_t>(count)) count = static_cast<int64_t>(span) + 1;
+  const uint64_t step = span / static_cast<uint64_t>(count);
+  uint64_t offset = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    uint64_t next = i + 1 == count ? span + 1 : offset + step;
+    slices.push_back({Slice::Kind::kKeys, static_cast<int64_t>(static_cast<uint64_t>(lo) + offset),
+                      static_cast<int64_t>(static_cast<uint64_t>(lo) + next - 1)});
+    offset = next;
+  }
+  return Status::Ok();
+}
+
+std::string DatabaseMigration::CopyStep(const TableToCopy& table, const Slice* slice) {
+  std::string step = "copy " + table.QualifiedName();
+  if (slice != nullptr) step += " " + slice->Display();
+  return step;
+}
+
+Status DatabaseMigration::CopyData(const std::function<Status()>& after_structure) {
   PGC_RETURN_IF_ERROR(PlanSlices());
   const auto& tables = catalog_.tables;
-  // The queue: slices of tables (largest table first), and index builds,
-  // which go to the front as soon as their table's last slice is in, so
-  // indexes build while other tables are still being copied.
+  // The queue: slices of tables (largest table first); as soon as a table's
+  // last slice is in, its index builds go to the front (they overlap the
+  // copy of other tables) and its comparison with the source (checksums on
+  // both sides, then ANALYZE) to the back. Once every table and index is
+  // done, `after_structure` (the rest of the schema) goes to the front and
+  // runs while the last comparisons do.
   struct Task {
+    enum class Kind { kCopy, kIndex, kCompare, kAfterStructure };
+    Kind kind = Kind::kCopy;
     size_t table = 0;
-    int slice = -1;  // -1: the whole table
-    int index = -1;  // >= 0: build this index of the table
+    int slice = -1;  // kCopy: -1 for the whole table
+    int index = -1;  // kIndex: which index of the table
   };
   std::deque<Task> queue;
   for (size_t t = 0; t < tables.size(); ++t) {
-    if (plans_[t].ranges.empty()) {
-      queue.push_back({t, -1, -1});
+    if (plans_[t].slices.empty()) {
+      queue.push_back({Task::Kind::kCopy, t, -1, -1});
     } else {
-      for (size_t r = 0; r < plans_[t].ranges.size(); ++r) {
-        queue.push_back({t, static_cast<int>(r), -1});
+      for (size_t r = 0; r < plans_[t].slices.size(); ++r) {
+        queue.push_back({Task::Kind::kCopy, t, static_cast<int>(r), -1});
       }
     }
   }
@@ -297,50 +344,114 @@ Status DatabaseMigration::CopyData() {
   std::vector<TableOutcome> results(tables.size());
   for (size_t t = 0; t < tables.size(); ++t) results[t].table = tables[t].Display();
   const int workers = std::max(1, options_.check.jobs);
+  // Copies and index builds not yet done.
+  size_t structure_pending = queue.size() + indexes_total;
+  auto structure_step_done = [&] {  // with mu held
+    if (--structure_pending == 0) {
+      queue.push_front({Task::Kind::kAfterStructure, 0, -1, -1});
+      cv.notify_all();
+    }
+  };
+  if (structure_pending == 0) queue.push_front({Task::Kind::kAfterStructure, 0, -1, -1});
 
-  auto run_task = [&](const Task& task, std::unique_ptr<Connection>& source,
-                      std::unique_ptr<Connection>& target) -> Status {
+  struct Sessions {
+    std::unique_ptr<Connection> source;  // at the snapshot
+    std::unique_ptr<Connection> target;  // bulk-load settings
+    std::unique_ptr<TableChecksums> checksums;
+  };
+
+  // Runs one task; on success, returns the rows and bytes a copy moved.
+  auto attempt_task = [&](const Task& task, Sessions& sessions, int attempt,
+                          TableCopyStats& stats) -> Status {
+    if (task.kind == Task::Kind::kAfterStructure) return after_structure();
+    const TableToCopy& table = tables[task.table];
+    if (task.kind == Task::Kind::kCopy && !sessions.source) {
+      Result<std::unique_ptr<Connection>> s = ConnectSource();
+      if (!s.ok()) return s.status();
+      sessions.source = std::move(*s);
+      PGC_RETURN_IF_ERROR(
+          ExportedSnapshot::BeginAt(*sessions.source, snapshot_->id(), Deadline::Never()));
+    }
+    if (!sessions.target) {
+      Result<std::unique_ptr<Connection>> t = ConnectTarget();
+      if (!t.ok()) return t.status();
+      sessions.target = std::move(*t);
+    }
+    switch (task.kind) {
+      case Task::Kind::kIndex:
+        return BuildIndex(*sessions.target, table, table.indexes[static_cast<size_t>(task.index)]);
+      case Task::Kind::kCompare: {
+        if (!sessions.checksums) {
+          Result<std::unique_ptr<TableChecksums>> opened =
+              TableChecksums::Open(source_db_, snapshot_->id(), target_db_,
+                                   options_.check.connect_timeout, options_.check.cancel);
+          if (!opened.ok()) return opened.status();
+          sessions.checksums = std::move(*opened);
+        }
+        Result<TableVerification> compared = sessions.checksums->Compare(table.schema, table.name);
+        if (!compared.ok()) return compared.status().WithContext("verifying " + table.Display());
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          compared_.push_back(*compared);
+        }
+        // Statistics for the planner, while other work goes on.
+        return sessions.target->Run("ANALYZE " + table.QualifiedName())
+            .WithContext("analyzing " + table.Display());
+      }
+      case Task::Kind::kCopy:
+      case Task::Kind::kAfterStructure:
+        break;
+    }
+    const Slice* slice =
+        task.slice >= 0 ? &plans_[task.table].slices[static_cast<size_t>(task.slice)] : nullptr;
+    const std::string step = CopyStep(table, slice);
+    if (attempt > 1) {
+      // The last attempt's COMMIT may have happened before its connection
+      // was lost: its mark says so.
+      ProgressMark mark;
+      Result<bool> done = HasProgressMark(*sessions.target, step, &mark);
+      if (!done.ok()) return done.status();
+      if (*done) {
+        stats.rows = mark.rows;
+        stats.bytes = mark.bytes;
+        return Status::Ok();
+      }
+    }
+    std::optional<Slice> range;
+    if (slice != nullptr) range = *slice;
+    Result<TableCopyStats> copied =
+        CopyTable(*sessions.source, *sessions.target, table, range, step);
+    if (!copied.ok()) return copied.status();
+    stats = *copied;
+    return Status::Ok();
+  };
+
+  auto run_task = [&](const Task& task, Sessions& sessions) -> Status {
+    if (task.kind == Task::Kind::kAfterStructure) {
+      TableCopyStats unused;
+      return attempt_task(task, sessions, 1, unused);
+    }
     const TableToCopy& table = tables[task.table];
     for (int attempt = 1;; ++attempt) {
-      Status ready = Status::Ok();
-      if (task.index < 0 && !source) {
-        Result<std::unique_ptr<Connection>> s = ConnectSource();
-        ready = s.status();
-        if (s.ok()) {
-          source = std::move(*s);
-          ready = ExportedSnapshot::BeginAt(*source, snapshot_->id(), Deadline::Never());
-        }
-      }
-      if (ready.ok() && !target) {
-        Result<std::unique_ptr<Connection>> t = ConnectTarget();
-        ready = t.status();
-        if (t.ok()) target = std::move(*t);
-      }
-      Status done = ready;
       TableCopyStats stats;
-      if (ready.ok() && task.index >= 0) {
-        done = BuildIndex(*target, table, table.indexes[static_cast<size_t>(task.index)]);
-      } else if (ready.ok()) {
-        std::optional<KeyRange> range;
-        if (task.slice >= 0) range = plans_[task.table].ranges[static_cast<size_t>(task.slice)];
-        Result<TableCopyStats> copied = CopyTable(*source, *target, table, range, attempt > 1);
-        done = copied.status();
-        if (copied.ok()) stats = *copied;
-      }
+      Status done = attempt_task(task, sessions, attempt, stats);
       if (done.ok()) {
         std::lock_guard<std::mutex> lock(mu);
-        if (task.index >= 0) {
+        if (task.kind == Task::Kind::kIndex) {
           ++indexes_done;
           const IndexToBuild& index = table.indexes[static_cast<size_t>(task.index)];
           Progress("data", fmt::format("index {}.{} built ({}/{} indexes)", index.schema,
                                        index.name, indexes_done, indexes_total));
+          structure_step_done();
           return Status::Ok();
         }
+        if (task.kind == Task::Kind::kCompare) return Status::Ok();
         TableOutcome& result = results[task.table];
         result.rows += stats.rows;
         result.bytes += stats.bytes;
         result.seconds += stats.seconds;
         result.attempts = std::max(result.attempts, attempt);
+        structure_step_done();
         if (--plans_[task.table].pending_slices == 0) {
           bytes_done += table.bytes;
           ++tables_done;
@@ -349,8 +460,9 @@ Status DatabaseMigration::CopyData() {
                                FormatBytes(result.bytes), tables_done, tables.size()),
                    bytes_done, catalog_.total_bytes);
           for (size_t i = table.indexes.size(); i-- > 0;) {
-            queue.push_front({task.table, -1, static_cast<int>(i)});
+            queue.push_front({Task::Kind::kIndex, task.table, -1, static_cast<int>(i)});
           }
+          queue.push_back({Task::Kind::kCompare, task.table, -1, -1});
           cv.notify_all();
         }
         return Status::Ok();
@@ -362,14 +474,12 @@ Status DatabaseMigration::CopyData() {
       if (!done.retryable() || attempt >= options_.table_attempts) return done;
       Progress("data", fmt::format("{}; trying again (attempt {} of {})", done.message(),
                                    attempt + 1, options_.table_attempts));
-      source.reset();
-      target.reset();
+      sessions = Sessions();
     }
   };
 
   auto worker = [&] {
-    std::unique_ptr<Connection> source;
-    std::unique_ptr<Connection> target;
+    Sessions sessions;
     for (;;) {
       Task task;
       {
@@ -380,7 +490,7 @@ Status DatabaseMigration::CopyData() {
         queue.pop_front();
         ++in_flight;
       }
-      Status status = run_task(task, source, target);
+      Status status = run_task(task, sessions);
       std::lock_guard<std::mutex> lock(mu);
       --in_flight;
       if (!status.ok() && !failure) failure = status;
@@ -472,13 +582,22 @@ Status DatabaseMigration::RefreshMaterializedViews() {
   return Status::Ok();
 }
 
-Status DatabaseMigration::AnalyzeDurably() {
+Status DatabaseMigration::AnalyzeRest() {
+  // Every copied table was analyzed after its comparison; what is left are
+  // the partitioned tables (statistics over all their partitions) and the
+  // materialized views.
   Result<std::unique_ptr<Connection>> target = ConnectTarget();
   if (!target.ok()) return target.status();
-  // Committed with synchronous_commit on: its WAL flush covers every earlier
-  // asynchronous commit of the bulk load, so "done" is durable.
-  PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
-  return (*target)->Run("ANALYZE");
+  Result<QueryResult> rest = (*target)->Exec(
+      std::string("SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                  "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  "WHERE (c.relkind = 'p' OR (c.relkind = 'm' AND c.relispopulated)) AND ") +
+      sql::UserRelation());
+  if (!rest.ok()) return rest.status().WithContext("listing what is left to analyze");
+  for (int r = 0; r < rest->rows(); ++r) {
+    PGC_RETURN_IF_ERROR((*target)->Run("ANALYZE " + rest->GetString(r, 0)));
+  }
+  return Status::Ok();
 }
 
 Status DatabaseMigration::Verify() {
@@ -486,8 +605,11 @@ Status DatabaseMigration::Verify() {
   verify.jobs = options_.check.jobs;
   verify.source_snapshot = snapshot_->id();
   verify.filter = options_.filter;
+  // pgcourier's own schema on the target, dropped once the run is verified.
+  verify.filter.exclude_schemas.push_back(kProgressSchema);
   verify.connect_timeout = options_.check.connect_timeout;
   verify.cancel = options_.check.cancel;
+  verify.compared_tables = compared_;
   Result<DatabaseVerification> verified = VerifyDatabase(source_db_, target_db_, verify);
   if (!verified.ok()) return verified.status();
   outcome_.verification = std::move(*verified);
@@ -501,6 +623,15 @@ Status DatabaseMigration::Verify() {
                                  outcome_.verification->tables.size(),
                                  outcome_.verification->sequences.size()));
   return Status::Ok();
+}
+
+Status DatabaseMigration::FinishDurably() {
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  // Committed with synchronous_commit on: its WAL flush covers every earlier
+  // asynchronous commit of the bulk load, so "done" is durable.
+  PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
+  return DropProgressMarks(**target);
 }
 
 Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcome>& all) {
@@ -561,27 +692,36 @@ Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcom
     if (!kept.ok()) return kept.status();
     PGC_RETURN_IF_ERROR(
         RestoreSection(tools, target_db_, archive, list, "pre-data", 1, options_.policy));
+    Result<std::unique_ptr<Connection>> target = ConnectTarget();
+    if (!target.ok()) return target.status();
+    PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
     Progress("pre-data", "schema restored (pre-data)");
     return Status::Ok();
   }));
   mark("copying");
-  PGC_RETURN_IF_ERROR(Timed("data", [&]() -> Status {
-    PGC_RETURN_IF_ERROR(CopyData());
-    return CopyLargeObjects();
-  }));
-  mark("indexing");
-  PGC_RETURN_IF_ERROR(Timed("post-data", [&]() -> Status {
-    PGC_RETURN_IF_ERROR(RestoreSection(tools, target_db_, archive, list, "post-data",
-                                       options_.check.jobs, options_.policy));
+  // The rest of the schema (foreign keys, triggers, ...) and the large
+  // objects, once every table and index is in; while the last tables are
+  // still being compared.
+  double post_data_seconds = 0;
+  auto post_data = [&]() -> Status {
+    auto started = Clock::now();
+    PGC_RETURN_IF_ERROR(CopyLargeObjects());
+    Status restored = RestoreSection(tools, target_db_, archive, list, "post-data",
+                                     options_.check.jobs, options_.policy);
+    post_data_seconds = SecondsSince(started);
+    if (!restored.ok()) return restored.WithContext("post-data");
     Progress("post-data", "indexes, constraints, triggers and the rest restored (post-data)");
     return Status::Ok();
-  }));
+  };
+  PGC_RETURN_IF_ERROR(Timed("data", [&] { return CopyData(post_data); }));
+  // Overlapped with the data phase: its time is part of "data" too.
+  outcome_.phases.push_back({"post-data", post_data_seconds});
   PGC_RETURN_IF_ERROR(Timed("sequences", [&] { return SetSequences(); }));
   PGC_RETURN_IF_ERROR(Timed("materialized views", [&] { return RefreshMaterializedViews(); }));
-  PGC_RETURN_IF_ERROR(Timed("analyze", [&] { return AnalyzeDurably(); }));
+  PGC_RETURN_IF_ERROR(Timed("analyze", [&] { return AnalyzeRest(); }));
   mark("verifying");
   PGC_RETURN_IF_ERROR(Timed("verify", [&] { return Verify(); }));
-  return Status::Ok();
+  return Timed("finish", [&] { return FinishDurably(); });
 }
 
 }  // namespace

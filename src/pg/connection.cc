@@ -88,6 +88,16 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
     Result<PGconn*> conn = ConnectOnce(info, options, who, attempt_deadline);
     if (conn.ok()) {
       std::unique_ptr<Connection> connection(new Connection(*conn, display, options.cancel));
+      // Server notices (NOTICE, WARNING) go to the debug log, never to the
+      // terminal of whoever runs pgcourier.
+      PQsetNoticeProcessor(
+          *conn,
+          [](void*, const char* message) {
+            std::string_view text(message);
+            while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+            spdlog::debug("server notice: {}", text);
+          },
+          nullptr);
       if (options.secure_search_path) {
         Status set = connection->Run("SELECT pg_catalog.set_config('search_path', '', false)",
                                      Deadline::After(options.attempt_timeout));

@@ -14,6 +14,7 @@
 #include "pg/connection.h"
 #include "pg/version.h"
 #include "preflight/pg_tools.h"
+#include "roles/provider_roles.h"
 #include "util/pattern.h"
 #include "util/size.h"
 
@@ -23,11 +24,6 @@ namespace {
 constexpr std::array<std::string_view, 8> kProviderAdminDatabases = {
     "_aiven",        "rdsadmin",     "azure_maintenance", "azure_sys",
     "cloudsqladmin", "alloydbadmin", "alloydbmetadata",   "_supabase"};
-
-// Role name prefixes of PostgreSQL itself and of managed providers. Kept in
-// one list so a new provider is one line.
-constexpr std::array<std::string_view, 9> kProviderRolePrefixes = {
-    "pg_", "rds", "azure", "cloudsql", "alloydb", "aiven", "neon", "supabase", "google"};
 
 struct ProviderExtension {
   std::string_view name;
@@ -850,11 +846,6 @@ Result<CheckReport> Checker::Run() {
 bool IsProviderAdminDatabase(const std::string& name) {
   return std::find(kProviderAdminDatabases.begin(), kProviderAdminDatabases.end(), name) !=
          kProviderAdminDatabases.end();
-}
-
-bool IsProviderRole(const std::string& name) {
-  return std::any_of(kProviderRolePrefixes.begin(), kProviderRolePrefixes.end(),
-                     [&](std::string_view prefix) { return name.rfind(prefix, 0) == 0; });
 }
 
 std::vector<std::string> SelectDatabaseNames(const std::vector<DatabaseInfo>& databases,

@@ -24,9 +24,6 @@ Result<CheckReport> RunChecks(const CheckOptions& options);
 
 // Databases that belong to a provider's management and are never moved.
 bool IsProviderAdminDatabase(const std::string& name);
-// Roles that belong to PostgreSQL or to a managed provider and are never
-// created on a target (pg_*, rds*, azure*, cloudsql*, aiven*, neon*, ...).
-bool IsProviderRole(const std::string& name);
 // The databases to move among `databases` (a source's): `named` alone when
 // the source connection string names one and no include pattern is given;
 // otherwise every connectable non-template database that is not a provider's

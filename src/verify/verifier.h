@@ -3,12 +3,15 @@
 // the schema objects present, compared between source and target.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "catalog/object_filter.h"
+#include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "util/cancel.h"
 #include "util/status.h"
@@ -72,6 +75,9 @@ struct VerifyOptions {
   ObjectFilter filter;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
+  // Tables already compared (by TableChecksums, right after their copy):
+  // taken as they are, not read again.
+  std::vector<TableVerification> compared_tables;
 };
 
 // Compares one database on the source with one on the target. `source` and
@@ -104,5 +110,31 @@ struct VerifyOptions {
 //     A missing table or sequence is also listed here under its kind.
 Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnInfo& target,
                                             const VerifyOptions& options);
+
+// Compares single tables, one at a time, as soon as each is loaded: the same
+// row count and checksum as VerifyDatabase, on a pair of sessions prepared
+// the same way. The source session reads at `source_snapshot` for its whole
+// life; on the target every comparison takes a fresh snapshot (it sees what
+// was committed before it began). Both sides of a table are read at once.
+class TableChecksums {
+ public:
+  static Result<std::unique_ptr<TableChecksums>> Open(const ConnInfo& source,
+                                                      const std::string& source_snapshot,
+                                                      const ConnInfo& target,
+                                                      std::chrono::milliseconds connect_timeout,
+                                                      const CancelToken* cancel);
+  ~TableChecksums();
+  TableChecksums(const TableChecksums&) = delete;
+  TableChecksums& operator=(const TableChecksums&) = delete;
+
+  // Differences and a side's refusal to read the table are in the result;
+  // errors are lost connections and cancellation.
+  Result<TableVerification> Compare(const std::string& schema, const std::string& name);
+
+ private:
+  TableChecksums(std::unique_ptr<Connection> source, std::unique_ptr<Connection> target);
+  std::unique_ptr<Connection> source_;
+  std::unique_ptr<Connection> target_;
+};
 
 }  // namespace pgcourier

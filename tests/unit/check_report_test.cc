@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "preflight/checker.h"
+#include "roles/provider_roles.h"
 
 namespace pgcourier {
 namespace {

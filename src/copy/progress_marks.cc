@@ -1,0 +1,85 @@
+#include "copy/progress_marks.h"
+
+#include <fmt/format.h>
+
+#include "pg/quote.h"
+
+namespace pgcourier {
+namespace {
+
+// Written on the schema when pgcourier makes it: how a later run tells its
+// own schema from a user's of the same name.
+constexpr const char* kSignature = "pgcourier progress marks; dropped when the migration ends";
+
+std::string Table() { return QualifiedName(kProgressSchema, "steps"); }
+
+}  // namespace
+
+Status CreateProgressMarks(Connection& target, Deadline deadline) {
+  Result<QueryResult> existing = target.ExecParams(
+      "SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace n "
+      "WHERE n.nspname = $1",
+      {kProgressSchema}, deadline);
+  if (!existing.ok()) return existing.status().WithContext("looking for the progress marks");
+  if (existing->rows() > 0) {
+    if (existing->IsNull(0, 0) || existing->GetString(0, 0) != kSignature) {
+      return Status(StatusCode::kFailedPrecondition,
+                    fmt::format("the target database has a schema named {} that pgcourier did "
+                                "not create; pgcourier keeps its progress there",
+                                kProgressSchema),
+                    fmt::format("rename the schema {} on the source (and drop it on the target), "
+                                "or leave it out with --exclude-schema",
+                                kProgressSchema));
+    }
+    return Status::Ok();
+  }
+  const std::string schema = QuoteIdent(kProgressSchema);
+  Status created = target.Run(
+      fmt::format("BEGIN; CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS {1}; "
+                  "CREATE TABLE {2} (step text PRIMARY KEY, rows bigint NOT NULL, "
+                  "bytes bigint NOT NULL, done_at timestamptz NOT NULL DEFAULT now()); COMMIT",
+                  schema, QuoteLiteral(kSignature), Table()),
+      deadline);
+  if (!created.ok()) {
+    if (!target.IsBad()) (void)target.Run("ROLLBACK", deadline);
+    return created.WithContext("creating the progress marks on the target");
+  }
+  return Status::Ok();
+}
+
+Result<std::map<std::string, ProgressMark>> ReadProgressMarks(Connection& target,
+                                                              Deadline deadline) {
+  std::map<std::string, ProgressMark> marks;
+  Result<QueryResult> exists = target.ExecParams(
+      "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {kProgressSchema}, deadline);
+  if (!exists.ok()) return exists.status();
+  if (exists->rows() == 0) return marks;
+  Result<QueryResult> rows = target.Exec("SELECT step, rows, bytes FROM " + Table(), deadline);
+  if (!rows.ok()) return rows.status().WithContext("reading the progress marks");
+  for (int r = 0; r < rows->rows(); ++r) {
+    marks[rows->GetString(r, 0)] = {rows->GetInt(r, 1), rows->GetInt(r, 2)};
+  }
+  return marks;
+}
+
+Result<bool> HasProgressMark(Connection& target, const std::string& step, ProgressMark* mark,
+                             Deadline deadline) {
+  Result<QueryResult> row = target.ExecParams(
+      "SELECT rows, bytes FROM " + Table() + " WHERE step = $1", {step}, deadline);
+  if (!row.ok()) return row.status().WithContext("reading the progress marks");
+  if (row->rows() == 0) return false;
+  if (mark != nullptr) *mark = {row->GetInt(0, 0), row->GetInt(0, 1)};
+  return true;
+}
+
+std::string InsertProgressMarkSql(const std::string& step, int64_t rows, int64_t bytes) {
+  return fmt::format("INSERT INTO {} (step, rows, bytes) VALUES ({}, {}, {})", Table(),
+                     QuoteLiteral(step), rows, bytes);
+}
+
+Status DropProgressMarks(Connection& target, Deadline deadline) {
+  return target.Run("DROP SCHEMA IF EXISTS " + QuoteIdent(kProgressSchema) + " CASCADE", deadline)
+      .WithContext("dropping the progress marks");
+}
+
+}  // namespace pgcourier
