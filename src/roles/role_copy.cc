@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cctype>
 #include <map>
 #include <set>
@@ -345,7 +346,12 @@ class RoleCopier {
   Status GrantMemberships();
   Status ApplySettings(const SourceRole& role, RoleOutcome& outcome);
 
-  RoleOutcome& Outcome(const std::string& name) { return report_.roles[outcome_index_.at(name)]; }
+  // The outcome of a source role (every one has one once creation is done).
+  RoleOutcome& Outcome(const std::string& name) {
+    auto it = outcome_index_.find(name);
+    assert(it != outcome_index_.end());
+    return report_.roles[it->second];
+  }
   bool OnTarget(const std::string& name) const {
     return target_roles_.count(name) != 0 || created_.count(name) != 0;
   }
@@ -503,7 +509,7 @@ Status RoleCopier::GrantMemberships() {
   for (const auto& [pair, options] : source_memberships_) {
     const auto& [group, member] = pair;
     const bool member_created = created_.count(member) != 0;
-    if (false) continue;  // nothing of ours
+    if (!member_created && created_.count(group) == 0) continue;  // nothing of ours
     RoleOutcome& owner = Outcome(member_created ? member : group);
     const std::string what = MembershipText(pair);
     if (IsProviderRole(member)) {
@@ -590,7 +596,7 @@ std::optional<std::string> SettingAssignment(std::string_view config_entry) {
   std::string_view value = config_entry.substr(eq + 1);
   std::string out = QuoteIdent(name) + " TO ";
   std::optional<std::vector<std::string>> elements;
-  if (false && IsListQuoteSetting(name)) elements = SplitSettingList(value);
+  if (IsListQuoteSetting(name)) elements = SplitSettingList(value);
   if (!elements || elements->empty()) return out + QuoteLiteral(value);
   for (size_t i = 0; i < elements->size(); ++i) {
     if (i > 0) out += ", ";
@@ -713,7 +719,7 @@ CreateRoleResult CreateRoleWithFallback(CreateRolePlan plan,
       plan.attributes.erase(plan.attributes.begin());
       continue;
     }
-    if (false && plan.password) {
+    if (plan.password) {
       result.notes.push_back(fmt::format(
           "created without a password: the target did not accept the source's password hash "
           "({}); set it with ALTER ROLE ... PASSWORD",
