@@ -15,30 +15,37 @@ std::string Table() { return QualifiedName(kProgressSchema, "steps"); }
 
 }  // namespace
 
-Status CreateProgressMarks(Connection& target, Deadline deadline) {
+Result<bool> ProgressMarksExist(Connection& target, Deadline deadline) {
   Result<QueryResult> existing = target.ExecParams(
       "SELECT pg_catalog.obj_description(n.oid, 'pg_namespace') FROM pg_catalog.pg_namespace n "
       "WHERE n.nspname = $1",
       {kProgressSchema}, deadline);
   if (!existing.ok()) return existing.status().WithContext("looking for the progress marks");
-  if (existing->rows() > 0) {
-    if (existing->IsNull(0, 0) || existing->GetString(0, 0) != kSignature) {
-      return Status(StatusCode::kFailedPrecondition,
-                    fmt::format("the target database has a schema named {} that pgcourier did "
-                                "not create; pgcourier keeps its progress there",
-                                kProgressSchema),
-                    fmt::format("rename the schema {} on the source (and drop it on the target), "
-                                "or leave it out with --exclude-schema",
-                                kProgressSchema));
-    }
-    return Status::Ok();
+  if (existing->rows() == 0) return false;
+  if (existing->IsNull(0, 0) || existing->GetString(0, 0) != kSignature) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("the target database has a schema named {} that pgcourier did "
+                              "not create; pgcourier keeps its progress there",
+                              kProgressSchema),
+                  fmt::format("rename the schema {} on the source (and drop it on the target), "
+                              "or leave it out with --exclude-schema",
+                              kProgressSchema));
   }
+  return true;
+}
+
+Status CreateProgressMarks(Connection& target, Deadline deadline) {
+  Result<bool> exists = ProgressMarksExist(target, deadline);
+  if (!exists.ok()) return exists.status();
+  if (*exists) return Status::Ok();
   const std::string schema = QuoteIdent(kProgressSchema);
   Status created = target.Run(
-      fmt::format("BEGIN; CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS {1}; "
-                  "CREATE TABLE {2} (step text PRIMARY KEY, rows bigint NOT NULL, "
-                  "bytes bigint NOT NULL, done_at timestamptz NOT NULL DEFAULT now()); COMMIT",
-                  schema, QuoteLiteral(kSignature), Table()),
+      fmt::format(
+          "BEGIN; CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS {1}; "
+          "CREATE TABLE {2} (step text PRIMARY KEY, object text NOT NULL, parts int NOT NULL, "
+          "rows bigint NOT NULL, bytes bigint NOT NULL, "
+          "done_at timestamptz NOT NULL DEFAULT now()); COMMIT",
+          schema, QuoteLiteral(kSignature), Table()),
       deadline);
   if (!created.ok()) {
     if (!target.IsBad()) (void)target.Run("ROLLBACK", deadline);
@@ -54,10 +61,12 @@ Result<std::map<std::string, ProgressMark>> ReadProgressMarks(Connection& target
       "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {kProgressSchema}, deadline);
   if (!exists.ok()) return exists.status();
   if (exists->rows() == 0) return marks;
-  Result<QueryResult> rows = target.Exec("SELECT step, rows, bytes FROM " + Table(), deadline);
+  Result<QueryResult> rows =
+      target.Exec("SELECT step, object, parts, rows, bytes FROM " + Table(), deadline);
   if (!rows.ok()) return rows.status().WithContext("reading the progress marks");
   for (int r = 0; r < rows->rows(); ++r) {
-    marks[rows->GetString(r, 0)] = {rows->GetInt(r, 1), rows->GetInt(r, 2)};
+    marks[rows->GetString(r, 0)] = {rows->GetString(r, 1), static_cast<int>(rows->GetInt(r, 2)),
+                                    rows->GetInt(r, 3), rows->GetInt(r, 4)};
   }
   return marks;
 }
@@ -65,16 +74,29 @@ Result<std::map<std::string, ProgressMark>> ReadProgressMarks(Connection& target
 Result<bool> HasProgressMark(Connection& target, const std::string& step, ProgressMark* mark,
                              Deadline deadline) {
   Result<QueryResult> row = target.ExecParams(
-      "SELECT rows, bytes FROM " + Table() + " WHERE step = $1", {step}, deadline);
+      "SELECT object, parts, rows, bytes FROM " + Table() + " WHERE step = $1", {step}, deadline);
   if (!row.ok()) return row.status().WithContext("reading the progress marks");
   if (row->rows() == 0) return false;
-  if (mark != nullptr) *mark = {row->GetInt(0, 0), row->GetInt(0, 1)};
+  if (mark != nullptr) {
+    *mark = {row->GetString(0, 0), static_cast<int>(row->GetInt(0, 1)), row->GetInt(0, 2),
+             row->GetInt(0, 3)};
+  }
   return true;
 }
 
-std::string InsertProgressMarkSql(const std::string& step, int64_t rows, int64_t bytes) {
-  return fmt::format("INSERT INTO {} (step, rows, bytes) VALUES ({}, {}, {})", Table(),
-                     QuoteLiteral(step), rows, bytes);
+std::string InsertProgressMarkSql(const std::string& step, const ProgressMark& mark) {
+  return fmt::format(
+      "INSERT INTO {} (step, object, parts, rows, bytes) VALUES ({}, {}, {}, {}, {})", Table(),
+      QuoteLiteral(step), QuoteLiteral(mark.object), mark.parts, mark.rows, mark.bytes);
+}
+
+Status ResetTableCopy(Connection& target, const std::string& table, Deadline deadline) {
+  Status reset = target.Run(fmt::format("BEGIN; TRUNCATE ONLY {}; DELETE FROM {} WHERE object = {} "
+                                        "AND step LIKE 'copy %'; COMMIT",
+                                        table, Table(), QuoteLiteral(table)),
+                            deadline);
+  if (!reset.ok() && !target.IsBad()) (void)target.Run("ROLLBACK", deadline);
+  return reset.WithContext("emptying " + table + " to copy it again");
 }
 
 Status DropProgressMarks(Connection& target, Deadline deadline) {

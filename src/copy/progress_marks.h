@@ -23,7 +23,13 @@ inline constexpr const char* kProgressSchema = "_pgcourier";
 // source's own, restored with its schema) is an error, never reused.
 Status CreateProgressMarks(Connection& target, Deadline deadline = Deadline::Never());
 
+// Whether the target holds pgcourier's progress schema (an error when a
+// schema of that name is not pgcourier's).
+Result<bool> ProgressMarksExist(Connection& target, Deadline deadline = Deadline::Never());
+
 struct ProgressMark {
+  std::string object;  // the table (or index) the step was about, quoted and qualified
+  int parts = 1;       // how many steps of the same kind its object was cut into
   int64_t rows = 0;
   int64_t bytes = 0;
 };
@@ -37,7 +43,13 @@ Result<bool> HasProgressMark(Connection& target, const std::string& step, Progre
                              Deadline deadline = Deadline::Never());
 
 // The statement that records `step` (run inside the step's transaction).
-std::string InsertProgressMarkSql(const std::string& step, int64_t rows, int64_t bytes);
+std::string InsertProgressMarkSql(const std::string& step, const ProgressMark& mark);
+
+// Empties `table` (quoted, qualified) and forgets its copy marks, in one
+// transaction: a table whose slices were copied at an older snapshot is
+// copied again from empty.
+Status ResetTableCopy(Connection& target, const std::string& table,
+                      Deadline deadline = Deadline::Never());
 
 // Drops the schema with its marks (nothing else is in it).
 Status DropProgressMarks(Connection& target, Deadline deadline = Deadline::Never());

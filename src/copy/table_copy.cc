@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <vector>
 
 #include "copy/progress_marks.h"
 #include "pg/copy.h"
@@ -25,9 +26,19 @@ std::string Slice::Display() const {
   return fmt::format("[blocks {}..{})", first, last);
 }
 
+std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice) {
+  std::string step = "copy " + table.QualifiedName();
+  if (slice) step += " " + slice->Display();
+  return step;
+}
+
+std::string IndexStepName(const IndexToBuild& index) {
+  return "index " + QualifiedName(index.schema, index.name);
+}
+
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
-                                 const std::optional<Slice>& slice, const std::string& mark,
-                                 Deadline deadline) {
+                                 const std::optional<Slice>& slice, int parts,
+                                 const std::string& mark, Deadline deadline) {
   auto started = std::chrono::steady_clock::now();
   const std::string name = table.QualifiedName();
   const std::string columns = table.column_list.empty() ? "" : " (" + table.column_list + ")";
@@ -99,7 +110,8 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
-  Status marked = target.Run(InsertProgressMarkSql(mark, *stored, stats.bytes), deadline);
+  Status marked =
+      target.Run(InsertProgressMarkSql(mark, {name, parts, *stored, stats.bytes}), deadline);
   if (!marked.ok()) return fail(marked);
   Status committed = target.Run("COMMIT", deadline);
   if (!committed.ok()) return fail(committed);
@@ -112,30 +124,39 @@ Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBui
                   Deadline deadline) {
   const std::string alter = "ALTER TABLE ONLY " + table.QualifiedName() + " ADD CONSTRAINT " +
                             QuoteIdent(index.constraint_name) + " ";
-  Status built;
+  std::vector<std::string> statements;
   if (index.constraint_type == "x") {
-    built = target.Run(alter + index.constraint_definition, deadline);
+    statements.push_back(alter + index.constraint_definition);
   } else {
-    built = target.Run(index.definition, deadline);
-    if (built.ok() && (index.constraint_type == "p" || index.constraint_type == "u")) {
+    statements.push_back(index.definition);
+    if (index.constraint_type == "p" || index.constraint_type == "u") {
       std::string sql = alter + (index.constraint_type == "p" ? "PRIMARY KEY" : "UNIQUE") +
                         " USING INDEX " + QuoteIdent(index.name);
       if (index.deferrable) sql += " DEFERRABLE";
       if (index.initially_deferred) sql += " INITIALLY DEFERRED";
-      built = target.Run(sql, deadline);
+      statements.push_back(std::move(sql));
     }
   }
   // An index that backs a constraint takes the constraint's name.
   const std::string name =
       QuoteIdent(index.constraint_name.empty() ? index.name : index.constraint_name);
-  if (built.ok() && index.clustered) {
-    built =
-        target.Run("ALTER TABLE ONLY " + table.QualifiedName() + " CLUSTER ON " + name, deadline);
+  if (index.clustered) {
+    statements.push_back("ALTER TABLE ONLY " + table.QualifiedName() + " CLUSTER ON " + name);
   }
-  if (built.ok() && index.replica_identity) {
-    built = target.Run(
-        "ALTER TABLE ONLY " + table.QualifiedName() + " REPLICA IDENTITY USING INDEX " + name,
-        deadline);
+  if (index.replica_identity) {
+    statements.push_back("ALTER TABLE ONLY " + table.QualifiedName() +
+                         " REPLICA IDENTITY USING INDEX " + name);
+  }
+  statements.push_back(
+      InsertProgressMarkSql(IndexStepName(index), {table.QualifiedName(), 1, 0, 0}));
+  Status built = target.Run("BEGIN", deadline);
+  for (const auto& sql : statements) {
+    if (!built.ok()) break;
+    built = target.Run(sql, deadline);
+  }
+  if (built.ok()) built = target.Run("COMMIT", deadline);
+  if (!built.ok() && !target.IsBad()) {
+    (void)target.Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
   }
   return built.WithContext("building index " + index.schema + "." + index.name);
 }

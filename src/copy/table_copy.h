@@ -42,14 +42,21 @@ struct Slice {
 // mark are committed or nothing is, so after any failure the mark says
 // whether to copy again (HasProgressMark). `source` must already be in a
 // transaction at the migration's snapshot; `target` must be idle.
+// `parts` is the number of slices the table was cut into (1: whole).
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
-                                 const std::optional<Slice>& slice, const std::string& mark,
-                                 Deadline deadline = Deadline::Never());
+                                 const std::optional<Slice>& slice, int parts,
+                                 const std::string& mark, Deadline deadline = Deadline::Never());
+
+// The progress mark of a table's copy, or of one slice of it.
+std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice);
 
 // Builds one index on the target and, when it backs a primary key or unique
 // constraint, adds the constraint with ADD CONSTRAINT ... USING INDEX; an
-// exclusion constraint is added with its own definition.
+// exclusion constraint is added with its own definition. All in one
+// transaction with the progress mark IndexStepName(index), so that a build
+// is either complete and marked or not there at all.
 Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
                   Deadline deadline = Deadline::Never());
+std::string IndexStepName(const IndexToBuild& index);
 
 }  // namespace pgcourier

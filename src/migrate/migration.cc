@@ -2,15 +2,16 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <thread>
 
 #include "catalog/copy_catalog.h"
@@ -18,8 +19,11 @@
 #include "copy/progress_marks.h"
 #include "copy/snapshot.h"
 #include "copy/table_copy.h"
+#include "migrate/work_pool.h"
 #include "pg/quote.h"
 #include "preflight/checker.h"
+#include "schema/present_objects.h"
+#include "state/store.h"
 #include "util/size.h"
 
 namespace pgcourier {
@@ -27,10 +31,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
 // Settings of every session that loads the target: bulk loading may lose
-// the last commits on a target crash (the run is then redone), never the
-// final state, which is committed synchronously.
+// the last commits on a target crash (the progress marks go with them, so
+// the run redoes exactly those), never the final state, which is committed
+// synchronously.
 constexpr const char* kTargetBulkSettings =
     "SET synchronous_commit = off; SET statement_timeout = 0; SET lock_timeout = 0; "
     "SET idle_in_transaction_session_timeout = 0; SET maintenance_work_mem = '512MB'";
@@ -43,47 +49,105 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// The run's state in the work directory, rewritten after every phase, so an
-// interrupted run leaves a record of what is incomplete.
-class StateFile {
+bool Cancelled(const CancelToken* cancel) { return cancel != nullptr && cancel->cancelled(); }
+
+std::string NewRunId() {
+  std::random_device random;
+  return fmt::format("{:08x}{:04x}", random(), random() & 0xffffU);
+}
+
+// What a resumed run must do as the first one did, kept in the store.
+json OptionsToJson(const MigrateOptions& o) {
+  return {{"jobs", o.check.jobs},
+          {"include_databases", o.check.include_databases},
+          {"exclude_databases", o.check.exclude_databases},
+          {"pg_bindirs", o.check.pg_bindirs},
+          {"include_schemas", o.filter.include_schemas},
+          {"exclude_schemas", o.filter.exclude_schemas},
+          {"include_tables", o.filter.include_tables},
+          {"exclude_tables", o.filter.exclude_tables},
+          {"exclude_table_data", o.filter.exclude_table_data},
+          {"preserve_owners", o.policy.preserve_owners},
+          {"preserve_acl", o.policy.preserve_acl},
+          {"roles", o.roles},
+          {"copy_passwords", o.role_options.copy_passwords},
+          {"split_bytes", o.split_bytes}};
+}
+
+Status OptionsFromJson(const std::string& text, MigrateOptions& o) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status(StatusCode::kFailedPrecondition, "the recorded options of the run are unreadable",
+                  "start a new migration in another --dir");
+  }
+  auto list = [&j](const char* key) {
+    std::vector<std::string> out;
+    if (j.contains(key) && j[key].is_array()) {
+      for (const auto& v : j[key]) {
+        if (v.is_string()) out.push_back(v.get<std::string>());
+      }
+    }
+    return out;
+  };
+  o.check.include_databases = list("include_databases");
+  o.check.exclude_databases = list("exclude_databases");
+  if (o.check.pg_bindirs.empty()) o.check.pg_bindirs = list("pg_bindirs");
+  o.filter.include_schemas = list("include_schemas");
+  o.filter.exclude_schemas = list("exclude_schemas");
+  o.filter.include_tables = list("include_tables");
+  o.filter.exclude_tables = list("exclude_tables");
+  o.filter.exclude_table_data = list("exclude_table_data");
+  o.policy.preserve_owners = j.value("preserve_owners", false);
+  o.policy.preserve_acl = j.value("preserve_acl", false);
+  o.roles = j.value("roles", false);
+  o.role_options.copy_passwords = j.value("copy_passwords", true);
+  o.split_bytes = j.value("split_bytes", o.split_bytes);
+  return Status::Ok();
+}
+
+// One database's record in the store, updated from any thread.
+class DatabaseRecord {
  public:
-  explicit StateFile(std::string path) : path_(std::move(path)) {}
-  void Write(const std::vector<DatabaseOutcome>& databases, const std::string& current_phase) {
-    nlohmann::json dbs = nlohmann::json::array();
-    for (const auto& db : databases) {
-      dbs.push_back({{"name", db.name},
-                     {"target_name", db.target_name},
-                     {"method", "copy"},
-                     {"state", db.state},
-                     {"error", db.error.empty() ? nlohmann::json() : nlohmann::json(db.error)}});
-    }
-    nlohmann::json state = {
-        {"format", "pgcourier.state/1"}, {"phase", current_phase}, {"databases", dbs}};
-    std::string tmp = path_ + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << state.dump(2) << "\n";
-    }
-    std::error_code ec;
-    fs::rename(tmp, path_, ec);
+  DatabaseRecord(StateStore& store, StoredDatabase db) : store_(store), db_(std::move(db)) {}
+
+  template <typename F>
+  void Update(F&& change) {
+    std::lock_guard<std::mutex> lock(mu_);
+    change(db_);
+    Status put = store_.PutDatabase(db_);
+    if (!put.ok()) spdlog::warn("recording the state of {}: {}", db_.name, put.ToString());
+  }
+  void Step(StoredStep step) {
+    step.database = db_.name;
+    Status put = store_.PutStep(step);
+    if (!put.ok()) spdlog::warn("recording a step of {}: {}", db_.name, put.ToString());
+  }
+  StoredDatabase Get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return db_;
   }
 
  private:
-  std::string path_;
+  StateStore& store_;
+  std::mutex mu_;
+  StoredDatabase db_;
 };
 
 class DatabaseMigration {
  public:
   DatabaseMigration(const MigrateOptions& options, const ConnInfo& source, const ConnInfo& target,
-                    const CheckReport& check, DatabaseOutcome& outcome)
+                    const CheckReport& check, WorkPool& pool, DatabaseRecord& record,
+                    DatabaseOutcome& outcome)
       : options_(options),
         source_db_(source.WithDatabase(outcome.name)),
         target_server_(target),
         target_db_(target.WithDatabase(outcome.target_name)),
         check_(check),
+        pool_(pool),
+        record_(record),
         outcome_(outcome) {}
 
-  Status Run(StateFile& state, const std::vector<DatabaseOutcome>& all);
+  Status Run();
 
  private:
   void Progress(const std::string& phase, const std::string& message, int64_t done = 0,
@@ -91,6 +155,9 @@ class DatabaseMigration {
     if (options_.on_progress) {
       options_.on_progress({outcome_.name, phase, message, done, total});
     }
+  }
+  void SetState(const std::string& state) {
+    record_.Update([&](StoredDatabase& db) { db.state = state; });
   }
   ConnectOptions Connect(const std::string& role) const {
     ConnectOptions o;
@@ -101,14 +168,20 @@ class DatabaseMigration {
   }
   Result<std::unique_ptr<Connection>> ConnectSource() const;
   Result<std::unique_ptr<Connection>> ConnectTarget() const;
-  Status Timed(const std::string& phase, const std::function<Status()>& body);
+  // Runs `body` as the phase `phase`, timed and recorded as a step.
+  Status Phase(const std::string& phase, const std::function<Status()>& body);
 
+  Result<bool> SchemaRestoredEarlier();
+  Status StartOver();
+  Status TakeSnapshot();
   Status CreateTargetDatabase();
+  Status RestorePreData();
   Status PlanSlices();
   Status PlanBlockSlices(const TableToCopy& table, int64_t count, std::vector<Slice>& slices);
   Status PlanKeySlices(const TableToCopy& table, int64_t count, std::vector<Slice>& slices);
-  Status CopyData(const std::function<Status()>& after_structure);
-  static std::string CopyStep(const TableToCopy& table, const Slice* slice);
+  Status ReconcileWithMarks(Connection& target);
+  Status CopyData();
+  Status PostData();
   Status CopyLargeObjects();
   Status SetSequences();
   Status RefreshMaterializedViews();
@@ -121,18 +194,29 @@ class DatabaseMigration {
   ConnInfo target_server_;
   ConnInfo target_db_;
   const CheckReport& check_;
+  WorkPool& pool_;
+  DatabaseRecord& record_;
   DatabaseOutcome& outcome_;
+  std::string archive_;
+  std::string list_;
+  SchemaTools tools_;
+  bool resumed_schema_ = false;  // the interrupted run restored the pre-data
   std::unique_ptr<ExportedSnapshot> snapshot_;
   ResolvedObjectFilter filtered_;  // options_.filter at the snapshot
   CopyCatalog catalog_;
-  // Per table of catalog_.tables: its slices (none: copied whole) and how
-  // many are still to copy.
+  // Per table of catalog_.tables: its slices (none: copied whole), which of
+  // its copy steps are already on the target, and how many are left.
   struct TablePlan {
     std::vector<Slice> slices;
-    int pending_slices = 1;
+    std::vector<bool> done;  // per slice (one entry when whole)
+    std::set<size_t> indexes_done;
+    int pending = 0;
+    bool earlier = false;  // every copy step was done by an earlier run
   };
   std::vector<TablePlan> plans_;
+  std::map<std::string, ProgressMark> marks_;  // on the target at the start
   // Tables compared with the source right after their copy.
+  std::mutex compared_mu_;
   std::vector<TableVerification> compared_;
 };
 
@@ -150,12 +234,97 @@ Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectTarget() const {
   return conn;
 }
 
-Status DatabaseMigration::Timed(const std::string& phase, const std::function<Status()>& body) {
+Status DatabaseMigration::Phase(const std::string& phase, const std::function<Status()>& body) {
   auto started = Clock::now();
+  StoredStep step;
+  step.kind = "phase";
+  step.object = phase;
+  step.state = "running";
+  record_.Step(step);
   Status status = body();
-  outcome_.phases.push_back({phase, SecondsSince(started)});
+  step.seconds = SecondsSince(started);
+  outcome_.phases.push_back({phase, step.seconds});
+  step.state = status.ok() ? "done" : "failed";
+  if (!status.ok()) step.error = status.ToString();
+  record_.Step(step);
   if (!status.ok()) return status.WithContext(phase);
   return status;
+}
+
+// Whether the interrupted run got this database past its schema: the
+// progress marks are made right after the pre-data restore (which is one
+// transaction), so their schema on the target says so, whatever the store
+// managed to record before the run was stopped.
+Result<bool> DatabaseMigration::SchemaRestoredEarlier() {
+  if (!fs::exists(archive_) || !fs::exists(list_)) return false;
+  ConnectOptions o = Connect("target");
+  Result<std::unique_ptr<Connection>> target = Connection::Connect(target_db_, o);
+  if (!target.ok()) {
+    // No such database (3D000): nothing restored.
+    if (target.status().sqlstate() == "3D000" ||
+        target.status().message().find("does not exist") != std::string::npos) {
+      return false;
+    }
+    return target.status();
+  }
+  return ProgressMarksExist(**target);
+}
+
+// A database whose schema was not completely restored is begun again from
+// nothing: its target database dropped when pgcourier made it (the pre-data
+// restore is one transaction, so a database that existed before is as empty
+// as it was).
+Status DatabaseMigration::StartOver() {
+  StoredDatabase db = record_.Get();
+  if (db.created_target) {
+    Result<std::unique_ptr<Connection>> target =
+        Connection::Connect(target_server_.WithDatabase("postgres"), Connect("target"));
+    if (!target.ok()) return target.status();
+    PGC_RETURN_IF_ERROR(
+        (*target)
+            ->Run("DROP DATABASE IF EXISTS " + QuoteIdent(outcome_.target_name))
+            .WithContext("dropping the incomplete target database " + outcome_.target_name));
+    record_.Update([](StoredDatabase& d) { d.created_target = false; });
+    Progress("create", "dropped the incomplete target database " + outcome_.target_name +
+                           " of the interrupted run");
+  }
+  return Status::Ok();
+}
+
+Status DatabaseMigration::TakeSnapshot() {
+  Result<std::unique_ptr<Connection>> holder = ConnectSource();
+  if (!holder.ok()) return holder.status();
+  Result<std::unique_ptr<ExportedSnapshot>> exported =
+      ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+  if (!exported.ok()) return exported.status();
+  snapshot_ = std::move(*exported);
+  Result<ResolvedObjectFilter> filtered =
+      ResolveObjectFilter(snapshot_->conn(), options_.filter, Deadline::Never());
+  if (!filtered.ok()) return filtered.status();
+  filtered_ = std::move(*filtered);
+  Result<CopyCatalog> catalog =
+      ReadCopyCatalog(snapshot_->conn(), options_.filter, Deadline::Never());
+  if (!catalog.ok()) return catalog.status();
+  catalog_ = std::move(*catalog);
+  size_t indexes = 0;
+  for (const auto& t : catalog_.tables) indexes += t.indexes.size();
+  record_.Update([&](StoredDatabase& db) {
+    db.snapshot = snapshot_->id();
+    db.tables_total = static_cast<int64_t>(catalog_.tables.size());
+    db.indexes_total = static_cast<int64_t>(indexes);
+    db.bytes_total = catalog_.total_bytes;
+  });
+  std::string left_out;
+  if (!options_.filter.empty()) {
+    left_out =
+        fmt::format(" (filters leave out {} schema(s), {} table(s), and the rows of {} table(s))",
+                    filtered_.excluded_schemas.size(), filtered_.excluded_tables.size(),
+                    filtered_.data_excluded_tables.size());
+  }
+  Progress("snapshot",
+           fmt::format("snapshot {}: {} table(s), {}{}", snapshot_->id(), catalog_.tables.size(),
+                       FormatBytes(catalog_.total_bytes), left_out));
+  return Status::Ok();
 }
 
 Status DatabaseMigration::CreateTargetDatabase() {
@@ -163,9 +332,18 @@ Status DatabaseMigration::CreateTargetDatabase() {
   for (const auto& plan : check_.databases) {
     if (plan.name == outcome_.name) exists = plan.exists_on_target;
   }
-  if (exists) {
-    Progress("create", "target database " + outcome_.target_name + " exists and is empty");
-    return Status::Ok();
+  if (exists && !record_.Get().created_target) {
+    // Recheck: a resumed run may just have dropped it.
+    Result<std::unique_ptr<Connection>> probe =
+        Connection::Connect(target_server_.WithDatabase("postgres"), Connect("target"));
+    if (!probe.ok()) return probe.status();
+    Result<QueryResult> found = (*probe)->ExecParams(
+        "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {outcome_.target_name});
+    if (!found.ok()) return found.status();
+    if (found->rows() > 0) {
+      Progress("create", "target database " + outcome_.target_name + " exists and is empty");
+      return Status::Ok();
+    }
   }
   Result<std::unique_ptr<Connection>> source =
       Connection::Connect(source_db_.WithDatabase("postgres"), Connect("source"));
@@ -207,8 +385,12 @@ Status DatabaseMigration::CreateTargetDatabase() {
                                   : " LOCALE_PROVIDER builtin BUILTIN_LOCALE ";
     sql += QuoteLiteral(db->GetString(0, 4));
   }
+  // Recorded first: a run killed right after the CREATE still knows the
+  // database is its own (dropping one that does not exist is harmless).
+  record_.Update([](StoredDatabase& d) { d.created_target = true; });
   Status created = dst.Run(sql);
   if (!created.ok()) {
+    record_.Update([](StoredDatabase& d) { d.created_target = false; });
     return created.WithContext("creating database " + outcome_.target_name + " on the target")
         .WithHint("the target must offer the source's encoding and locale (" + db->GetString(0, 1) +
                   "); install the locale or create the database by hand");
@@ -233,6 +415,34 @@ Status DatabaseMigration::CreateTargetDatabase() {
         Progress("create", "database setting " + entry + " not applied: " + set.message());
     }
   }
+  if (options_.roles) {
+    Status role_settings =
+        CopyRoleDatabaseSettings(src, dst, outcome_.name, outcome_.target_name, Deadline::Never());
+    if (!role_settings.ok()) {
+      Progress("create", "per-database role settings: " + role_settings.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Status DatabaseMigration::RestorePreData() {
+  PGC_RETURN_IF_ERROR(DumpSchema(tools_, source_db_, snapshot_->id(), filtered_, archive_));
+  RestoreListFilter filter;
+  filter.extensions = ProviderOnlyExtensions();
+  for (const auto& table : catalog_.tables) {
+    for (const auto& index : table.indexes) {
+      filter.index_oids.insert(index.index_oid);
+      if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
+    }
+  }
+  Result<int> kept = WriteRestoreList(tools_, archive_, filter, list_);
+  if (!kept.ok()) return kept.status();
+  PGC_RETURN_IF_ERROR(
+      RestoreSection(tools_, target_db_, archive_, list_, "pre-data", 1, options_.policy));
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
+  Progress("pre-data", "schema restored (pre-data)");
   return Status::Ok();
 }
 
@@ -244,6 +454,7 @@ Status DatabaseMigration::PlanSlices() {
   const int64_t slice = std::max<int64_t>(
       options_.split_bytes, catalog_.total_bytes / std::max(1, options_.check.jobs * 4));
   const bool by_blocks = snapshot_->conn().server_version() >= 140000;
+  plans_.clear();
   for (auto& table : catalog_.tables) {
     TablePlan plan;
     const bool splittable = by_blocks || !table.split_column.empty();
@@ -253,7 +464,8 @@ Status DatabaseMigration::PlanSlices() {
                                  : PlanKeySlices(table, wanted, plan.slices);
       if (!planned.ok()) return planned.WithContext("planning the slices of " + table.Display());
     }
-    plan.pending_slices = plan.slices.empty() ? 1 : static_cast<int>(plan.slices.size());
+    plan.done.assign(plan.slices.empty() ? 1 : plan.slices.size(), false);
+    plan.pending = static_cast<int>(plan.done.size());
     plans_.push_back(std::move(plan));
   }
   return Status::Ok();
@@ -300,116 +512,181 @@ Status DatabaseMigration::PlanKeySlices(const TableToCopy& table, int64_t count,
   return Status::Ok();
 }
 
-std::string DatabaseMigration::CopyStep(const TableToCopy& table, const Slice* slice) {
-  std::string step = "copy " + table.QualifiedName();
-  if (slice != nullptr) step += " " + slice->Display();
-  return step;
+// A resumed database: what the target's progress marks say is already
+// there. A table whose every copy step is marked is done (its rows come
+// from the earlier snapshot); a table with only some of its slices marked is
+// emptied and copied again whole at this run's snapshot (slices of two
+// snapshots could hold a row twice, or miss one that moved). Index builds
+// that are marked are done.
+Status DatabaseMigration::ReconcileWithMarks(Connection& target) {
+  Result<std::map<std::string, ProgressMark>> marks = ReadProgressMarks(target);
+  if (!marks.ok()) return marks.status();
+  marks_ = std::move(*marks);
+  if (marks_.empty()) return Status::Ok();
+  std::map<std::string, std::vector<const ProgressMark*>> copies_by_table;
+  for (const auto& [step, mark] : marks_) {
+    if (step.rfind("copy ", 0) == 0) copies_by_table[mark.object].push_back(&mark);
+  }
+  bool any_earlier = false;
+  for (size_t t = 0; t < catalog_.tables.size(); ++t) {
+    const TableToCopy& table = catalog_.tables[t];
+    TablePlan& plan = plans_[t];
+    for (size_t i = 0; i < table.indexes.size(); ++i) {
+      if (marks_.count(IndexStepName(table.indexes[i])) != 0) plan.indexes_done.insert(i);
+    }
+    auto found = copies_by_table.find(table.QualifiedName());
+    if (found == copies_by_table.end()) continue;
+    const auto& copies = found->second;
+    if (copies.size() == static_cast<size_t>(copies.front()->parts)) {
+      plan.earlier = true;
+      any_earlier = true;
+      plan.slices.clear();
+      plan.done.assign(1, true);
+      plan.pending = 0;
+      continue;
+    }
+    PGC_RETURN_IF_ERROR(ResetTableCopy(target, table.QualifiedName()));
+    Progress("data", table.Display() + ": partly copied by the interrupted run; copied again");
+  }
+  if (any_earlier) {
+    outcome_.consistent = false;
+    record_.Update([](StoredDatabase& db) { db.consistent = false; });
+  }
+  return Status::Ok();
 }
 
-Status DatabaseMigration::CopyData(const std::function<Status()>& after_structure) {
+Status DatabaseMigration::CopyData() {
   PGC_RETURN_IF_ERROR(PlanSlices());
-  const auto& tables = catalog_.tables;
-  // The queue: slices of tables (largest table first); as soon as a table's
-  // last slice is in, its index builds go to the front (they overlap the
-  // copy of other tables) and its comparison with the source (checksums on
-  // both sides, then ANALYZE) to the back. Once every table and index is
-  // done, `after_structure` (the rest of the schema) goes to the front and
-  // runs while the last comparisons do.
-  struct Task {
-    enum class Kind { kCopy, kIndex, kCompare, kAfterStructure };
-    Kind kind = Kind::kCopy;
-    size_t table = 0;
-    int slice = -1;  // kCopy: -1 for the whole table
-    int index = -1;  // kIndex: which index of the table
-  };
-  std::deque<Task> queue;
-  for (size_t t = 0; t < tables.size(); ++t) {
-    if (plans_[t].slices.empty()) {
-      queue.push_back({Task::Kind::kCopy, t, -1, -1});
-    } else {
-      for (size_t r = 0; r < plans_[t].slices.size(); ++r) {
-        queue.push_back({Task::Kind::kCopy, t, static_cast<int>(r), -1});
-      }
-    }
+  {
+    Result<std::unique_ptr<Connection>> target = ConnectTarget();
+    if (!target.ok()) return target.status();
+    PGC_RETURN_IF_ERROR(ReconcileWithMarks(**target));
   }
+  const auto& tables = catalog_.tables;
+
+  // Sessions of this database, reused by whichever worker runs its next task.
+  struct Sessions {
+    std::unique_ptr<Connection> source;  // at the snapshot
+    std::unique_ptr<Connection> target;  // bulk-load settings
+    std::unique_ptr<TableChecksums> checksums;
+  };
   std::mutex mu;
-  std::condition_variable cv;
-  int in_flight = 0;
+  std::vector<std::unique_ptr<Sessions>> idle;
+  auto take_sessions = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    if (idle.empty()) return std::make_unique<Sessions>();
+    std::unique_ptr<Sessions> s = std::move(idle.back());
+    idle.pop_back();
+    return s;
+  };
+  auto give_back = [&](std::unique_ptr<Sessions> s) {
+    std::lock_guard<std::mutex> lock(mu);
+    idle.push_back(std::move(s));
+  };
+
   std::optional<Status> failure;
   int64_t bytes_done = 0;
+  int64_t rows_done = 0;
   size_t tables_done = 0;
   size_t indexes_done = 0;
   size_t indexes_total = 0;
   for (const auto& t : tables) indexes_total += t.indexes.size();
   std::vector<TableOutcome> results(tables.size());
   for (size_t t = 0; t < tables.size(); ++t) results[t].table = tables[t].Display();
-  const int workers = std::max(1, options_.check.jobs);
-  // Copies and index builds not yet done.
-  size_t structure_pending = queue.size() + indexes_total;
-  auto structure_step_done = [&] {  // with mu held
-    if (--structure_pending == 0) {
-      queue.push_front({Task::Kind::kAfterStructure, 0, -1, -1});
-      cv.notify_all();
-    }
-  };
-  if (structure_pending == 0) queue.push_front({Task::Kind::kAfterStructure, 0, -1, -1});
+  TaskGroup group;
+  // Copies and index builds not yet done; post-data waits for them.
+  size_t structure_pending = 0;
+  std::function<void()> after_structure;  // set below
 
-  struct Sessions {
-    std::unique_ptr<Connection> source;  // at the snapshot
-    std::unique_ptr<Connection> target;  // bulk-load settings
-    std::unique_ptr<TableChecksums> checksums;
+  enum class Kind { kCopy, kIndex, kCompare };
+  struct Task {
+    Kind kind = Kind::kCopy;
+    size_t table = 0;
+    int part = -1;  // kCopy: the slice (-1: whole); kIndex: the index
   };
+  std::function<void(const Task&)> submit;
 
-  // Runs one task; on success, returns the rows and bytes a copy moved.
-  auto attempt_task = [&](const Task& task, Sessions& sessions, int attempt,
-                          TableCopyStats& stats) -> Status {
-    if (task.kind == Task::Kind::kAfterStructure) return after_structure();
+  auto record_step = [&](const Task& task, const std::string& state, const TableCopyStats& stats,
+                         int attempts, const std::string& error) {
+    StoredStep step;
     const TableToCopy& table = tables[task.table];
-    if (task.kind == Task::Kind::kCopy && !sessions.source) {
-      Result<std::unique_ptr<Connection>> s = ConnectSource();
-      if (!s.ok()) return s.status();
-      sessions.source = std::move(*s);
-      PGC_RETURN_IF_ERROR(
-          ExportedSnapshot::BeginAt(*sessions.source, snapshot_->id(), Deadline::Never()));
-    }
-    if (!sessions.target) {
-      Result<std::unique_ptr<Connection>> t = ConnectTarget();
-      if (!t.ok()) return t.status();
-      sessions.target = std::move(*t);
-    }
     switch (task.kind) {
-      case Task::Kind::kIndex:
-        return BuildIndex(*sessions.target, table, table.indexes[static_cast<size_t>(task.index)]);
-      case Task::Kind::kCompare: {
-        if (!sessions.checksums) {
-          Result<std::unique_ptr<TableChecksums>> opened =
-              TableChecksums::Open(source_db_, snapshot_->id(), target_db_,
-                                   options_.check.connect_timeout, options_.check.cancel);
-          if (!opened.ok()) return opened.status();
-          sessions.checksums = std::move(*opened);
+      case Kind::kCopy:
+        step.kind = "copy";
+        step.object = table.Display();
+        if (task.part >= 0) {
+          step.part = plans_[task.table].slices[static_cast<size_t>(task.part)].Display();
         }
-        Result<TableVerification> compared = sessions.checksums->Compare(table.schema, table.name);
-        if (!compared.ok()) return compared.status().WithContext("verifying " + table.Display());
-        {
-          std::lock_guard<std::mutex> lock(mu);
-          compared_.push_back(*compared);
-        }
-        // Statistics for the planner, while other work goes on.
-        return sessions.target->Run("ANALYZE " + table.QualifiedName())
-            .WithContext("analyzing " + table.Display());
-      }
-      case Task::Kind::kCopy:
-      case Task::Kind::kAfterStructure:
+        break;
+      case Kind::kIndex:
+        step.kind = "index";
+        step.object = table.indexes[static_cast<size_t>(task.part)].schema + "." +
+                      table.indexes[static_cast<size_t>(task.part)].name;
+        break;
+      case Kind::kCompare:
+        step.kind = "compare";
+        step.object = table.Display();
         break;
     }
-    const Slice* slice =
-        task.slice >= 0 ? &plans_[task.table].slices[static_cast<size_t>(task.slice)] : nullptr;
-    const std::string step = CopyStep(table, slice);
-    if (attempt > 1) {
+    step.state = state;
+    step.rows = stats.rows;
+    step.bytes = stats.bytes;
+    step.seconds = stats.seconds;
+    step.attempts = attempts;
+    step.error = error;
+    record_.Step(step);
+  };
+
+  // One attempt of a task on `s`; a copy's rows and bytes in `stats`.
+  auto attempt = [&](const Task& task, Sessions& s, int number, TableCopyStats& stats) -> Status {
+    const TableToCopy& table = tables[task.table];
+    if (task.kind == Kind::kCopy && !s.source) {
+      Result<std::unique_ptr<Connection>> c = ConnectSource();
+      if (!c.ok()) return c.status();
+      s.source = std::move(*c);
+      PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(*s.source, snapshot_->id(), Deadline::Never()));
+    }
+    if (!s.target) {
+      Result<std::unique_ptr<Connection>> c = ConnectTarget();
+      if (!c.ok()) return c.status();
+      s.target = std::move(*c);
+    }
+    if (task.kind == Kind::kIndex) {
+      const IndexToBuild& index = table.indexes[static_cast<size_t>(task.part)];
+      if (number > 1) {
+        Result<bool> done = HasProgressMark(*s.target, IndexStepName(index), nullptr);
+        if (!done.ok()) return done.status();
+        if (*done) return Status::Ok();
+      }
+      return BuildIndex(*s.target, table, index);
+    }
+    if (task.kind == Kind::kCompare) {
+      if (!s.checksums) {
+        Result<std::unique_ptr<TableChecksums>> opened =
+            TableChecksums::Open(source_db_, snapshot_->id(), target_db_,
+                                 options_.check.connect_timeout, options_.check.cancel);
+        if (!opened.ok()) return opened.status();
+        s.checksums = std::move(*opened);
+      }
+      Result<TableVerification> compared = s.checksums->Compare(table.schema, table.name);
+      if (!compared.ok()) return compared.status().WithContext("verifying " + table.Display());
+      {
+        std::lock_guard<std::mutex> lock(compared_mu_);
+        compared_.push_back(*compared);
+      }
+      // Statistics for the planner, while other work goes on.
+      return s.target->Run("ANALYZE " + table.QualifiedName())
+          .WithContext("analyzing " + table.Display());
+    }
+    const TablePlan& plan = plans_[task.table];
+    std::optional<Slice> slice;
+    if (task.part >= 0) slice = plan.slices[static_cast<size_t>(task.part)];
+    const std::string step = CopyStepName(table, slice);
+    if (number > 1) {
       // The last attempt's COMMIT may have happened before its connection
       // was lost: its mark says so.
       ProgressMark mark;
-      Result<bool> done = HasProgressMark(*sessions.target, step, &mark);
+      Result<bool> done = HasProgressMark(*s.target, step, &mark);
       if (!done.ok()) return done.status();
       if (*done) {
         stats.rows = mark.rows;
@@ -417,101 +694,209 @@ Status DatabaseMigration::CopyData(const std::function<Status()>& after_structur
         return Status::Ok();
       }
     }
-    std::optional<Slice> range;
-    if (slice != nullptr) range = *slice;
-    Result<TableCopyStats> copied =
-        CopyTable(*sessions.source, *sessions.target, table, range, step);
+    const int parts = plan.slices.empty() ? 1 : static_cast<int>(plan.slices.size());
+    Result<TableCopyStats> copied = CopyTable(*s.source, *s.target, table, slice, parts, step);
     if (!copied.ok()) return copied.status();
     stats = *copied;
     return Status::Ok();
   };
 
-  auto run_task = [&](const Task& task, Sessions& sessions) -> Status {
-    if (task.kind == Task::Kind::kAfterStructure) {
-      TableCopyStats unused;
-      return attempt_task(task, sessions, 1, unused);
-    }
+  // What follows a finished task (with mu held).
+  auto finished = [&](const Task& task, const TableCopyStats& stats, int attempts) {
     const TableToCopy& table = tables[task.table];
-    for (int attempt = 1;; ++attempt) {
-      TableCopyStats stats;
-      Status done = attempt_task(task, sessions, attempt, stats);
-      if (done.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (task.kind == Task::Kind::kIndex) {
-          ++indexes_done;
-          const IndexToBuild& index = table.indexes[static_cast<size_t>(task.index)];
-          Progress("data", fmt::format("index {}.{} built ({}/{} indexes)", index.schema,
-                                       index.name, indexes_done, indexes_total));
-          structure_step_done();
-          return Status::Ok();
-        }
-        if (task.kind == Task::Kind::kCompare) return Status::Ok();
-        TableOutcome& result = results[task.table];
-        result.rows += stats.rows;
-        result.bytes += stats.bytes;
-        result.seconds += stats.seconds;
-        result.attempts = std::max(result.attempts, attempt);
-        structure_step_done();
-        if (--plans_[task.table].pending_slices == 0) {
-          bytes_done += table.bytes;
-          ++tables_done;
-          Progress("data",
-                   fmt::format("{}: {} rows, {} ({}/{} tables)", table.Display(), result.rows,
-                               FormatBytes(result.bytes), tables_done, tables.size()),
-                   bytes_done, catalog_.total_bytes);
-          for (size_t i = table.indexes.size(); i-- > 0;) {
-            queue.push_front({Task::Kind::kIndex, task.table, -1, static_cast<int>(i)});
+    if (task.kind == Kind::kCompare) return;
+    if (task.kind == Kind::kIndex) {
+      ++indexes_done;
+      const IndexToBuild& index = table.indexes[static_cast<size_t>(task.part)];
+      Progress("data", fmt::format("index {}.{} built ({}/{} indexes)", index.schema, index.name,
+                                   indexes_done, indexes_total));
+      record_.Update(
+          [&](StoredDatabase& db) { db.indexes_done = static_cast<int64_t>(indexes_done); });
+    } else {
+      TableOutcome& result = results[task.table];
+      result.rows += stats.rows;
+      result.bytes += stats.bytes;
+      result.seconds += stats.seconds;
+      result.attempts = std::max(result.attempts, attempts);
+      rows_done += stats.rows;
+      if (--plans_[task.table].pending == 0) {
+        bytes_done += table.bytes;
+        ++tables_done;
+        Progress("data",
+                 fmt::format("{}: {} rows, {} ({}/{} tables)", table.Display(), result.rows,
+                             FormatBytes(result.bytes), tables_done, tables.size()),
+                 bytes_done, catalog_.total_bytes);
+        for (size_t i = 0; i < table.indexes.size(); ++i) {
+          if (plans_[task.table].indexes_done.count(i) == 0) {
+            submit({Kind::kIndex, task.table, static_cast<int>(i)});
           }
-          queue.push_back({Task::Kind::kCompare, task.table, -1, -1});
-          cv.notify_all();
         }
-        return Status::Ok();
+        submit({Kind::kCompare, task.table, -1});
       }
-      bool cancelled = options_.check.cancel != nullptr && options_.check.cancel->cancelled();
-      if (cancelled) {
-        return Status(StatusCode::kCancelled, "cancelled during " + table.Display());
-      }
-      if (!done.retryable() || attempt >= options_.table_attempts) return done;
-      Progress("data", fmt::format("{}; trying again (attempt {} of {})", done.message(),
-                                   attempt + 1, options_.table_attempts));
-      sessions = Sessions();
+      record_.Update([&](StoredDatabase& db) {
+        db.tables_done = static_cast<int64_t>(tables_done);
+        db.bytes_done = bytes_done;
+        db.rows_done = rows_done;
+      });
     }
+    if (--structure_pending == 0) after_structure();
   };
 
-  auto worker = [&] {
-    Sessions sessions;
-    for (;;) {
-      Task task;
+  submit = [&](const Task& task) {
+    group.Add();
+    WorkPool::Priority priority = task.kind == Kind::kIndex     ? WorkPool::kUrgent
+                                  : task.kind == Kind::kCompare ? WorkPool::kCompare
+                                                                : WorkPool::kCopy;
+    const TableToCopy& table = tables[task.table];
+    int64_t weight = table.bytes;
+    if (task.kind == Kind::kCopy && !plans_[task.table].slices.empty()) {
+      weight /= static_cast<int64_t>(plans_[task.table].slices.size());
+    }
+    pool_.Submit(priority, weight, [&, task] {
+      bool skip = false;
       {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return failure || !queue.empty() || in_flight == 0; });
-        if (failure || queue.empty()) return;
-        task = queue.front();
-        queue.pop_front();
-        ++in_flight;
+        std::lock_guard<std::mutex> lock(mu);
+        skip = failure.has_value();
       }
-      Status status = run_task(task, sessions);
-      std::lock_guard<std::mutex> lock(mu);
-      --in_flight;
-      if (!status.ok() && !failure) failure = status;
-      cv.notify_all();
-    }
+      Status status = Status::Ok();
+      TableCopyStats stats;
+      int attempts = 0;
+      if (!skip) {
+        std::unique_ptr<Sessions> s = take_sessions();
+        record_step(task, "running", stats, 1, "");
+        for (attempts = 1;; ++attempts) {
+          stats = TableCopyStats();
+          status = attempt(task, *s, attempts, stats);
+          if (status.ok()) break;
+          if (Cancelled(options_.check.cancel)) {
+            status =
+                Status(StatusCode::kCancelled, "cancelled during " + tables[task.table].Display());
+            break;
+          }
+          if (!status.retryable() || attempts >= options_.table_attempts) break;
+          Progress("data", fmt::format("{}; trying again (attempt {} of {})", status.message(),
+                                       attempts + 1, options_.table_attempts));
+          *s = Sessions();
+        }
+        record_step(task, status.ok() ? "done" : "failed", stats, attempts,
+                    status.ok() ? "" : status.ToString());
+        if (status.ok()) {
+          give_back(std::move(s));
+        }
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!status.ok() && !failure) failure = status;
+        if (status.ok() && !skip) finished(task, stats, attempts);
+      }
+      group.Done();
+    });
   };
 
-  std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(workers));
-  for (int i = 0; i < workers; ++i) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
+  // Post-data runs on a worker of its own once every table and index is in,
+  // while the last comparisons go on.
+  std::optional<Status> post_data_status;
+  after_structure = [&] {
+    group.Add();
+    pool_.Submit(WorkPool::kUrgent, 0, [&] {
+      bool skip = false;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        skip = failure.has_value();
+      }
+      if (!skip) {
+        Status status = Phase("post-data", [&] { return PostData(); });
+        std::lock_guard<std::mutex> lock(mu);
+        post_data_status = status;
+        if (!status.ok() && !failure) failure = status;
+      }
+      group.Done();
+    });
+  };
+
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<Task> first;
+    for (size_t t = 0; t < tables.size(); ++t) {
+      const TablePlan& plan = plans_[t];
+      if (plan.earlier) {
+        results[t].earlier_run = true;
+        ++tables_done;
+        bytes_done += tables[t].bytes;
+        for (size_t i = 0; i < tables[t].indexes.size(); ++i) {
+          if (plan.indexes_done.count(i) == 0)
+            first.push_back({Kind::kIndex, t, static_cast<int>(i)});
+        }
+        first.push_back({Kind::kCompare, t, -1});
+        continue;
+      }
+      if (plan.slices.empty()) {
+        first.push_back({Kind::kCopy, t, -1});
+      } else {
+        for (size_t r = 0; r < plan.slices.size(); ++r) {
+          first.push_back({Kind::kCopy, t, static_cast<int>(r)});
+        }
+      }
+    }
+    for (const auto& task : first) {
+      if (task.kind != Kind::kCompare) ++structure_pending;
+    }
+    // Indexes still to build of tables not yet copied are counted when the
+    // copy finishes and submits them.
+    for (size_t t = 0; t < tables.size(); ++t) {
+      if (!plans_[t].earlier) {
+        structure_pending += tables[t].indexes.size() - plans_[t].indexes_done.size();
+      }
+    }
+    if (structure_pending == 0) after_structure();
+    for (const auto& task : first) submit(task);
+  }
+  group.Wait();
   if (failure) return *failure;
+  if (!post_data_status) return Status(StatusCode::kFailedPrecondition, "post-data did not run");
   outcome_.tables = std::move(results);
+  return Status::Ok();
+}
+
+Status DatabaseMigration::PostData() {
+  PGC_RETURN_IF_ERROR(CopyLargeObjects());
+  // A resumed run restores only what the interrupted one did not.
+  if (resumed_schema_) {
+    Result<std::string> listed = ListArchive(tools_, archive_);
+    if (!listed.ok()) return listed.status();
+    Result<std::unique_ptr<Connection>> target = ConnectTarget();
+    if (!target.ok()) return target.status();
+    Result<std::set<std::pair<uint32_t, uint32_t>>> present =
+        FindPresentObjects(snapshot_->conn(), **target, ParseArchiveList(*listed));
+    if (!present.ok()) return present.status();
+    if (!present->empty()) {
+      RestoreListFilter filter;
+      filter.extensions = ProviderOnlyExtensions();
+      for (const auto& table : catalog_.tables) {
+        for (const auto& index : table.indexes) {
+          filter.index_oids.insert(index.index_oid);
+          if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
+        }
+      }
+      filter.present = std::move(*present);
+      Result<int> kept = WriteRestoreList(tools_, archive_, filter, list_);
+      if (!kept.ok()) return kept.status();
+    }
+  }
+  PGC_RETURN_IF_ERROR(RestoreSection(tools_, target_db_, archive_, list_, "post-data",
+                                     options_.check.jobs, options_.policy));
+  Progress("post-data", "indexes, constraints, triggers and the rest restored (post-data)");
   return Status::Ok();
 }
 
 Status DatabaseMigration::CopyLargeObjects() {
   if (catalog_.large_objects.empty()) return Status::Ok();
+  const std::string step = "large objects";
+  if (marks_.count(step) != 0) return Status::Ok();
   Result<std::unique_ptr<Connection>> target = ConnectTarget();
   if (!target.ok()) return target.status();
   PGC_RETURN_IF_ERROR((*target)->Run("BEGIN"));
+  int64_t bytes = 0;
   for (uint32_t oid : catalog_.large_objects) {
     // Read at the snapshot through its holder, written in one transaction.
     Result<QueryResult> data =
@@ -522,10 +907,13 @@ Status DatabaseMigration::CopyLargeObjects() {
                                       {std::to_string(oid), data->GetString(0, 0)})
                          .status();
     if (!written.ok()) return written.WithContext(fmt::format("writing large object {}", oid));
+    bytes += static_cast<int64_t>(data->Get(0, 0).size() / 2);
   }
+  const auto count = static_cast<int64_t>(catalog_.large_objects.size());
+  PGC_RETURN_IF_ERROR((*target)->Run(InsertProgressMarkSql(step, {step, 1, count, bytes})));
   PGC_RETURN_IF_ERROR((*target)->Run("COMMIT"));
-  outcome_.large_objects = static_cast<int64_t>(catalog_.large_objects.size());
-  Progress("data", fmt::format("{} large object(s) copied", catalog_.large_objects.size()));
+  outcome_.large_objects = count;
+  Progress("data", fmt::format("{} large object(s) copied", count));
   return Status::Ok();
 }
 
@@ -606,7 +994,7 @@ Status DatabaseMigration::Verify() {
   verify.source_snapshot = snapshot_->id();
   verify.filter = options_.filter;
   // pgcourier's own schema on the target, dropped once the run is verified.
-  verify.filter.exclude_schemas.push_back(kProgressSchema);
+  verify.filter.exclude_schemas.emplace_back(kProgressSchema);
   verify.connect_timeout = options_.check.connect_timeout;
   verify.cancel = options_.check.cancel;
   verify.compared_tables = compared_;
@@ -615,9 +1003,16 @@ Status DatabaseMigration::Verify() {
   outcome_.verification = std::move(*verified);
   int mismatches = outcome_.verification->Mismatches();
   if (mismatches > 0) {
+    std::string hint = "see the verification report; the target database is incomplete";
+    if (!outcome_.consistent) {
+      hint =
+          "the data was copied at more than one snapshot (the run was resumed): a source that "
+          "took writes in between differs from it; stop writes and run pgcourier verify, or "
+          "move the database again";
+    }
     return Status(StatusCode::kFailedPrecondition,
                   fmt::format("the target differs from the source in {} place(s)", mismatches),
-                  "see the verification report; the target database is incomplete");
+                  hint);
   }
   Progress("verify", fmt::format("{} table(s), {} sequence(s) and the schema match the source",
                                  outcome_.verification->tables.size(),
@@ -634,94 +1029,46 @@ Status DatabaseMigration::FinishDurably() {
   return DropProgressMarks(**target);
 }
 
-Status DatabaseMigration::Run(StateFile& state, const std::vector<DatabaseOutcome>& all) {
+Status DatabaseMigration::Run() {
   const std::string dir = options_.work_dir + "/" + outcome_.name;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status(StatusCode::kIoError, "cannot create " + dir + ": " + ec.message());
-  const std::string archive = dir + "/schema.dump";
-  const std::string list = dir + "/schema.list";
-  SchemaTools tools{check_.tools.pg_dump, check_.tools.pg_restore, options_.check.cancel};
-  auto mark = [&](const std::string& phase) {
-    outcome_.state = phase;
-    state.Write(all, phase);
-  };
+  archive_ = dir + "/schema.dump";
+  list_ = dir + "/schema.list";
+  tools_ = {check_.tools.pg_dump, check_.tools.pg_restore, options_.check.cancel};
+  record_.Update([](StoredDatabase& db) {
+    db.state = "schema";
+    db.error.clear();
+    db.hint.clear();
+  });
 
-  mark("schema");
+  if (options_.resume) {
+    Result<bool> restored = SchemaRestoredEarlier();
+    if (!restored.ok()) return restored.status().WithContext("resuming");
+    resumed_schema_ = *restored;
+    // Without its schema, the database starts over.
+    if (!resumed_schema_) PGC_RETURN_IF_ERROR(StartOver());
+  }
+
   // The snapshot comes first: the filter is resolved at it, and one that
   // selects nothing ends the run before the target is touched.
-  PGC_RETURN_IF_ERROR(Timed("snapshot", [&]() -> Status {
-    Result<std::unique_ptr<Connection>> holder = ConnectSource();
-    if (!holder.ok()) return holder.status();
-    Result<std::unique_ptr<ExportedSnapshot>> exported =
-        ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
-    if (!exported.ok()) return exported.status();
-    snapshot_ = std::move(*exported);
-    Result<ResolvedObjectFilter> filtered =
-        ResolveObjectFilter(snapshot_->conn(), options_.filter, Deadline::Never());
-    if (!filtered.ok()) return filtered.status();
-    filtered_ = std::move(*filtered);
-    Result<CopyCatalog> catalog =
-        ReadCopyCatalog(snapshot_->conn(), options_.filter, Deadline::Never());
-    if (!catalog.ok()) return catalog.status();
-    catalog_ = std::move(*catalog);
-    std::string left_out;
-    if (!options_.filter.empty()) {
-      left_out =
-          fmt::format(" (filters leave out {} schema(s), {} table(s), and the rows of {} table(s))",
-                      filtered_.excluded_schemas.size(), filtered_.excluded_tables.size(),
-                      filtered_.data_excluded_tables.size());
-    }
-    Progress("snapshot",
-             fmt::format("snapshot {}: {} table(s), {}{}", snapshot_->id(), catalog_.tables.size(),
-                         FormatBytes(catalog_.total_bytes), left_out));
-    return Status::Ok();
-  }));
-  PGC_RETURN_IF_ERROR(Timed("create", [&] { return CreateTargetDatabase(); }));
-  PGC_RETURN_IF_ERROR(Timed("pre-data", [&]() -> Status {
-    PGC_RETURN_IF_ERROR(DumpSchema(tools, source_db_, snapshot_->id(), filtered_, archive));
-    RestoreListFilter filter;
-    filter.extensions = ProviderOnlyExtensions();
-    for (const auto& table : catalog_.tables) {
-      for (const auto& index : table.indexes) {
-        filter.index_oids.insert(index.index_oid);
-        if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
-      }
-    }
-    Result<int> kept = WriteRestoreList(tools, archive, filter, list);
-    if (!kept.ok()) return kept.status();
-    PGC_RETURN_IF_ERROR(
-        RestoreSection(tools, target_db_, archive, list, "pre-data", 1, options_.policy));
-    Result<std::unique_ptr<Connection>> target = ConnectTarget();
-    if (!target.ok()) return target.status();
-    PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
-    Progress("pre-data", "schema restored (pre-data)");
-    return Status::Ok();
-  }));
-  mark("copying");
-  // The rest of the schema (foreign keys, triggers, ...) and the large
-  // objects, once every table and index is in; while the last tables are
-  // still being compared.
-  double post_data_seconds = 0;
-  auto post_data = [&]() -> Status {
-    auto started = Clock::now();
-    PGC_RETURN_IF_ERROR(CopyLargeObjects());
-    Status restored = RestoreSection(tools, target_db_, archive, list, "post-data",
-                                     options_.check.jobs, options_.policy);
-    post_data_seconds = SecondsSince(started);
-    if (!restored.ok()) return restored.WithContext("post-data");
-    Progress("post-data", "indexes, constraints, triggers and the rest restored (post-data)");
-    return Status::Ok();
-  };
-  PGC_RETURN_IF_ERROR(Timed("data", [&] { return CopyData(post_data); }));
-  // Overlapped with the data phase: its time is part of "data" too.
-  outcome_.phases.push_back({"post-data", post_data_seconds});
-  PGC_RETURN_IF_ERROR(Timed("sequences", [&] { return SetSequences(); }));
-  PGC_RETURN_IF_ERROR(Timed("materialized views", [&] { return RefreshMaterializedViews(); }));
-  PGC_RETURN_IF_ERROR(Timed("analyze", [&] { return AnalyzeRest(); }));
-  mark("verifying");
-  PGC_RETURN_IF_ERROR(Timed("verify", [&] { return Verify(); }));
-  return Timed("finish", [&] { return FinishDurably(); });
+  PGC_RETURN_IF_ERROR(Phase("snapshot", [&] { return TakeSnapshot(); }));
+  if (!resumed_schema_) {
+    PGC_RETURN_IF_ERROR(Phase("create", [&] { return CreateTargetDatabase(); }));
+    PGC_RETURN_IF_ERROR(Phase("pre-data", [&] { return RestorePreData(); }));
+  } else {
+    Progress("pre-data", "schema restored by the interrupted run; resuming its data");
+  }
+  SetState("copying");
+  PGC_RETURN_IF_ERROR(Phase("data", [&] { return CopyData(); }));
+  SetState("indexing");
+  PGC_RETURN_IF_ERROR(Phase("sequences", [&] { return SetSequences(); }));
+  PGC_RETURN_IF_ERROR(Phase("materialized views", [&] { return RefreshMaterializedViews(); }));
+  PGC_RETURN_IF_ERROR(Phase("analyze", [&] { return AnalyzeRest(); }));
+  SetState("verifying");
+  PGC_RETURN_IF_ERROR(Phase("verify", [&] { return Verify(); }));
+  return Phase("finish", [&] { return FinishDurably(); });
 }
 
 }  // namespace
@@ -734,16 +1081,72 @@ bool MigrationOutcome::ok() const {
   return true;
 }
 
-Result<MigrationOutcome> Migrate(const MigrateOptions& options) {
+Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
   MigrationOutcome outcome;
-  if (options.check.method == Method::kReplication) {
+  if (given.check.method == Method::kReplication) {
     return Status(StatusCode::kInvalidArgument,
                   "the replication method is not available in this version of pgcourier",
                   "use --method copy (the source must not take writes during the move)");
   }
   auto progress = [&](const std::string& db, const std::string& phase, const std::string& msg) {
-    if (options.on_progress) options.on_progress({db, phase, msg, 0, 0});
+    if (given.on_progress) given.on_progress({db, phase, msg, 0, 0});
   };
+
+  // The work directory: one migration each, locked while it runs.
+  Result<std::unique_ptr<StateStore>> opened = StateStore::OpenForRun(given.work_dir);
+  if (!opened.ok()) return opened.status();
+  StateStore& store = **opened;
+  Result<std::optional<StoredRun>> earlier = store.Run();
+  if (!earlier.ok()) return earlier.status();
+
+  MigrateOptions options = given;
+  std::vector<StoredDatabase> stored;
+  if (options.resume) {
+    if (!*earlier) {
+      return Status(
+          StatusCode::kInvalidArgument, "there is no migration to resume in " + given.work_dir,
+          "start one with pgcourier migrate --source ... --target ... --dir " + given.work_dir);
+    }
+    const StoredRun& run = **earlier;
+    if (run.state == "done") {
+      return Status(StatusCode::kFailedPrecondition,
+                    "the migration in " + given.work_dir + " (" + run.id + ") is already done",
+                    "nothing to resume; see pgcourier status --dir " + given.work_dir);
+    }
+    PGC_RETURN_IF_ERROR(OptionsFromJson(run.options_json, options));
+    // The servers: as recorded (without passwords: libpq finds them in the
+    // environment or .pgpass), or as given again, when they name the same.
+    for (auto [given_conn, recorded, side] :
+         {std::make_tuple(&options.check.source, &run.source, "source"),
+          std::make_tuple(&options.check.target, &run.target, "target")}) {
+      if (given_conn->empty()) {
+        *given_conn = *recorded;
+        continue;
+      }
+      Result<ConnInfo> parsed = ConnInfo::Parse(*given_conn);
+      if (!parsed.ok()) return parsed.status();
+      if (parsed->Redacted() != *recorded) {
+        return Status(StatusCode::kInvalidArgument,
+                      fmt::format("the migration in {} moves {} -> {}; the {} given now is {}",
+                                  given.work_dir, run.source, run.target, side, parsed->Redacted()),
+                      "resume with the same --source and --target, or without them");
+      }
+    }
+    Result<std::vector<StoredDatabase>> dbs = store.Databases();
+    if (!dbs.ok()) return dbs.status();
+    stored = std::move(*dbs);
+    for (const auto& db : stored) options.check.owned_target_databases.insert(db.target_name);
+    outcome.resumed = true;
+    outcome.run_id = run.id;
+  } else if (*earlier) {
+    const StoredRun& run = **earlier;
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{} holds the migration {} ({} -> {}, {})", given.work_dir, run.id,
+                              run.source, run.target, run.state),
+                  run.state == "done" ? "it is finished; use another --dir for a new migration"
+                                      : "continue it with pgcourier migrate --resume --dir " +
+                                            given.work_dir + ", or use another --dir");
+  }
 
   CheckOptions check = options.check;
   check.method = Method::kCopy;
@@ -759,45 +1162,133 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& options) {
   if (!source.ok()) return source.status();
   if (!target.ok()) return target.status();
 
-  std::error_code ec;
-  fs::create_directories(options.work_dir, ec);
-  if (ec) {
-    return Status(StatusCode::kIoError,
-                  "cannot create the work directory " + options.work_dir + ": " + ec.message(),
-                  "pass --dir with a writable directory");
+  if (options.resume) {
+    PGC_RETURN_IF_ERROR(store.ResumeRun(static_cast<int64_t>(getpid())));
+  } else {
+    StoredRun run;
+    run.id = NewRunId();
+    run.source = source->Redacted();
+    run.target = target->Redacted();
+    run.options_json = OptionsToJson(options).dump();
+    run.state = "running";
+    run.pid = static_cast<int64_t>(getpid());
+    PGC_RETURN_IF_ERROR(store.BeginRun(run));
+    outcome.run_id = run.id;
+    for (const auto& plan : outcome.check.databases) {
+      StoredDatabase db;
+      db.name = plan.name;
+      db.target_name = plan.target_name;
+      db.method = "copy";
+      db.method_reason = plan.reason;
+      db.bytes_total = std::max<int64_t>(plan.size_bytes, 0);
+      PGC_RETURN_IF_ERROR(store.PutDatabase(db));
+      stored.push_back(std::move(db));
+    }
   }
-  StateFile state(options.work_dir + "/state.json");
-  for (const auto& plan : outcome.check.databases) {
-    DatabaseOutcome db;
-    db.name = plan.name;
-    db.target_name = plan.target_name;
-    db.state = "pending";
-    outcome.databases.push_back(std::move(db));
-  }
-  state.Write(outcome.databases, "starting");
 
-  for (auto& db : outcome.databases) {
-    if (options.check.cancel != nullptr && options.check.cancel->cancelled()) {
-      db.state = "cancelled";
-      continue;
+  // Roles first: owners and grants of every database need them.
+  if (options.roles) {
+    progress("", "roles", "creating the source's roles missing on the target");
+    auto connect = [&](const ConnInfo& info, const char* role) {
+      ConnectOptions o;
+      o.role = role;
+      o.total_timeout = options.check.connect_timeout;
+      o.cancel = options.check.cancel;
+      return Connection::Connect(info.WithDatabase("postgres"), o);
+    };
+    Result<std::unique_ptr<Connection>> src = connect(*source, "source");
+    if (!src.ok()) return src.status();
+    Result<std::unique_ptr<Connection>> dst = connect(*target, "target");
+    if (!dst.ok()) return dst.status();
+    Result<RoleCopyReport> roles = CopyRoles(**src, **dst, options.role_options, Deadline::Never());
+    if (!roles.ok()) {
+      Status failed = roles.status().WithContext("copying roles");
+      (void)store.FinishRun("failed", failed.ToString());
+      return failed;
     }
-    DatabaseMigration migration(options, *source, *target, outcome.check, db);
-    auto started = Clock::now();
-    Status status = migration.Run(state, outcome.databases);
-    if (status.ok()) {
-      db.state = "done";
-      progress(db.name, "done",
-               fmt::format("moved and verified in {:.1f} s", SecondsSince(started)));
-    } else {
-      bool cancelled = status.code() == StatusCode::kCancelled ||
-                       (options.check.cancel != nullptr && options.check.cancel->cancelled());
-      db.state = cancelled ? "cancelled" : "failed";
-      db.error = status.ToString();
-      db.hint = status.hint();
-      progress(db.name, db.state, db.error);
+    int created = 0;
+    for (const auto& r : roles->roles) {
+      if (r.action == RoleOutcome::Action::kCreated) ++created;
     }
-    state.Write(outcome.databases, db.state);
+    progress("", "roles", fmt::format("{} role(s) created", created));
+    outcome.roles = std::move(*roles);
   }
+
+  // Databases: the largest first, up to `jobs` at a time, every one's work
+  // in the one shared pool.
+  for (const auto& db : stored) {
+    DatabaseOutcome o;
+    o.name = db.name;
+    o.target_name = db.target_name;
+    o.method = db.method.empty() ? "copy" : db.method;
+    o.consistent = db.consistent;
+    o.state = db.state == "done" ? "done" : "pending";
+    o.done_earlier = db.state == "done";
+    outcome.databases.push_back(std::move(o));
+  }
+  std::vector<size_t> order(outcome.databases.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return stored[a].bytes_total > stored[b].bytes_total;
+  });
+  std::vector<std::unique_ptr<DatabaseRecord>> records;
+  for (const auto& db : stored) records.push_back(std::make_unique<DatabaseRecord>(store, db));
+
+  {
+    WorkPool pool(options.check.jobs);
+    std::mutex mu;
+    size_t next = 0;
+    auto pipeline = [&] {
+      for (;;) {
+        size_t i = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (next >= order.size()) return;
+          i = order[next++];
+        }
+        DatabaseOutcome& db = outcome.databases[i];
+        DatabaseRecord& record = *records[i];
+        if (db.done_earlier) continue;
+        if (Cancelled(options.check.cancel)) {
+          db.state = "cancelled";
+          record.Update([](StoredDatabase& d) { d.state = "cancelled"; });
+          continue;
+        }
+        DatabaseMigration migration(options, *source, *target, outcome.check, pool, record, db);
+        auto started = Clock::now();
+        Status status = migration.Run();
+        if (status.ok()) {
+          db.state = "done";
+          progress(db.name, "done",
+                   fmt::format("moved and verified in {:.1f} s", SecondsSince(started)));
+        } else {
+          const bool cancelled =
+              status.code() == StatusCode::kCancelled || Cancelled(options.check.cancel);
+          db.state = cancelled ? "cancelled" : "failed";
+          db.error = status.ToString();
+          db.hint = status.hint();
+          progress(db.name, db.state, db.error);
+        }
+        record.Update([&](StoredDatabase& d) {
+          d.state = db.state;
+          d.error = db.error;
+          d.hint = db.hint;
+        });
+      }
+    };
+    const int pipelines =
+        std::max(1, std::min<int>(options.check.jobs, static_cast<int>(order.size())));
+    std::vector<std::thread> threads;
+    for (int p = 0; p < pipelines; ++p) threads.emplace_back(pipeline);
+    for (auto& t : threads) t.join();
+  }
+
+  std::string final_state = "done";
+  for (const auto& db : outcome.databases) {
+    if (db.state == "failed") final_state = "failed";
+    if (db.state == "cancelled" && final_state == "done") final_state = "cancelled";
+  }
+  (void)store.FinishRun(final_state, "");
   return outcome;
 }
 

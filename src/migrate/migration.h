@@ -1,9 +1,15 @@
-// `pgcourier migrate` with the copy method: pre-flight checks, then per
-// database: one exported snapshot of the source (the object filter resolved
-// at it), target database created, schema pre-data, parallel COPY streaming
-// of every table, large objects, schema post-data, sequences, materialized
-// views, ANALYZE, and built-in verification at the same snapshot. A
-// database ends "done" only when its verification found no difference.
+// `pgcourier migrate` with the copy method: pre-flight checks, roles (when
+// asked), then per database: one exported snapshot of the source (the object
+// filter resolved at it), target database created, schema pre-data, parallel
+// COPY streaming of every table with index builds and per-table verification
+// as each table lands, large objects, schema post-data, sequences,
+// materialized views, ANALYZE, and the verification of the rest. A database
+// ends "done" only when its verification found no difference.
+//
+// Every database shares one pool of jobs. The run's plan and progress are
+// kept in the work directory (state/store.h), and the target holds progress
+// marks committed with the data (copy/progress_marks.h), so an interrupted
+// run resumes (MigrateOptions::resume) without losing or duplicating a row.
 #pragma once
 
 #include <functional>
@@ -13,6 +19,7 @@
 
 #include "catalog/object_filter.h"
 #include "preflight/check.h"
+#include "roles/role_copy.h"
 #include "schema/schema_dump.h"
 #include "verify/verifier.h"
 
@@ -29,17 +36,25 @@ struct ProgressEvent {
 
 struct MigrateOptions {
   CheckOptions check;    // source, target, jobs, database filters, pg_bindirs
-  std::string work_dir;  // where schema archives and the state file go
+  std::string work_dir;  // schema archives and the run's state (state/store.h)
   RestorePolicy policy;
   // Schemas and tables moved, and tables moved without their rows. Resolved
   // per database against the source at the snapshot, so that pg_dump, the
   // copy and the verification leave out exactly the same objects.
   ObjectFilter filter;
+  // Create the source's roles missing on the target first (roles/role_copy.h).
+  bool roles = false;
+  RoleCopyOptions role_options;
+  // Continue the run recorded in work_dir. The source, target, filters,
+  // policy and database selection are the recorded ones; check.source and
+  // check.target may be given again (with their passwords) and must then
+  // name the same servers and databases.
+  bool resume = false;
   int table_attempts = 3;  // a table whose connection is lost is copied again
   // Tables over 1.5x this size (or 1.5x a quarter of a job's share of the
-  // data, if larger) are copied in slices of their integer key.
+  // data, if larger) are copied in slices.
   int64_t split_bytes = int64_t{256} << 20;
-  std::function<void(const ProgressEvent&)> on_progress;  // may be empty
+  std::function<void(const ProgressEvent&)> on_progress;  // may be empty; any thread
 };
 
 struct PhaseTiming {
@@ -53,14 +68,21 @@ struct TableOutcome {
   int64_t bytes = 0;
   double seconds = 0;
   int attempts = 0;
+  bool earlier_run = false;  // copied by the run that was resumed
 };
 
 struct DatabaseOutcome {
   std::string name;         // on the source
   std::string target_name;  // on the target
-  std::string state;        // "done", "failed", "cancelled", "pending"
+  std::string method = "copy";
+  // "done", "failed", "cancelled", "pending" (not started: the run stopped)
+  std::string state;
   std::string error;
   std::string hint;
+  // False when the data was copied at more than one snapshot (resumed after
+  // the first one was gone).
+  bool consistent = true;
+  bool done_earlier = false;  // finished by the run that was resumed
   std::vector<PhaseTiming> phases;
   std::vector<TableOutcome> tables;
   int64_t sequences = 0;
@@ -70,15 +92,19 @@ struct DatabaseOutcome {
 };
 
 struct MigrationOutcome {
+  std::string run_id;
+  bool resumed = false;
   CheckReport check;
+  std::optional<RoleCopyReport> roles;
   std::vector<DatabaseOutcome> databases;
   bool checks_passed = false;
   bool ok() const;
 };
 
-// Runs the move. Errors (bad input, cancellation before anything started)
-// are returned as Status; everything that happens once checks ran is in the
-// outcome, per database.
+// Runs the move. Errors (bad input, a work directory in use or holding
+// another run, cancellation before anything started) are returned as
+// Status; everything that happens once checks ran is in the outcome, per
+// database.
 Result<MigrationOutcome> Migrate(const MigrateOptions& options);
 
 }  // namespace pgcourier

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,9 @@ struct CheckOptions {
   std::vector<std::string> include_databases;  // glob patterns; empty: all
   std::vector<std::string> exclude_databases;
   std::optional<int64_t> target_storage_limit;
+  // Target databases that the migration being resumed is filling: their
+  // contents are its own, not data of someone else's.
+  std::set<std::string> owned_target_databases;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds query_timeout{std::chrono::minutes(2)};
   const CancelToken* cancel = nullptr;

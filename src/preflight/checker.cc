@@ -374,6 +374,10 @@ Status Checker::CheckDatabases() {
             "the database exists on the target but cannot be read: " + tfacts.status().message(),
             tfacts.status().hint().empty() ? "grant the target user CONNECT on it, or drop it"
                                            : tfacts.status().hint());
+      } else if (options_.owned_target_databases.count(plan.target_name) != 0) {
+        Add(check_code::kDatabaseTarget, CheckStatus::kPass, plan.target_name,
+            "being filled by the migration that is resumed");
+        target_db = std::move(*tfacts);
       } else if (tfacts->user_relations > 0) {
         Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
             fmt::format("the target database already holds user data: {} relation(s), e.g. {}",

@@ -78,8 +78,9 @@ bool Filtered(const std::string& line, const RestoreListFilter& filter) {
       return true;
     }
   }
-  const auto catalog = std::stoul(m[1].str());
+  const auto catalog = static_cast<uint32_t>(std::stoul(m[1].str()));
   const auto oid = static_cast<uint32_t>(std::stoul(m[2].str()));
+  if (filter.present.count({catalog, oid}) != 0) return true;
   if (catalog == 1259 && rest.rfind("INDEX ", 0) == 0 && rest.rfind("INDEX ATTACH ", 0) != 0) {
     return filter.index_oids.count(oid) != 0;
   }
@@ -91,16 +92,23 @@ bool Filtered(const std::string& line, const RestoreListFilter& filter) {
 
 }  // namespace
 
-Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
-                             const RestoreListFilter& filter, const std::string& list_path) {
+Result<std::string> ListArchive(const SchemaTools& tools, const std::string& archive) {
   ProcessOptions options;
   options.timeout = std::chrono::minutes(10);
+  options.cancel = tools.cancel;
   Result<ProcessResult> ran = RunProcess({tools.pg_restore, "--list", archive}, options);
   if (!ran.ok()) return ran.status().WithContext("pg_restore --list");
   if (!ran->ok()) return ToolFailed("pg_restore --list", *ran);
+  return std::move(ran->out);
+}
+
+Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
+                             const RestoreListFilter& filter, const std::string& list_path) {
+  Result<std::string> listed = ListArchive(tools, archive);
+  if (!listed.ok()) return listed.status();
   std::ofstream list(list_path);
   if (!list) return Status(StatusCode::kIoError, "cannot write " + list_path);
-  std::istringstream lines(ran->out);
+  std::istringstream lines(*listed);
   std::string line;
   int kept = 0;
   while (std::getline(lines, line)) {

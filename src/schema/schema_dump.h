@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "catalog/object_filter.h"
@@ -49,7 +50,12 @@ struct RestoreListFilter {
   // pgcourier builds itself as soon as their table's data is in.
   std::set<uint32_t> index_oids;
   std::set<uint32_t> constraint_oids;
+  // (catalog, OID) of entries already on the target (a resumed restore).
+  std::set<std::pair<uint32_t, uint32_t>> present;
 };
+
+// `pg_restore --list` of `archive`.
+Result<std::string> ListArchive(const SchemaTools& tools, const std::string& archive);
 
 // Writes a pg_restore list (-L) of `archive`'s entries with those `filter`
 // names commented out. Returns the number of entries kept.

@@ -138,7 +138,8 @@ class MigrateFilterTest : public testing::VersionPairTest {
     options.check.method = Method::kCopy;
     options.check.jobs = 2;
     options.check.connect_timeout = std::chrono::seconds(5);
-    options.work_dir = source_->base_dir() + "/work";
+    // One work directory per migration.
+    options.work_dir = source_->base_dir() + "/work" + std::to_string(++runs_);
     options.filter = filter;
     return Migrate(options);
   }
@@ -152,6 +153,7 @@ class MigrateFilterTest : public testing::VersionPairTest {
   bool ExistsOnTarget(const std::string& relation) {
     return OnTarget("SELECT to_regclass('" + relation + "') IS NOT NULL") == "t";
   }
+  int runs_ = 0;
 };
 
 TEST_P(MigrateFilterTest, ExcludedTablesAreLeftOutEntirely) {

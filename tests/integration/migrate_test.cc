@@ -13,6 +13,7 @@
 
 #include "migrate/migration.h"
 #include "pg_cluster.h"
+#include "state/store.h"
 #include "util/process.h"
 #include "version_pairs.h"
 
@@ -135,8 +136,22 @@ TEST_P(MigrateTest, DemoShopMovesAndVerifies) {
                          "shop")
                    .ok())
       << "foreign keys are in place";
-  // The state file records the outcome.
-  EXPECT_TRUE(std::filesystem::exists(work_dir_ + "/state.json"));
+  // The work directory's store records the outcome.
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(work_dir_);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<std::optional<StoredRun>> run = (*store)->Run();
+  ASSERT_TRUE(run.ok() && run->has_value());
+  EXPECT_EQ((*run)->state, "done");
+  EXPECT_EQ((*run)->id, outcome->run_id);
+  Result<std::vector<StoredDatabase>> dbs = (*store)->Databases();
+  ASSERT_TRUE(dbs.ok());
+  ASSERT_EQ(dbs->size(), 1u);
+  EXPECT_EQ((*dbs)[0].state, "done");
+  EXPECT_EQ((*dbs)[0].tables_done, (*dbs)[0].tables_total);
+  EXPECT_TRUE((*dbs)[0].consistent);
+  // No progress marks are left on the target.
+  EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'", "shop"),
+            "0");
 }
 
 TEST_P(MigrateTest, FidelityCorpusMovesExactly) {
@@ -309,11 +324,18 @@ TEST(MigrateInterruptionTest, CancelStopsPromptlyAndRecordsIt) {
   EXPECT_FALSE(outcome->ok());
   ASSERT_EQ(outcome->databases.size(), 1u);
   EXPECT_EQ(outcome->databases[0].state, "cancelled") << outcome->databases[0].error;
-  // Nothing half-copied is committed, and the state file says incomplete.
+  // Nothing half-copied is committed, and the store says incomplete.
   EXPECT_EQ(*target->Sql("SELECT count(*) FROM public.items", "slow"), "0");
-  std::ifstream state(source->base_dir() + "/work/state.json");
-  std::string text((std::istreambuf_iterator<char>(state)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("\"cancelled\""), std::string::npos) << text;
+  Result<std::unique_ptr<StateStore>> store =
+      StateStore::OpenReadOnly(source->base_dir() + "/work");
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<std::vector<StoredDatabase>> dbs = (*store)->Databases();
+  ASSERT_TRUE(dbs.ok());
+  ASSERT_EQ(dbs->size(), 1u);
+  EXPECT_EQ((*dbs)[0].state, "cancelled");
+  Result<std::optional<StoredRun>> run = (*store)->Run();
+  ASSERT_TRUE(run.ok() && run->has_value());
+  EXPECT_EQ((*run)->state, "cancelled");
 }
 
 TEST(MigrateRefusalTest, ReplicationMethodIsRefusedClearly) {

@@ -42,18 +42,20 @@ TEST(ProgressMarksTest, MarkCommitsWithTheSliceAndNotWithoutIt) {
   ASSERT_TRUE(src->Run("BEGIN ISOLATION LEVEL REPEATABLE READ").ok());
   Slice first{Slice::Kind::kBlocks, 0, 10};
   Slice rest{Slice::Kind::kBlocks, 10, -1};
-  Result<TableCopyStats> copied = CopyTable(*src, *dst, t, first, "copy t first");
+  Result<TableCopyStats> copied = CopyTable(*src, *dst, t, first, 2, "copy t first");
   ASSERT_TRUE(copied.ok()) << copied.status().ToString();
   ProgressMark mark;
   Result<bool> has = HasProgressMark(*dst, "copy t first", &mark);
   ASSERT_TRUE(has.ok());
   EXPECT_TRUE(*has);
   EXPECT_EQ(mark.rows, copied->rows);
+  EXPECT_EQ(mark.parts, 2);
+  EXPECT_EQ(mark.object, "\"public\".\"t\"");
   EXPECT_GT(mark.rows, 0);
   has = HasProgressMark(*dst, "copy t rest", nullptr);
   ASSERT_TRUE(has.ok());
   EXPECT_FALSE(*has);
-  copied = CopyTable(*src, *dst, t, rest, "copy t rest");
+  copied = CopyTable(*src, *dst, t, rest, 2, "copy t rest");
   ASSERT_TRUE(copied.ok()) << copied.status().ToString();
   EXPECT_EQ(mark.rows + copied->rows, 5000);
   EXPECT_EQ(*target->Sql("SELECT count(*), count(DISTINCT id) FROM public.t"), "5000|5000");
@@ -64,12 +66,21 @@ TEST(ProgressMarksTest, MarkCommitsWithTheSliceAndNotWithoutIt) {
   // A copy that fails leaves neither rows nor a mark: the target's COPY is
   // refused (a value too long for the column) after some rows went in.
   ASSERT_TRUE(target->Sql("TRUNCATE public.t; ALTER TABLE public.t ALTER v TYPE varchar(10)").ok());
-  copied = CopyTable(*src, *dst, t, first, "copy t again");
+  copied = CopyTable(*src, *dst, t, first, 2, "copy t again");
   EXPECT_FALSE(copied.ok());
   has = HasProgressMark(*dst, "copy t again", nullptr);
   ASSERT_TRUE(has.ok()) << has.status().ToString();
   EXPECT_FALSE(*has);
   EXPECT_EQ(*target->Sql("SELECT count(*) FROM public.t"), "0");
+
+  // A table copied again from empty loses its rows and its copy marks.
+  ASSERT_TRUE(target->Sql("ALTER TABLE public.t ALTER v TYPE text").ok());
+  ASSERT_TRUE(CopyTable(*src, *dst, t, std::nullopt, 1, "copy t whole").ok());
+  ASSERT_TRUE(ResetTableCopy(*dst, t.QualifiedName()).ok());
+  EXPECT_EQ(*target->Sql("SELECT count(*) FROM public.t"), "0");
+  marks = ReadProgressMarks(*dst);
+  ASSERT_TRUE(marks.ok());
+  EXPECT_TRUE(marks->empty());
 
   ASSERT_TRUE(DropProgressMarks(*dst).ok());
   EXPECT_EQ(*target->Sql("SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'"), "0");
