@@ -75,7 +75,8 @@ void AddFilterOptions(CLI::App* cmd, ObjectFilter& filter) {
                   "patterns; repeatable).");
 }
 
-bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options) {
+bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options,
+                      bool servers_required) {
   auto from_env = [](const std::string& value, const char* name) {
     if (!value.empty()) return value;
     const char* env = std::getenv(name);
@@ -83,7 +84,7 @@ bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions&
   };
   options.source = from_env(args.source, "PGCOURIER_SOURCE");
   options.target = from_env(args.target, "PGCOURIER_TARGET");
-  if (options.source.empty() || options.target.empty()) {
+  if (servers_required && (options.source.empty() || options.target.empty())) {
     std::fprintf(stderr,
                  "pgcourier %s: both --source and --target are needed (or PGCOURIER_SOURCE and "
                  "PGCOURIER_TARGET in the environment)\n",

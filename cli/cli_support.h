@@ -48,7 +48,8 @@ void AddFilterOptions(CLI::App* cmd, ObjectFilter& filter);
 // Fills the shared part of CheckOptions (connection strings from the
 // arguments or PGCOURIER_SOURCE / PGCOURIER_TARGET, the interrupt token).
 // Returns false, after printing why, when a connection string is missing.
-bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options);
+bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options,
+                      bool servers_required = true);
 
 // Prints a core error (message and hint) and returns the exit status it
 // means: usage for bad input, cancelled, or blocked.

@@ -8,6 +8,7 @@
 #include "check_command.h"
 #include "cli_support.h"
 #include "migrate_command.h"
+#include "status_command.h"
 #include "verify_command.h"
 
 int main(int argc, char** argv) {
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   AddCheckCommand(app, run);
   AddMigrateCommand(app, run);
   AddVerifyCommand(app, run);
+  AddStatusCommand(app, run);
 
   try {
     app.parse(argc, argv);

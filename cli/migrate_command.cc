@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include "migrate/migration.h"
 #include "progress.h"
 #include "report/migrate_report.h"
+#include "util/size.h"
 
 namespace pgcourier::cli {
 namespace {
@@ -21,12 +23,43 @@ struct MigrateArgs {
   bool preserve_owners = false;
   bool preserve_acl = false;
   ObjectFilter filter;
+  bool roles = false;
+  bool no_role_passwords = false;
+  bool resume = false;
+  std::string slice_size;
   bool quiet = false;
 };
 
 int RunMigrate(const MigrateArgs& args) {
   MigrateOptions options;
-  if (!FillCheckOptions("migrate", args.server, options.check)) return kExitUsage;
+  if (args.resume) {
+    // The recorded run's choices stand; only how to reach the servers, the
+    // jobs and the tools may be given again.
+    if (!args.filter.empty() || !args.server.databases.empty() ||
+        !args.server.exclude_databases.empty() || args.preserve_owners || args.preserve_acl ||
+        args.roles || args.no_role_passwords) {
+      std::fprintf(stderr,
+                   "pgcourier migrate: --resume continues the run recorded in %s with the "
+                   "databases, filters and policies it was started with; leave those options "
+                   "out\n",
+                   args.dir.c_str());
+      return kExitUsage;
+    }
+  }
+  if (!FillCheckOptions("migrate", args.server, options.check, !args.resume)) return kExitUsage;
+  options.resume = args.resume;
+  if (!args.slice_size.empty()) {
+    Result<int64_t> size = ParseByteSize(args.slice_size);
+    if (!size.ok() || *size <= 0) {
+      std::fprintf(stderr,
+                   "pgcourier migrate: --slice-size %s is not a size (examples: 64MB, 1GB)\n",
+                   args.slice_size.c_str());
+      return kExitUsage;
+    }
+    options.split_bytes = *size;
+  }
+  options.roles = args.roles;
+  options.role_options.copy_passwords = !args.no_role_passwords;
   options.check.method = *ParseMethod(args.method);
   options.work_dir = args.dir;
   options.policy.preserve_owners = args.preserve_owners;
@@ -70,6 +103,18 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--preserve-acl", args->preserve_acl,
                 "Apply the source's GRANTs (the roles must exist on the target)");
   AddFilterOptions(cmd, args->filter);
+  cmd->add_flag("--roles", args->roles,
+                "First create the source's roles missing on the target (attributes, "
+                "memberships, settings, password hashes where readable); provider roles are "
+                "left out");
+  cmd->add_flag("--no-role-passwords", args->no_role_passwords,
+                "With --roles: create roles without their passwords");
+  cmd->add_flag("--resume", args->resume,
+                "Continue the interrupted migration recorded in --dir: finished tables are "
+                "kept, unfinished ones copied again, nothing twice");
+  cmd->add_option("--slice-size", args->slice_size,
+                  "Tables over 1.5 times this size are copied in slices, in parallel "
+                  "(default 256MB)");
   cmd->add_flag("--quiet,-q", args->quiet, "No progress lines on standard error");
   cmd->callback([&run, args] { run = [args] { return RunMigrate(*args); }; });
 }

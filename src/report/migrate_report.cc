@@ -18,9 +18,27 @@ std::string RenderMigrateText(const MigrationOutcome& outcome) {
            "\nNothing was changed: the pre-flight checks failed.\n";
   }
   std::string out;
+  if (outcome.roles) {
+    int created = 0;
+    std::vector<std::string> notes;
+    for (const auto& r : outcome.roles->roles) {
+      if (r.action == RoleOutcome::Action::kCreated) ++created;
+      for (const auto& note : r.notes) notes.push_back(r.name + ": " + note);
+    }
+    out += fmt::format("\nroles: {} created, {} membership(s) granted\n", created,
+                       outcome.roles->memberships_granted.size());
+    for (const auto& w : outcome.roles->warnings) out += "  ! " + w + "\n";
+    for (const auto& n : notes) out += "  ! " + n + "\n";
+  }
   for (const auto& db : outcome.databases) {
     std::string name = db.name == db.target_name ? db.name : db.name + " -> " + db.target_name;
-    out += fmt::format("\n{}: {}\n", name, db.state);
+    out += fmt::format("\n{}: {}{}\n", name, db.state,
+                       db.done_earlier ? " (finished by the run that was resumed)" : "");
+    if (!db.consistent) {
+      out +=
+          "  note: resumed after its snapshot was gone: tables copied by the interrupted run are "
+          "from an earlier moment than the others (verified against the source as it is now)\n";
+    }
     if (!db.error.empty()) out += fmt::format("  error: {}\n", db.error);
     if (!db.hint.empty()) out += fmt::format("  -> {}\n", db.hint);
     if (!db.phases.empty()) {
@@ -82,14 +100,17 @@ nlohmann::json MigrateToJson(const MigrationOutcome& outcome) {
                         {"rows", t.rows},
                         {"bytes", t.bytes},
                         {"seconds", t.seconds},
-                        {"attempts", t.attempts}});
+                        {"attempts", t.attempts},
+                        {"earlier_run", t.earlier_run}});
     }
     nlohmann::json verification = nullptr;
     if (db.verification) verification = VerifyToJson({*db.verification})["databases"][0];
     databases.push_back({{"name", db.name},
                          {"target_name", db.target_name},
-                         {"method", "copy"},
+                         {"method", db.method},
                          {"state", db.state},
+                         {"consistent", db.consistent},
+                         {"done_earlier", db.done_earlier},
                          {"error", db.error.empty() ? nlohmann::json() : nlohmann::json(db.error)},
                          {"hint", db.hint.empty() ? nlohmann::json() : nlohmann::json(db.hint)},
                          {"phases", phases},
@@ -99,8 +120,25 @@ nlohmann::json MigrateToJson(const MigrationOutcome& outcome) {
                          {"materialized_views", db.materialized_views},
                          {"verification", verification}});
   }
+  nlohmann::json roles = nullptr;
+  if (outcome.roles) {
+    roles = {{"roles", nlohmann::json::array()},
+             {"memberships_granted", outcome.roles->memberships_granted},
+             {"warnings", outcome.roles->warnings}};
+    for (const auto& r : outcome.roles->roles) {
+      static constexpr const char* kActions[] = {"created", "existing", "provider_skipped",
+                                                 "failed"};
+      roles["roles"].push_back({{"name", r.name},
+                                {"action", kActions[static_cast<int>(r.action)]},
+                                {"password_copied", r.password_copied},
+                                {"notes", r.notes}});
+    }
+  }
   return {{"format", "pgcourier.migrate/1"},
           {"ok", outcome.ok()},
+          {"run_id", outcome.run_id},
+          {"resumed", outcome.resumed},
+          {"roles", roles},
           {"check", CheckReportToJson(outcome.check)},
           {"databases", databases}};
 }

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,9 +94,15 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
     return Status(StatusCode::kIoError, std::string("pipe: ") + std::strerror(errno));
   }
 
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return Status(StatusCode::kIoError, std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
+    // The child ends with pgcourier, even when pgcourier is killed with
+    // SIGKILL: no pg_restore goes on writing into a target that a resumed run
+    // is working on.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     int dev_null = ::open("/dev/null", O_RDONLY);
     if (dev_null >= 0) ::dup2(dev_null, STDIN_FILENO);
     ::dup2(out_pipe.fds[1], STDOUT_FILENO);

@@ -1,0 +1,249 @@
+#include "report/status_report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "util/size.h"
+
+namespace pgcourier {
+namespace {
+
+constexpr size_t kMaxNameWidth = 40;
+constexpr const char* kInconsistentNote =
+    "copied at more than one snapshot; verify compares with the source as it is now";
+
+nlohmann::json NullIfEmpty(const std::string& s) {
+  return s.empty() ? nlohmann::json() : nlohmann::json(s);
+}
+
+// One line: errors from servers and tools may span several.
+std::string OneLine(std::string text) {
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  std::replace(text.begin(), text.end(), '\r', ' ');
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+std::string Upper(std::string text) {
+  for (char& c : text) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return text;
+}
+
+std::string Truncated(const std::string& text, size_t width) {
+  if (text.size() <= width) return text;
+  return text.substr(0, width - 3) + "...";
+}
+
+std::string Fraction(int64_t done, int64_t total) { return fmt::format("{}/{}", done, total); }
+
+std::string Bytes(const StoredDatabase& db) {
+  if (db.bytes_total <= 0) return FormatBytes(db.bytes_done);
+  return fmt::format("{} / {}", FormatBytes(db.bytes_done), FormatBytes(db.bytes_total));
+}
+
+// Rows, then the widest cell of each column; the last column is not padded.
+std::string Table(const std::vector<std::vector<std::string>>& rows, const std::string& indent,
+                  const std::vector<bool>& right_aligned = {}) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()), 0);
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line = indent;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) line += "  ";
+      bool right = i < right_aligned.size() && right_aligned[i];
+      if (i + 1 == row.size() && !right) {
+        line += row[i];
+      } else if (right) {
+        line += fmt::format("{:>{}}", row[i], widths[i]);
+      } else {
+        line += fmt::format("{:<{}}", row[i], widths[i]);
+      }
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+void RenderSteps(const std::string& database, const std::vector<StoredStep>& steps,
+                 std::string& out) {
+  out += fmt::format("\n{}: {} {}\n", database, steps.size(), steps.size() == 1 ? "step" : "steps");
+  if (steps.empty()) return;
+  std::vector<std::vector<std::string>> rows = {
+      {"KIND", "OBJECT", "PART", "STATE", "ROWS", "BYTES", "SECONDS", "TRIES", "ERROR"}};
+  for (const auto& s : steps) {
+    const bool sized = s.kind == "copy" || s.rows != 0 || s.bytes != 0;
+    rows.push_back({s.kind, Truncated(s.object, kMaxNameWidth), s.part, s.state,
+                    sized ? std::to_string(s.rows) : "", sized ? FormatBytes(s.bytes) : "",
+                    s.seconds > 0 ? fmt::format("{:.1f}", s.seconds) : "",
+                    s.attempts > 0 ? std::to_string(s.attempts) : "", OneLine(s.error)});
+  }
+  out += Table(rows, "  ", {false, false, false, false, true, true, true, true, false});
+}
+
+}  // namespace
+
+Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
+  StatusView view;
+  // Whether a process holds the directory is asked first: a run that ends
+  // between the two reads then shows as ended, never as interrupted.
+  view.live = StateStore::RunIsLive(dir);
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir);
+  if (!store.ok()) return store.status();
+  Result<std::optional<StoredRun>> run = (*store)->Run();
+  if (!run.ok()) return run.status();
+  view.run = std::move(*run);
+  Result<std::vector<StoredDatabase>> databases = (*store)->Databases();
+  if (!databases.ok()) return databases.status();
+  view.databases = std::move(*databases);
+  if (with_steps) {
+    for (const auto& db : view.databases) {
+      Result<std::vector<StoredStep>> steps = (*store)->Steps(db.name);
+      if (!steps.ok()) return steps.status();
+      view.steps[db.name] = std::move(*steps);
+    }
+  }
+  return view;
+}
+
+std::string OverallState(const StatusView& view) {
+  if (!view.run) return "empty";
+  const std::string& state = view.run->state;
+  if (state == "running") return view.live ? "running" : "interrupted";
+  if (state == "done") {
+    bool any_failed = std::any_of(view.databases.begin(), view.databases.end(),
+                                  [](const StoredDatabase& db) { return db.state == "failed"; });
+    if (any_failed) return "failed";
+  }
+  return state;
+}
+
+std::string RenderStatusText(const StatusView& view, bool tables) {
+  const std::string overall = OverallState(view);
+  if (!view.run) {
+    return fmt::format("{}: no migration was started in this work directory yet\n", Upper(overall));
+  }
+  const StoredRun& run = *view.run;
+  std::string out =
+      fmt::format("{}  migration {}  {} -> {}\n", Upper(overall), run.id, run.source, run.target);
+  std::string when = "  started " + run.started_at;
+  if (!run.finished_at.empty()) {
+    when += ", finished " + run.finished_at;
+  } else if (!run.updated_at.empty()) {
+    when += ", last update " + run.updated_at;
+  }
+  when += fmt::format(", pid {}", run.pid);
+  if (run.resumes > 0) {
+    when += fmt::format(", resumed {} {}", run.resumes, run.resumes == 1 ? "time" : "times");
+  }
+  out += when + "\n";
+  if (overall == "interrupted") {
+    out += fmt::format(
+        "  the process that ran it (pid {}) is gone without finishing; `pgcourier migrate "
+        "--resume` continues it\n",
+        run.pid);
+  }
+  if (!run.error.empty()) out += "  error: " + OneLine(run.error) + "\n";
+
+  if (view.databases.empty()) {
+    out += "\nno database planned yet\n";
+    return out;
+  }
+  out += "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"DATABASE", "TARGET", "METHOD", "STATE", "TABLES", "INDEXES", "BYTES", "ERROR"}};
+  for (const auto& db : view.databases) {
+    rows.push_back({Truncated(db.name, kMaxNameWidth), Truncated(db.target_name, kMaxNameWidth),
+                    db.method, db.state, Fraction(db.tables_done, db.tables_total),
+                    Fraction(db.indexes_done, db.indexes_total), Bytes(db), OneLine(db.error)});
+  }
+  // The table, with each database's hint and note under its row.
+  std::string table = Table(rows, "");
+  size_t line_start = table.find('\n') + 1;  // past the header
+  out += table.substr(0, line_start);
+  for (const auto& db : view.databases) {
+    size_t line_end = table.find('\n', line_start) + 1;
+    out += table.substr(line_start, line_end - line_start);
+    line_start = line_end;
+    if (!db.hint.empty()) out += "    hint: " + OneLine(db.hint) + "\n";
+    if (!db.consistent) out += fmt::format("    note: {}\n", kInconsistentNote);
+  }
+
+  if (tables) {
+    for (const auto& db : view.databases) {
+      auto it = view.steps.find(db.name);
+      RenderSteps(db.name, it == view.steps.end() ? std::vector<StoredStep>() : it->second, out);
+    }
+  }
+  return out;
+}
+
+nlohmann::json StatusJson(const StatusView& view, bool tables) {
+  nlohmann::json run;  // null without a run
+  if (view.run) {
+    const StoredRun& r = *view.run;
+    run = {{"id", r.id},
+           {"source", r.source},
+           {"target", r.target},
+           {"started_at", NullIfEmpty(r.started_at)},
+           {"updated_at", NullIfEmpty(r.updated_at)},
+           {"finished_at", NullIfEmpty(r.finished_at)},
+           {"pid", r.pid},
+           {"resumes", r.resumes},
+           {"error", NullIfEmpty(r.error)}};
+  }
+  nlohmann::json databases = nlohmann::json::array();
+  for (const auto& db : view.databases) {
+    nlohmann::json entry = {{"dbname", db.name},
+                            {"target_dbname", db.target_name},
+                            {"method", db.method},
+                            {"method_reason", NullIfEmpty(db.method_reason)},
+                            {"status", db.state},
+                            {"error", NullIfEmpty(db.error)},
+                            {"hint", NullIfEmpty(db.hint)},
+                            {"consistent", db.consistent},
+                            {"progress",
+                             {{"tables_done", db.tables_done},
+                              {"tables_total", db.tables_total},
+                              {"indexes_done", db.indexes_done},
+                              {"indexes_total", db.indexes_total},
+                              {"bytes_done", db.bytes_done},
+                              {"bytes_total", db.bytes_total},
+                              {"rows_done", db.rows_done}}},
+                            {"started_at", NullIfEmpty(db.started_at)},
+                            {"finished_at", NullIfEmpty(db.finished_at)}};
+    if (tables) {
+      nlohmann::json steps = nlohmann::json::array();
+      auto it = view.steps.find(db.name);
+      if (it != view.steps.end()) {
+        for (const auto& s : it->second) {
+          steps.push_back({{"object", s.object},
+                           {"part", NullIfEmpty(s.part)},
+                           {"kind", s.kind},
+                           {"state", s.state},
+                           {"rows", s.rows},
+                           {"bytes", s.bytes},
+                           {"seconds", s.seconds},
+                           {"attempts", s.attempts},
+                           {"error", NullIfEmpty(s.error)}});
+        }
+      }
+      entry["tables"] = std::move(steps);
+    }
+    databases.push_back(std::move(entry));
+  }
+  return {{"format", "pgcourier.status/1"},
+          {"state", OverallState(view)},
+          {"run", run},
+          {"databases", databases}};
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,697 @@
+#include "state/store.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <utility>
+
+namespace pgcourier {
+namespace {
+
+constexpr const char* kDbFile = "pgcourier.db";
+constexpr const char* kLockFile = "lock";
+// How long a writer waits for a reader (or a checkpoint) to let go, and a
+// reader for a writer.
+constexpr int kBusyTimeoutMs = 5000;
+// A `status` takes the lock shared for a moment to see whether a run is
+// live; OpenForRun tries again for this long before it calls the directory
+// busy.
+constexpr int kLockAttempts = 20;
+constexpr std::chrono::milliseconds kLockRetryDelay{10};
+
+// Version 1 of the catalog. Every value is bound as a parameter; nothing is
+// ever spliced into SQL text.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE run (
+  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+  id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  target TEXT NOT NULL,
+  options_json TEXT NOT NULL,
+  state TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  resumes INTEGER NOT NULL,
+  error TEXT NOT NULL
+) STRICT;
+CREATE TABLE databases (
+  position INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  target_name TEXT NOT NULL,
+  method TEXT NOT NULL,
+  method_reason TEXT NOT NULL,
+  state TEXT NOT NULL,
+  error TEXT NOT NULL,
+  hint TEXT NOT NULL,
+  created_target INTEGER NOT NULL,
+  consistent INTEGER NOT NULL,
+  snapshot TEXT NOT NULL,
+  tables_total INTEGER NOT NULL,
+  tables_done INTEGER NOT NULL,
+  indexes_total INTEGER NOT NULL,
+  indexes_done INTEGER NOT NULL,
+  bytes_total INTEGER NOT NULL,
+  bytes_done INTEGER NOT NULL,
+  rows_done INTEGER NOT NULL,
+  started_at TEXT NOT NULL,
+  finished_at TEXT NOT NULL
+) STRICT;
+CREATE TABLE steps (
+  position INTEGER PRIMARY KEY,
+  db_name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  object TEXT NOT NULL,
+  part TEXT NOT NULL,
+  state TEXT NOT NULL,
+  row_count INTEGER NOT NULL,
+  byte_count INTEGER NOT NULL,
+  seconds REAL NOT NULL,
+  attempts INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  UNIQUE (db_name, kind, object, part)
+) STRICT;
+PRAGMA user_version = 1;
+)sql";
+
+std::string NowUtc() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string RandomHexId() {
+  std::random_device random;
+  std::uniform_int_distribution<uint32_t> word;
+  return fmt::format("{:08x}{:08x}", word(random), word(random));
+}
+
+std::string DbPath(const std::string& dir) { return dir + "/" + kDbFile; }
+std::string LockPath(const std::string& dir) { return dir + "/" + kLockFile; }
+
+// A prepared statement, finalized when it goes out of scope. Bound strings
+// are kept alive here until the statement is done with them.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  void Bind(int index, std::string value) {
+    if (rc_ != SQLITE_OK) return;
+    const std::string& kept = kept_.emplace_back(std::move(value));
+    // nullptr is SQLITE_STATIC: the text lives in kept_ as long as the
+    // statement does.
+    rc_ = sqlite3_bind_text(stmt_, index, kept.data(), static_cast<int>(kept.size()), nullptr);
+  }
+  void Bind(int index, int64_t value) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(stmt_, index, value);
+  }
+  void Bind(int index, double value) {
+    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_double(stmt_, index, value);
+  }
+
+  // SQLITE_ROW, SQLITE_DONE, or the error of preparing, binding or stepping.
+  int Step() {
+    if (rc_ != SQLITE_OK) return rc_;
+    return sqlite3_step(stmt_);
+  }
+
+  std::string Text(int column) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    if (text == nullptr) return {};
+    return {reinterpret_cast<const char*>(text),
+            static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
+  }
+  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double Real(int column) const { return sqlite3_column_double(stmt_, column); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_OK;
+  std::deque<std::string> kept_;
+};
+
+Status SqliteError(sqlite3* db, const std::string& path, int rc, const std::string& what) {
+  const char* message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (rc == SQLITE_NOTADB) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{} is not a pgcourier catalog (not an SQLite database)", path),
+                  "another file has that name; use another --dir");
+  }
+  return Status(StatusCode::kIoError, fmt::format("{}: {}: {}", path, what, message));
+}
+
+Status ErrnoError(const std::string& what, const std::string& path) {
+  return Status(StatusCode::kIoError, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
+}
+
+// The pid and start time a holder wrote into the lock file, for the refusal.
+std::string DescribeHolder(int fd) {
+  char buf[128] = {};
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return "pid unknown";
+  std::string text(buf, static_cast<size_t>(n));
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  size_t space = text.find(' ');
+  if (space == std::string::npos) return "pid " + text;
+  return fmt::format("pid {}, started {}", text.substr(0, space), text.substr(space + 1));
+}
+
+// Takes <dir>/lock exclusively; returns its descriptor.
+Result<int> TakeLock(const std::string& dir) {
+  const std::string path = LockPath(dir);
+  int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoError("cannot open the lock file", path);
+  for (int attempt = 1;; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) {
+      Status error = ErrnoError("cannot lock", path);
+      ::close(fd);
+      return error;
+    }
+    if (attempt >= kLockAttempts) {
+      std::string holder = DescribeHolder(fd);
+      ::close(fd);
+      return Status(
+          StatusCode::kFailedPrecondition,
+          fmt::format("the work directory {} is in use by another pgcourier ({})", dir, holder),
+          fmt::format("wait for it to end (pgcourier status --dir {} shows how far it "
+                      "is), or use another --dir",
+                      dir));
+    }
+    std::this_thread::sleep_for(kLockRetryDelay);
+  }
+  const std::string holder = fmt::format("{} {}\n", ::getpid(), NowUtc());
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, holder.data(), holder.size(), 0) != static_cast<ssize_t>(holder.size())) {
+    Status error = ErrnoError("cannot write", path);
+    ::close(fd);
+    return error;
+  }
+  return fd;
+}
+
+Status MakeWorkDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::path path(dir);
+  if (std::filesystem::is_directory(path, ec)) return Status::Ok();
+  if (path.has_parent_path() && !path.parent_path().empty()) {
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) {
+      return Status(StatusCode::kIoError,
+                    fmt::format("cannot create the work directory {}: {}", dir, ec.message()));
+    }
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoError("cannot create the work directory", dir);
+  }
+  return Status::Ok();
+}
+
+// Reads PRAGMA user_version and whether the file holds any table at all.
+Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
+  {
+    Statement stmt(db, "PRAGMA user_version");
+    int rc = stmt.Step();
+    if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot read the catalog version");
+    version = static_cast<int>(stmt.Int(0));
+  }
+  Statement stmt(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
+  int rc = stmt.Step();
+  if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot read the catalog");
+  has_tables = stmt.Int(0) > 0;
+  return Status::Ok();
+}
+
+Status CheckVersion(const std::string& path, int version, bool has_tables) {
+  if (version > StateStore::kSchemaVersion) {
+    return Status(
+        StatusCode::kFailedPrecondition,
+        fmt::format("{} was written by a newer pgcourier (catalog version {}; this one knows "
+                    "version {} and older)",
+                    path, version, StateStore::kSchemaVersion),
+        "use the pgcourier that started this migration, or another --dir");
+  }
+  if (version <= 0 && has_tables) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{} is an SQLite database, but not a pgcourier catalog", path),
+                  "another program's file has that name; use another --dir");
+  }
+  return Status::Ok();
+}
+
+constexpr const char* kRunColumns =
+    "id, source, target, options_json, state, started_at, updated_at, finished_at, pid, "
+    "resumes, error";
+constexpr const char* kDatabaseColumns =
+    "name, target_name, method, method_reason, state, error, hint, created_target, consistent, "
+    "snapshot, tables_total, tables_done, indexes_total, indexes_done, bytes_total, bytes_done, "
+    "rows_done, started_at, finished_at";
+constexpr const char* kStepColumns =
+    "db_name, kind, object, part, state, row_count, byte_count, seconds, attempts, error, "
+    "updated_at";
+
+StoredDatabase ReadDatabase(const Statement& s) {
+  StoredDatabase db;
+  db.name = s.Text(0);
+  db.target_name = s.Text(1);
+  db.method = s.Text(2);
+  db.method_reason = s.Text(3);
+  db.state = s.Text(4);
+  db.error = s.Text(5);
+  db.hint = s.Text(6);
+  db.created_target = s.Int(7) != 0;
+  db.consistent = s.Int(8) != 0;
+  db.snapshot = s.Text(9);
+  db.tables_total = s.Int(10);
+  db.tables_done = s.Int(11);
+  db.indexes_total = s.Int(12);
+  db.indexes_done = s.Int(13);
+  db.bytes_total = s.Int(14);
+  db.bytes_done = s.Int(15);
+  db.rows_done = s.Int(16);
+  db.started_at = s.Text(17);
+  db.finished_at = s.Text(18);
+  return db;
+}
+
+StoredStep ReadStep(const Statement& s) {
+  StoredStep step;
+  step.database = s.Text(0);
+  step.kind = s.Text(1);
+  step.object = s.Text(2);
+  step.part = s.Text(3);
+  step.state = s.Text(4);
+  step.rows = s.Int(5);
+  step.bytes = s.Int(6);
+  step.seconds = s.Real(7);
+  step.attempts = static_cast<int>(s.Int(8));
+  step.error = s.Text(9);
+  step.updated_at = s.Text(10);
+  return step;
+}
+
+}  // namespace
+
+StateStore::StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema)
+    : db_(db), path_(std::move(path)), lock_fd_(lock_fd), has_schema_(has_schema) {}
+
+StateStore::~StateStore() {
+  // The catalog is closed (and its WAL checkpointed) before the lock goes, so
+  // the next run never meets a half-closed file.
+  sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenForRun(const std::string& dir) {
+  PGC_RETURN_IF_ERROR(MakeWorkDir(dir));
+  Result<int> lock = TakeLock(dir);
+  if (!lock.ok()) return lock.status();
+  const int lock_fd = *lock;
+  const std::string path = DbPath(dir);
+
+  // Create the file ourselves so that it (and the -wal and -shm files SQLite
+  // gives the same mode) is private: it names servers and users.
+  int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    Status error = ErrnoError("cannot create", path);
+    ::close(lock_fd);
+    return error;
+  }
+  ::close(fd);
+
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  // From here the store owns db and the lock; its destructor releases both.
+  std::unique_ptr<StateStore> store(new StateStore(db, path, lock_fd, true));
+  if (rc != SQLITE_OK) return SqliteError(db, path, rc, "cannot open");
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+
+  int version = 0;
+  bool has_tables = false;
+  PGC_RETURN_IF_ERROR(ReadVersion(db, path, version, has_tables));
+  PGC_RETURN_IF_ERROR(CheckVersion(path, version, has_tables));
+  {
+    Statement wal(db, "PRAGMA journal_mode = WAL");
+    rc = wal.Step();
+    if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot switch to WAL");
+    if (wal.Text(0) != "wal") {
+      return Status(StatusCode::kIoError,
+                    fmt::format("{}: the file system does not allow SQLite's WAL mode (journal "
+                                "mode stays {})",
+                                path, wal.Text(0)),
+                    "put the work directory on a local file system (--dir)");
+    }
+  }
+  std::lock_guard<std::mutex> guard(store->mu_);
+  PGC_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
+  if (version == 0) {
+    PGC_RETURN_IF_ERROR(store->Exec("BEGIN IMMEDIATE"));
+    Status created = store->Exec(kSchemaV1);
+    if (!created.ok()) {
+      (void)store->Exec("ROLLBACK");
+      return created;
+    }
+    PGC_RETURN_IF_ERROR(store->Exec("COMMIT"));
+  }
+  return store;
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string& dir) {
+  const std::string hint = fmt::format(
+      "run pgcourier migrate --dir {} first, or pass the --dir of an earlier migration", dir);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return Status(StatusCode::kNotFound, fmt::format("there is no work directory {}", dir), hint);
+  }
+  const std::string path = DbPath(dir);
+  if (!std::filesystem::exists(path, ec)) {
+    return Status(
+        StatusCode::kNotFound,
+        fmt::format("the directory {} holds no pgcourier migration ({} is missing)", dir, kDbFile),
+        hint);
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<StateStore> store(new StateStore(db, path, -1, false));
+  if (rc != SQLITE_OK) return SqliteError(db, path, rc, "cannot open");
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  int version = 0;
+  bool has_tables = false;
+  PGC_RETURN_IF_ERROR(ReadVersion(db, path, version, has_tables));
+  PGC_RETURN_IF_ERROR(CheckVersion(path, version, has_tables));
+  // Version 0 without tables: a run that is just creating the file. It reads
+  // as empty.
+  store->has_schema_ = version > 0;
+  return store;
+}
+
+bool StateStore::RunIsLive(const std::string& dir) {
+  int fd = ::open(LockPath(dir).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  int rc = 0;
+  do {
+    rc = ::flock(fd, LOCK_SH | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  const bool held = rc != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // also releases the shared lock when it was taken
+  return held;
+}
+
+Status StateStore::Exec(const char* sql) {
+  char* message = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string text = message != nullptr ? message : sqlite3_errstr(rc);
+  sqlite3_free(message);
+  if (rc == SQLITE_NOTADB) return SqliteError(db_, path_, rc, "");
+  return Status(StatusCode::kIoError, fmt::format("{}: {}", path_, text));
+}
+
+Status StateStore::TouchRun() {
+  Statement stmt(db_, "UPDATE run SET updated_at = ?1");
+  stmt.Bind(1, NowUtc());
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot update the run");
+  return Status::Ok();
+}
+
+namespace {
+
+Status ReadOnlyError(const std::string& path) {
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("{} is open read-only; only the running migration writes it", path));
+}
+
+}  // namespace
+
+Result<std::optional<StoredRun>> StateStore::Run() {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (!has_schema_) return std::optional<StoredRun>();
+  Statement stmt(db_, fmt::format("SELECT {} FROM run", kRunColumns).c_str());
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return std::optional<StoredRun>();
+  if (rc != SQLITE_ROW) return SqliteError(db_, path_, rc, "cannot read the run");
+  StoredRun run;
+  run.id = stmt.Text(0);
+  run.source = stmt.Text(1);
+  run.target = stmt.Text(2);
+  run.options_json = stmt.Text(3);
+  run.state = stmt.Text(4);
+  run.started_at = stmt.Text(5);
+  run.updated_at = stmt.Text(6);
+  run.finished_at = stmt.Text(7);
+  run.pid = stmt.Int(8);
+  run.resumes = static_cast<int>(stmt.Int(9));
+  run.error = stmt.Text(10);
+  return std::optional<StoredRun>(std::move(run));
+}
+
+Status StateStore::BeginRun(const StoredRun& run) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  PGC_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status status = [&]() -> Status {
+    {
+      Statement existing(db_, "SELECT id, state, started_at FROM run");
+      int rc = existing.Step();
+      if (rc == SQLITE_ROW) {
+        return Status(StatusCode::kFailedPrecondition,
+                      fmt::format("the work directory already holds migration {} ({}, started {})",
+                                  existing.Text(0), existing.Text(1), existing.Text(2)),
+                      "resume it (pgcourier migrate --resume), or use another --dir");
+      }
+      if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the run");
+    }
+    const std::string now = NowUtc();
+    Statement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
+                                    "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                    kRunColumns)
+                            .c_str());
+    stmt.Bind(1, run.id.empty() ? RandomHexId() : run.id);
+    stmt.Bind(2, run.source);
+    stmt.Bind(3, run.target);
+    stmt.Bind(4, run.options_json.empty() ? std::string("{}") : run.options_json);
+    stmt.Bind(5, run.state.empty() ? std::string("running") : run.state);
+    stmt.Bind(6, run.started_at.empty() ? now : run.started_at);
+    stmt.Bind(7, now);
+    stmt.Bind(8, run.finished_at);
+    stmt.Bind(9, run.pid != 0 ? run.pid : static_cast<int64_t>(::getpid()));
+    stmt.Bind(10, static_cast<int64_t>(run.resumes));
+    stmt.Bind(11, run.error);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the run");
+    return Status::Ok();
+  }();
+  if (!status.ok()) {
+    (void)Exec("ROLLBACK");
+    return status;
+  }
+  return Exec("COMMIT");
+}
+
+Status StateStore::ResumeRun(int64_t pid) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Statement stmt(db_,
+                 "UPDATE run SET resumes = resumes + 1, pid = ?1, state = 'running', "
+                 "finished_at = '', error = '', updated_at = ?2");
+  stmt.Bind(1, pid);
+  stmt.Bind(2, NowUtc());
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the resumption");
+  if (sqlite3_changes(db_) == 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{} holds no migration to resume", path_),
+                  "start one without --resume");
+  }
+  return Status::Ok();
+}
+
+Status StateStore::FinishRun(const std::string& state, const std::string& error) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Statement stmt(db_, "UPDATE run SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3");
+  stmt.Bind(1, state);
+  stmt.Bind(2, error);
+  stmt.Bind(3, NowUtc());
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the end of the run");
+  if (sqlite3_changes(db_) == 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("{} holds no migration to finish", path_));
+  }
+  return Status::Ok();
+}
+
+Status StateStore::PutDatabase(const StoredDatabase& db) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  PGC_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status status = [&]() -> Status {
+    // An upsert, not INSERT OR REPLACE: the row keeps its position.
+    Statement stmt(
+        db_, fmt::format("INSERT INTO databases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                         "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+                         "ON CONFLICT (name) DO UPDATE SET target_name = excluded.target_name, "
+                         "method = excluded.method, method_reason = excluded.method_reason, "
+                         "state = excluded.state, error = excluded.error, hint = excluded.hint, "
+                         "created_target = excluded.created_target, "
+                         "consistent = excluded.consistent, snapshot = excluded.snapshot, "
+                         "tables_total = excluded.tables_total, "
+                         "tables_done = excluded.tables_done, "
+                         "indexes_total = excluded.indexes_total, "
+                         "indexes_done = excluded.indexes_done, "
+                         "bytes_total = excluded.bytes_total, bytes_done = excluded.bytes_done, "
+                         "rows_done = excluded.rows_done, started_at = excluded.started_at, "
+                         "finished_at = excluded.finished_at",
+                         kDatabaseColumns)
+                 .c_str());
+    stmt.Bind(1, db.name);
+    stmt.Bind(2, db.target_name);
+    stmt.Bind(3, db.method);
+    stmt.Bind(4, db.method_reason);
+    stmt.Bind(5, db.state);
+    stmt.Bind(6, db.error);
+    stmt.Bind(7, db.hint);
+    stmt.Bind(8, static_cast<int64_t>(db.created_target ? 1 : 0));
+    stmt.Bind(9, static_cast<int64_t>(db.consistent ? 1 : 0));
+    stmt.Bind(10, db.snapshot);
+    stmt.Bind(11, db.tables_total);
+    stmt.Bind(12, db.tables_done);
+    stmt.Bind(13, db.indexes_total);
+    stmt.Bind(14, db.indexes_done);
+    stmt.Bind(15, db.bytes_total);
+    stmt.Bind(16, db.bytes_done);
+    stmt.Bind(17, db.rows_done);
+    stmt.Bind(18, db.started_at);
+    stmt.Bind(19, db.finished_at);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, path_, rc, fmt::format("cannot record database {}", db.name));
+    }
+    return TouchRun();
+  }();
+  if (!status.ok()) {
+    (void)Exec("ROLLBACK");
+    return status;
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<StoredDatabase>> StateStore::Databases() {
+  std::lock_guard<std::mutex> guard(mu_);
+  std::vector<StoredDatabase> out;
+  if (!has_schema_) return out;
+  Statement stmt(
+      db_, fmt::format("SELECT {} FROM databases ORDER BY position", kDatabaseColumns).c_str());
+  int rc = 0;
+  while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadDatabase(stmt));
+  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the databases");
+  return out;
+}
+
+Result<std::optional<StoredDatabase>> StateStore::Database(const std::string& name) {
+  std::lock_guard<std::mutex> guard(mu_);
+  if (!has_schema_) return std::optional<StoredDatabase>();
+  Statement stmt(db_,
+                 fmt::format("SELECT {} FROM databases WHERE name = ?1", kDatabaseColumns).c_str());
+  stmt.Bind(1, name);
+  int rc = stmt.Step();
+  if (rc == SQLITE_DONE) return std::optional<StoredDatabase>();
+  if (rc != SQLITE_ROW) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot read database {}", name));
+  }
+  return std::optional<StoredDatabase>(ReadDatabase(stmt));
+}
+
+Status StateStore::PutStep(const StoredStep& step) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  PGC_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status status = [&]() -> Status {
+    Statement stmt(
+        db_, fmt::format("INSERT INTO steps ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                         "?11) ON CONFLICT (db_name, kind, object, part) DO UPDATE SET "
+                         "state = excluded.state, row_count = excluded.row_count, "
+                         "byte_count = excluded.byte_count, seconds = excluded.seconds, "
+                         "attempts = excluded.attempts, error = excluded.error, "
+                         "updated_at = excluded.updated_at",
+                         kStepColumns)
+                 .c_str());
+    stmt.Bind(1, step.database);
+    stmt.Bind(2, step.kind);
+    stmt.Bind(3, step.object);
+    stmt.Bind(4, step.part);
+    stmt.Bind(5, step.state);
+    stmt.Bind(6, step.rows);
+    stmt.Bind(7, step.bytes);
+    stmt.Bind(8, step.seconds);
+    stmt.Bind(9, static_cast<int64_t>(step.attempts));
+    stmt.Bind(10, step.error);
+    stmt.Bind(11, step.updated_at.empty() ? NowUtc() : step.updated_at);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, path_, rc,
+                         fmt::format("cannot record step {} {}", step.kind, step.object));
+    }
+    return TouchRun();
+  }();
+  if (!status.ok()) {
+    (void)Exec("ROLLBACK");
+    return status;
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {
+  std::lock_guard<std::mutex> guard(mu_);
+  std::vector<StoredStep> out;
+  if (!has_schema_) return out;
+  Statement stmt(
+      db_, fmt::format("SELECT {} FROM steps WHERE db_name = ?1 ORDER BY position", kStepColumns)
+               .c_str());
+  stmt.Bind(1, database);
+  int rc = 0;
+  while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadStep(stmt));
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot read the steps of {}", database));
+  }
+  return out;
+}
+
+Status StateStore::ClearSteps(const std::string& database) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Statement stmt(db_, "DELETE FROM steps WHERE db_name = ?1");
+  stmt.Bind(1, database);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot clear the steps of {}", database));
+  }
+  return Status::Ok();
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,146 @@
+// The work directory's catalog: one SQLite database (<dir>/pgcourier.db) per
+// migration, holding the plan (databases, tables and their slices, indexes,
+// the other steps), each step's state and timings, and errors. `migrate`
+// writes it as it goes; `status` reads it from another process at any time,
+// during the run or after it; `migrate --resume` continues from it.
+//
+// Connection strings are stored without passwords (ConnInfo::Redacted); a
+// resumed run gets the password again from the environment, .pgpass or the
+// URI the user passes.
+//
+// One migration per work directory: OpenForRun takes an exclusive lock (an
+// flock on <dir>/lock, released by the kernel when the process ends, even on
+// kill -9) and refuses a directory that another live process holds.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+struct sqlite3;
+
+namespace pgcourier {
+
+// Whole-run facts.
+struct StoredRun {
+  std::string id;            // random hex, names the run's objects (slots, ...)
+  std::string source;        // redacted connection string
+  std::string target;        // redacted connection string
+  std::string options_json;  // the options the run was started with (JSON object)
+  std::string state;         // "running", "done", "failed", "cancelled"
+  std::string started_at;    // ISO 8601 UTC
+  std::string updated_at;    // ISO 8601 UTC
+  std::string finished_at;   // empty while running
+  int64_t pid = 0;           // of the process that runs (ran) it
+  int resumes = 0;           // how many times it was resumed
+  std::string error;         // a failure of the whole run (not of one database)
+};
+
+// One database of the run.
+struct StoredDatabase {
+  std::string name;           // on the source
+  std::string target_name;    // on the target
+  std::string method;         // "copy" or "replication"
+  std::string method_reason;  // why this method (e.g. why not replication)
+  // "pending", "schema", "copying", "indexing", "verifying", "syncing", "done",
+  // "failed", "cancelled"
+  std::string state = "pending";
+  std::string error;
+  std::string hint;
+  bool created_target = false;  // pgcourier created the target database
+  // False once the data was copied at more than one snapshot (a copy resumed
+  // after its snapshot was gone): the rows of different tables may then come
+  // from different moments of a source that kept taking writes.
+  bool consistent = true;
+  std::string snapshot;  // the exported snapshot of the current attempt
+  int64_t tables_total = 0;
+  int64_t tables_done = 0;
+  int64_t indexes_total = 0;
+  int64_t indexes_done = 0;
+  int64_t bytes_total = 0;
+  int64_t bytes_done = 0;
+  int64_t rows_done = 0;
+  std::string started_at;
+  std::string finished_at;
+};
+
+// One step of a database's plan: a table copy (whole or a slice), an index
+// build, a table comparison, or a phase ("pre-data", "post-data",
+// "sequences", "large objects", "materialized views", "analyze", "verify").
+struct StoredStep {
+  std::string database;           // source name
+  std::string kind;               // "phase", "copy", "index", "compare"
+  std::string object;             // phase name, "schema.table", or "schema.index"
+  std::string part;               // a slice ("[blocks 0..1024)"), else ""
+  std::string state = "pending";  // "pending", "running", "done", "failed"
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  double seconds = 0;
+  int attempts = 0;
+  std::string error;
+  std::string updated_at;
+};
+
+class StateStore {
+ public:
+  // Opens <dir>/pgcourier.db for a run (creating the directory and the file
+  // when missing) and takes the directory's lock. Refused
+  // (kFailedPrecondition, naming the pid and start time of the holder) when
+  // another process holds the lock.
+  static Result<std::unique_ptr<StateStore>> OpenForRun(const std::string& dir);
+  // Opens an existing <dir>/pgcourier.db read-only, without the lock (for
+  // `status`, also while a run writes). kNotFound when there is none.
+  static Result<std::unique_ptr<StateStore>> OpenReadOnly(const std::string& dir);
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // Thread-safe: every call below may come from any thread.
+
+  // The run, if one was ever started in this directory.
+  Result<std::optional<StoredRun>> Run();
+  // Starts a new run (the directory must hold none: kFailedPrecondition
+  // otherwise) or, with resume, marks the existing one running again
+  // (resumes + 1, pid, state "running").
+  Status BeginRun(const StoredRun& run);
+  Status ResumeRun(int64_t pid);
+  Status FinishRun(const std::string& state, const std::string& error);
+
+  // Databases, in the order they were added.
+  Status PutDatabase(const StoredDatabase& db);  // insert or replace by name
+  Result<std::vector<StoredDatabase>> Databases();
+  Result<std::optional<StoredDatabase>> Database(const std::string& name);
+
+  // Steps: (database, kind, object, part) is the key.
+  Status PutStep(const StoredStep& step);  // insert or replace
+  Result<std::vector<StoredStep>> Steps(const std::string& database);
+  // Deletes every step of a database (a database started again from scratch).
+  Status ClearSteps(const std::string& database);
+
+  const std::string& path() const { return path_; }
+
+  // True when a live process holds <dir>/lock (a run is going on there).
+  // Tries a non-blocking shared flock on the file and releases it at once.
+  static bool RunIsLive(const std::string& dir);
+
+  // The schema version this build reads and writes (PRAGMA user_version).
+  static constexpr int kSchemaVersion = 1;
+
+ private:
+  StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);
+  Status Exec(const char* sql);  // statements without values; mu_ held
+  Status TouchRun();             // run.updated_at = now; mu_ held
+
+  std::mutex mu_;  // around every use of db_
+  sqlite3* db_;
+  std::string path_;
+  int lock_fd_;      // -1 when read-only
+  bool has_schema_;  // false for a read-only open of a file not yet initialised
+};
+
+}  // namespace pgcourier

@@ -1,0 +1,268 @@
+// pgcourier killed with SIGKILL at several points of a migration, then
+// `migrate --resume`: every table ends equal to the source's (count and
+// checksum), no row twice, no progress marks left, and the work directory
+// says done. Runs the real binary, as a user would.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <thread>
+
+#include "pg/connection.h"
+#include "pg_cluster.h"
+#include "state/store.h"
+#include "util/process.h"
+
+namespace pgcourier {
+namespace {
+
+using testing::PgCluster;
+using testing::StartClusterOrFail;
+
+std::string Binary() {
+  const char* path = std::getenv("PGCOURIER_BINARY");
+  return path != nullptr ? path : "pgcourier";
+}
+
+// A database with one table big enough to be sliced, an index that takes
+// seconds to build (its expression sleeps on one row), foreign keys
+// (validated by the post-data restore), a sequence and a large object.
+constexpr const char* kShop = R"sql(
+  CREATE FUNCTION public.slow(id int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+  BEGIN
+    IF id = 1 THEN PERFORM pg_catalog.pg_sleep(2); END IF;
+    RETURN id;
+  END $$;
+  CREATE TABLE public.customers (id int PRIMARY KEY, name text NOT NULL);
+  INSERT INTO public.customers SELECT g, 'customer ' || g FROM generate_series(1, 2000) g;
+  CREATE TABLE public.events (id bigserial PRIMARY KEY, customer int NOT NULL
+                                REFERENCES public.customers, payload text);
+  INSERT INTO public.events (customer, payload)
+    SELECT 1 + g % 2000, repeat(md5(g::text), 6) FROM generate_series(1, 200000) g;
+  CREATE INDEX events_customer ON public.events (customer);
+  CREATE TABLE public.items (id int PRIMARY KEY, label text);
+  INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 1000) g;
+  CREATE INDEX items_slow ON public.items (public.slow(id));
+  CREATE TABLE public.no_key (v text);
+  INSERT INTO public.no_key SELECT 'row ' || g FROM generate_series(1, 5000) g;
+  SELECT pg_catalog.lo_from_bytea(0, 'a large object');
+)sql";
+
+// The fingerprint of a database: per table its row count and the sum of a
+// hash of every row's text; rows that appear twice change both.
+std::string Fingerprint(const PgCluster& cluster, const std::string& db) {
+  Result<std::string> out = cluster.Sql(
+      "SELECT string_agg(format('%s %s', c.oid::regclass, "
+      "(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) || '':'' || "
+      "coalesce(sum(hashtext(t::text)), 0) AS c FROM ONLY %s t', c.oid::regclass), "
+      "false, true, '')))[1]::text), ', ' ORDER BY c.oid::regclass::text) "
+      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.relkind = 'r' AND n.nspname = 'public'",
+      db);
+  EXPECT_TRUE(out.ok()) << out.status().ToString();
+  return out.ok() ? *out : "";
+}
+
+// The pids of pgcourier processes working in `dir` (its command line holds
+// the binary and the directory).
+std::vector<pid_t> PgcourierPids(const std::string& dir) {
+  std::vector<pid_t> pids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> args;
+    size_t start = 0;
+    for (size_t i = 0; i < cmdline.size(); ++i) {
+      if (cmdline[i] == '\0') {
+        args.push_back(cmdline.substr(start, i - start));
+        start = i + 1;
+      }
+    }
+    if (args.empty() || args[0] != Binary()) continue;
+    for (const auto& a : args) {
+      if (a == dir) pids.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+  }
+  return pids;
+}
+
+class ResumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    source_ = StartClusterOrFail({});
+    target_ = StartClusterOrFail({});
+    ASSERT_NE(source_, nullptr);
+    ASSERT_NE(target_, nullptr);
+    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
+    Result<std::string> built = source_->Sql(kShop, "shop");
+    ASSERT_TRUE(built.ok()) << built.status().ToString();
+    dir_ = source_->base_dir() + "/work";
+  }
+
+  std::vector<std::string> MigrateArgs() const {
+    return {Binary(),       "migrate",
+            "--source",     source_->ConnString("shop"),
+            "--target",     target_->ConnString("postgres"),
+            "--dir",        dir_,
+            "--jobs",       "2",
+            "--slice-size", "4MB",
+            "--quiet"};
+  }
+
+  // Runs `migrate` and kills it with SIGKILL as soon as `when` holds
+  // (polled on a connection to the target); returns whether it was killed
+  // there (false: it ended first).
+  bool MigrateAndKill(const std::function<bool(Connection&)>& when) {
+    std::atomic<bool> ended{false};
+    Result<ProcessResult> ran = Status::Ok();
+    std::thread run([&] {
+      ProcessOptions options;
+      options.timeout = std::chrono::minutes(3);
+      ran = RunProcess(MigrateArgs(), options);
+      ended = true;
+    });
+    bool killed = false;
+    std::unique_ptr<Connection> probe;
+    auto started = std::chrono::steady_clock::now();
+    while (!ended && std::chrono::steady_clock::now() - started < std::chrono::minutes(2)) {
+      if (!probe) {
+        Result<std::unique_ptr<Connection>> c =
+            Connection::Connect(*ConnInfo::Parse(target_->ConnString("postgres")), {});
+        if (c.ok()) probe = std::move(*c);
+      }
+      if (probe && when(*probe)) {
+        for (pid_t pid : PgcourierPids(dir_)) {
+          if (::kill(pid, SIGKILL) == 0) killed = true;
+        }
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    run.join();
+    EXPECT_TRUE(ran.ok()) << ran.status().ToString();
+    if (killed && ran.ok()) {
+      EXPECT_EQ(ran->signal, SIGKILL) << ran->err;
+    }
+    return killed;
+  }
+
+  // Resumes and checks the end state.
+  void ResumeAndCheck() {
+    ProcessOptions options;
+    options.timeout = std::chrono::minutes(3);
+    Result<ProcessResult> resumed =
+        RunProcess({Binary(), "migrate", "--resume", "--dir", dir_, "--quiet"}, options);
+    ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+    EXPECT_EQ(resumed->exit_code, 0) << resumed->out << resumed->err;
+    EXPECT_EQ(Fingerprint(*target_, "shop"), Fingerprint(*source_, "shop"));
+    EXPECT_EQ(*target_->Sql("SELECT count(*) = count(DISTINCT id) FROM public.events", "shop"),
+              "t");
+    EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_largeobject_metadata", "shop"), "1");
+    EXPECT_EQ(*target_->Sql("SELECT last_value FROM public.events_id_seq", "shop"), "200000");
+    EXPECT_EQ(
+        *target_->Sql("SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'", "shop"),
+        "0")
+        << "no progress marks left";
+    EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'", "shop"), "1");
+    EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'", "shop"),
+              "5");
+    Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    Result<std::optional<StoredRun>> run = (*store)->Run();
+    ASSERT_TRUE(run.ok() && run->has_value());
+    EXPECT_EQ((*run)->state, "done");
+    EXPECT_GE((*run)->resumes, 1);
+    // A finished migration is never run again into the same target.
+    Result<ProcessResult> again = RunProcess(MigrateArgs(), options);
+    ASSERT_TRUE(again.ok());
+    EXPECT_NE(again->exit_code, 0);
+    EXPECT_NE(again->err.find("finished"), std::string::npos) << again->err;
+  }
+
+  static bool Active(Connection& conn, const std::string& like) {
+    Result<QueryResult> r = conn.ExecParams(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'shop' AND state = 'active' "
+        "AND query LIKE $1",
+        {like});
+    return r.ok() && r->GetInt(0, 0) > 0;
+  }
+
+  std::unique_ptr<PgCluster> source_;
+  std::unique_ptr<PgCluster> target_;
+  std::string dir_;
+};
+
+TEST_F(ResumeTest, KilledDuringTheSchema) {
+  ASSERT_TRUE(MigrateAndKill([this](Connection&) {
+    Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
+    if (!store.ok()) return false;
+    Result<std::vector<StoredDatabase>> dbs = (*store)->Databases();
+    return dbs.ok() && !dbs->empty() && (*dbs)[0].state == "schema";
+  })) << "the schema phase was never seen";
+  ResumeAndCheck();
+}
+
+TEST_F(ResumeTest, KilledInTheMiddleOfASlicedTable) {
+  // Killed once some slices of public.events are committed and others not.
+  std::unique_ptr<Connection> shop;
+  ASSERT_TRUE(MigrateAndKill([&](Connection&) {
+    if (!shop) {
+      Result<std::unique_ptr<Connection>> c =
+          Connection::Connect(*ConnInfo::Parse(target_->ConnString("shop")), {});
+      if (!c.ok()) return false;
+      shop = std::move(*c);
+    }
+    Result<QueryResult> r = shop->Exec(
+        "SELECT count(*), max(parts) FROM _pgcourier.steps "
+        "WHERE object = '\"public\".\"events\"' AND step LIKE 'copy %'");
+    if (!r.ok()) {
+      if (shop->IsBad()) shop.reset();
+      return false;  // the marks are not there yet
+    }
+    return r->GetInt(0, 0) > 0 && r->GetInt(0, 0) < r->GetInt(0, 1);
+  })) << "a partly copied table was never seen";
+  shop.reset();
+  // The interrupted run's slices are on the target...
+  EXPECT_NE(*target_->Sql("SELECT count(*) FROM public.events", "shop"), "0");
+  ResumeAndCheck();
+}
+
+TEST_F(ResumeTest, KilledDuringAnIndexBuild) {
+  ASSERT_TRUE(MigrateAndKill([](Connection& conn) { return Active(conn, "%items_slow%"); }))
+      << "the index build was never seen";
+  ResumeAndCheck();
+}
+
+TEST_F(ResumeTest, KilledDuringPostData) {
+  ASSERT_TRUE(MigrateAndKill([](Connection& conn) { return Active(conn, "%FOREIGN KEY%"); }))
+      << "the post-data restore was never seen";
+  ResumeAndCheck();
+}
+
+TEST_F(ResumeTest, KilledAtRandomMomentsAlwaysEndsVerified) {
+  std::mt19937 random(std::random_device{}());
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(fmt::format("round {}", round));
+    if (round > 0) {
+      std::filesystem::remove_all(dir_);
+      ASSERT_TRUE(target_->Sql("DROP DATABASE IF EXISTS shop WITH (FORCE)").ok());
+    }
+    const auto delay = std::chrono::milliseconds(200 + random() % 4000);
+    const auto started = std::chrono::steady_clock::now();
+    bool killed = MigrateAndKill(
+        [&](Connection&) { return std::chrono::steady_clock::now() - started >= delay; });
+    if (!killed) continue;  // it finished first: nothing to resume
+    ResumeAndCheck();
+  }
+}
+
+}  // namespace
+}  // namespace pgcourier
