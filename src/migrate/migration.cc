@@ -1135,6 +1135,25 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
     Result<std::vector<StoredDatabase>> dbs = store.Databases();
     if (!dbs.ok()) return dbs.status();
     stored = std::move(*dbs);
+    // Databases planned at the start but not recorded one by one yet.
+    json recorded = json::parse(run.options_json, nullptr, false);
+    if (recorded.is_object() && recorded.contains("databases") &&
+        recorded["databases"].is_array()) {
+      for (const auto& planned : recorded["databases"]) {
+        const std::string name = planned.value("name", "");
+        auto known = std::find_if(stored.begin(), stored.end(),
+                                  [&](const StoredDatabase& d) { return d.name == name; });
+        if (name.empty() || known != stored.end()) continue;
+        StoredDatabase db;
+        db.name = name;
+        db.target_name = planned.value("target_name", name);
+        db.method = "copy";
+        db.method_reason = planned.value("reason", "");
+        db.bytes_total = planned.value("bytes", int64_t{0});
+        PGC_RETURN_IF_ERROR(store.PutDatabase(db));
+        stored.push_back(std::move(db));
+      }
+    }
     for (const auto& db : stored) options.check.owned_target_databases.insert(db.target_name);
     outcome.resumed = true;
     outcome.run_id = run.id;
@@ -1165,15 +1184,8 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
   if (options.resume) {
     PGC_RETURN_IF_ERROR(store.ResumeRun(static_cast<int64_t>(getpid())));
   } else {
-    StoredRun run;
-    run.id = NewRunId();
-    run.source = source->Redacted();
-    run.target = target->Redacted();
-    run.options_json = OptionsToJson(options).dump();
-    run.state = "running";
-    run.pid = static_cast<int64_t>(getpid());
-    PGC_RETURN_IF_ERROR(store.BeginRun(run));
-    outcome.run_id = run.id;
+    std::vector<StoredDatabase> planned;
+    json planned_json = json::array();
     for (const auto& plan : outcome.check.databases) {
       StoredDatabase db;
       db.name = plan.name;
@@ -1181,6 +1193,26 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
       db.method = "copy";
       db.method_reason = plan.reason;
       db.bytes_total = std::max<int64_t>(plan.size_bytes, 0);
+      planned_json.push_back({{"name", db.name},
+                              {"target_name", db.target_name},
+                              {"reason", db.method_reason},
+                              {"bytes", db.bytes_total}});
+      planned.push_back(std::move(db));
+    }
+    StoredRun run;
+    run.id = NewRunId();
+    run.source = source->Redacted();
+    run.target = target->Redacted();
+    // The databases go in with the run, in one write: a run stopped before
+    // it recorded them one by one still knows them all.
+    json recorded = OptionsToJson(options);
+    recorded["databases"] = planned_json;
+    run.options_json = recorded.dump();
+    run.state = "running";
+    run.pid = static_cast<int64_t>(getpid());
+    PGC_RETURN_IF_ERROR(store.BeginRun(run));
+    outcome.run_id = run.id;
+    for (auto& db : planned) {
       PGC_RETURN_IF_ERROR(store.PutDatabase(db));
       stored.push_back(std::move(db));
     }
