@@ -10,6 +10,7 @@
 #include "migrate_command.h"
 #include "status_command.h"
 #include "verify_command.h"
+#include "cutover_command.h"
 
 int main(int argc, char** argv) {
   using namespace pgcourier::cli;  // NOLINT(google-build-using-namespace)
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   AddCheckCommand(app, run);
   AddMigrateCommand(app, run);
   AddVerifyCommand(app, run);
+  AddCutoverCommands(app, run);
   AddStatusCommand(app, run);
 
   try {

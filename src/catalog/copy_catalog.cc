@@ -21,7 +21,11 @@ Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter
                   "   FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
                   "    AND NOT a.attisdropped ") +
           generated +
-          ") FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "), c.relpersistence = 'p' AND (c.relreplident = 'f' OR EXISTS (SELECT 1 FROM "
+          "pg_index ri WHERE ri.indrelid = c.oid AND ri.indisvalid AND "
+          "((c.relreplident = 'd' AND ri.indisprimary) OR (c.relreplident = 'i' AND "
+          "ri.indisreplident)))) "
+          "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
           "WHERE c.relkind = 'r' AND " +
           sql::UserRelation() + " ORDER BY pg_table_size(c.oid) DESC, 1, 2",
       deadline);
@@ -34,6 +38,7 @@ Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter
     t.bytes = tables->GetInt(r, 2);
     t.unlogged = tables->GetBool(r, 3);
     t.column_list = tables->GetString(r, 4);  // empty for a table without columns
+    t.replicable = tables->GetBool(r, 5);
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
   }

@@ -42,6 +42,11 @@ struct TableToCopy {
   // out (the target computes them).
   std::string column_list;
   bool unlogged = false;
+  // Logical replication can carry its changes: a logged table with a
+  // replica identity (a primary key, a chosen index, or FULL). Others are
+  // never published (their UPDATE and DELETE would start to fail on the
+  // source) and are copied again at cutover.
+  bool replicable = false;
   // A NOT NULL integer column with a unique index (the primary key, usually):
   // a large table is split into ranges of it. Empty when there is none.
   std::string split_column;

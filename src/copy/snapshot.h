@@ -17,6 +17,14 @@ class ExportedSnapshot {
   static Result<std::unique_ptr<ExportedSnapshot>> Export(std::unique_ptr<Connection> conn,
                                                           Deadline deadline);
 
+  // Takes over `conn`, whose transaction already exported snapshot `id`
+  // (see replication/replication.h: the slot's snapshot, imported and
+  // exported again).
+  static std::unique_ptr<ExportedSnapshot> Adopt(std::unique_ptr<Connection> conn,
+                                                 std::string id) {
+    return std::unique_ptr<ExportedSnapshot>(new ExportedSnapshot(std::move(conn), std::move(id)));
+  }
+
   const std::string& id() const { return id_; }
   // The holding connection; usable for reads at the snapshot.
   Connection& conn() { return *conn_; }

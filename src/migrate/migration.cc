@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "catalog/copy_catalog.h"
@@ -22,6 +23,7 @@
 #include "migrate/work_pool.h"
 #include "pg/quote.h"
 #include "preflight/checker.h"
+#include "replication/replication.h"
 #include "schema/present_objects.h"
 #include "state/store.h"
 #include "util/size.h"
@@ -105,6 +107,29 @@ Status OptionsFromJson(const std::string& text, MigrateOptions& o) {
   return Status::Ok();
 }
 
+// The servers of a recorded run: as recorded (without passwords: libpq finds
+// them in the environment or .pgpass), or as given again, when they name the
+// same ones.
+Status ResolveServers(const StoredRun& run, const std::string& work_dir, std::string& source,
+                      std::string& target) {
+  for (auto [given, recorded, side] : {std::make_tuple(&source, &run.source, "source"),
+                                       std::make_tuple(&target, &run.target, "target")}) {
+    if (given->empty()) {
+      *given = *recorded;
+      continue;
+    }
+    Result<ConnInfo> parsed = ConnInfo::Parse(*given);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->Redacted() != *recorded) {
+      return Status(StatusCode::kInvalidArgument,
+                    fmt::format("the migration in {} moves {} -> {}; the {} given now is {}",
+                                work_dir, run.source, run.target, side, parsed->Redacted()),
+                    "give the same --source and --target, or none");
+    }
+  }
+  return Status::Ok();
+}
+
 // One database's record in the store, updated from any thread.
 class DatabaseRecord {
  public:
@@ -137,7 +162,7 @@ class DatabaseMigration {
  public:
   DatabaseMigration(const MigrateOptions& options, const ConnInfo& source, const ConnInfo& target,
                     const CheckReport& check, WorkPool& pool, DatabaseRecord& record,
-                    DatabaseOutcome& outcome)
+                    DatabaseOutcome& outcome, const ReplicationNames& names)
       : options_(options),
         source_db_(source.WithDatabase(outcome.name)),
         target_server_(target),
@@ -145,9 +170,16 @@ class DatabaseMigration {
         check_(check),
         pool_(pool),
         record_(record),
-        outcome_(outcome) {}
+        outcome_(outcome),
+        names_(names),
+        replication_(outcome.method == "replication") {}
 
   Status Run();
+  // Removes this database's replication objects, when any exist (a failed or
+  // interrupted setup).
+  Status RemoveReplication();
+  // Finishes a replicating database (pgcourier cutover).
+  Status Cutover(const CutoverOptions& options, CutoverDatabase& out);
 
  private:
   void Progress(const std::string& phase, const std::string& message, int64_t done = 0,
@@ -197,6 +229,8 @@ class DatabaseMigration {
   WorkPool& pool_;
   DatabaseRecord& record_;
   DatabaseOutcome& outcome_;
+  ReplicationNames names_;
+  bool replication_;  // the replication method: publication, slot, subscription
   std::string archive_;
   std::string list_;
   SchemaTools tools_;
@@ -294,10 +328,28 @@ Status DatabaseMigration::StartOver() {
 Status DatabaseMigration::TakeSnapshot() {
   Result<std::unique_ptr<Connection>> holder = ConnectSource();
   if (!holder.ok()) return holder.status();
-  Result<std::unique_ptr<ExportedSnapshot>> exported =
-      ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
-  if (!exported.ok()) return exported.status();
-  snapshot_ = std::move(*exported);
+  if (replication_) {
+    // The tables replication can carry, published before the slot is made;
+    // the bulk copy then reads at the slot's own snapshot, so every change
+    // after it arrives through the slot, none twice, none missed.
+    Result<CopyCatalog> now = ReadCopyCatalog(**holder, options_.filter, Deadline::Never());
+    if (!now.ok()) return now.status();
+    std::vector<std::string> published;
+    for (const auto& t : now->tables) {
+      if (t.replicable) published.push_back(t.QualifiedName());
+    }
+    Result<std::string> id =
+        StartReplication(source_db_, **holder, names_, published, Connect("source"));
+    if (!id.ok()) return id.status();
+    snapshot_ = ExportedSnapshot::Adopt(std::move(*holder), *id);
+    Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created",
+                                     names_.publication, published.size(), names_.slot));
+  } else {
+    Result<std::unique_ptr<ExportedSnapshot>> exported =
+        ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+    if (!exported.ok()) return exported.status();
+    snapshot_ = std::move(*exported);
+  }
   Result<ResolvedObjectFilter> filtered =
       ResolveObjectFilter(snapshot_->conn(), options_.filter, Deadline::Never());
   if (!filtered.ok()) return filtered.status();
@@ -998,6 +1050,9 @@ Status DatabaseMigration::Verify() {
   verify.connect_timeout = options_.check.connect_timeout;
   verify.cancel = options_.check.cancel;
   verify.compared_tables = compared_;
+  // A source that replication keeps following moves its sequences on: they
+  // are synced, and compared, at cutover.
+  verify.sequences = !replication_;
   Result<DatabaseVerification> verified = VerifyDatabase(source_db_, target_db_, verify);
   if (!verified.ok()) return verified.status();
   outcome_.verification = std::move(*verified);
@@ -1043,7 +1098,24 @@ Status DatabaseMigration::Run() {
     db.hint.clear();
   });
 
-  if (options_.resume) {
+  if (options_.resume && replication_) {
+    // The slot's changes start at the interrupted run's snapshot, which is
+    // gone: tables copied at a new one would get those changes twice. The
+    // database starts over, with new replication objects.
+    PGC_RETURN_IF_ERROR(RemoveReplication());
+    if (!record_.Get().created_target) {
+      Result<bool> restored = SchemaRestoredEarlier();
+      if (!restored.ok()) return restored.status().WithContext("resuming");
+      if (*restored) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "the interrupted replication of " + outcome_.name +
+                          " filled a target database that pgcourier did not create",
+                      "drop and recreate " + outcome_.target_name +
+                          " on the target (empty), then resume again");
+      }
+    }
+    PGC_RETURN_IF_ERROR(StartOver());
+  } else if (options_.resume) {
     Result<bool> restored = SchemaRestoredEarlier();
     if (!restored.ok()) return restored.status().WithContext("resuming");
     resumed_schema_ = *restored;
@@ -1068,26 +1140,299 @@ Status DatabaseMigration::Run() {
   PGC_RETURN_IF_ERROR(Phase("analyze", [&] { return AnalyzeRest(); }));
   SetState("verifying");
   PGC_RETURN_IF_ERROR(Phase("verify", [&] { return Verify(); }));
-  return Phase("finish", [&] { return FinishDurably(); });
+  PGC_RETURN_IF_ERROR(Phase("finish", [&] { return FinishDurably(); }));
+  if (!replication_) return Status::Ok();
+  // The bulk copy is verified: the changes made since its snapshot stream
+  // in from now on.
+  return Phase("subscribe", [&]() -> Status {
+    Result<std::unique_ptr<Connection>> target = ConnectTarget();
+    if (!target.ok()) return target.status();
+    PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(), names_));
+    Progress("syncing", "subscription " + names_.subscription +
+                            " streams the source's changes; finish with pgcourier cutover");
+    return Status::Ok();
+  });
+}
+
+// Removes this database's replication objects, when any exist (a failed or
+// interrupted setup).
+Status DatabaseMigration::RemoveReplication() {
+  Result<std::unique_ptr<Connection>> source = Connection::Connect(source_db_, Connect("source"));
+  if (!source.ok()) return source.status();
+  Result<std::unique_ptr<Connection>> target = Connection::Connect(target_db_, Connect("target"));
+  Connection* dst = target.ok() ? target->get() : nullptr;  // no database: no subscription
+  Result<std::vector<std::string>> removed = DropReplication(source->get(), dst, names_);
+  if (!removed.ok()) return removed.status().WithContext("removing replication objects");
+  for (const auto& r : *removed) Progress("cleanup", "removed " + r);
+  return Status::Ok();
+}
+
+Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out) {
+  Result<std::unique_ptr<Connection>> source = ConnectSource();
+  if (!source.ok()) return source.status();
+  Result<std::unique_ptr<Connection>> target = ConnectTarget();
+  if (!target.ok()) return target.status();
+  Result<ReplicationLag> lag = ReadLag(source->get(), target->get(), names_);
+  if (!lag.ok()) return lag.status();
+  if (!lag->slot_exists || !lag->subscription_exists) {
+    return Status(StatusCode::kFailedPrecondition,
+                  fmt::format("the replication of {} is incomplete: {} {}", outcome_.name,
+                              lag->slot_exists ? "" : "no slot " + names_.slot + " on the source;",
+                              lag->subscription_exists
+                                  ? ""
+                                  : "no subscription " + names_.subscription + " on the target"),
+                  "run pgcourier cleanup, then move the database again");
+  }
+  auto stopped = Clock::now();
+  if (co.stop_source_writes) {
+    PGC_RETURN_IF_ERROR((*source)
+                            ->Run("ALTER DATABASE " + QuoteIdent(outcome_.name) +
+                                  " SET default_transaction_read_only = on")
+                            .WithContext("making the source database read-only"));
+    out.undo = "ALTER DATABASE " + QuoteIdent(outcome_.name) +
+               " RESET default_transaction_read_only;  -- on the source, to take writes again";
+    // The setting applies to new sessions: the open ones are ended, so that
+    // the applications reconnect read-only (their open transactions roll
+    // back). Replication's own walsenders are not client backends.
+    Result<QueryResult> ended = (*source)->ExecParams(
+        "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)), count(*) "
+        "FROM pg_catalog.pg_stat_activity a WHERE a.datname = $1 "
+        "AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'",
+        {outcome_.name});
+    if (!ended.ok()) return ended.status().WithContext("ending the source's open sessions");
+    if (ended->GetInt(0, 0) < ended->GetInt(0, 1)) {
+      Progress("cutover",
+               fmt::format("{} of {} open session(s) on the source could not be ended (no "
+                           "right to): they may still write",
+                           ended->GetInt(0, 1) - ended->GetInt(0, 0), ended->GetInt(0, 1)));
+    }
+    Progress("cutover", "source database " + outcome_.name +
+                            " is read-only for new transactions (undo: " + out.undo + ")");
+  }
+  // Everything written up to now must be on the target.
+  Result<QueryResult> now = (*source)->Exec("SELECT pg_catalog.pg_current_wal_lsn()::text");
+  if (!now.ok()) return now.status();
+  const std::string lsn = now->GetString(0, 0);
+  Progress("cutover", "waiting for the target to apply the source's changes up to " + lsn);
+  PGC_RETURN_IF_ERROR(WaitApplied(
+      **source, names_, lsn,
+      Deadline::After(std::chrono::duration_cast<std::chrono::milliseconds>(co.timeout)),
+      co.cancel));
+  Progress("cutover", "the target has applied every change up to " + lsn);
+
+  // What replication does not carry, read at a snapshot taken now.
+  replication_ = false;
+  PGC_RETURN_IF_ERROR(TakeSnapshot());
+  PGC_RETURN_IF_ERROR(SetSequences());
+  out.sequences = outcome_.sequences;
+  Result<QueryResult> published = snapshot_->conn().ExecParams(
+      "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1",
+      {names_.publication});
+  if (!published.ok()) return published.status();
+  std::set<std::string> carried;
+  for (int r = 0; r < published->rows(); ++r) {
+    carried.insert(QualifiedName(published->GetString(r, 0), published->GetString(r, 1)));
+  }
+  Result<std::unique_ptr<Connection>> copier = ConnectSource();
+  if (!copier.ok()) return copier.status();
+  PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(**copier, snapshot_->id(), Deadline::Never()));
+  PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
+  for (const auto& table : catalog_.tables) {
+    if (carried.count(table.QualifiedName()) != 0) continue;
+    Result<TableCopyStats> copied =
+        CopyTable(**copier, **target, table, std::nullopt, 1, "cutover " + table.QualifiedName());
+    if (!copied.ok()) return copied.status();
+    ++out.tables_recopied;
+    Progress("cutover", fmt::format("{} (not replicated) copied again: {} rows", table.Display(),
+                                    copied->rows));
+  }
+  if (!catalog_.large_objects.empty()) {
+    PGC_RETURN_IF_ERROR(
+        (*target)->Run("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata"));
+    PGC_RETURN_IF_ERROR(CopyLargeObjects());
+  }
+  PGC_RETURN_IF_ERROR(RefreshMaterializedViews());
+  PGC_RETURN_IF_ERROR(Verify());
+  out.verification = outcome_.verification;
+  PGC_RETURN_IF_ERROR(FinishDurably());
+  Result<std::vector<std::string>> removed = DropReplication(source->get(), target->get(), names_);
+  if (!removed.ok()) return removed.status();
+  out.removed = *removed;
+  out.writes_stopped_seconds = SecondsSince(stopped);
+  return Status::Ok();
+}
+
+// The run recorded in an open store, with its options.
+Result<StoredRun> RecordedRun(StateStore& store, const std::string& work_dir) {
+  Result<std::optional<StoredRun>> run = store.Run();
+  if (!run.ok()) return run.status();
+  if (!*run) {
+    return Status(StatusCode::kInvalidArgument, "there is no migration in " + work_dir,
+                  "start one with pgcourier migrate --dir " + work_dir);
+  }
+  return **run;
 }
 
 }  // namespace
 
+bool CutoverOutcome::ok() const {
+  for (const auto& db : databases) {
+    if (db.state != "done" && db.state != "skipped") return false;
+  }
+  return !databases.empty();
+}
+
+Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
+  Result<std::unique_ptr<StateStore>> opened = StateStore::OpenForRun(co.work_dir);
+  if (!opened.ok()) return opened.status();
+  StateStore& store = **opened;
+  Result<StoredRun> run = RecordedRun(store, co.work_dir);
+  if (!run.ok()) return run.status();
+  MigrateOptions options;
+  options.check.source = co.source;
+  options.check.target = co.target;
+  PGC_RETURN_IF_ERROR(
+      ResolveServers(*run, co.work_dir, options.check.source, options.check.target));
+  PGC_RETURN_IF_ERROR(OptionsFromJson(run->options_json, options));
+  options.work_dir = co.work_dir;
+  options.check.jobs = co.jobs;
+  options.check.connect_timeout = co.connect_timeout;
+  options.check.cancel = co.cancel;
+  options.on_progress = co.on_progress;
+  Result<ConnInfo> source = ConnInfo::Parse(options.check.source);
+  Result<ConnInfo> target = ConnInfo::Parse(options.check.target);
+  if (!source.ok()) return source.status();
+  if (!target.ok()) return target.status();
+  Result<std::vector<StoredDatabase>> dbs = store.Databases();
+  if (!dbs.ok()) return dbs.status();
+
+  CutoverOutcome outcome;
+  CheckReport no_check;
+  WorkPool pool(1);
+  bool any = false;
+  for (size_t i = 0; i < dbs->size(); ++i) {
+    const StoredDatabase& stored = (*dbs)[i];
+    CutoverDatabase out;
+    out.name = stored.name;
+    out.target_name = stored.target_name;
+    if (stored.state != "syncing") {
+      out.state = "skipped";
+      out.hint = "its state is " + stored.state + "; only replicating databases are cut over";
+      outcome.databases.push_back(std::move(out));
+      continue;
+    }
+    any = true;
+    DatabaseOutcome db;
+    db.name = stored.name;
+    db.target_name = stored.target_name;
+    db.method = "replication";
+    DatabaseRecord record(store, stored);
+    DatabaseMigration migration(options, *source, *target, no_check, pool, record, db,
+                                NamesFor(run->id, static_cast<int>(i)));
+    record.Update([](StoredDatabase& d) { d.state = "cutover"; });
+    Status status = migration.Cutover(co, out);
+    if (status.ok()) {
+      out.state = "done";
+    } else {
+      const bool cancelled = status.code() == StatusCode::kCancelled ||
+                             (co.cancel != nullptr && co.cancel->cancelled());
+      out.state = cancelled ? "cancelled" : "failed";
+      out.error = status.ToString();
+      out.hint = status.hint();
+    }
+    // A failed cutover leaves the database replicating: it can be run again.
+    record.Update([&](StoredDatabase& d) {
+      d.state = out.state == "done" ? "done" : "syncing";
+      d.error = out.error;
+      d.hint = out.hint;
+    });
+    outcome.databases.push_back(std::move(out));
+  }
+  if (!any) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "no database of the migration in " + co.work_dir + " is replicating",
+                  "see pgcourier status --dir " + co.work_dir);
+  }
+  bool all_done = true;
+  Result<std::vector<StoredDatabase>> after = store.Databases();
+  if (after.ok()) {
+    for (const auto& d : *after) all_done = all_done && d.state == "done";
+  }
+  (void)store.FinishRun(all_done ? "done" : "syncing", "");
+  return outcome;
+}
+
+Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
+  Result<std::unique_ptr<StateStore>> opened = StateStore::OpenForRun(co.work_dir);
+  if (!opened.ok()) return opened.status();
+  StateStore& store = **opened;
+  Result<StoredRun> run = RecordedRun(store, co.work_dir);
+  if (!run.ok()) return run.status();
+  std::string source_text = co.source;
+  std::string target_text = co.target;
+  PGC_RETURN_IF_ERROR(ResolveServers(*run, co.work_dir, source_text, target_text));
+  Result<ConnInfo> source = ConnInfo::Parse(source_text);
+  Result<ConnInfo> target = ConnInfo::Parse(target_text);
+  if (!source.ok()) return source.status();
+  if (!target.ok()) return target.status();
+  Result<std::vector<StoredDatabase>> dbs = store.Databases();
+  if (!dbs.ok()) return dbs.status();
+  CleanupOutcome outcome;
+  ConnectOptions connect;
+  connect.total_timeout = co.connect_timeout;
+  connect.cancel = co.cancel;
+  for (size_t i = 0; i < dbs->size(); ++i) {
+    const StoredDatabase& db = (*dbs)[i];
+    if (db.method != "replication") continue;
+    const ReplicationNames names = NamesFor(run->id, static_cast<int>(i));
+    connect.role = "source";
+    Result<std::unique_ptr<Connection>> src =
+        Connection::Connect(source->WithDatabase(db.name), connect);
+    connect.role = "target";
+    Result<std::unique_ptr<Connection>> dst =
+        Connection::Connect(target->WithDatabase(db.target_name), connect);
+    if (!dst.ok() && dst.status().code() != StatusCode::kNotFound &&
+        dst.status().sqlstate() != "3D000") {
+      outcome.problems.push_back(db.target_name + " on the target: " + dst.status().message() +
+                                 "; its subscription " + names.subscription + " may remain");
+    }
+    if (!src.ok()) {
+      outcome.problems.push_back(db.name + " on the source: " + src.status().message() +
+                                 "; its slot " + names.slot + " and publication " +
+                                 names.publication +
+                                 " remain: run pgcourier cleanup again when it is reachable "
+                                 "(a slot left behind keeps WAL on the source)");
+    }
+    Result<std::vector<std::string>> removed =
+        DropReplication(src.ok() ? src->get() : nullptr, dst.ok() ? dst->get() : nullptr, names);
+    if (!removed.ok()) {
+      outcome.problems.push_back(db.name + ": " + removed.status().ToString());
+      continue;
+    }
+    for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
+    if (src.ok() && dst.ok() && db.state == "syncing") {
+      Status set = store.PutDatabase([&] {
+        StoredDatabase d = db;
+        d.state = "cancelled";
+        d.error = "replication removed by pgcourier cleanup before cutover";
+        return d;
+      }());
+      if (!set.ok()) outcome.problems.push_back(set.ToString());
+    }
+  }
+  return outcome;
+}
+
 bool MigrationOutcome::ok() const {
   if (!checks_passed || databases.empty()) return false;
   for (const auto& db : databases) {
-    if (db.state != "done") return false;
+    if (db.state != "done" && db.state != "syncing") return false;
   }
   return true;
 }
 
 Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
   MigrationOutcome outcome;
-  if (given.check.method == Method::kReplication) {
-    return Status(StatusCode::kInvalidArgument,
-                  "the replication method is not available in this version of pgcourier",
-                  "use --method copy (the source must not take writes during the move)");
-  }
   auto progress = [&](const std::string& db, const std::string& phase, const std::string& msg) {
     if (given.on_progress) given.on_progress({db, phase, msg, 0, 0});
   };
@@ -1114,24 +1459,8 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
                     "nothing to resume; see pgcourier status --dir " + given.work_dir);
     }
     PGC_RETURN_IF_ERROR(OptionsFromJson(run.options_json, options));
-    // The servers: as recorded (without passwords: libpq finds them in the
-    // environment or .pgpass), or as given again, when they name the same.
-    for (auto [given_conn, recorded, side] :
-         {std::make_tuple(&options.check.source, &run.source, "source"),
-          std::make_tuple(&options.check.target, &run.target, "target")}) {
-      if (given_conn->empty()) {
-        *given_conn = *recorded;
-        continue;
-      }
-      Result<ConnInfo> parsed = ConnInfo::Parse(*given_conn);
-      if (!parsed.ok()) return parsed.status();
-      if (parsed->Redacted() != *recorded) {
-        return Status(StatusCode::kInvalidArgument,
-                      fmt::format("the migration in {} moves {} -> {}; the {} given now is {}",
-                                  given.work_dir, run.source, run.target, side, parsed->Redacted()),
-                      "resume with the same --source and --target, or without them");
-      }
-    }
+    PGC_RETURN_IF_ERROR(
+        ResolveServers(run, given.work_dir, options.check.source, options.check.target));
     Result<std::vector<StoredDatabase>> dbs = store.Databases();
     if (!dbs.ok()) return dbs.status();
     stored = std::move(*dbs);
@@ -1147,7 +1476,7 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
         StoredDatabase db;
         db.name = name;
         db.target_name = planned.value("target_name", name);
-        db.method = "copy";
+        db.method = planned.value("method", "copy");
         db.method_reason = planned.value("reason", "");
         db.bytes_total = planned.value("bytes", int64_t{0});
         PGC_RETURN_IF_ERROR(store.PutDatabase(db));
@@ -1168,7 +1497,6 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
   }
 
   CheckOptions check = options.check;
-  check.method = Method::kCopy;
   progress("", "check", "running pre-flight checks");
   Result<CheckReport> report = RunChecks(check);
   if (!report.ok()) return report.status();
@@ -1190,12 +1518,13 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
       StoredDatabase db;
       db.name = plan.name;
       db.target_name = plan.target_name;
-      db.method = "copy";
+      db.method = plan.method == Method::kReplication ? "replication" : "copy";
       db.method_reason = plan.reason;
       db.bytes_total = std::max<int64_t>(plan.size_bytes, 0);
       planned_json.push_back({{"name", db.name},
                               {"target_name", db.target_name},
                               {"reason", db.method_reason},
+                              {"method", db.method},
                               {"bytes", db.bytes_total}});
       planned.push_back(std::move(db));
     }
@@ -1254,8 +1583,9 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
     o.target_name = db.target_name;
     o.method = db.method.empty() ? "copy" : db.method;
     o.consistent = db.consistent;
-    o.state = db.state == "done" ? "done" : "pending";
-    o.done_earlier = db.state == "done";
+    // Done, or replicating (the cutover finishes it): nothing to redo.
+    o.done_earlier = db.state == "done" || db.state == "syncing";
+    o.state = o.done_earlier ? db.state : "pending";
     outcome.databases.push_back(std::move(o));
   }
   std::vector<size_t> order(outcome.databases.size());
@@ -1286,14 +1616,23 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
           record.Update([](StoredDatabase& d) { d.state = "cancelled"; });
           continue;
         }
-        DatabaseMigration migration(options, *source, *target, outcome.check, pool, record, db);
+        DatabaseMigration migration(options, *source, *target, outcome.check, pool, record, db,
+                                    NamesFor(outcome.run_id, static_cast<int>(i)));
         auto started = Clock::now();
         Status status = migration.Run();
         if (status.ok()) {
-          db.state = "done";
-          progress(db.name, "done",
-                   fmt::format("moved and verified in {:.1f} s", SecondsSince(started)));
+          db.state = db.method == "replication" ? "syncing" : "done";
+          progress(db.name, db.state,
+                   fmt::format(
+                       "{} in {:.1f} s",
+                       db.state == "done" ? "moved and verified" : "copied, verified, replicating",
+                       SecondsSince(started)));
         } else {
+          // A failed setup leaves no replication object behind.
+          if (db.method == "replication") {
+            Status removed = migration.RemoveReplication();
+            if (!removed.ok()) progress(db.name, "cleanup", removed.ToString());
+          }
           const bool cancelled =
               status.code() == StatusCode::kCancelled || Cancelled(options.check.cancel);
           db.state = cancelled ? "cancelled" : "failed";
@@ -1317,8 +1656,11 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
 
   std::string final_state = "done";
   for (const auto& db : outcome.databases) {
+    if (db.state == "syncing" && final_state == "done") final_state = "syncing";
+  }
+  for (const auto& db : outcome.databases) {
     if (db.state == "failed") final_state = "failed";
-    if (db.state == "cancelled" && final_state == "done") final_state = "cancelled";
+    if (db.state == "cancelled" && final_state != "failed") final_state = "cancelled";
   }
   (void)store.FinishRun(final_state, "");
   return outcome;

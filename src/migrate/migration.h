@@ -12,6 +12,7 @@
 // run resumes (MigrateOptions::resume) without losing or duplicating a row.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -100,6 +101,62 @@ struct MigrationOutcome {
   bool checks_passed = false;
   bool ok() const;
 };
+
+// `pgcourier cutover`: finishes the databases that replicate (state
+// "syncing") of the run in `work_dir`.
+struct CutoverOptions {
+  std::string work_dir;
+  std::string source;  // optional: the recorded servers, with passwords
+  std::string target;
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // to catch up
+  // First make the source databases read-only for new transactions
+  // (ALTER DATABASE ... SET default_transaction_read_only = on).
+  bool stop_source_writes = false;
+  int jobs = 2;  // for the verification
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  const CancelToken* cancel = nullptr;
+  std::function<void(const ProgressEvent&)> on_progress;
+};
+
+struct CutoverDatabase {
+  std::string name;
+  std::string target_name;
+  std::string state;  // "done", "failed", "cancelled", "skipped" (not replicating)
+  std::string error;
+  std::string hint;
+  // From the moment writes were stopped (or the cutover began, when the
+  // user stopped them) to the end.
+  double writes_stopped_seconds = 0;
+  std::string undo;  // how to make the source writable again, when stopped
+  int64_t tables_recopied = 0;  // left out of replication, copied again
+  int64_t sequences = 0;
+  std::vector<std::string> removed;  // replication objects dropped
+  std::optional<DatabaseVerification> verification;
+};
+
+struct CutoverOutcome {
+  std::vector<CutoverDatabase> databases;
+  bool ok() const;
+};
+
+Result<CutoverOutcome> Cutover(const CutoverOptions& options);
+
+// `pgcourier cleanup`: removes every replication object the run in
+// `work_dir` made (subscriptions, slots, publications), on both sides, as
+// far as each server can be reached. Idempotent.
+struct CleanupOptions {
+  std::string work_dir;
+  std::string source;
+  std::string target;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  const CancelToken* cancel = nullptr;
+};
+struct CleanupOutcome {
+  std::vector<std::string> removed;   // "subscription ... (target)", ...
+  std::vector<std::string> problems;  // what could not be reached or removed, with the fix
+  bool ok() const { return problems.empty(); }
+};
+Result<CleanupOutcome> Cleanup(const CleanupOptions& options);
 
 // Runs the move. Errors (bad input, a work directory in use or holding
 // another run, cancellation before anything started) are returned as

@@ -597,6 +597,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   // Sequences. Their values are not transactional: they are read as they
   // are now, whatever the snapshot.
   for (const RelationKey& seq : *source_sequences) {
+    if (!options.sequences) break;
     SequenceVerification v;
     v.schema = seq.schema;
     v.name = seq.name;

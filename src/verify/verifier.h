@@ -75,6 +75,10 @@ struct VerifyOptions {
   ObjectFilter filter;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
+  // Compare sequence values (as they are now). Off for a bulk copy that
+  // replication will bring up to date: its sequences are synced at cutover,
+  // and compared then.
+  bool sequences = true;
   // Tables already compared (by TableChecksums, right after their copy):
   // taken as they are, not read again.
   std::vector<TableVerification> compared_tables;

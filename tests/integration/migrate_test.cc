@@ -338,14 +338,5 @@ TEST(MigrateInterruptionTest, CancelStopsPromptlyAndRecordsIt) {
   EXPECT_EQ((*run)->state, "cancelled");
 }
 
-TEST(MigrateRefusalTest, ReplicationMethodIsRefusedClearly) {
-  MigrateOptions options = Options("host=127.0.0.1", "host=127.0.0.1", "/tmp/unused");
-  options.check.method = Method::kReplication;
-  Result<MigrationOutcome> outcome = Migrate(options);
-  ASSERT_FALSE(outcome.ok());
-  EXPECT_EQ(outcome.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_FALSE(outcome.status().hint().empty());
-}
-
 }  // namespace
 }  // namespace pgcourier

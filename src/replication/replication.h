@@ -1,0 +1,81 @@
+// The replication method's objects and their life: per database a
+// publication and a logical replication slot on the source, made so that the
+// bulk copy reads exactly the slot's starting point (the slot's exported
+// snapshot), and a subscription on the target that streams every change made
+// after it, without copying again. Every object carries the run's id in its
+// name, so two migrations never touch each other's objects, and cleanup can
+// always find and remove what this run made, on both sides.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pg/connection.h"
+#include "pg/conninfo.h"
+#include "util/status.h"
+
+namespace pgcourier {
+
+struct ReplicationNames {
+  std::string publication;   // on the source database
+  std::string slot;          // on the source cluster
+  std::string subscription;  // on the target database
+};
+
+// The names of database number `index` (its position in the run) of run
+// `run_id` (hex).
+ReplicationNames NamesFor(const std::string& run_id, int index);
+
+// The source side of a zero-gap start: the publication of `tables` (quoted,
+// qualified; those with a primary key or replica identity), then the slot,
+// created on a replication connection that exports its snapshot. The
+// snapshot is imported and exported again on `holder` (a connection to the
+// database, whose transaction then keeps it), so the replication connection
+// can close. Returns the snapshot id to copy at.
+Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
+                                     const ReplicationNames& names,
+                                     const std::vector<std::string>& tables,
+                                     const ConnectOptions& connect);
+
+// The subscription on the target (its current database), using the existing
+// slot and copying nothing: changes after the snapshot stream in. `source`
+// is a live connection to the source database, whose effective parameters
+// (with the password) the subscription connects with.
+Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names);
+
+struct ReplicationLag {
+  bool slot_exists = false;
+  bool slot_active = false;
+  bool subscription_exists = false;
+  std::string source_lsn;       // pg_current_wal_lsn() now
+  std::string confirmed_lsn;    // the slot's confirmed_flush_lsn
+  int64_t lag_bytes = -1;       // source_lsn - confirmed_lsn
+  int64_t retained_bytes = -1;  // WAL the slot keeps on the source
+  double lag_seconds = -1;      // since the subscriber's last message
+  // Per table on the target: its sync state (pg_subscription_rel: i, d, s,
+  // r); every one "r" (ready) when in sync.
+  std::vector<std::pair<std::string, std::string>> tables;
+  bool AllReady() const;
+};
+
+// Reads where replication stands. Either connection may be null (that side
+// is then not read).
+Result<ReplicationLag> ReadLag(Connection* source, Connection* target,
+                               const ReplicationNames& names);
+
+// Waits until the slot's confirmed position reaches `lsn` (the target has
+// applied everything up to it), or the deadline.
+Status WaitApplied(Connection& source, const ReplicationNames& names, const std::string& lsn,
+                   Deadline deadline, const CancelToken* cancel);
+
+// Removes the subscription (target), slot and publication (source) when they
+// exist, and returns what it removed. The subscription is detached from its
+// slot first, so it can be dropped when the source is unreachable. Safe on
+// any partial state and idempotent; either connection may be null.
+Result<std::vector<std::string>> DropReplication(Connection* source, Connection* target,
+                                                 const ReplicationNames& names);
+
+}  // namespace pgcourier

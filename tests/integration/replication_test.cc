@@ -1,0 +1,291 @@
+// The replication method against real servers: a writer keeps changing the
+// source during the bulk copy and while replication runs; after `cutover`
+// the target equals the source, sequences are at or past the source's, and
+// no slot, publication or subscription is left on either side. `cleanup`
+// removes everything at any time, and again.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "migrate/migration.h"
+#include "pg/connection.h"
+#include "pg_cluster.h"
+#include "state/store.h"
+#include "version_pairs.h"
+
+namespace pgcourier {
+namespace {
+
+using testing::PgCluster;
+using testing::PgClusterOptions;
+using testing::StartClusterOrFail;
+
+constexpr const char* kShop = R"sql(
+  CREATE TABLE public.accounts (id bigserial PRIMARY KEY, balance int NOT NULL, note text);
+  INSERT INTO public.accounts (balance, note)
+    SELECT g, CASE WHEN g % 100 = 0 THEN repeat(md5(g::text), 400) ELSE 'n' || g END
+    FROM generate_series(1, 60000) g;
+  CREATE TABLE public.events (id int PRIMARY KEY, what text);
+  INSERT INTO public.events SELECT g, 'e' || g FROM generate_series(1, 1000) g;
+  CREATE TABLE public.no_pk (v text);
+  INSERT INTO public.no_pk SELECT 'row ' || g FROM generate_series(1, 1000) g;
+  CREATE SEQUENCE public.tickets;
+  SELECT pg_catalog.lo_from_bytea(0, 'a large object');
+)sql";
+
+// Per table: row count and a checksum of the rows' text.
+std::string Fingerprint(const PgCluster& cluster) {
+  std::string out;
+  for (const char* table : {"public.accounts", "public.events", "public.no_pk"}) {
+    Result<std::string> one = cluster.Sql(
+        fmt::format("SELECT count(*) || ':' || coalesce(sum(hashtext(t::text)), 0) FROM {} t",
+                    table),
+        "shop");
+    out += std::string(table) + " " + (one.ok() ? *one : one.status().ToString()) + "; ";
+  }
+  return out;
+}
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PgClusterOptions logical;
+    logical.settings = {"wal_level = logical", "max_replication_slots = 10",
+                        "max_wal_senders = 10"};
+    source_ = StartClusterOrFail(logical);
+    target_ = StartClusterOrFail({});
+    ASSERT_NE(source_, nullptr);
+    ASSERT_NE(target_, nullptr);
+    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
+    Result<std::string> built = source_->Sql(kShop, "shop");
+    ASSERT_TRUE(built.ok()) << built.status().ToString();
+    dir_ = source_->base_dir() + "/work";
+  }
+
+  MigrateOptions Options() const {
+    MigrateOptions options;
+    options.check.source = source_->ConnString("shop");
+    options.check.target = target_->ConnString("postgres");
+    options.check.method = Method::kReplication;
+    options.check.jobs = 2;
+    options.check.connect_timeout = std::chrono::seconds(10);
+    options.work_dir = dir_;
+    options.split_bytes = 1 << 20;  // accounts in slices
+    return options;
+  }
+
+  // Changes the source until stopped: inserts, updates (of TOASTed rows
+  // too), deletes, rows in the table without a key, sequence calls, and one
+  // TRUNCATE of a published table.
+  void StartWriter() {
+    writer_ = std::thread([this] {
+      Result<std::unique_ptr<Connection>> conn =
+          Connection::Connect(*ConnInfo::Parse(source_->ConnString("shop")), {});
+      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+      std::mt19937 random(42);
+      int round = 0;
+      while (!stop_writer_) {
+        ++round;
+        const int id = 1 + static_cast<int>(random() % 60000);
+        std::string sql = fmt::format(
+            "BEGIN; INSERT INTO public.accounts (balance, note) VALUES ({0}, repeat('w', {1})); "
+            "UPDATE public.accounts SET balance = balance + 1, note = note || 'u' WHERE id = {2}; "
+            "UPDATE public.accounts SET note = repeat(md5('{0}'), 300) WHERE id = {3}; "
+            "DELETE FROM public.accounts WHERE id = {4}; "
+            "INSERT INTO public.no_pk VALUES ('written {0}'); "
+            "SELECT nextval('public.tickets'); COMMIT;",
+            round, round % 5000, id, (id / 100) * 100 + 100, id + 7);
+        Status written = (*conn)->Run(sql);
+        if (!written.ok()) {
+          // Cutover stopped writes: this session was ended, and a new one is
+          // read-only.
+          Result<std::unique_ptr<Connection>> again =
+              Connection::Connect(*ConnInfo::Parse(source_->ConnString("shop")), {});
+          ASSERT_TRUE(again.ok()) << again.status().ToString();
+          Status refused = (*again)->Run("INSERT INTO public.no_pk VALUES ('late')");
+          EXPECT_NE(refused.ToString().find("read-only"), std::string::npos) << refused.ToString();
+          return;
+        }
+        if (round == 40) {
+          EXPECT_TRUE((*conn)
+                          ->Run("TRUNCATE public.events; INSERT INTO public.events "
+                                "SELECT g, 'after truncate' FROM generate_series(1, 10) g")
+                          .ok());
+        }
+        ++writes_;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+  }
+  void StopWriter() {
+    stop_writer_ = true;
+    if (writer_.joinable()) writer_.join();
+  }
+  void TearDown() override { StopWriter(); }
+
+  std::string OnSource(const std::string& sql, const std::string& db = "shop") {
+    Result<std::string> out = source_->Sql(sql, db);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : "";
+  }
+  std::string OnTarget(const std::string& sql, const std::string& db = "shop") {
+    Result<std::string> out = target_->Sql(sql, db);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    return out.ok() ? *out : "";
+  }
+
+  std::unique_ptr<PgCluster> source_;
+  std::unique_ptr<PgCluster> target_;
+  std::string dir_;
+  std::thread writer_;
+  std::atomic<bool> stop_writer_{false};
+  std::atomic<int> writes_{0};
+};
+
+TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothing) {
+  StartWriter();
+  while (writes_ < 20) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  Result<MigrationOutcome> migrated = Migrate(Options());
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_EQ(migrated->databases.size(), 1u);
+  const DatabaseOutcome& db = migrated->databases[0];
+  std::string differences;
+  if (db.verification) {
+    for (const auto& t : db.verification->tables) {
+      if (!t.match()) differences += " table " + t.name + " " + t.error;
+    }
+    for (const auto& q : db.verification->sequences) {
+      if (!q.match()) differences += " sequence " + q.name + " " + q.error;
+    }
+  }
+  ASSERT_EQ(db.state, "syncing") << db.error << differences;
+  EXPECT_EQ(db.method, "replication");
+  ASSERT_TRUE(migrated->ok());
+  // Writes go on while replication runs.
+  const int before = writes_;
+  while (writes_ < before + 100) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots WHERE active", "postgres"), "1");
+
+  // A second migrate in the same directory is refused and harms nothing.
+  Result<MigrationOutcome> again = Migrate(Options());
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
+
+  CutoverOptions cut;
+  cut.work_dir = dir_;
+  cut.stop_source_writes = true;
+  cut.timeout = std::chrono::seconds(60);
+  cut.connect_timeout = std::chrono::seconds(10);
+  Result<CutoverOutcome> cutover = Cutover(cut);
+  ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
+  StopWriter();
+  ASSERT_EQ(cutover->databases.size(), 1u);
+  const CutoverDatabase& done = cutover->databases[0];
+  std::string cut_differences;
+  if (done.verification) {
+    for (const auto& t : done.verification->tables) {
+      if (!t.match()) cut_differences += " table " + t.name + " " + t.error;
+    }
+    for (const auto& q : done.verification->sequences) {
+      if (!q.match()) cut_differences += " sequence " + q.name + " " + q.error;
+    }
+    for (const auto& k : done.verification->schema) {
+      if (!k.match()) cut_differences += " kind " + k.kind;
+    }
+  }
+  ASSERT_EQ(done.state, "done") << done.error << cut_differences;
+  EXPECT_TRUE(cutover->ok());
+  EXPECT_GT(writes_, before + 100);
+  EXPECT_FALSE(done.undo.empty());
+  EXPECT_EQ(done.tables_recopied, 1) << "public.no_pk, which replication does not carry";
+  EXPECT_EQ(done.removed.size(), 3u);
+  ASSERT_TRUE(done.verification.has_value());
+  EXPECT_TRUE(done.verification->ok());
+
+  // Equal, sequences at the source's, large object there.
+  EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
+  EXPECT_EQ(OnTarget("SELECT what FROM public.events ORDER BY id LIMIT 1"), "after truncate");
+  EXPECT_EQ(OnTarget("SELECT last_value FROM public.tickets"),
+            OnSource("SELECT last_value FROM public.tickets"));
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_largeobject_metadata"), "1");
+  // Nothing left of the replication on either side.
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'"), "0");
+  // The source is read-only for new sessions until the undo.
+  EXPECT_FALSE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
+  ASSERT_TRUE(source_->Sql(done.undo, "postgres").ok());
+  EXPECT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
+
+  // The run is done; cleanup finds nothing more to remove.
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
+  ASSERT_TRUE(store.ok());
+  Result<std::optional<StoredRun>> run = (*store)->Run();
+  ASSERT_TRUE(run.ok() && run->has_value());
+  EXPECT_EQ((*run)->state, "done");
+  store->reset();
+  CleanupOptions clean;
+  clean.work_dir = dir_;
+  Result<CleanupOutcome> cleaned = Cleanup(clean);
+  ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
+  EXPECT_TRUE(cleaned->removed.empty());
+  EXPECT_TRUE(cleaned->ok());
+}
+
+TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
+  Result<MigrationOutcome> migrated = Migrate(Options());
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "1");
+  // Tables without a replica identity are not published: their UPDATE and
+  // DELETE keep working on the source.
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "0");
+  EXPECT_TRUE(source_->Sql("UPDATE public.no_pk SET v = v || '!'", "shop").ok());
+
+  CleanupOptions clean;
+  clean.work_dir = dir_;
+  Result<CleanupOutcome> cleaned = Cleanup(clean);
+  ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
+  EXPECT_EQ(cleaned->removed.size(), 3u);
+  EXPECT_TRUE(cleaned->ok());
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  // The subscription's connection string (with the source's password, when
+  // it has one) went with it.
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  cleaned = Cleanup(clean);
+  ASSERT_TRUE(cleaned.ok());
+  EXPECT_TRUE(cleaned->removed.empty()) << "idempotent";
+}
+
+TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {
+  // A source without wal_level = logical: --method replication fails the
+  // checks with the reason; nothing is touched.
+  auto plain = StartClusterOrFail({});
+  ASSERT_NE(plain, nullptr);
+  ASSERT_TRUE(plain->Sql("CREATE DATABASE shop").ok());
+  MigrateOptions options = Options();
+  options.check.source = plain->ConnString("shop");
+  Result<MigrationOutcome> migrated = Migrate(options);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  EXPECT_FALSE(migrated->checks_passed);
+  bool wal_level = false;
+  for (const auto& item : migrated->check.items) {
+    if (item.code.find("wal_level") != std::string::npos && item.status == CheckStatus::kFail) {
+      wal_level = true;
+    }
+  }
+  EXPECT_TRUE(wal_level);
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_database WHERE datname = 'shop'", "postgres"), "0");
+}
+
+}  // namespace
+}  // namespace pgcourier
