@@ -7,10 +7,10 @@
 
 #include "check_command.h"
 #include "cli_support.h"
+#include "cutover_command.h"
 #include "migrate_command.h"
 #include "status_command.h"
 #include "verify_command.h"
-#include "cutover_command.h"
 
 int main(int argc, char** argv) {
   using namespace pgcourier::cli;  // NOLINT(google-build-using-namespace)

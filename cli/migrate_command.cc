@@ -18,7 +18,7 @@ namespace {
 
 struct MigrateArgs {
   ServerArgs server;
-  std::string method = "copy";
+  std::string method = "auto";
   std::string dir = "pgcourier-work";
   bool preserve_owners = false;
   bool preserve_acl = false;
@@ -88,12 +88,15 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
   CLI::App* cmd = app.add_subcommand(
       "migrate",
       "Moves databases from --source to --target: checks, schema, data in parallel COPY "
-      "streams at one snapshot, indexes and constraints, sequences, then verifies every table. "
-      "Exit status 0 only when everything moved and verified.");
+      "streams at one snapshot, indexes and constraints, sequences, then verifies every table; "
+      "with the replication method, the target then follows the source until pgcourier "
+      "cutover. Exit status 0 only when everything moved and verified (and replicates).");
   AddServerOptions(cmd, args->server);
   cmd->add_option("--method", args->method,
-                  "copy (the source should not take writes during the move); replication comes "
-                  "in a later version")
+                  "auto: replication (near-zero downtime; finish with pgcourier cutover) for "
+                  "every database whose preconditions hold, else copy, with the reason; "
+                  "replication: never falls back; copy: one bulk copy (stop the source's writes "
+                  "first)")
       ->check(CLI::IsMember({"auto", "copy", "replication"}))
       ->capture_default_str();
   cmd->add_option("--dir", args->dir, "Work directory: schema archives and the run's state")

@@ -48,6 +48,7 @@ int RunStatus(const StatusArgs& args) {
   int exit_status = kExitOk;
   for (bool first = true;; first = false) {
     Result<StatusView> view = ReadStatus(args.dir, args.tables);
+    if (view.ok()) ReadReplication(*view, std::chrono::seconds(10));
     if (!view.ok()) {
       Status error = view.status();
       // No work directory or no catalog in it: the user named the wrong one.

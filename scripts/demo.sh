@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The pgcourier demo: two throwaway PostgreSQL servers on this machine, a
-# small shop database on the first, and pgcourier run against both.
+# small shop database on the first, and pgcourier run against both: check,
+# migrate (replication, since the source allows it), status, cutover,
+# verify.
 #
 #   scripts/demo.sh
 #
@@ -196,6 +198,24 @@ if ((check_status == 0)); then
   demo_status=${migrate_status}
 
   if ((migrate_status == 0)); then
+    # The source has wal_level=logical: --method auto chose replication, so
+    # the target now follows the source. A few orders arrive meanwhile.
+    heading "pgcourier status --dir ${tmp}/work (the target follows the source)"
+    psql_run -d "${source_url}/shop" -c "
+      INSERT INTO public.orders (customer_id) SELECT id FROM public.customers ORDER BY id LIMIT 3"
+    sleep 2
+    "${pgcourier}" status --dir "${tmp}/work" || true
+    heading "pgcourier cutover --dir ${tmp}/work --stop-source-writes"
+    set +e
+    "${pgcourier}" cutover --dir "${tmp}/work" --stop-source-writes
+    demo_status=$?
+    set -e
+    # The demo's source takes writes again.
+    psql_run -d "${source_url}/postgres" -c "SET default_transaction_read_only = off" \
+      -c "ALTER DATABASE shop RESET default_transaction_read_only" \
+      -c "ALTER DATABASE postgres RESET default_transaction_read_only"
+  fi
+  if ((demo_status == 0)); then
     heading "the shop on the target (PostgreSQL ${target_major})"
     shop_counts "${target_url}"
     heading "pgcourier verify --source ${source_url}/shop --target ${target_url}/shop"

@@ -149,7 +149,16 @@ Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBui
   }
   statements.push_back(
       InsertProgressMarkSql(IndexStepName(index), {table.QualifiedName(), 1, 0, 0}));
+  // A build that alters the table (a constraint, CLUSTER ON, REPLICA
+  // IDENTITY) takes the lock that serializes such builds on one table first:
+  // two of them each holding CREATE INDEX's SHARE lock and waiting for
+  // ALTER TABLE's ACCESS EXCLUSIVE would deadlock. Plain index builds still
+  // run side by side.
   Status built = target.Run("BEGIN", deadline);
+  if (built.ok() && statements.size() > 2) {
+    built = target.Run("LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE",
+                       deadline);
+  }
   for (const auto& sql : statements) {
     if (!built.ok()) break;
     built = target.Run(sql, deadline);

@@ -1189,8 +1189,9 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
                             ->Run("ALTER DATABASE " + QuoteIdent(outcome_.name) +
                                   " SET default_transaction_read_only = on")
                             .WithContext("making the source database read-only"));
-    out.undo = "ALTER DATABASE " + QuoteIdent(outcome_.name) +
-               " RESET default_transaction_read_only;  -- on the source, to take writes again";
+    // The session may itself be in a read-only database: it opts out first.
+    out.undo = "SET default_transaction_read_only = off; ALTER DATABASE " +
+               QuoteIdent(outcome_.name) + " RESET default_transaction_read_only;";
     // The setting applies to new sessions: the open ones are ended, so that
     // the applications reconnect read-only (their open transactions roll
     // back). Replication's own walsenders are not client backends.
@@ -1206,8 +1207,9 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
                            "right to): they may still write",
                            ended->GetInt(0, 1) - ended->GetInt(0, 0), ended->GetInt(0, 1)));
     }
-    Progress("cutover", "source database " + outcome_.name +
-                            " is read-only for new transactions (undo: " + out.undo + ")");
+    Progress("cutover",
+             "source database " + outcome_.name +
+                 " is read-only for new transactions (to undo, on the source: " + out.undo + ")");
   }
   // Everything written up to now must be on the target.
   Result<QueryResult> now = (*source)->Exec("SELECT pg_catalog.pg_current_wal_lsn()::text");
@@ -1433,6 +1435,7 @@ bool MigrationOutcome::ok() const {
 
 Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
   MigrationOutcome outcome;
+  outcome.work_dir = given.work_dir;
   auto progress = [&](const std::string& db, const std::string& phase, const std::string& msg) {
     if (given.on_progress) given.on_progress({db, phase, msg, 0, 0});
   };

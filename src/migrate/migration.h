@@ -94,6 +94,7 @@ struct DatabaseOutcome {
 
 struct MigrationOutcome {
   std::string run_id;
+  std::string work_dir;
   bool resumed = false;
   CheckReport check;
   std::optional<RoleCopyReport> roles;

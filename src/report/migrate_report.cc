@@ -76,9 +76,21 @@ std::string RenderMigrateText(const MigrationOutcome& outcome) {
     if (db.verification) out += RenderVerifyDatabaseText(*db.verification);
   }
   int done = 0;
-  for (const auto& db : outcome.databases) done += db.state == "done" ? 1 : 0;
+  int syncing = 0;
+  for (const auto& db : outcome.databases) {
+    done += db.state == "done" ? 1 : 0;
+    syncing += db.state == "syncing" ? 1 : 0;
+  }
   out += "\n";
-  if (outcome.ok()) {
+  if (outcome.ok() && syncing > 0) {
+    out += fmt::format(
+        "REPLICATING: {0} database(s) copied, verified and now following the source{1}.\n"
+        "  watch:  pgcourier status --watch --dir {2}\n"
+        "  finish: pgcourier cutover --dir {2} --stop-source-writes\n"
+        "          (or stop the application's writes yourself, then pgcourier cutover --dir {2})\n"
+        "  undo:   pgcourier cleanup --dir {2} (removes the publication, slot and subscription)\n",
+        syncing, done > 0 ? fmt::format("; {} moved and verified", done) : "", outcome.work_dir);
+  } else if (outcome.ok()) {
     out += fmt::format("DONE: {} database(s) moved and verified.\n", done);
   } else {
     out += fmt::format(

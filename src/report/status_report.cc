@@ -114,6 +114,53 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
   return view;
 }
 
+void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout) {
+  if (!view.run) return;
+  Result<ConnInfo> source = ConnInfo::Parse(view.run->source);
+  Result<ConnInfo> target = ConnInfo::Parse(view.run->target);
+  for (size_t i = 0; i < view.databases.size(); ++i) {
+    const StoredDatabase& db = view.databases[i];
+    if (db.method != "replication" || (db.state != "syncing" && db.state != "cutover")) continue;
+    ReplicationView& out = view.replication[db.name];
+    if (!source.ok() || !target.ok()) {
+      out.error = "the recorded connection strings cannot be read";
+      continue;
+    }
+    ConnectOptions connect;
+    connect.total_timeout = connect_timeout;
+    connect.role = "source";
+    Result<std::unique_ptr<Connection>> src =
+        Connection::Connect(source->WithDatabase(db.name), connect);
+    connect.role = "target";
+    Result<std::unique_ptr<Connection>> dst =
+        Connection::Connect(target->WithDatabase(db.target_name), connect);
+    if (!src.ok()) out.error = "source: " + src.status().message();
+    if (!dst.ok())
+      out.error += (out.error.empty() ? "" : "; ") + ("target: " + dst.status().message());
+    Result<ReplicationLag> lag =
+        ReadLag(src.ok() ? src->get() : nullptr, dst.ok() ? dst->get() : nullptr,
+                NamesFor(view.run->id, static_cast<int>(i)));
+    if (!lag.ok()) {
+      out.error += (out.error.empty() ? "" : "; ") + lag.status().message();
+      continue;
+    }
+    out.lag = *lag;
+    out.in_sync = out.error.empty() && lag->slot_exists && lag->subscription_exists &&
+                  lag->AllReady() && lag->lag_bytes >= 0 && lag->lag_bytes <= kInSyncLagBytes;
+    if (lag->retained_bytes > kRetainedWalWarningBytes) {
+      out.warning = fmt::format(
+          "the slot keeps {} of WAL on the source; finish with pgcourier cutover, or remove it "
+          "with pgcourier cleanup before the source's disk fills",
+          FormatBytes(lag->retained_bytes));
+    }
+    if (src.ok() && !lag->slot_exists) out.error = "the replication slot is missing on the source";
+    if (dst.ok() && !lag->subscription_exists) {
+      out.error += (out.error.empty() ? "" : "; ") +
+                   std::string("the subscription is missing on the target");
+    }
+  }
+}
+
 std::string OverallState(const StatusView& view) {
   if (!view.run) return "empty";
   const std::string& state = view.run->state;
@@ -175,6 +222,24 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
     line_start = line_end;
     if (!db.hint.empty()) out += "    hint: " + OneLine(db.hint) + "\n";
     if (!db.consistent) out += fmt::format("    note: {}\n", kInconsistentNote);
+    auto rep = view.replication.find(db.name);
+    if (rep != view.replication.end()) {
+      const ReplicationView& r = rep->second;
+      if (!r.error.empty()) out += "    replication: " + OneLine(r.error) + "\n";
+      if (r.lag.slot_exists) {
+        size_t ready = 0;
+        for (const auto& t : r.lag.tables) ready += t.second == "r" ? 1 : 0;
+        out += fmt::format(
+            "    replication: {}, {} behind{}, {}/{} tables ready, {} of WAL kept on the "
+            "source\n",
+            r.in_sync ? "in sync" : "catching up",
+            FormatBytes(std::max<int64_t>(r.lag.lag_bytes, 0)),
+            r.lag.lag_seconds >= 0 ? fmt::format(" (last message {:.0f} s ago)", r.lag.lag_seconds)
+                                   : "",
+            ready, r.lag.tables.size(), FormatBytes(std::max<int64_t>(r.lag.retained_bytes, 0)));
+      }
+      if (!r.warning.empty()) out += "    WARNING: " + r.warning + "\n";
+    }
   }
 
   if (tables) {
@@ -219,7 +284,26 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
                               {"bytes_total", db.bytes_total},
                               {"rows_done", db.rows_done}}},
                             {"started_at", NullIfEmpty(db.started_at)},
-                            {"finished_at", NullIfEmpty(db.finished_at)}};
+                            {"finished_at", NullIfEmpty(db.finished_at)},
+                            {"replication", nullptr}};
+    auto rep = view.replication.find(db.name);
+    if (rep != view.replication.end()) {
+      const ReplicationView& r = rep->second;
+      nlohmann::json rel = nlohmann::json::array();
+      for (const auto& t : r.lag.tables) rel.push_back({{"table", t.first}, {"state", t.second}});
+      entry["replication"] = {{"in_sync", r.in_sync},
+                              {"slot_exists", r.lag.slot_exists},
+                              {"slot_active", r.lag.slot_active},
+                              {"subscription_exists", r.lag.subscription_exists},
+                              {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
+                              {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
+                              {"lag_bytes", r.lag.lag_bytes},
+                              {"lag_seconds", r.lag.lag_seconds},
+                              {"retained_wal_bytes", r.lag.retained_bytes},
+                              {"tables", rel},
+                              {"warning", NullIfEmpty(r.warning)},
+                              {"error", NullIfEmpty(r.error)}};
+    }
     if (tables) {
       nlohmann::json steps = nlohmann::json::array();
       auto it = view.steps.find(db.name);

@@ -14,6 +14,7 @@
 #include "migrate/migration.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
+#include "report/status_report.h"
 #include "state/store.h"
 #include "version_pairs.h"
 
@@ -244,6 +245,28 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "1");
+  // status shows the replication: every published table ready, in sync.
+  bool in_sync = false;
+  for (int i = 0; i < 300 && !in_sync; ++i) {
+    Result<StatusView> view = ReadStatus(dir_, false);
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    ReadReplication(*view, std::chrono::seconds(5));
+    ASSERT_EQ(view->replication.count("shop"), 1u);
+    const ReplicationView& r = view->replication.at("shop");
+    EXPECT_TRUE(r.error.empty()) << r.error;
+    EXPECT_EQ(r.lag.tables.size(), 2u) << "accounts and events; not no_pk";
+    in_sync = r.in_sync;
+    if (in_sync) {
+      nlohmann::json json = StatusJson(*view, false);
+      EXPECT_EQ(json["state"], "syncing");
+      EXPECT_EQ(json["databases"][0]["status"], "syncing");
+      EXPECT_EQ(json["databases"][0]["replication"]["in_sync"], true);
+      EXPECT_GE(json["databases"][0]["replication"]["retained_wal_bytes"].get<int64_t>(), 0);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  EXPECT_TRUE(in_sync);
   // Tables without a replica identity are not published: their UPDATE and
   // DELETE keep working on the source.
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "0");
