@@ -1597,6 +1597,7 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
     return stored[a].bytes_total > stored[b].bytes_total;
   });
   std::vector<std::unique_ptr<DatabaseRecord>> records;
+  records.reserve(stored.size());
   for (const auto& db : stored) records.push_back(std::make_unique<DatabaseRecord>(store, db));
 
   {
@@ -1653,6 +1654,7 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
     const int pipelines =
         std::max(1, std::min<int>(options.check.jobs, static_cast<int>(order.size())));
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(pipelines));
     for (int p = 0; p < pipelines; ++p) threads.emplace_back(pipeline);
     for (auto& t : threads) t.join();
   }
