@@ -1238,6 +1238,9 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
   Result<std::unique_ptr<Connection>> copier = ConnectSource();
   if (!copier.ok()) return copier.status();
   PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(**copier, snapshot_->id(), Deadline::Never()));
+  // Fresh marks: an interrupted cutover's are of no use (its copies are
+  // made again, each one emptying its table first).
+  PGC_RETURN_IF_ERROR(DropProgressMarks(**target));
   PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
   for (const auto& table : catalog_.tables) {
     if (carried.count(table.QualifiedName()) != 0) continue;
@@ -1317,7 +1320,8 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
     CutoverDatabase out;
     out.name = stored.name;
     out.target_name = stored.target_name;
-    if (stored.state != "syncing") {
+    // "cutover": a cutover that was interrupted; it is simply done again.
+    if (stored.state != "syncing" && stored.state != "cutover") {
       out.state = "skipped";
       out.hint = "its state is " + stored.state + "; only replicating databases are cut over";
       outcome.databases.push_back(std::move(out));
@@ -1412,7 +1416,7 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
       continue;
     }
     for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
-    if (src.ok() && dst.ok() && db.state == "syncing") {
+    if (src.ok() && dst.ok() && (db.state == "syncing" || db.state == "cutover")) {
       Status set = store.PutDatabase([&] {
         StoredDatabase d = db;
         d.state = "cancelled";
@@ -1587,7 +1591,7 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
     o.method = db.method.empty() ? "copy" : db.method;
     o.consistent = db.consistent;
     // Done, or replicating (the cutover finishes it): nothing to redo.
-    o.done_earlier = db.state == "done" || db.state == "syncing";
+    o.done_earlier = db.state == "done" || db.state == "syncing" || db.state == "cutover";
     o.state = o.done_earlier ? db.state : "pending";
     outcome.databases.push_back(std::move(o));
   }

@@ -129,6 +129,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   out_pipe.CloseEnd(1);
   err_pipe.CloseEnd(1);
   exec_pipe.CloseEnd(1);
+  if (options.on_start) options.on_start(pid);
 
   ProcessResult result;
   auto deadline = std::chrono::steady_clock::now() + options.timeout;

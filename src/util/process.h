@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -31,6 +32,8 @@ struct ProcessOptions {
   // SIGKILL after a grace period, and RunProcess returns kCancelled.
   const CancelToken* cancel = nullptr;
   std::string working_dir;
+  // Called with the child's pid once it is started (from the calling thread).
+  std::function<void(pid_t)> on_start;
 };
 
 struct ProcessResult {

@@ -5,9 +5,12 @@
 // removes everything at any time, and again.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -16,6 +19,7 @@
 #include "pg_cluster.h"
 #include "report/status_report.h"
 #include "state/store.h"
+#include "util/process.h"
 #include "version_pairs.h"
 
 namespace pgcourier {
@@ -308,6 +312,118 @@ TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {
   }
   EXPECT_TRUE(wal_level);
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_database WHERE datname = 'shop'", "postgres"), "0");
+}
+
+std::string Binary() {
+  const char* path = std::getenv("PGCOURIER_BINARY");
+  return path != nullptr ? path : "pgcourier";
+}
+
+// Runs the CLI with `args` and kills it with SIGKILL once `when` holds
+// (polled every 20 ms); returns whether it was killed.
+bool RunAndKill(const std::vector<std::string>& args, const std::function<bool()>& when) {
+  std::atomic<bool> ended{false};
+  std::atomic<pid_t> pid{0};
+  Result<ProcessResult> ran = Status::Ok();
+  std::thread run([&] {
+    ProcessOptions options;
+    options.timeout = std::chrono::minutes(3);
+    options.on_start = [&pid](pid_t p) { pid = p; };
+    ran = RunProcess(args, options);
+    ended = true;
+  });
+  bool killed = false;
+  const auto started = std::chrono::steady_clock::now();
+  while (!ended && std::chrono::steady_clock::now() - started < std::chrono::minutes(2)) {
+    if (pid != 0 && when()) {
+      killed = ::kill(pid, SIGKILL) == 0;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  run.join();
+  return killed;
+}
+
+ProcessResult RunCli(const std::vector<std::string>& args) {
+  ProcessOptions options;
+  options.timeout = std::chrono::minutes(3);
+  Result<ProcessResult> ran = RunProcess(args, options);
+  EXPECT_TRUE(ran.ok()) << ran.status().ToString();
+  return ran.ok() ? *ran : ProcessResult{};
+}
+
+TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing) {
+  // A table whose COPY into the target takes seconds (its CHECK sleeps on
+  // one row there): the window to kill pgcourier in.
+  ASSERT_TRUE(
+      source_
+          ->Sql(
+              fmt::format("CREATE FUNCTION public.pause(id int) RETURNS boolean LANGUAGE "
+                          "plpgsql AS $$ BEGIN IF id = 5 AND inet_server_port() = {} THEN "
+                          "PERFORM pg_sleep(3); END IF; RETURN true; END $$; "
+                          "CREATE TABLE public.slow (id int PRIMARY KEY CHECK (public.pause(id))); "
+                          "INSERT INTO public.slow SELECT generate_series(1, 10);",
+                          target_->port()),
+              "shop")
+          .ok());
+  StartWriter();
+  const std::vector<std::string> migrate = {Binary(),   "migrate",
+                                            "--source", source_->ConnString("shop"),
+                                            "--target", target_->ConnString("postgres"),
+                                            "--dir",    dir_,
+                                            "--method", "replication",
+                                            "--jobs",   "2",
+                                            "--quiet"};
+  ASSERT_TRUE(RunAndKill(migrate, [this] {
+    Result<std::string> copying = target_->Sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"public\".\"slow\"%' "
+        "AND state = 'active'");
+    return copying.ok() && *copying != "0";
+  })) << "the copy of public.slow was never seen";
+  // The interrupted run's slot is there; the resumed run replaces it.
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
+  ProcessResult resumed = RunCli({Binary(), "migrate", "--resume", "--dir", dir_, "--quiet"});
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
+  ProcessResult cut =
+      RunCli({Binary(), "cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "60"});
+  StopWriter();
+  EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
+  EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM public.slow"), "10");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+}
+
+TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
+  Result<MigrationOutcome> migrated = Migrate(Options());
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  // The target stops applying: cutover waits for it, and is killed there.
+  ASSERT_TRUE(
+      target_
+          ->Sql("ALTER SUBSCRIPTION " + std::string("pgcourier_") + migrated->run_id + " DISABLE",
+                "shop")
+          .ok());
+  ASSERT_TRUE(
+      source_->Sql("INSERT INTO public.events VALUES (5000, 'during cutover')", "shop").ok());
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(RunAndKill({Binary(), "cutover", "--dir", dir_, "--timeout", "120", "--quiet"}, [&] {
+    return std::chrono::steady_clock::now() - started > std::chrono::seconds(2);
+  }));
+  ASSERT_TRUE(
+      target_
+          ->Sql("ALTER SUBSCRIPTION " + std::string("pgcourier_") + migrated->run_id + " ENABLE",
+                "shop")
+          .ok());
+  ProcessResult cut = RunCli({Binary(), "cutover", "--dir", dir_, "--timeout", "60", "--json"});
+  EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
+  EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 5000"), "during cutover");
+  EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
 }
 
 }  // namespace
