@@ -426,5 +426,74 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
 }
 
+// Neither side a superuser: a source user with REPLICATION that owns its
+// tables, and a PostgreSQL 17 target user with pg_create_subscription (whose
+// subscription must authenticate with a password).
+TEST(ReplicationNonSuperuserTest, ReplicationAndPgCreateSubscription) {
+  if (testing::PgBinDir(17).empty()) GTEST_SKIP() << "no PostgreSQL 17 here";
+  PgClusterOptions source_options;
+  source_options.settings = {"wal_level = logical", "max_replication_slots = 10",
+                             "max_wal_senders = 10"};
+  source_options.hba_lines = {"host all app 127.0.0.1/32 scram-sha-256",
+                              "host replication app 127.0.0.1/32 scram-sha-256"};
+  PgClusterOptions target_options;
+  target_options.major = 17;
+  target_options.hba_lines = {"host all mover 127.0.0.1/32 scram-sha-256"};
+  auto source = StartClusterOrFail(source_options);
+  auto target = StartClusterOrFail(target_options);
+  ASSERT_NE(source, nullptr);
+  ASSERT_NE(target, nullptr);
+  ASSERT_TRUE(source
+                  ->Sql("CREATE ROLE app LOGIN REPLICATION PASSWORD 'app-secret'; "
+                        "CREATE DATABASE shop OWNER app;")
+                  .ok());
+  ASSERT_TRUE(
+      source
+          ->Sql("SET ROLE app; CREATE TABLE public.items (id int PRIMARY KEY, v text); "
+                "INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 500) g;",
+                "shop")
+          .ok());
+  ASSERT_TRUE(target
+                  ->Sql("CREATE ROLE mover LOGIN CREATEDB PASSWORD 'mover-secret'; "
+                        "GRANT pg_create_subscription TO mover;")
+                  .ok());
+  const std::string dir = source->base_dir() + "/work";
+  MigrateOptions options;
+  options.check.source = source->ConnString("shop", "app", "app-secret");
+  options.check.target = target->ConnString("postgres", "mover", "mover-secret");
+  options.check.method = Method::kReplication;
+  options.check.jobs = 2;
+  options.check.connect_timeout = std::chrono::seconds(10);
+  options.work_dir = dir;
+  Result<MigrationOutcome> migrated = Migrate(options);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  std::string failed;
+  for (const auto& item : migrated->check.items) {
+    if (item.status == CheckStatus::kFail) failed += item.code + ": " + item.detail + "; ";
+  }
+  ASSERT_TRUE(migrated->checks_passed) << failed;
+  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_TRUE(
+      source->Sql("SET ROLE app; INSERT INTO public.items VALUES (501, 'late')", "shop").ok());
+  CutoverOptions cut;
+  cut.work_dir = dir;
+  cut.source = options.check.source;
+  cut.target = options.check.target;
+  cut.timeout = std::chrono::seconds(60);
+  Result<CutoverOutcome> cutover = Cutover(cut);
+  ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
+  ASSERT_EQ(cutover->databases.at(0).state, "done") << cutover->databases.at(0).error;
+  EXPECT_EQ(*target->Sql("SELECT count(*), max(id) FROM public.items", "shop"), "501|501");
+  EXPECT_EQ(*target->Sql("SELECT count(*) FROM pg_subscription"), "0");
+  EXPECT_EQ(*source->Sql("SELECT count(*) FROM pg_replication_slots"), "0");
+  // No password in the work directory's store.
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir);
+  ASSERT_TRUE(store.ok());
+  Result<std::optional<StoredRun>> run = (*store)->Run();
+  ASSERT_TRUE(run.ok() && run->has_value());
+  EXPECT_EQ((*run)->source.find("app-secret"), std::string::npos);
+  EXPECT_EQ((*run)->options_json.find("secret"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace pgcourier
