@@ -26,6 +26,7 @@ struct MigrateArgs {
   bool roles = false;
   bool no_role_passwords = false;
   bool resume = false;
+  bool replica_identity_full = false;
   std::string slice_size;
   bool quiet = false;
 };
@@ -37,7 +38,7 @@ int RunMigrate(const MigrateArgs& args) {
     // jobs and the tools may be given again.
     if (!args.filter.empty() || !args.server.databases.empty() ||
         !args.server.exclude_databases.empty() || args.preserve_owners || args.preserve_acl ||
-        args.roles || args.no_role_passwords) {
+        args.roles || args.no_role_passwords || args.replica_identity_full) {
       std::fprintf(stderr,
                    "pgcourier migrate: --resume continues the run recorded in %s with the "
                    "databases, filters and policies it was started with; leave those options "
@@ -59,6 +60,7 @@ int RunMigrate(const MigrateArgs& args) {
     options.split_bytes = *size;
   }
   options.roles = args.roles;
+  options.replica_identity_full = args.replica_identity_full;
   options.role_options.copy_passwords = !args.no_role_passwords;
   options.check.method = *ParseMethod(args.method);
   options.work_dir = args.dir;
@@ -115,6 +117,10 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--resume", args->resume,
                 "Continue the interrupted migration recorded in --dir: finished tables are "
                 "kept, unfinished ones copied again, nothing twice");
+  cmd->add_flag("--replica-identity-full", args->replica_identity_full,
+                "Replication method: set REPLICA IDENTITY FULL on the source's tables without "
+                "a primary key, so they replicate too (this changes the source; without it "
+                "they are copied again at cutover)");
   cmd->add_option("--slice-size", args->slice_size,
                   "Tables over 1.5 times this size are copied in slices, in parallel "
                   "(default 256MB)");

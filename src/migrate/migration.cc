@@ -73,6 +73,7 @@ json OptionsToJson(const MigrateOptions& o) {
           {"preserve_acl", o.policy.preserve_acl},
           {"roles", o.roles},
           {"copy_passwords", o.role_options.copy_passwords},
+          {"replica_identity_full", o.replica_identity_full},
           {"split_bytes", o.split_bytes}};
 }
 
@@ -103,6 +104,7 @@ Status OptionsFromJson(const std::string& text, MigrateOptions& o) {
   o.policy.preserve_acl = j.value("preserve_acl", false);
   o.roles = j.value("roles", false);
   o.role_options.copy_passwords = j.value("copy_passwords", true);
+  o.replica_identity_full = j.value("replica_identity_full", false);
   o.split_bytes = j.value("split_bytes", o.split_bytes);
   return Status::Ok();
 }
@@ -336,6 +338,19 @@ Status DatabaseMigration::TakeSnapshot() {
     if (!now.ok()) return now.status();
     std::vector<std::string> published;
     for (const auto& t : now->tables) {
+      if (!t.replicable && !t.unlogged && options_.replica_identity_full) {
+        Status full =
+            (*holder)->Run("ALTER TABLE ONLY " + t.QualifiedName() + " REPLICA IDENTITY FULL");
+        if (!full.ok()) {
+          return full.WithContext("setting REPLICA IDENTITY FULL on " + t.Display())
+              .WithHint(
+                  "the source user must own the table; or leave out --replica-identity-full "
+                  "(the table is then copied again at cutover)");
+        }
+        Progress("snapshot", t.Display() + ": REPLICA IDENTITY FULL set on the source");
+        published.push_back(t.QualifiedName());
+        continue;
+      }
       if (t.replicable) published.push_back(t.QualifiedName());
     }
     Result<std::string> id =

@@ -43,6 +43,11 @@ struct MigrateOptions {
   // per database against the source at the snapshot, so that pg_dump, the
   // copy and the verification leave out exactly the same objects.
   ObjectFilter filter;
+  // Replication method: set REPLICA IDENTITY FULL on the source's tables
+  // that have no primary key or replica identity, so that they are
+  // replicated too (instead of copied again at cutover). Changes the source:
+  // only when asked.
+  bool replica_identity_full = false;
   // Create the source's roles missing on the target first (roles/role_copy.h).
   bool roles = false;
   RoleCopyOptions role_options;
@@ -128,7 +133,7 @@ struct CutoverDatabase {
   // From the moment writes were stopped (or the cutover began, when the
   // user stopped them) to the end.
   double writes_stopped_seconds = 0;
-  std::string undo;  // how to make the source writable again, when stopped
+  std::string undo;             // how to make the source writable again, when stopped
   int64_t tables_recopied = 0;  // left out of replication, copied again
   int64_t sequences = 0;
   std::vector<std::string> removed;  // replication objects dropped

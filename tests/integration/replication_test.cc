@@ -293,6 +293,28 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   EXPECT_TRUE(cleaned->removed.empty()) << "idempotent";
 }
 
+TEST_F(ReplicationTest, ReplicaIdentityFullOnlyWhenAsked) {
+  MigrateOptions options = Options();
+  options.replica_identity_full = true;
+  Result<MigrationOutcome> migrated = Migrate(options);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  EXPECT_EQ(OnSource("SELECT relreplident FROM pg_class WHERE oid = 'public.no_pk'::regclass"),
+            "f");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "1");
+  // Its UPDATEs keep working on the source, and replicate.
+  ASSERT_TRUE(source_->Sql("UPDATE public.no_pk SET v = v || '!' WHERE v = 'row 7'", "shop").ok());
+  CutoverOptions cut;
+  cut.work_dir = dir_;
+  cut.timeout = std::chrono::seconds(60);
+  Result<CutoverOutcome> cutover = Cutover(cut);
+  ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
+  ASSERT_EQ(cutover->databases.at(0).state, "done") << cutover->databases.at(0).error;
+  EXPECT_EQ(cutover->databases.at(0).tables_recopied, 0);
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM public.no_pk WHERE v = 'row 7!'"), "1");
+  EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
+}
+
 TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {
   // A source without wal_level = logical: --method replication fails the
   // checks with the reason; nothing is touched.
