@@ -20,8 +20,7 @@ class ExportedSnapshot {
   // Takes over `conn`, whose transaction already exported snapshot `id`
   // (see replication/replication.h: the slot's snapshot, imported and
   // exported again).
-  static std::unique_ptr<ExportedSnapshot> Adopt(std::unique_ptr<Connection> conn,
-                                                 std::string id) {
+  static std::unique_ptr<ExportedSnapshot> Adopt(std::unique_ptr<Connection> conn, std::string id) {
     return std::unique_ptr<ExportedSnapshot>(new ExportedSnapshot(std::move(conn), std::move(id)));
   }
 
