@@ -1282,15 +1282,44 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
   return Status::Ok();
 }
 
-// The run recorded in an open store, with its options.
-Result<StoredRun> RecordedRun(StateStore& store, const std::string& work_dir) {
-  Result<std::optional<StoredRun>> run = store.Run();
+// A recorded migration opened for a command that continues it (cutover,
+// cleanup): its store (locked), run, servers and databases.
+struct RecordedMigration {
+  std::unique_ptr<StateStore> store;
+  StoredRun run;
+  std::string source_text;  // as given again, or as recorded
+  std::string target_text;
+  ConnInfo source;
+  ConnInfo target;
+  std::vector<StoredDatabase> databases;
+};
+
+Result<RecordedMigration> OpenRecorded(const std::string& work_dir, const std::string& source,
+                                       const std::string& target) {
+  RecordedMigration m;
+  Result<std::unique_ptr<StateStore>> opened = StateStore::OpenForRun(work_dir);
+  if (!opened.ok()) return opened.status();
+  m.store = std::move(*opened);
+  Result<std::optional<StoredRun>> run = m.store->Run();
   if (!run.ok()) return run.status();
   if (!*run) {
     return Status(StatusCode::kInvalidArgument, "there is no migration in " + work_dir,
                   "start one with pgcourier migrate --dir " + work_dir);
   }
-  return **run;
+  m.run = **run;
+  m.source_text = source;
+  m.target_text = target;
+  PGC_RETURN_IF_ERROR(ResolveServers(m.run, work_dir, m.source_text, m.target_text));
+  Result<ConnInfo> s = ConnInfo::Parse(m.source_text);
+  if (!s.ok()) return s.status();
+  Result<ConnInfo> t = ConnInfo::Parse(m.target_text);
+  if (!t.ok()) return t.status();
+  m.source = std::move(*s);
+  m.target = std::move(*t);
+  Result<std::vector<StoredDatabase>> dbs = m.store->Databases();
+  if (!dbs.ok()) return dbs.status();
+  m.databases = std::move(*dbs);
+  return m;
 }
 
 }  // namespace
@@ -1303,28 +1332,22 @@ bool CutoverOutcome::ok() const {
 }
 
 Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
-  Result<std::unique_ptr<StateStore>> opened = StateStore::OpenForRun(co.work_dir);
-  if (!opened.ok()) return opened.status();
-  StateStore& store = **opened;
-  Result<StoredRun> run = RecordedRun(store, co.work_dir);
-  if (!run.ok()) return run.status();
+  Result<RecordedMigration> recorded = OpenRecorded(co.work_dir, co.source, co.target);
+  if (!recorded.ok()) return recorded.status();
+  StateStore& store = *recorded->store;
+  const StoredRun* run = &recorded->run;
+  const std::vector<StoredDatabase>* dbs = &recorded->databases;
+  const ConnInfo* source = &recorded->source;
+  const ConnInfo* target = &recorded->target;
   MigrateOptions options;
-  options.check.source = co.source;
-  options.check.target = co.target;
-  PGC_RETURN_IF_ERROR(
-      ResolveServers(*run, co.work_dir, options.check.source, options.check.target));
   PGC_RETURN_IF_ERROR(OptionsFromJson(run->options_json, options));
+  options.check.source = recorded->source_text;
+  options.check.target = recorded->target_text;
   options.work_dir = co.work_dir;
   options.check.jobs = co.jobs;
   options.check.connect_timeout = co.connect_timeout;
   options.check.cancel = co.cancel;
   options.on_progress = co.on_progress;
-  Result<ConnInfo> source = ConnInfo::Parse(options.check.source);
-  Result<ConnInfo> target = ConnInfo::Parse(options.check.target);
-  if (!source.ok()) return source.status();
-  if (!target.ok()) return target.status();
-  Result<std::vector<StoredDatabase>> dbs = store.Databases();
-  if (!dbs.ok()) return dbs.status();
 
   CutoverOutcome outcome;
   CheckReport no_check;
@@ -1384,20 +1407,13 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
 }
 
 Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
-  Result<std::unique_ptr<StateStore>> opened = StateStore::OpenForRun(co.work_dir);
-  if (!opened.ok()) return opened.status();
-  StateStore& store = **opened;
-  Result<StoredRun> run = RecordedRun(store, co.work_dir);
-  if (!run.ok()) return run.status();
-  std::string source_text = co.source;
-  std::string target_text = co.target;
-  PGC_RETURN_IF_ERROR(ResolveServers(*run, co.work_dir, source_text, target_text));
-  Result<ConnInfo> source = ConnInfo::Parse(source_text);
-  Result<ConnInfo> target = ConnInfo::Parse(target_text);
-  if (!source.ok()) return source.status();
-  if (!target.ok()) return target.status();
-  Result<std::vector<StoredDatabase>> dbs = store.Databases();
-  if (!dbs.ok()) return dbs.status();
+  Result<RecordedMigration> recorded = OpenRecorded(co.work_dir, co.source, co.target);
+  if (!recorded.ok()) return recorded.status();
+  StateStore& store = *recorded->store;
+  const StoredRun* run = &recorded->run;
+  const std::vector<StoredDatabase>* dbs = &recorded->databases;
+  const ConnInfo* source = &recorded->source;
+  const ConnInfo* target = &recorded->target;
   CleanupOutcome outcome;
   ConnectOptions connect;
   connect.total_timeout = co.connect_timeout;

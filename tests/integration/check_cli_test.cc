@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "cli_binary.h"
 #include "pg_cluster.h"
 #include "util/process.h"
 
@@ -17,14 +18,9 @@ using testing::PgCluster;
 using testing::PgClusterOptions;
 using testing::StartClusterOrFail;
 
-std::string Binary() {
-  const char* path = std::getenv("PGCOURIER_BINARY");
-  return path != nullptr ? path : "pgcourier";
-}
-
 ProcessResult RunCli(const std::vector<std::string>& args,
                      const std::map<std::string, std::string>& env = {}) {
-  std::vector<std::string> argv = {Binary()};
+  std::vector<std::string> argv = {testing::PgcourierBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
   ProcessOptions options;
   options.env = env;

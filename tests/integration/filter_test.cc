@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "cli_binary.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "util/process.h"
@@ -390,16 +391,11 @@ TEST_F(VerifyFilterTest, IncludedSchemasOnly) {
       << v.status().ToString();
 }
 
-std::string Binary() {
-  const char* path = std::getenv("PGCOURIER_BINARY");
-  return path != nullptr ? path : "pgcourier";
-}
-
 TEST_F(VerifyFilterTest, CommandLineOptions) {
   auto run = [&](std::vector<std::string> extra) {
-    std::vector<std::string> argv = {Binary(),   "verify",
-                                     "--source", ClusterConn(*source_, "shop"),
-                                     "--target", ClusterConn(*target_, "shop")};
+    std::vector<std::string> argv = {
+        testing::PgcourierBinary(),    "verify",   "--source",
+        ClusterConn(*source_, "shop"), "--target", ClusterConn(*target_, "shop")};
     argv.insert(argv.end(), extra.begin(), extra.end());
     ProcessOptions options;
     options.timeout = std::chrono::minutes(2);

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "cli_binary.h"
 #include "migrate/migration.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
@@ -336,11 +337,6 @@ TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_database WHERE datname = 'shop'", "postgres"), "0");
 }
 
-std::string Binary() {
-  const char* path = std::getenv("PGCOURIER_BINARY");
-  return path != nullptr ? path : "pgcourier";
-}
-
 // Runs the CLI with `args` and kills it with SIGKILL once `when` holds
 // (polled every 20 ms); returns whether it was killed.
 bool RunAndKill(const std::vector<std::string>& args, const std::function<bool()>& when) {
@@ -390,12 +386,18 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
               "shop")
           .ok());
   StartWriter();
-  const std::vector<std::string> migrate = {Binary(),   "migrate",
-                                            "--source", source_->ConnString("shop"),
-                                            "--target", target_->ConnString("postgres"),
-                                            "--dir",    dir_,
-                                            "--method", "replication",
-                                            "--jobs",   "2",
+  const std::vector<std::string> migrate = {testing::PgcourierBinary(),
+                                            "migrate",
+                                            "--source",
+                                            source_->ConnString("shop"),
+                                            "--target",
+                                            target_->ConnString("postgres"),
+                                            "--dir",
+                                            dir_,
+                                            "--method",
+                                            "replication",
+                                            "--jobs",
+                                            "2",
                                             "--quiet"};
   ASSERT_TRUE(RunAndKill(migrate, [this] {
     Result<std::string> copying = target_->Sql(
@@ -405,12 +407,13 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
   })) << "the copy of public.slow was never seen";
   // The interrupted run's slot is there; the resumed run replaces it.
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
-  ProcessResult resumed = RunCli({Binary(), "migrate", "--resume", "--dir", dir_, "--quiet"});
+  ProcessResult resumed =
+      RunCli({testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_, "--quiet"});
   EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
-  ProcessResult cut =
-      RunCli({Binary(), "cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "60"});
+  ProcessResult cut = RunCli({testing::PgcourierBinary(), "cutover", "--dir", dir_,
+                              "--stop-source-writes", "--timeout", "60"});
   StopWriter();
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
@@ -433,15 +436,16 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   ASSERT_TRUE(
       source_->Sql("INSERT INTO public.events VALUES (5000, 'during cutover')", "shop").ok());
   const auto started = std::chrono::steady_clock::now();
-  ASSERT_TRUE(RunAndKill({Binary(), "cutover", "--dir", dir_, "--timeout", "120", "--quiet"}, [&] {
-    return std::chrono::steady_clock::now() - started > std::chrono::seconds(2);
-  }));
+  ASSERT_TRUE(RunAndKill(
+      {testing::PgcourierBinary(), "cutover", "--dir", dir_, "--timeout", "120", "--quiet"},
+      [&] { return std::chrono::steady_clock::now() - started > std::chrono::seconds(2); }));
   ASSERT_TRUE(
       target_
           ->Sql("ALTER SUBSCRIPTION " + std::string("pgcourier_") + migrated->run_id + " ENABLE",
                 "shop")
           .ok());
-  ProcessResult cut = RunCli({Binary(), "cutover", "--dir", dir_, "--timeout", "60", "--json"});
+  ProcessResult cut =
+      RunCli({testing::PgcourierBinary(), "cutover", "--dir", dir_, "--timeout", "60", "--json"});
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 5000"), "during cutover");
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));

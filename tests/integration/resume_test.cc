@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "cli_binary.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "state/store.h"
@@ -25,11 +26,6 @@ namespace {
 
 using testing::PgCluster;
 using testing::StartClusterOrFail;
-
-std::string Binary() {
-  const char* path = std::getenv("PGCOURIER_BINARY");
-  return path != nullptr ? path : "pgcourier";
-}
 
 // A database with one table big enough to be sliced, an index that takes
 // seconds to build (its expression sleeps on one row), foreign keys
@@ -87,7 +83,7 @@ std::vector<pid_t> PgcourierPids(const std::string& dir) {
         start = i + 1;
       }
     }
-    if (args.empty() || args[0] != Binary()) continue;
+    if (args.empty() || args[0] != testing::PgcourierBinary()) continue;
     for (const auto& a : args) {
       if (a == dir) pids.push_back(static_cast<pid_t>(std::stol(name)));
     }
@@ -113,10 +109,19 @@ class ResumeTest : public ::testing::Test {
     std::string source = cluster_
                              ? fmt::format("host=127.0.0.1 port={} user=postgres", source_->port())
                              : source_->ConnString("shop");
-    return {
-        Binary(), "migrate", "--source", source, "--target",     target_->ConnString("postgres"),
-        "--dir",  dir_,      "--jobs",   "2",    "--slice-size", "4MB",
-        "--quiet"};
+    return {testing::PgcourierBinary(),
+            "migrate",
+            "--source",
+            source,
+            "--target",
+            target_->ConnString("postgres"),
+            "--dir",
+            dir_,
+            "--jobs",
+            "2",
+            "--slice-size",
+            "4MB",
+            "--quiet"};
   }
 
   // Runs `migrate` and kills it with SIGKILL as soon as `when` holds
@@ -170,7 +175,8 @@ class ResumeTest : public ::testing::Test {
         recorded = run.ok() && run->has_value();
       }
     }
-    std::vector<std::string> args = {Binary(), "migrate", "--resume", "--dir", dir_, "--quiet"};
+    std::vector<std::string> args = {
+        testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_, "--quiet"};
     if (!recorded) {
       EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_database WHERE datname = 'shop'"), "0")
           << "a run that recorded nothing touched nothing";

@@ -9,19 +9,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli_binary.h"
 #include "state/store.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
-std::string Binary() {
-  const char* path = std::getenv("PGCOURIER_BINARY");
-  return path != nullptr ? path : "pgcourier";
-}
-
 ProcessResult RunCli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {Binary()};
+  std::vector<std::string> argv = {testing::PgcourierBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
   ProcessOptions options;
   options.timeout = std::chrono::minutes(1);

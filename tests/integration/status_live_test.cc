@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli_binary.h"
 #include "pg_cluster.h"
 #include "util/process.h"
 
@@ -17,16 +18,11 @@ namespace {
 
 using testing::StartClusterOrFail;
 
-std::string Binary() {
-  const char* path = std::getenv("PGCOURIER_BINARY");
-  return path != nullptr ? path : "pgcourier";
-}
-
 nlohmann::json Status(const std::string& dir, int* exit_code = nullptr) {
   ProcessOptions options;
   options.timeout = std::chrono::seconds(30);
-  Result<ProcessResult> ran =
-      RunProcess({Binary(), "status", "--dir", dir, "--json", "--tables"}, options);
+  Result<ProcessResult> ran = RunProcess(
+      {testing::PgcourierBinary(), "status", "--dir", dir, "--json", "--tables"}, options);
   EXPECT_TRUE(ran.ok()) << ran.status().ToString();
   if (!ran.ok()) return nullptr;
   if (exit_code != nullptr) *exit_code = ran->exit_code;
@@ -63,9 +59,10 @@ TEST(StatusLiveTest, WhileRunningAndAfterTheEnd) {
   std::thread run([&] {
     ProcessOptions options;
     options.timeout = std::chrono::minutes(2);
-    migrated = RunProcess({Binary(), "migrate", "--source", source->ConnString("slow"), "--target",
-                           target->ConnString("postgres"), "--dir", dir, "--quiet"},
-                          options);
+    migrated =
+        RunProcess({testing::PgcourierBinary(), "migrate", "--source", source->ConnString("slow"),
+                    "--target", target->ConnString("postgres"), "--dir", dir, "--quiet"},
+                   options);
     ended = true;
   });
   bool seen_copying = false;
@@ -108,8 +105,8 @@ TEST(StatusLiveTest, AfterAFailureWithTheError) {
   ProcessOptions options;
   options.timeout = std::chrono::minutes(2);
   Result<ProcessResult> migrated =
-      RunProcess({Binary(), "migrate", "--source", source->ConnString("slow"), "--target",
-                  target->ConnString("postgres"), "--dir", dir, "--quiet"},
+      RunProcess({testing::PgcourierBinary(), "migrate", "--source", source->ConnString("slow"),
+                  "--target", target->ConnString("postgres"), "--dir", dir, "--quiet"},
                  options);
   ASSERT_TRUE(migrated.ok());
   EXPECT_EQ(migrated->exit_code, 1) << migrated->err;
