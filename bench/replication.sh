@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# pgcourier's replication benchmark: under a steady pgbench load on the
+# source, how fast the target catches up after the bulk copy, and how long
+# `pgcourier cutover --stop-source-writes` keeps writes stopped.
+#
+#   bench/replication.sh [--scale N] [--rate TPS] [--jobs N] [--no-build]
+#
+#   --scale N    pgbench scale of the source database (default 10)
+#   --rate TPS   pgbench's rate limit during the whole run (default 500)
+#   --jobs N     pgcourier --jobs (default 2)
+#   --no-build   use build-bench/pgcourier as it is
+#
+# Two throwaway PostgreSQL 15 servers on 127.0.0.1 (the source with
+# wal_level = logical) in a temporary directory under /var/tmp, removed at
+# the end. Results go to bench/results/<date>-replication-scale<N>.json.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$(pwd)"
+# shellcheck source=scripts/pg-bindirs.sh
+source scripts/pg-bindirs.sh
+
+scale=10
+rate=500
+jobs=2
+build=1
+while (($# > 0)); do
+  case "$1" in
+    --scale) scale="${2:?--scale needs a value}"; shift ;;
+    --rate) rate="${2:?--rate needs a value}"; shift ;;
+    --jobs) jobs="${2:?--jobs needs a value}"; shift ;;
+    --no-build) build=0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+    *) echo "bench/replication.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+for value in "${scale}" "${rate}" "${jobs}"; do
+  [[ "${value}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/replication.sh: ${value} is not a positive integer" >&2; exit 2; }
+done
+
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE PGOPTIONS
+bindir="$(pgc_bindir 15)"
+[[ -n "${bindir}" ]] || { echo "bench/replication.sh: no PostgreSQL 15 (run scripts/setup.sh)" >&2; exit 1; }
+pgcourier="${repo}/build-bench/pgcourier"
+if ((build)); then
+  bash scripts/build.sh build-bench >/tmp/pgcourier-bench-build.log 2>&1 ||
+    { tail -n 30 /tmp/pgcourier-bench-build.log >&2; exit 1; }
+fi
+if [[ "$(id -u)" -eq 0 ]]; then as_server_user() { runuser -u postgres -- "$@"; }; else as_server_user() { "$@"; }; fi
+
+tmp="$(mktemp -d /var/tmp/pgcourier-replbench.XXXXXX)"
+chmod 755 "${tmp}"
+[[ "$(id -u)" -ne 0 ]] || chown postgres: "${tmp}"
+pgbench_pid=""
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+  [[ -z "${pgbench_pid}" ]] || kill "${pgbench_pid}" 2>/dev/null || true
+  local d
+  for d in source target; do
+    [[ -f "${tmp}/${d}/postmaster.pid" ]] &&
+      as_server_user "${bindir}/pg_ctl" -D "${tmp}/${d}" -m immediate stop >/dev/null 2>&1 || true
+  done
+  rm -rf "${tmp}"
+}
+trap cleanup EXIT
+
+read -r source_port target_port < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+
+start() {  # NAME PORT SETTINGS...
+  local name="$1" port="$2"
+  shift 2
+  as_server_user "${bindir}/initdb" -D "${tmp}/${name}" -A trust -U postgres --locale=C >/dev/null
+  printf '%s\n' "listen_addresses = '127.0.0.1'" "port = ${port}" \
+    "unix_socket_directories = '${tmp}'" "shared_buffers = 512MB" "max_wal_size = 4GB" "$@" \
+    >>"${tmp}/${name}/postgresql.conf"
+  as_server_user "${bindir}/pg_ctl" -D "${tmp}/${name}" -w -l "${tmp}/${name}.log" start >/dev/null
+}
+start source "${source_port}" "wal_level = logical" "max_replication_slots = 10" "max_wal_senders = 10"
+start target "${target_port}"
+src="postgresql://postgres@127.0.0.1:${source_port}"
+tgt="postgresql://postgres@127.0.0.1:${target_port}"
+psql() { "${bindir}/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+now() { date +%s.%N; }
+since() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$1"; }
+
+echo "==> pgbench -i -s ${scale} on the source"
+psql -d "${src}/postgres" -c "CREATE DATABASE bench"
+"${bindir}/pgbench" -i -q -s "${scale}" --foreign-keys "${src}/bench" >/dev/null 2>&1
+
+echo "==> pgbench -R ${rate} on the source, for the whole run"
+"${bindir}/pgbench" -n -c 4 -j 2 -R "${rate}" -T 3600 -P 10 "${src}/bench" >"${tmp}/pgbench.log" 2>&1 &
+pgbench_pid=$!
+sleep 5
+
+echo "==> pgcourier migrate --method replication --jobs ${jobs}"
+started="$(now)"
+"${pgcourier}" migrate --source "${src}/bench" --target "${tgt}/bench" --method replication \
+  --jobs "${jobs}" --dir "${tmp}/work" --quiet --json >"${tmp}/migrate.json"
+migrate_s="$(since "${started}")"
+echo "    bulk copy verified and replicating after ${migrate_s} s"
+
+# Catch-up: from the end of migrate until the target is in sync (every table
+# ready) and less than 1 MB behind, sampling the lag every 0.2 s.
+lag_at_start=""
+caught_up=""
+catchup_started="$(now)"
+for _ in $(seq 1 600); do
+  "${pgcourier}" status --dir "${tmp}/work" --json >"${tmp}/status.json" || true
+  read -r in_sync lag < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["databases"][0].get("replication") or {}
+lag = d.get("lag_bytes", -1)
+print("yes" if d.get("in_sync") and 0 <= lag < (1 << 20) else "no", lag)' "${tmp}/status.json")
+  [[ -n "${lag_at_start}" ]] || lag_at_start="${lag}"
+  if [[ "${in_sync}" == yes ]]; then caught_up="$(since "${catchup_started}")"; break; fi
+  sleep 0.2
+done
+[[ -n "${caught_up}" ]] || { echo "bench/replication.sh: the target never caught up" >&2; exit 1; }
+echo "    in sync ${caught_up} s later (lag when migrate returned: ${lag_at_start} bytes)"
+
+# Replication under load for a while, then the cutover.
+sleep 20
+tps="$(grep -o '[0-9.]* tps' "${tmp}/pgbench.log" | tail -n 1 | cut -d ' ' -f 1 || true)"
+xacts_before="$(psql -At -d "${src}/bench" -c "SELECT count(*) FROM pgbench_history")"
+echo "==> pgcourier cutover --stop-source-writes (pgbench still running)"
+started="$(now)"
+"${pgcourier}" cutover --dir "${tmp}/work" --stop-source-writes --json --quiet >"${tmp}/cutover.json"
+cutover_s="$(since "${started}")"
+kill "${pgbench_pid}" 2>/dev/null || true
+wait "${pgbench_pid}" 2>/dev/null || true
+pgbench_pid=""
+read -r stopped verified < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["databases"][0]
+stopped = d["writes_stopped_seconds"]
+print(f"{stopped:.2f}", "yes" if d["status"] == "done" else "no")' "${tmp}/cutover.json")
+rows_target="$(psql -At -d "${tgt}/bench" -c "SELECT count(*) FROM pgbench_history")"
+rows_source="$(psql -At -d "${src}/bench" -c "SELECT count(*) FROM pgbench_history")"
+echo "    cutover ${cutover_s} s, writes stopped ${stopped} s, verified ${verified}"
+echo "    pgbench_history: source ${rows_source} rows, target ${rows_target} rows (${xacts_before} before the cutover)"
+
+mkdir -p bench/results
+out="bench/results/$(date -u +%Y-%m-%d)-replication-scale${scale}.json"
+[[ ! -e "${out}" ]] || out="${out%.json}-$(date -u +%H%M).json"
+python3 - "${out}" <<PY
+import json, sys
+json.dump({
+  "format": "pgcourier.bench.replication/1",
+  "command": "bench/replication.sh --scale ${scale} --rate ${rate} --jobs ${jobs}",
+  "commit": "$(git rev-parse --short HEAD)",
+  "pgbench_rate_limit_tps": ${rate},
+  "pgbench_tps_last_report": "${tps}",
+  "migrate_seconds": ${migrate_s},
+  "lag_bytes_when_migrate_returned": ${lag_at_start:-0},
+  "catch_up_seconds": ${caught_up},
+  "catch_up_bytes_per_second": round(${lag_at_start:-0} / max(${caught_up}, 0.5)),
+  "cutover_seconds": ${cutover_s},
+  "writes_stopped_seconds": ${stopped},
+  "verified": "${verified}" == "yes",
+  "history_rows_source": ${rows_source},
+  "history_rows_target": ${rows_target},
+}, open(sys.argv[1], "w"), indent=2)
+PY
+echo "results: ${out}"
+[[ "${verified}" == yes && "${rows_source}" == "${rows_target}" ]]
