@@ -57,10 +57,9 @@ Status CreateProgressMarks(Connection& target, Deadline deadline) {
 Result<std::map<std::string, ProgressMark>> ReadProgressMarks(Connection& target,
                                                               Deadline deadline) {
   std::map<std::string, ProgressMark> marks;
-  Result<QueryResult> exists = target.ExecParams(
-      "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", {kProgressSchema}, deadline);
+  Result<bool> exists = ProgressMarksExist(target, deadline);
   if (!exists.ok()) return exists.status();
-  if (exists->rows() == 0) return marks;
+  if (!*exists) return marks;
   Result<QueryResult> rows =
       target.Exec("SELECT step, object, parts, rows, bytes FROM " + Table(), deadline);
   if (!rows.ok()) return rows.status().WithContext("reading the progress marks");

@@ -34,7 +34,8 @@ struct ProgressMark {
   int64_t bytes = 0;
 };
 
-// The marks committed so far, by step; empty when the schema does not exist.
+// The marks committed so far, by step; empty when the schema does not exist
+// (an error when it is not pgcourier's, as in ProgressMarksExist).
 Result<std::map<std::string, ProgressMark>> ReadProgressMarks(
     Connection& target, Deadline deadline = Deadline::Never());
 

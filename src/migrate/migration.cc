@@ -209,6 +209,7 @@ class DatabaseMigration {
   Status StartOver();
   Status TakeSnapshot();
   Status CreateTargetDatabase();
+  RestoreListFilter RestoreFilter() const;
   Status RestorePreData();
   Status PlanSlices();
   Status PlanBlockSlices(const TableToCopy& table, int64_t count, std::vector<Slice>& slices);
@@ -492,8 +493,9 @@ Status DatabaseMigration::CreateTargetDatabase() {
   return Status::Ok();
 }
 
-Status DatabaseMigration::RestorePreData() {
-  PGC_RETURN_IF_ERROR(DumpSchema(tools_, source_db_, snapshot_->id(), filtered_, archive_));
+// What the restore leaves out: provider-only extensions, and the indexes and
+// constraints that the data phase builds itself.
+RestoreListFilter DatabaseMigration::RestoreFilter() const {
   RestoreListFilter filter;
   filter.extensions = ProviderOnlyExtensions();
   for (const auto& table : catalog_.tables) {
@@ -502,7 +504,14 @@ Status DatabaseMigration::RestorePreData() {
       if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
     }
   }
-  Result<int> kept = WriteRestoreList(tools_, archive_, filter, list_);
+  return filter;
+}
+
+Status DatabaseMigration::RestorePreData() {
+  PGC_RETURN_IF_ERROR(DumpSchema(tools_, source_db_, snapshot_->id(), filtered_, archive_));
+  Result<std::string> listed = ListArchive(tools_, archive_);
+  if (!listed.ok()) return listed.status();
+  Result<int> kept = WriteRestoreList(*listed, RestoreFilter(), list_);
   if (!kept.ok()) return kept.status();
   PGC_RETURN_IF_ERROR(
       RestoreSection(tools_, target_db_, archive_, list_, "pre-data", 1, options_.policy));
@@ -937,16 +946,9 @@ Status DatabaseMigration::PostData() {
         FindPresentObjects(snapshot_->conn(), **target, ParseArchiveList(*listed));
     if (!present.ok()) return present.status();
     if (!present->empty()) {
-      RestoreListFilter filter;
-      filter.extensions = ProviderOnlyExtensions();
-      for (const auto& table : catalog_.tables) {
-        for (const auto& index : table.indexes) {
-          filter.index_oids.insert(index.index_oid);
-          if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
-        }
-      }
+      RestoreListFilter filter = RestoreFilter();
       filter.present = std::move(*present);
-      Result<int> kept = WriteRestoreList(tools_, archive_, filter, list_);
+      Result<int> kept = WriteRestoreList(*listed, filter, list_);
       if (!kept.ok()) return kept.status();
     }
   }
@@ -1237,7 +1239,9 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
       co.cancel));
   Progress("cutover", "the target has applied every change up to " + lsn);
 
-  // What replication does not carry, read at a snapshot taken now.
+  // What replication does not carry, read at a snapshot taken now. From
+  // here on the database is treated as a plain copy: the snapshot needs no
+  // slot, and the verification compares sequences too (the source is quiet).
   replication_ = false;
   PGC_RETURN_IF_ERROR(TakeSnapshot());
   PGC_RETURN_IF_ERROR(SetSequences());
@@ -1334,15 +1338,11 @@ bool CutoverOutcome::ok() const {
 Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
   Result<RecordedMigration> recorded = OpenRecorded(co.work_dir, co.source, co.target);
   if (!recorded.ok()) return recorded.status();
-  StateStore& store = *recorded->store;
-  const StoredRun* run = &recorded->run;
-  const std::vector<StoredDatabase>* dbs = &recorded->databases;
-  const ConnInfo* source = &recorded->source;
-  const ConnInfo* target = &recorded->target;
+  RecordedMigration& m = *recorded;
   MigrateOptions options;
-  PGC_RETURN_IF_ERROR(OptionsFromJson(run->options_json, options));
-  options.check.source = recorded->source_text;
-  options.check.target = recorded->target_text;
+  PGC_RETURN_IF_ERROR(OptionsFromJson(m.run.options_json, options));
+  options.check.source = m.source_text;
+  options.check.target = m.target_text;
   options.work_dir = co.work_dir;
   options.check.jobs = co.jobs;
   options.check.connect_timeout = co.connect_timeout;
@@ -1353,8 +1353,8 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
   CheckReport no_check;
   WorkPool pool(1);
   bool any = false;
-  for (size_t i = 0; i < dbs->size(); ++i) {
-    const StoredDatabase& stored = (*dbs)[i];
+  for (size_t i = 0; i < m.databases.size(); ++i) {
+    const StoredDatabase& stored = m.databases[i];
     CutoverDatabase out;
     out.name = stored.name;
     out.target_name = stored.target_name;
@@ -1370,9 +1370,9 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
     db.name = stored.name;
     db.target_name = stored.target_name;
     db.method = "replication";
-    DatabaseRecord record(store, stored);
-    DatabaseMigration migration(options, *source, *target, no_check, pool, record, db,
-                                NamesFor(run->id, static_cast<int>(i)));
+    DatabaseRecord record(*m.store, stored);
+    DatabaseMigration migration(options, m.source, m.target, no_check, pool, record, db,
+                                NamesFor(m.run.id, static_cast<int>(i)));
     record.Update([](StoredDatabase& d) { d.state = "cutover"; });
     Status status = migration.Cutover(co, out);
     if (status.ok()) {
@@ -1398,36 +1398,32 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
                   "see pgcourier status --dir " + co.work_dir);
   }
   bool all_done = true;
-  Result<std::vector<StoredDatabase>> after = store.Databases();
+  Result<std::vector<StoredDatabase>> after = m.store->Databases();
   if (after.ok()) {
     for (const auto& d : *after) all_done = all_done && d.state == "done";
   }
-  (void)store.FinishRun(all_done ? "done" : "syncing", "");
+  (void)m.store->FinishRun(all_done ? "done" : "syncing", "");
   return outcome;
 }
 
 Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
   Result<RecordedMigration> recorded = OpenRecorded(co.work_dir, co.source, co.target);
   if (!recorded.ok()) return recorded.status();
-  StateStore& store = *recorded->store;
-  const StoredRun* run = &recorded->run;
-  const std::vector<StoredDatabase>* dbs = &recorded->databases;
-  const ConnInfo* source = &recorded->source;
-  const ConnInfo* target = &recorded->target;
+  RecordedMigration& m = *recorded;
   CleanupOutcome outcome;
   ConnectOptions connect;
   connect.total_timeout = co.connect_timeout;
   connect.cancel = co.cancel;
-  for (size_t i = 0; i < dbs->size(); ++i) {
-    const StoredDatabase& db = (*dbs)[i];
+  for (size_t i = 0; i < m.databases.size(); ++i) {
+    const StoredDatabase& db = m.databases[i];
     if (db.method != "replication") continue;
-    const ReplicationNames names = NamesFor(run->id, static_cast<int>(i));
+    const ReplicationNames names = NamesFor(m.run.id, static_cast<int>(i));
     connect.role = "source";
     Result<std::unique_ptr<Connection>> src =
-        Connection::Connect(source->WithDatabase(db.name), connect);
+        Connection::Connect(m.source.WithDatabase(db.name), connect);
     connect.role = "target";
     Result<std::unique_ptr<Connection>> dst =
-        Connection::Connect(target->WithDatabase(db.target_name), connect);
+        Connection::Connect(m.target.WithDatabase(db.target_name), connect);
     if (!dst.ok() && dst.status().code() != StatusCode::kNotFound &&
         dst.status().sqlstate() != "3D000") {
       outcome.problems.push_back(db.target_name + " on the target: " + dst.status().message() +
@@ -1448,12 +1444,10 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
     }
     for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
     if (src.ok() && dst.ok() && (db.state == "syncing" || db.state == "cutover")) {
-      Status set = store.PutDatabase([&] {
-        StoredDatabase d = db;
-        d.state = "cancelled";
-        d.error = "replication removed by pgcourier cleanup before cutover";
-        return d;
-      }());
+      StoredDatabase cancelled = db;
+      cancelled.state = "cancelled";
+      cancelled.error = "replication removed by pgcourier cleanup before cutover";
+      Status set = m.store->PutDatabase(cancelled);
       if (!set.ok()) outcome.problems.push_back(set.ToString());
     }
   }

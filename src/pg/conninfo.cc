@@ -129,18 +129,22 @@ bool ConnInfo::IsLocal() const {
   return true;
 }
 
+std::string QuoteConnValue(std::string_view value) {
+  std::string quoted = "'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  quoted.push_back('\'');
+  return quoted;
+}
+
 std::string ConnInfo::ToKeyValueWithoutSecrets() const {
   std::string out;
   for (const auto& [k, v] : params_) {
     if (IsSecretConnKeyword(k)) continue;
-    std::string quoted = "'";
-    for (char c : v) {
-      if (c == '\'' || c == '\\') quoted.push_back('\\');
-      quoted.push_back(c);
-    }
-    quoted.push_back('\'');
     if (!out.empty()) out.push_back(' ');
-    out += k + "=" + quoted;
+    out += k + "=" + QuoteConnValue(v);
   }
   return out;
 }

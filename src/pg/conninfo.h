@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,10 @@ class ConnInfo {
  private:
   std::vector<std::pair<std::string, std::string>> params_;
 };
+
+// `value` quoted for a key=value connection string ('...', with quotes and
+// backslashes escaped).
+std::string QuoteConnValue(std::string_view value);
 
 // True for the keywords whose values must never be displayed.
 bool IsSecretConnKeyword(const std::string& keyword);

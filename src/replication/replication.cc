@@ -64,14 +64,8 @@ Status CreateSubscription(Connection& target, Connection& source, const Replicat
   std::string conninfo;
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr || *o->val == '\0' || kKeep.count(o->keyword) == 0) continue;
-    std::string quoted = "'";
-    for (const char* c = o->val; *c != '\0'; ++c) {
-      if (*c == '\'' || *c == '\\') quoted.push_back('\\');
-      quoted.push_back(*c);
-    }
-    quoted.push_back('\'');
     if (!conninfo.empty()) conninfo.push_back(' ');
-    conninfo += std::string(o->keyword) + "=" + quoted;
+    conninfo += std::string(o->keyword) + "=" + QuoteConnValue(o->val);
   }
   PQconninfoFree(options);
   Status created = target.Run(

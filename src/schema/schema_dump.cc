@@ -102,13 +102,11 @@ Result<std::string> ListArchive(const SchemaTools& tools, const std::string& arc
   return std::move(ran->out);
 }
 
-Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
-                             const RestoreListFilter& filter, const std::string& list_path) {
-  Result<std::string> listed = ListArchive(tools, archive);
-  if (!listed.ok()) return listed.status();
+Result<int> WriteRestoreList(const std::string& listing, const RestoreListFilter& filter,
+                             const std::string& list_path) {
   std::ofstream list(list_path);
   if (!list) return Status(StatusCode::kIoError, "cannot write " + list_path);
-  std::istringstream lines(*listed);
+  std::istringstream lines(listing);
   std::string line;
   int kept = 0;
   while (std::getline(lines, line)) {

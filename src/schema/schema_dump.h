@@ -57,10 +57,11 @@ struct RestoreListFilter {
 // `pg_restore --list` of `archive`.
 Result<std::string> ListArchive(const SchemaTools& tools, const std::string& archive);
 
-// Writes a pg_restore list (-L) of `archive`'s entries with those `filter`
-// names commented out. Returns the number of entries kept.
-Result<int> WriteRestoreList(const SchemaTools& tools, const std::string& archive,
-                             const RestoreListFilter& filter, const std::string& list_path);
+// Writes a pg_restore list (-L) of the entries of `listing` (ListArchive's
+// output) with those `filter` names commented out. Returns the number of
+// entries kept.
+Result<int> WriteRestoreList(const std::string& listing, const RestoreListFilter& filter,
+                             const std::string& list_path);
 
 // pg_restore of one section ("pre-data" or "post-data") into `target_db`:
 // pre-data in a single transaction, post-data with `jobs` parallel jobs.
