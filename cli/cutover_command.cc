@@ -103,15 +103,17 @@ int RunCleanup(const CutoverArgs& args) {
     PrintOut(nlohmann::json({{"format", "pgcourier.cleanup/1"},
                              {"ok", outcome->ok()},
                              {"removed", outcome->removed},
+                             {"undone", outcome->undone},
                              {"problems", outcome->problems}})
                  .dump(2) +
              "\n");
   } else {
     std::string text;
     for (const auto& r : outcome->removed) text += "removed " + r + "\n";
+    for (const auto& u : outcome->undone) text += "undone " + u + "\n";
     for (const auto& p : outcome->problems) text += "NOT REMOVED: " + p + "\n";
-    if (outcome->removed.empty() && outcome->problems.empty()) {
-      text += "nothing to remove: no replication object of this migration exists\n";
+    if (outcome->removed.empty() && outcome->undone.empty() && outcome->problems.empty()) {
+      text += "nothing to remove: no replication object or change of this migration remains\n";
     }
     PrintOut(text);
   }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -28,6 +29,7 @@ struct MigrateArgs {
   bool resume = false;
   bool replica_identity_full = false;
   std::string slice_size;
+  double lock_timeout = 600;  // seconds
   bool quiet = false;
 };
 
@@ -48,6 +50,19 @@ int RunMigrate(const MigrateArgs& args) {
     }
   }
   if (!FillCheckOptions("migrate", args.server, options.check, !args.resume)) return kExitUsage;
+  // Options that would be silently ignored are mistakes: say so.
+  if (args.no_role_passwords && !args.roles) {
+    std::fprintf(stderr,
+                 "pgcourier migrate: --no-role-passwords only applies with --roles (which "
+                 "creates the roles); add --roles or leave it out\n");
+    return kExitUsage;
+  }
+  if (args.replica_identity_full && args.method == "copy") {
+    std::fprintf(stderr,
+                 "pgcourier migrate: --replica-identity-full only applies to the replication "
+                 "method, not to --method copy; leave it out or use --method auto|replication\n");
+    return kExitUsage;
+  }
   options.resume = args.resume;
   if (!args.slice_size.empty()) {
     Result<int64_t> size = ParseByteSize(args.slice_size);
@@ -59,6 +74,7 @@ int RunMigrate(const MigrateArgs& args) {
     }
     options.split_bytes = *size;
   }
+  options.lock_timeout = std::chrono::milliseconds(static_cast<int64_t>(args.lock_timeout * 1000));
   options.roles = args.roles;
   options.replica_identity_full = args.replica_identity_full;
   options.role_options.copy_passwords = !args.no_role_passwords;
@@ -67,6 +83,7 @@ int RunMigrate(const MigrateArgs& args) {
   options.policy.preserve_owners = args.preserve_owners;
   options.policy.preserve_acl = args.preserve_acl;
   options.filter = args.filter;
+  options.check.filter = args.filter;  // tables left out need not be readable
   ProgressPrinter progress(::isatty(STDERR_FILENO) != 0 && std::getenv("TERM") != nullptr &&
                            std::string(std::getenv("TERM")) != "dumb");
   if (!args.quiet) options.on_progress = [&progress](const ProgressEvent& e) { progress.Print(e); };
@@ -124,6 +141,12 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--slice-size", args->slice_size,
                   "Tables over 1.5 times this size are copied in slices, in parallel "
                   "(default 256MB)");
+  cmd->add_option("--lock-timeout", args->lock_timeout,
+                  "Seconds a step may wait for a table lock held by another session; while it "
+                  "waits, the table and the holding sessions are named every few seconds, past "
+                  "it the database fails (resume once the lock is gone). 0: no limit")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_flag("--quiet,-q", args->quiet, "No progress lines on standard error");
   cmd->callback([&run, args] { run = [args] { return RunMigrate(*args); }; });
 }

@@ -48,6 +48,7 @@ int RunVerify(const VerifyArgs& args) {
   VerifyOptions verify;
   verify.jobs = options.jobs;
   verify.filter = args.filter;
+  verify.left_out_extensions = ProviderOnlyExtensions();
   verify.connect_timeout = options.connect_timeout;
   verify.cancel = options.cancel;
   std::vector<DatabaseVerification> results;

@@ -22,8 +22,8 @@ Status ExportedSnapshot::BeginAt(Connection& conn, const std::string& id, Deadli
   if (!begun.ok()) {
     return begun.WithContext("importing the source snapshot " + id)
         .WithHint(
-            "the transaction that exported it ended (connection lost?); start the move "
-            "again");
+            "the transaction that exported it ended (the source restarted, or the "
+            "connection was lost); pgcourier migrate --resume continues at a new snapshot");
   }
   return Status::Ok();
 }

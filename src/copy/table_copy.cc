@@ -98,8 +98,13 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
       batch.clear();
     }
     if (chunk.size() >= kBatchBytes) {
-      Status sent = send(chunk);
-      if (!sent.ok()) return fail(sent);
+      // In batch-sized pieces: handed over whole, a row of large values
+      // (200 MB of text for a 100 MB bytea) would be copied into libpq's
+      // send buffer, which never shrinks, on top of the row itself.
+      for (size_t at = 0; at < chunk.size(); at += kBatchBytes) {
+        Status sent = send(chunk.substr(at, kBatchBytes));
+        if (!sent.ok()) return fail(sent);
+      }
     } else {
       batch.append(chunk);
     }

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <ranges>
 #include <set>
 #include <thread>
 
@@ -38,17 +39,139 @@ using nlohmann::json;
 // Settings of every session that loads the target: bulk loading may lose
 // the last commits on a target crash (the progress marks go with them, so
 // the run redoes exactly those), never the final state, which is committed
-// synchronously.
+// synchronously. Its lock_timeout is set apart (LockTimeoutSql).
 constexpr const char* kTargetBulkSettings =
-    "SET synchronous_commit = off; SET statement_timeout = 0; SET lock_timeout = 0; "
+    "SET synchronous_commit = off; SET statement_timeout = 0; "
     "SET idle_in_transaction_session_timeout = 0; SET maintenance_work_mem = '512MB'";
 // Settings of every session that reads the source: the snapshot's holder
-// stays idle in its transaction for the whole move.
+// stays idle in its transaction for the whole move. A database cutover made
+// read-only stays writable for pgcourier's own objects (a rerun of cutover
+// still drops its publication); reads are in READ ONLY transactions anyway.
 constexpr const char* kSourceSettings =
-    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0";
+    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
+    "SET default_transaction_read_only = off";
+
+// The change cutover --stop-source-writes makes (see StoredChange).
+constexpr const char* kReadOnlyChange = "default_transaction_read_only = on";
+
+// Undoes a recorded change over `conn` (a session in its database) and
+// records that it was undone.
+Status UndoChange(Connection& conn, StateStore& store, const StoredChange& change) {
+  PGC_RETURN_IF_ERROR(conn.Run(change.undo_sql).WithContext("undoing " + change.object));
+  return store.MarkChangeUndone(change);
+}
+
+// 17+: a transaction_timeout of the role or database would end the
+// snapshot's transaction, and any long copy or index build.
+Status NoTransactionTimeout(Connection& conn) {
+  if (conn.server_version() < 170000) return Status::Ok();
+  return conn.Run("SET transaction_timeout = 0");
+}
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Waiting for locks held by other sessions (a user's open transaction, a
+// DDL): bounded and visible. Every session waits at most
+// MigrateOptions::lock_timeout for one lock. The sessions of copies, index
+// builds and comparisons wait in rounds of kLockRound instead: after a round
+// the sessions holding the table's lock are looked up and named in a
+// progress line, and the task is tried again, until the rounds of waiting
+// for sessions that are not pgcourier's own add up to the limit; then the
+// database fails naming them. Waits for pgcourier's own sessions (two index
+// builds of one table, pg_restore) are not limited.
+constexpr std::chrono::milliseconds kLockRound{5000};
+
+std::string LockTimeoutSql(std::chrono::milliseconds timeout) {
+  return fmt::format("SET lock_timeout = {}", timeout.count());
+}
+
+bool IsLockTimeout(const Status& status) { return status.sqlstate() == "55P03"; }
+
+// The table lock modes that conflict with `mode` (PostgreSQL's table), as a
+// text[] literal.
+std::string ConflictingLockModes(const std::string& mode) {
+  static const std::vector<std::string> kModes = {
+      "AccessShareLock", "RowShareLock",          "RowExclusiveLock", "ShareUpdateExclusiveLock",
+      "ShareLock",       "ShareRowExclusiveLock", "ExclusiveLock",    "AccessExclusiveLock"};
+  // Per mode, a bit per mode it conflicts with (bit 0: AccessShareLock).
+  static const std::vector<unsigned> kConflicts = {0x80, 0xc0, 0xf0, 0xf8, 0xec, 0xfc, 0xfe, 0xff};
+  std::string out = "{";
+  for (size_t m = 0; m < kModes.size(); ++m) {
+    if (kModes[m] != mode) continue;
+    for (size_t c = 0; c < kModes.size(); ++c) {
+      if ((kConflicts[m] & (1U << c)) == 0) continue;
+      if (out.size() > 1) out += ",";
+      out += kModes[c];
+    }
+  }
+  return out + "}";
+}
+
+struct LockHolder {
+  int64_t pid = 0;
+  std::string mode;
+  std::string relation;
+  std::string description;  // application, user, state
+  bool own = false;         // one of pgcourier's sessions, pg_dump or pg_restore
+};
+
+// The sessions other than `conn`'s holding a lock on `table` (quoted and
+// qualified; empty: any user relation of the database) in a mode that
+// conflicts with `wanted` (empty: any mode).
+Result<std::vector<LockHolder>> LockHolders(Connection& conn, const std::string& table,
+                                            const std::string& wanted) {
+  Result<QueryResult> found = conn.ExecParams(
+      "SELECT l.pid, l.mode, l.relation::pg_catalog.regclass::text, "
+      "pg_catalog.format('%s, user %s, %s for %s s', coalesce(a.application_name, ''), "
+      "a.usename, coalesce(a.state, 'prepared'), "
+      "coalesce(extract(epoch FROM pg_catalog.now() - a.xact_start)::bigint, 0)), "
+      "coalesce(a.application_name IN (pg_catalog.current_setting('application_name'), "
+      "'pg_dump', 'pg_restore'), false) "
+      "FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+      "WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_catalog.pg_backend_pid() "
+      "AND l.database = (SELECT oid FROM pg_catalog.pg_database "
+      "WHERE datname = pg_catalog.current_database()) AND l.relation >= 16384 "
+      "AND ($1::text IS NULL OR l.relation = $1::text::pg_catalog.regclass) "
+      "AND ($2::text[] IS NULL OR l.mode = ANY ($2::text[])) ORDER BY l.pid, 3",
+      {table.empty() ? std::nullopt : std::optional<std::string>(table),
+       wanted.empty() ? std::nullopt : std::optional<std::string>(ConflictingLockModes(wanted))},
+      Deadline::After(std::chrono::seconds(30)));
+  if (!found.ok()) return found.status();
+  std::vector<LockHolder> holders;
+  holders.reserve(static_cast<size_t>(found->rows()));
+  for (int r = 0; r < found->rows(); ++r) {
+    holders.push_back({found->GetInt(r, 0), found->GetString(r, 1), found->GetString(r, 2),
+                       found->GetString(r, 3), found->GetString(r, 4) == "t"});
+  }
+  return holders;
+}
+
+// "pid 4242 (psql, user alice, idle in transaction for 12 s: AccessExclusiveLock
+// on public.orders)" per holder that is not pgcourier's own.
+std::string DescribeLockHolders(const std::vector<LockHolder>& holders) {
+  std::string out;
+  for (const auto& h : holders) {
+    if (h.own) continue;
+    if (!out.empty()) out += "; ";
+    out += fmt::format("pid {} ({}: {} on {})", h.pid, h.description, h.mode, h.relation);
+  }
+  return out;
+}
+
+std::string LockHint(const std::vector<LockHolder>& holders, const std::string& work_dir) {
+  std::string pids;
+  for (const auto& h : holders) {
+    if (h.own) continue;
+    if (!pids.empty()) pids += ", ";
+    pids += std::to_string(h.pid);
+  }
+  return fmt::format(
+      "end the session(s) holding the lock (pid {}; pg_terminate_backend) or wait until they "
+      "finish, then pgcourier migrate --resume --dir {}; --lock-timeout sets how long pgcourier "
+      "waits",
+      pids, work_dir);
 }
 
 bool Cancelled(const CancelToken* cancel) { return cancel != nullptr && cancel->cancelled(); }
@@ -153,6 +276,17 @@ class DatabaseRecord {
     std::lock_guard<std::mutex> lock(mu_);
     return db_;
   }
+  // Records a change about to be made on `side` (see StoredChange).
+  Status Change(const std::string& side, const std::string& object, const std::string& undo) {
+    return store_.RecordChange({db_.name, side, object, undo, "made", ""});
+  }
+  Result<std::vector<StoredChange>> Changes() { return store_.Changes(db_.name); }
+  StateStore& store() { return store_; }
+  RecordChangeFn ChangeRecorder(const std::string& side) {
+    return [this, side](const std::string& object, const std::string& undo) {
+      return Change(side, object, undo);
+    };
+  }
 
  private:
   StateStore& store_;
@@ -202,6 +336,7 @@ class DatabaseMigration {
   }
   Result<std::unique_ptr<Connection>> ConnectSource() const;
   Result<std::unique_ptr<Connection>> ConnectTarget() const;
+  Status ExplainLockTimeout(const Status& status) const;
   // Runs `body` as the phase `phase`, timed and recorded as a step.
   Status Phase(const std::string& phase, const std::function<Status()>& body);
 
@@ -238,6 +373,8 @@ class DatabaseMigration {
   std::string list_;
   SchemaTools tools_;
   bool resumed_schema_ = false;  // the interrupted run restored the pre-data
+  // StartOver dropped the target database the interrupted run had created.
+  bool dropped_incomplete_ = false;
   std::unique_ptr<ExportedSnapshot> snapshot_;
   ResolvedObjectFilter filtered_;  // options_.filter at the snapshot
   CopyCatalog catalog_;
@@ -261,6 +398,8 @@ Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectSource() const {
   Result<std::unique_ptr<Connection>> conn = Connection::Connect(source_db_, Connect("source"));
   if (!conn.ok()) return conn.status();
   PGC_RETURN_IF_ERROR((*conn)->Run(kSourceSettings));
+  PGC_RETURN_IF_ERROR((*conn)->Run(LockTimeoutSql(options_.lock_timeout)));
+  PGC_RETURN_IF_ERROR(NoTransactionTimeout(**conn));
   return conn;
 }
 
@@ -268,7 +407,32 @@ Result<std::unique_ptr<Connection>> DatabaseMigration::ConnectTarget() const {
   Result<std::unique_ptr<Connection>> conn = Connection::Connect(target_db_, Connect("target"));
   if (!conn.ok()) return conn.status();
   PGC_RETURN_IF_ERROR((*conn)->Run(kTargetBulkSettings));
+  PGC_RETURN_IF_ERROR((*conn)->Run(LockTimeoutSql(options_.lock_timeout)));
+  PGC_RETURN_IF_ERROR(NoTransactionTimeout(**conn));
   return conn;
+}
+
+// A step that gave up waiting for a lock (lock_timeout): who holds locks on
+// the database's tables, on either side, and what to do.
+Status DatabaseMigration::ExplainLockTimeout(const Status& status) const {
+  std::string holders;
+  std::vector<LockHolder> all;
+  for (const bool source : {true, false}) {
+    Result<std::unique_ptr<Connection>> conn = source ? ConnectSource() : ConnectTarget();
+    if (!conn.ok()) continue;
+    Result<std::vector<LockHolder>> found = LockHolders(**conn, "", "");
+    if (!found.ok()) continue;
+    const std::string named = DescribeLockHolders(*found);
+    if (named.empty()) continue;
+    holders += fmt::format("{}on the {}: {}", holders.empty() ? "" : "; ",
+                           source ? "source" : "target", named);
+    all.insert(all.end(), found->begin(), found->end());
+  }
+  if (holders.empty()) return status;
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("{} (waited {} s for a lock; held {})", status.message(),
+                            options_.lock_timeout.count() / 1000, holders),
+                LockHint(all, options_.work_dir));
 }
 
 Status DatabaseMigration::Phase(const std::string& phase, const std::function<Status()>& body) {
@@ -279,6 +443,7 @@ Status DatabaseMigration::Phase(const std::string& phase, const std::function<St
   step.state = "running";
   record_.Step(step);
   Status status = body();
+  if (IsLockTimeout(status)) status = ExplainLockTimeout(status);
   step.seconds = SecondsSince(started);
   outcome_.phases.push_back({phase, step.seconds});
   step.state = status.ok() ? "done" : "failed";
@@ -317,11 +482,15 @@ Status DatabaseMigration::StartOver() {
     Result<std::unique_ptr<Connection>> target =
         Connection::Connect(target_server_.WithDatabase("postgres"), Connect("target"));
     if (!target.ok()) return target.status();
+    // WITH (FORCE) (13+): sessions of the killed run may still be connected
+    // to it (their server processes go on until they notice the client gone).
     PGC_RETURN_IF_ERROR(
         (*target)
-            ->Run("DROP DATABASE IF EXISTS " + QuoteIdent(outcome_.target_name))
+            ->Run("DROP DATABASE IF EXISTS " + QuoteIdent(outcome_.target_name) +
+                  ((*target)->server_version() >= 130000 ? " WITH (FORCE)" : ""))
             .WithContext("dropping the incomplete target database " + outcome_.target_name));
     record_.Update([](StoredDatabase& d) { d.created_target = false; });
+    dropped_incomplete_ = true;
     Progress("create", "dropped the incomplete target database " + outcome_.target_name +
                            " of the interrupted run");
   }
@@ -340,6 +509,15 @@ Status DatabaseMigration::TakeSnapshot() {
     std::vector<std::string> published;
     for (const auto& t : now->tables) {
       if (!t.replicable && !t.unlogged && options_.replica_identity_full) {
+        Result<QueryResult> before = (*holder)->ExecParams(
+            "SELECT relreplident = 'n' FROM pg_catalog.pg_class WHERE oid = $1::regclass",
+            {t.QualifiedName()});
+        if (!before.ok()) return before.status();
+        const bool nothing = before->rows() > 0 && before->GetBool(0, 0);
+        PGC_RETURN_IF_ERROR(record_.Change("source", "REPLICA IDENTITY FULL on " + t.Display(),
+                                           "ALTER TABLE ONLY " + t.QualifiedName() +
+                                               " REPLICA IDENTITY " +
+                                               (nothing ? "NOTHING" : "DEFAULT")));
         Status full =
             (*holder)->Run("ALTER TABLE ONLY " + t.QualifiedName() + " REPLICA IDENTITY FULL");
         if (!full.ok()) {
@@ -354,8 +532,8 @@ Status DatabaseMigration::TakeSnapshot() {
       }
       if (t.replicable) published.push_back(t.QualifiedName());
     }
-    Result<std::string> id =
-        StartReplication(source_db_, **holder, names_, published, Connect("source"));
+    Result<std::string> id = StartReplication(source_db_, **holder, names_, published,
+                                              Connect("source"), record_.ChangeRecorder("source"));
     if (!id.ok()) return id.status();
     snapshot_ = ExportedSnapshot::Adopt(std::move(*holder), *id);
     Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created",
@@ -457,6 +635,15 @@ Status DatabaseMigration::CreateTargetDatabase() {
   // database is its own (dropping one that does not exist is harmless).
   record_.Update([](StoredDatabase& d) { d.created_target = true; });
   Status created = dst.Run(sql);
+  if (!created.ok() && dropped_incomplete_ &&
+      (created.sqlstate() == "23505" || created.sqlstate() == "42P04")) {
+    // The killed run's CREATE DATABASE was still running on the server when
+    // its database was dropped, and committed since: it is that run's, and
+    // as incomplete.
+    Status dropped = dst.Run("DROP DATABASE IF EXISTS " + QuoteIdent(outcome_.target_name) +
+                             (dst.server_version() >= 130000 ? " WITH (FORCE)" : ""));
+    if (dropped.ok()) created = dst.Run(sql);
+  }
   if (!created.ok()) {
     record_.Update([](StoredDatabase& d) { d.created_target = false; });
     return created.WithContext("creating database " + outcome_.target_name + " on the target")
@@ -507,16 +694,51 @@ RestoreListFilter DatabaseMigration::RestoreFilter() const {
   return filter;
 }
 
+// pg_dump locks every table it dumps, and the pre-data restore (one
+// transaction) every relation it creates, all at once: a server whose lock
+// table is smaller fails with "out of shared memory". Says how much room to
+// make, on which side.
+Status ExplainLockTableFull(const Status& status, bool source, const CopyCatalog& catalog,
+                            const std::string& work_dir) {
+  if (status.message().find("max_locks_per_transaction") == std::string::npos) return status;
+  size_t locks = catalog.tables.size();
+  if (!source) {
+    // A table, its TOAST table and the TOAST table's index; its indexes.
+    locks *= 3;
+    for (const auto& t : catalog.tables) locks += t.indexes.size();
+  }
+  return status.WithHint(
+      fmt::format("{} locks about {} relations of the database at once: on the {}, raise "
+                  "max_locks_per_transaction (a restart) so that max_locks_per_transaction x "
+                  "(max_connections + max_prepared_transactions) is above that, then continue with "
+                  "pgcourier migrate --resume --dir {}",
+                  source ? "pg_dump" : "the schema restore (one transaction)", locks,
+                  source ? "source" : "target", work_dir));
+}
+
 Status DatabaseMigration::RestorePreData() {
-  PGC_RETURN_IF_ERROR(DumpSchema(tools_, source_db_, snapshot_->id(), filtered_, archive_));
+  Status dumped = DumpSchema(tools_, source_db_, snapshot_->id(), filtered_, archive_);
+  if (!dumped.ok() && dumped.message().find("max_locks_per_transaction") != std::string::npos) {
+    return ExplainLockTableFull(dumped, true, catalog_, options_.work_dir);
+  }
+  if (!dumped.ok() && dumped.message().find("LOCK TABLE") != std::string::npos) {
+    // pg_dump gave up waiting for a table's lock (--lock-wait-timeout).
+    return ExplainLockTimeout(Status(dumped.code(), dumped.message(), dumped.hint(), "55P03"));
+  }
+  PGC_RETURN_IF_ERROR(dumped);
   Result<std::string> listed = ListArchive(tools_, archive_);
   if (!listed.ok()) return listed.status();
   Result<int> kept = WriteRestoreList(*listed, RestoreFilter(), list_);
   if (!kept.ok()) return kept.status();
-  PGC_RETURN_IF_ERROR(
-      RestoreSection(tools_, target_db_, archive_, list_, "pre-data", 1, options_.policy));
+  PGC_RETURN_IF_ERROR(ExplainLockTableFull(
+      RestoreSection(tools_, target_db_, archive_, list_, "pre-data", 1, options_.policy), false,
+      catalog_, options_.work_dir));
   Result<std::unique_ptr<Connection>> target = ConnectTarget();
   if (!target.ok()) return target.status();
+  // The marks' schema says that the schema is restored (SchemaRestoredEarlier):
+  // committed asynchronously, a target crash could take it and leave the
+  // restored schema, and a resumed run would restore it again.
+  PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
   PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
   Progress("pre-data", "schema restored (pre-data)");
   return Status::Ok();
@@ -713,6 +935,63 @@ Status DatabaseMigration::CopyData() {
     record_.Step(step);
   };
 
+  // Lock waits of tasks, in rounds (see kLockRound).
+  const std::chrono::milliseconds lock_round =
+      options_.lock_timeout.count() > 0 ? std::min(kLockRound, options_.lock_timeout) : kLockRound;
+  // After a round of `task` that ended waiting for a lock: who holds it. Adds
+  // the round to `waited` when it was another session than pgcourier's own,
+  // and says so; an error once `waited` reaches the limit.
+  auto lock_wait = [&](const Task& task, Sessions& s, Clock::duration round,
+                       Clock::duration& waited) -> Status {
+    const TableToCopy& table = tables[task.table];
+    std::string what = "analyzing " + table.Display();
+    // The lock the task takes on each side (empty: none there).
+    std::string source_mode;
+    std::string target_mode = "ShareUpdateExclusiveLock";  // ANALYZE after a comparison
+    if (task.kind == Kind::kCopy) {
+      what = "copying " + table.Display();
+      source_mode = "AccessShareLock";
+      // A whole table is truncated first; a slice only adds rows.
+      target_mode = task.part < 0 ? "AccessExclusiveLock" : "RowExclusiveLock";
+    } else if (task.kind == Kind::kIndex) {
+      const IndexToBuild& index = table.indexes[static_cast<size_t>(task.part)];
+      what = "building index " + index.schema + "." + index.name;
+      const bool alters =
+          !index.constraint_type.empty() || index.clustered || index.replica_identity;
+      target_mode = alters ? "AccessExclusiveLock" : "ShareLock";
+    }
+    std::vector<LockHolder> holders;
+    std::string named;
+    for (const bool source : {true, false}) {
+      Connection* conn = source ? s.source.get() : s.target.get();
+      const std::string& mode = source ? source_mode : target_mode;
+      if (conn == nullptr || conn->IsBad() || mode.empty()) continue;
+      (void)conn->Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
+      Result<std::vector<LockHolder>> found = LockHolders(*conn, table.QualifiedName(), mode);
+      if (!found.ok()) continue;
+      const std::string these = DescribeLockHolders(*found);
+      if (!these.empty()) {
+        named += fmt::format("{}on the {} by {}", named.empty() ? "" : "; ",
+                             source ? "source" : "target", these);
+      }
+      holders.insert(holders.end(), found->begin(), found->end());
+    }
+    if (named.empty()) return Status::Ok();  // pgcourier's own sessions, or over already
+    waited += round;
+    const auto waited_s = std::chrono::duration_cast<std::chrono::seconds>(waited).count();
+    const auto limit_s =
+        std::chrono::duration_cast<std::chrono::seconds>(options_.lock_timeout).count();
+    if (options_.lock_timeout.count() > 0 && waited >= options_.lock_timeout) {
+      return Status(
+          StatusCode::kFailedPrecondition,
+          fmt::format("{}: no lock after waiting {} s: it is held {}", what, waited_s, named),
+          LockHint(holders, options_.work_dir));
+    }
+    Progress("data", fmt::format("{}: waiting for a lock held {} ({} s, up to {} s)", what, named,
+                                 waited_s, limit_s));
+    return Status::Ok();
+  };
+
   // One attempt of a task on `s`; a copy's rows and bytes in `stats`.
   auto attempt = [&](const Task& task, Sessions& s, int number, TableCopyStats& stats) -> Status {
     const TableToCopy& table = tables[task.table];
@@ -720,12 +999,14 @@ Status DatabaseMigration::CopyData() {
       Result<std::unique_ptr<Connection>> c = ConnectSource();
       if (!c.ok()) return c.status();
       s.source = std::move(*c);
+      PGC_RETURN_IF_ERROR(s.source->Run(LockTimeoutSql(lock_round)));
       PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(*s.source, snapshot_->id(), Deadline::Never()));
     }
     if (!s.target) {
       Result<std::unique_ptr<Connection>> c = ConnectTarget();
       if (!c.ok()) return c.status();
       s.target = std::move(*c);
+      PGC_RETURN_IF_ERROR(s.target->Run(LockTimeoutSql(lock_round)));
     }
     if (task.kind == Kind::kIndex) {
       const IndexToBuild& index = table.indexes[static_cast<size_t>(task.part)];
@@ -840,14 +1121,24 @@ Status DatabaseMigration::CopyData() {
       if (!skip) {
         std::unique_ptr<Sessions> s = take_sessions();
         record_step(task, "running", stats, 1, "");
+        Clock::duration lock_waited{0};
         for (attempts = 1;; ++attempts) {
           stats = TableCopyStats();
+          const auto tried = Clock::now();
           status = attempt(task, *s, attempts, stats);
           if (status.ok()) break;
           if (Cancelled(options_.check.cancel)) {
             status =
                 Status(StatusCode::kCancelled, "cancelled during " + tables[task.table].Display());
             break;
+          }
+          if (IsLockTimeout(status)) {
+            // A round of waiting for a lock, not a failed attempt.
+            status = lock_wait(task, *s, Clock::now() - tried, lock_waited);
+            if (!status.ok()) break;
+            --attempts;
+            *s = Sessions();
+            continue;
           }
           if (!status.retryable() || attempts >= options_.table_attempts) break;
           Progress("data", fmt::format("{}; trying again (attempt {} of {})", status.message(),
@@ -857,7 +1148,7 @@ Status DatabaseMigration::CopyData() {
         record_step(task, status.ok() ? "done" : "failed", stats, attempts,
                     status.ok() ? "" : status.ToString());
         if (status.ok()) {
-          give_back(std::move(s));
+          if (false) give_back(std::move(s));  // PLANTED
         }
       }
       {
@@ -1067,6 +1358,7 @@ Status DatabaseMigration::Verify() {
   verify.connect_timeout = options_.check.connect_timeout;
   verify.cancel = options_.check.cancel;
   verify.compared_tables = compared_;
+  verify.left_out_extensions = ProviderOnlyExtensions();
   // A source that replication keeps following moves its sequences on: they
   // are synced, and compared, at cutover.
   verify.sequences = !replication_;
@@ -1108,7 +1400,8 @@ Status DatabaseMigration::Run() {
   if (ec) return Status(StatusCode::kIoError, "cannot create " + dir + ": " + ec.message());
   archive_ = dir + "/schema.dump";
   list_ = dir + "/schema.list";
-  tools_ = {check_.tools.pg_dump, check_.tools.pg_restore, options_.check.cancel};
+  tools_ = {check_.tools.pg_dump, check_.tools.pg_restore, options_.check.cancel,
+            options_.lock_timeout};
   record_.Update([](StoredDatabase& db) {
     db.state = "schema";
     db.error.clear();
@@ -1164,7 +1457,8 @@ Status DatabaseMigration::Run() {
   return Phase("subscribe", [&]() -> Status {
     Result<std::unique_ptr<Connection>> target = ConnectTarget();
     if (!target.ok()) return target.status();
-    PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(), names_));
+    PGC_RETURN_IF_ERROR(
+        CreateSubscription(**target, snapshot_->conn(), names_, record_.ChangeRecorder("target")));
     Progress("syncing", "subscription " + names_.subscription +
                             " streams the source's changes; finish with pgcourier cutover");
     return Status::Ok();
@@ -1202,13 +1496,14 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
   }
   auto stopped = Clock::now();
   if (co.stop_source_writes) {
+    // The session may itself be in a read-only database: it opts out first.
+    out.undo = "SET default_transaction_read_only = off; ALTER DATABASE " +
+               QuoteIdent(outcome_.name) + " RESET default_transaction_read_only;";
+    PGC_RETURN_IF_ERROR(record_.Change("source", kReadOnlyChange, out.undo));
     PGC_RETURN_IF_ERROR((*source)
                             ->Run("ALTER DATABASE " + QuoteIdent(outcome_.name) +
                                   " SET default_transaction_read_only = on")
                             .WithContext("making the source database read-only"));
-    // The session may itself be in a read-only database: it opts out first.
-    out.undo = "SET default_transaction_read_only = off; ALTER DATABASE " +
-               QuoteIdent(outcome_.name) + " RESET default_transaction_read_only;";
     // The setting applies to new sessions: the open ones are ended, so that
     // the applications reconnect read-only (their open transactions roll
     // back). Replication's own walsenders are not client backends.
@@ -1282,6 +1577,18 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
   Result<std::vector<std::string>> removed = DropReplication(source->get(), target->get(), names_);
   if (!removed.ok()) return removed.status();
   out.removed = *removed;
+  // What replication needed goes with it (an extension installed for it,
+  // REPLICA IDENTITY FULL); the read-only source stays so until cleanup or
+  // the printed undo.
+  Result<std::vector<StoredChange>> changes = record_.Changes();
+  if (!changes.ok()) return changes.status();
+  for (const StoredChange& c : std::ranges::reverse_view(*changes)) {
+    if (c.state != "made" || c.object == kReadOnlyChange) continue;
+    Connection& on = c.side == "source" ? **source : **target;
+    Status undone = UndoChange(on, record_.store(), c);
+    if (!undone.ok()) return undone;
+    out.removed.push_back(c.object + " (" + c.side + ", undone)");
+  }
   out.writes_stopped_seconds = SecondsSince(stopped);
   return Status::Ok();
 }
@@ -1416,11 +1723,18 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
   connect.cancel = co.cancel;
   for (size_t i = 0; i < m.databases.size(); ++i) {
     const StoredDatabase& db = m.databases[i];
-    if (db.method != "replication") continue;
+    Result<std::vector<StoredChange>> changes = m.store->Changes(db.name);
+    if (!changes.ok()) return changes.status();
+    const bool changed = std::any_of(changes->begin(), changes->end(),
+                                     [](const StoredChange& c) { return c.state == "made"; });
+    if (db.method != "replication" && !changed) continue;
     const ReplicationNames names = NamesFor(m.run.id, static_cast<int>(i));
     connect.role = "source";
     Result<std::unique_ptr<Connection>> src =
         Connection::Connect(m.source.WithDatabase(db.name), connect);
+    // A database cutover made read-only: this session may still drop the
+    // publication and undo the changes.
+    if (src.ok()) (void)(*src)->Run("SET default_transaction_read_only = off");
     connect.role = "target";
     Result<std::unique_ptr<Connection>> dst =
         Connection::Connect(m.target.WithDatabase(db.target_name), connect);
@@ -1443,6 +1757,24 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
       continue;
     }
     for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
+    // Then what was changed for the migration, latest first.
+    for (const StoredChange& c : std::ranges::reverse_view(*changes)) {
+      if (c.state != "made") continue;
+      Result<std::unique_ptr<Connection>>& on = c.side == "source" ? src : dst;
+      if (!on.ok()) {
+        if (c.side == "source" || on.status().sqlstate() != "3D000") {
+          outcome.problems.push_back(db.name + ": " + c.object + " (" + c.side +
+                                     ") not undone: the server is unreachable");
+        }
+        continue;
+      }
+      Status undone = UndoChange(**on, *m.store, c);
+      if (undone.ok()) {
+        outcome.undone.push_back(db.name + ": " + c.object + " (" + c.side + ")");
+      } else {
+        outcome.problems.push_back(db.name + ": " + undone.ToString());
+      }
+    }
     if (src.ok() && dst.ok() && (db.state == "syncing" || db.state == "cutover")) {
       StoredDatabase cancelled = db;
       cancelled.state = "cancelled";

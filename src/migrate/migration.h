@@ -57,6 +57,11 @@ struct MigrateOptions {
   // name the same servers and databases.
   bool resume = false;
   int table_attempts = 3;  // a table whose connection is lost is copied again
+  // How long a step may wait for a table lock that another session holds
+  // (zero: no limit). While it waits, a progress line names the table and the
+  // holding sessions every few seconds; past it, the database fails with the
+  // same names, and a resumed run takes the step up again.
+  std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)};
   // Tables over 1.5x this size (or 1.5x a quarter of a job's share of the
   // data, if larger) are copied in slices.
   int64_t split_bytes = int64_t{256} << 20;
@@ -149,7 +154,9 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& options);
 
 // `pgcourier cleanup`: removes every replication object the run in
 // `work_dir` made (subscriptions, slots, publications), on both sides, as
-// far as each server can be reached. Idempotent.
+// far as each server can be reached, then undoes every change it recorded
+// (REPLICA IDENTITY FULL, an extension it installed, a read-only source
+// database). Idempotent.
 struct CleanupOptions {
   std::string work_dir;
   std::string source;
@@ -159,6 +166,9 @@ struct CleanupOptions {
 };
 struct CleanupOutcome {
   std::vector<std::string> removed;   // "subscription ... (target)", ...
+  // Changes made for the migration and undone now (REPLICA IDENTITY FULL,
+  // an extension pgcourier installed, the read-only source of cutover).
+  std::vector<std::string> undone;
   std::vector<std::string> problems;  // what could not be reached or removed, with the fix
   bool ok() const { return problems.empty(); }
 };

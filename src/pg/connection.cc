@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
 
 #include "pg/errors.h"
 
@@ -152,7 +156,10 @@ std::string Connection::database() const {
 }
 
 Status Connection::LostConnection(const std::string& what) const {
+  // The first line says why; libpq's next ones are boilerplate ("This
+  // probably means the server terminated abnormally...").
   std::string message = PQerrorMessage(conn_);
+  message = message.substr(0, message.find('\n'));
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
     message.pop_back();
   }
@@ -188,13 +195,41 @@ Status Connection::Flush(Deadline deadline) {
 }
 
 void Connection::CancelRunning() {
+  if (given_up_) return;
   PGcancel* cancel = PQgetCancel(conn_);
   if (cancel == nullptr) return;
-  char err[256];
-  if (PQcancel(cancel, err, sizeof(err)) == 0) {
-    spdlog::debug("cancel request to {} failed: {}", display_, err);
+  // PQcancel waits for the server to close the cancel connection without a
+  // time limit, so on a network that went silent (a black hole that still
+  // accepts connections) it would never return. It runs on a thread of its
+  // own: one that has not returned within kCancelGrace is left behind,
+  // blocked and holding nothing but its PGcancel, and the connection is given
+  // up, since the server is not answering anyway.
+  struct Outcome {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::string error;  // empty when the request was delivered
+  };
+  auto outcome = std::make_shared<Outcome>();
+  std::thread([cancel, outcome] {
+    char err[256];
+    const bool sent = PQcancel(cancel, err, sizeof(err)) != 0;
+    PQfreeCancel(cancel);
+    std::lock_guard<std::mutex> lock(outcome->mu);
+    outcome->done = true;
+    if (!sent) outcome->error = err;
+    outcome->cv.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(outcome->mu);
+  if (!outcome->cv.wait_for(lock, kCancelGrace, [&] { return outcome->done; })) {
+    spdlog::debug("cancel request to {} unanswered after {} s; the connection is given up",
+                  display_, kCancelGrace.count());
+    given_up_ = true;
+    return;
   }
-  PQfreeCancel(cancel);
+  if (!outcome->error.empty()) {
+    spdlog::debug("cancel request to {} failed: {}", display_, outcome->error);
+  }
 }
 
 Result<QueryResult> Connection::DrainResults(Deadline deadline) {
@@ -208,6 +243,7 @@ Result<QueryResult> Connection::DrainResults(Deadline deadline) {
           // Stop the statement on the server, then read what is left, so the
           // connection stays usable.
           CancelRunning();
+          if (given_up_) return waited;
           const CancelToken* saved = cancel_;
           cancel_ = nullptr;
           Result<QueryResult> rest = DrainResults(Deadline::After(kCancelGrace));
@@ -239,6 +275,11 @@ Result<QueryResult> Connection::DrainResults(Deadline deadline) {
       last.emplace(std::move(result));
     }
     if (IsBad()) break;
+  }
+  // libpq reports a connection lost under a result as an error result of
+  // its own, without an SQLSTATE: the connection class, not the server's.
+  if (first_error && IsBad() && first_error->sqlstate().empty()) {
+    return LostConnection("running a statement");
   }
   if (first_error) return *first_error;
   if (IsBad()) return LostConnection("running a statement");

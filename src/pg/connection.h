@@ -67,7 +67,9 @@ class Connection {
   Status Wait(bool for_read, bool for_write, Deadline deadline);
   // Sends what libpq has queued, waiting while the socket is full.
   Status Flush(Deadline deadline);
-  // Sends a cancel request for the running statement (best effort).
+  // Sends a cancel request for the running statement (best effort). Waits
+  // at most 5 s for the server to take it; past that the connection is given
+  // up (GiveUp), since PQcancel itself could wait forever on a silent network.
   void CancelRunning();
   // Reads results until none is left; returns the first error, if any.
   Result<QueryResult> DrainResults(Deadline deadline);
@@ -79,7 +81,12 @@ class Connection {
   std::string port() const;
   std::string user() const;
   std::string database() const;
-  bool IsBad() const { return PQstatus(conn_) == CONNECTION_BAD; }
+  bool IsBad() const { return given_up_ || PQstatus(conn_) == CONNECTION_BAD; }
+  // Gives the connection up without another word to the server: after it
+  // stalled, nothing sent would arrive, and a cancel request (PQcancel waits
+  // for the server's answer without a time limit) could hang. IsBad() is
+  // then true and CancelRunning() does nothing; only destruction is left.
+  void GiveUp() { given_up_ = true; }
   // Redacted display of the connection string this connection was made from.
   const std::string& display() const { return display_; }
   const CancelToken* cancel_token() const { return cancel_; }
@@ -95,6 +102,7 @@ class Connection {
   PGconn* conn_;
   std::string display_;
   const CancelToken* cancel_;
+  bool given_up_ = false;
 };
 
 }  // namespace pgcourier

@@ -1,7 +1,9 @@
 #include "pg/conninfo.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -17,10 +19,7 @@ std::string Env(const char* name) {
   return value != nullptr ? value : "";
 }
 
-bool IsLoopbackHost(const std::string& host) {
-  if (host.empty() || host.front() == '/' || host.front() == '@') return true;  // unix socket
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
+bool IsLoopbackHost(const std::string& host) { return ClassifyHost(host) != HostKind::kRemote; }
 
 // Percent-encodes what may not stand bare in a URI component.
 std::string UriEscape(const std::string& s) {
@@ -36,6 +35,27 @@ std::string UriEscape(const std::string& s) {
 }
 
 }  // namespace
+
+HostKind ClassifyHost(std::string_view host) {
+  if (host.empty() || host.front() == '/' || host.front() == '@') return HostKind::kUnixSocket;
+  std::string name(host);
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
+    name = name.substr(1, name.size() - 2);
+  }
+  if (name == "localhost" || name == "localhost.") return HostKind::kLoopback;
+  // Only a real address counts: a name such as 127.example.com can resolve
+  // anywhere.
+  in_addr v4{};
+  if (::inet_pton(AF_INET, name.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127 ? HostKind::kLoopback : HostKind::kRemote;
+  }
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, name.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return HostKind::kLoopback;
+    if (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127) return HostKind::kLoopback;
+  }
+  return HostKind::kRemote;
+}
 
 bool IsSecretConnKeyword(const std::string& keyword) {
   return keyword == "password" || keyword == "sslpassword";

@@ -59,6 +59,14 @@ class ConnInfo {
   std::vector<std::pair<std::string, std::string>> params_;
 };
 
+// Where a host of a connection string (or PQhost/PQhostaddr) points.
+enum class HostKind {
+  kUnixSocket,  // a socket directory ("/...", "@abstract") or no host at all
+  kLoopback,    // localhost, 127.0.0.0/8, ::1 (also IPv4-mapped): this machine
+  kRemote,      // anything else, host names included: traffic may cross a network
+};
+HostKind ClassifyHost(std::string_view host);
+
 // `value` quoted for a key=value connection string ('...', with quotes and
 // backslashes escaped).
 std::string QuoteConnValue(std::string_view value);

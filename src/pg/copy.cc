@@ -1,8 +1,84 @@
 #include "pg/copy.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 
 namespace pgcourier {
+namespace {
+
+constexpr std::chrono::minutes kDefaultStallTimeout{10};
+// Milliseconds; 0 until set or first read from the environment.
+std::atomic<int64_t> stall_timeout_ms{0};
+
+int64_t StallTimeoutFromEnvironment() {
+  const char* text = std::getenv("PGCOURIER_STALL_TIMEOUT");
+  if (text != nullptr) {
+    char* end = nullptr;
+    double seconds = std::strtod(text, &end);
+    if (end != text && *end == '\0' && seconds > 0 && seconds < 1e9) {
+      return std::max<int64_t>(1, std::llround(seconds * 1000));
+    }
+  }
+  return std::chrono::milliseconds(kDefaultStallTimeout).count();
+}
+
+Status LostDuringCopy(Connection& conn, const char* what) {
+  std::string message = PQerrorMessage(conn.raw());
+  message = message.substr(0, message.find('\n'));  // the rest is libpq's boilerplate
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return Status(StatusCode::kConnectionFailed, std::string(what) + ": " + message, "", "08006");
+}
+
+// Connection::Wait, bounded by the stall timeout as well: the wait ends when
+// the socket is ready (a byte moved), the deadline passes (kTimeout) or
+// nothing moved for CopyStallTimeout() (a stall: the connection is given up).
+Status WaitForCopy(Connection& conn, bool for_read, bool for_write, Deadline deadline) {
+  const std::chrono::milliseconds stall = CopyStallTimeout();
+  Status waited = conn.Wait(for_read, for_write, deadline.Min(Deadline::After(stall)));
+  if (waited.code() != StatusCode::kTimeout || deadline.passed()) return waited;
+  conn.GiveUp();
+  return Status(StatusCode::kConnectionFailed,
+                fmt::format("the connection to {} stalled: nothing {} for {:.0f} s during COPY",
+                            conn.display(), for_write ? "sent or received" : "received",
+                            std::chrono::duration<double>(stall).count()),
+                "check the network between pgcourier and the server (a proxy, NAT or firewall "
+                "that keeps the connection open but forwards nothing); the limit is "
+                "PGCOURIER_STALL_TIMEOUT seconds",
+                "08006");
+}
+
+// Connection::Flush with the stall bound of WaitForCopy.
+Status FlushCopy(Connection& conn, Deadline deadline) {
+  for (;;) {
+    int flushed = PQflush(conn.raw());
+    if (flushed == 0) return Status::Ok();
+    if (flushed < 0) return LostDuringCopy(conn, "connection lost during COPY");
+    PGC_RETURN_IF_ERROR(WaitForCopy(conn, true, true, deadline));
+    if (PQconsumeInput(conn.raw()) == 0) return LostDuringCopy(conn, "connection lost during COPY");
+  }
+}
+
+}  // namespace
+
+std::chrono::milliseconds CopyStallTimeout() {
+  int64_t ms = stall_timeout_ms.load(std::memory_order_relaxed);
+  if (ms == 0) {
+    ms = StallTimeoutFromEnvironment();
+    int64_t unset = 0;
+    // A concurrent SetCopyStallTimeout wins over the environment.
+    if (!stall_timeout_ms.compare_exchange_strong(unset, ms)) ms = unset;
+  }
+  return std::chrono::milliseconds(ms);
+}
+
+void SetCopyStallTimeout(std::chrono::milliseconds timeout) {
+  stall_timeout_ms.store(std::max<int64_t>(1, timeout.count()));
+}
 
 Result<CopyOutStream> CopyOutStream::Start(Connection& conn, std::string_view sql,
                                            Deadline deadline) {
@@ -23,7 +99,7 @@ CopyOutStream::~CopyOutStream() {
     conn_->CancelRunning();
     std::string_view ignored;
     auto grace = Deadline::After(std::chrono::seconds(5));
-    while (!done_) {
+    while (!done_ && !conn_->IsBad()) {
       Result<bool> more = Next(&ignored, grace);
       if (!more.ok() || !*more) break;
     }
@@ -46,13 +122,11 @@ Result<bool> CopyOutStream::Next(std::string_view* chunk, Deadline deadline) {
       return true;
     }
     if (got == 0) {
-      Status waited = conn_->Wait(true, false, deadline);
+      Status waited = WaitForCopy(*conn_, true, false, deadline);
       if (!waited.ok()) return waited;
       if (PQconsumeInput(conn_->raw()) == 0) {
         done_ = true;
-        return Status(StatusCode::kConnectionFailed,
-                      std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()),
-                      "", "08006");
+        return LostDuringCopy(*conn_, "connection lost during COPY");
       }
       continue;
     }
@@ -86,18 +160,12 @@ Status CopyInStream::Write(std::string_view data, Deadline deadline) {
     // data, so a source faster than the target would make it grow without
     // bound: send what is queued before taking more. Memory stays at about
     // one write, whatever the table's size.
-    if (put == 1) return conn_->Flush(deadline);
-    if (put < 0) {
-      return Status(StatusCode::kConnectionFailed,
-                    std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()), "",
-                    "08006");
-    }
+    if (put == 1) return FlushCopy(*conn_, deadline);
+    if (put < 0) return LostDuringCopy(*conn_, "connection lost during COPY");
     // Buffer full: wait until the socket drains, reading any notices.
-    PGC_RETURN_IF_ERROR(conn_->Wait(true, true, deadline));
+    PGC_RETURN_IF_ERROR(WaitForCopy(*conn_, true, true, deadline));
     if (PQconsumeInput(conn_->raw()) == 0 || PQflush(conn_->raw()) < 0) {
-      return Status(StatusCode::kConnectionFailed,
-                    std::string("connection lost during COPY: ") + PQerrorMessage(conn_->raw()), "",
-                    "08006");
+      return LostDuringCopy(*conn_, "connection lost during COPY");
     }
   }
 }
@@ -107,14 +175,18 @@ Result<int64_t> CopyInStream::Finish(Deadline deadline) {
   for (;;) {
     int ended = PQputCopyEnd(conn_->raw(), nullptr);
     if (ended == 1) break;
-    if (ended < 0) {
-      return Status(StatusCode::kConnectionFailed,
-                    std::string("connection lost ending COPY: ") + PQerrorMessage(conn_->raw()), "",
-                    "08006");
-    }
-    PGC_RETURN_IF_ERROR(conn_->Wait(false, true, deadline));
+    if (ended < 0) return LostDuringCopy(*conn_, "connection lost ending COPY");
+    PGC_RETURN_IF_ERROR(WaitForCopy(*conn_, false, true, deadline));
   }
-  PGC_RETURN_IF_ERROR(conn_->Flush(deadline));
+  PGC_RETURN_IF_ERROR(FlushCopy(*conn_, deadline));
+  // The COPY's result follows its end at once; waiting for it is bounded
+  // like the stream.
+  while (PQisBusy(conn_->raw()) != 0) {
+    PGC_RETURN_IF_ERROR(WaitForCopy(*conn_, true, false, deadline));
+    if (PQconsumeInput(conn_->raw()) == 0) {
+      return LostDuringCopy(*conn_, "connection lost ending COPY");
+    }
+  }
   Result<QueryResult> result = conn_->DrainResults(deadline);
   if (!result.ok()) return result.status();
   return result->AffectedRows();
@@ -123,13 +195,26 @@ Result<int64_t> CopyInStream::Finish(Deadline deadline) {
 void CopyInStream::Abort(const char* reason) {
   finished_ = true;
   if (conn_ == nullptr || conn_->IsBad()) return;
+  // Not DrainResults: on a timeout it sends a cancel request, which hangs
+  // on a silent network. A server that does not take the end of the COPY
+  // and answer within the grace is given up instead.
   auto grace = Deadline::After(std::chrono::seconds(5));
+  PGconn* raw = conn_->raw();
   int ended = 0;
-  while ((ended = PQputCopyEnd(conn_->raw(), reason)) == 0) {
-    if (!conn_->Wait(false, true, grace).ok()) return;
+  while ((ended = PQputCopyEnd(raw, reason)) == 0) {
+    if (!conn_->Wait(false, true, grace).ok()) return conn_->GiveUp();
   }
-  if (ended < 0 || !conn_->Flush(grace).ok()) return;
-  (void)conn_->DrainResults(grace);
+  if (ended < 0 || !conn_->Flush(grace).ok()) return conn_->GiveUp();
+  for (;;) {
+    while (PQisBusy(raw) != 0) {
+      if (!conn_->Wait(true, false, grace).ok() || PQconsumeInput(raw) == 0) {
+        return conn_->GiveUp();
+      }
+    }
+    PGresult* result = PQgetResult(raw);
+    if (result == nullptr) return;
+    PQclear(result);
+  }
 }
 
 }  // namespace pgcourier

@@ -4,12 +4,26 @@
 // quietly (PQputCopyEnd with an error), so an interrupted load never commits.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string_view>
 
 #include "pg/connection.h"
 
 namespace pgcourier {
+
+// How long a COPY stream waits without a byte moving (received by a
+// CopyOutStream, taken by the socket of a CopyInStream) before it gives up
+// with a retryable kConnectionFailed (SQLSTATE 08006) and gives the
+// connection up (Connection::GiveUp). Streams usually wait without a
+// deadline, and a black-holed network (a proxy or NAT that keeps TCP alive
+// but forwards nothing) would otherwise be waited on forever: TCP keepalives
+// are answered by whatever is in between. Defaults to env
+// PGCOURIER_STALL_TIMEOUT (seconds, > 0) when set, else 10 minutes:
+// generous, because a source may rightly send nothing for a while (a COPY
+// scanning pages of dead rows). Thread-safe; read at each wait.
+std::chrono::milliseconds CopyStallTimeout();
+void SetCopyStallTimeout(std::chrono::milliseconds timeout);
 
 class CopyOutStream {
  public:

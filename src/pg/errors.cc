@@ -12,15 +12,49 @@ struct Translation {
   std::string_view sqlstate;
   std::string_view cause;
   std::string_view fix;
+  // The entry does not apply when the message also holds this.
+  std::string_view unless = {};
 };
 
 // Ordered: the first match wins. libpq's own messages are in English because
 // pgcourier never calls setlocale(); the server's depend on its lc_messages.
-constexpr std::array<Translation, 17> kTranslations = {{
+constexpr std::array<Translation, 24> kTranslations = {{
     {"server does not support SSL, but SSL was required", StatusCode::kInvalidArgument, "08P01",
      "the server does not accept SSL connections, but sslmode asks for SSL",
      "for a local server use sslmode=disable or sslmode=prefer; for a remote one enable ssl on the "
      "server (ssl = on with a certificate)"},
+    // Certificate checks (verify-ca, verify-full) give the same answer every
+    // time: not retried.
+    {"certificate verify failed", StatusCode::kInvalidArgument, "08001",
+     "the server's certificate is not signed by the CA in sslrootcert (or it expired)",
+     "set sslrootcert to the CA certificate that signed the server's (the provider publishes it), "
+     "or use sslmode=require to encrypt without verifying the server"},
+    {"does not match host name", StatusCode::kInvalidArgument, "08001",
+     "the server's certificate does not name the host in the connection string",
+     "connect with a host name the certificate names (see the message), or use sslmode=verify-ca "
+     "to check the CA but not the host name"},
+    {"root certificate file", StatusCode::kInvalidArgument, "08001",
+     "cannot read the CA file that sslmode=verify-ca/verify-full needs",
+     "give sslrootcert the path of the CA certificate file (default ~/.postgresql/root.crt), "
+     "sslrootcert=system for the system's CAs, or use sslmode=require"},
+    {"invalid port number", StatusCode::kInvalidArgument, "08001",
+     "the port in the connection string is not a port number",
+     "give a port between 1 and 65535 (host:port in a URI, port=... in key=value)"},
+    {"for connection option", StatusCode::kInvalidArgument, "08001",
+     "a value in the connection string is not valid for its option",
+     "correct the option named in the message"},
+    {"invalid sslmode value", StatusCode::kInvalidArgument, "08001",
+     "sslmode has a value libpq does not know",
+     "use one of disable, allow, prefer, require, verify-ca, verify-full"},
+    // pg_hba.conf lines that need SSL ("hostssl"): the message ends with
+    // "no encryption".
+    // With sslmode=prefer libpq tries SSL first: when that attempt was
+    // refused too ("SSL encryption"), encryption is not the problem.
+    {"no encryption", StatusCode::kInvalidArgument, "28000",
+     "the server's pg_hba.conf does not let this client in without encryption",
+     "connect with sslmode=require (or verify-full with sslrootcert): the server may accept this "
+     "client over SSL (hostssl lines); otherwise add a pg_hba.conf line for it",
+     "SSL encryption"},
     {"password authentication failed", StatusCode::kInvalidArgument, "28P01",
      "the server rejected the password",
      "check the user name and password (in the URI, PGPASSWORD or ~/.pgpass); on managed services "
@@ -91,7 +125,8 @@ std::string FirstLine(const std::string& message) {
 Status TranslateConnectFailure(const std::string& libpq_message, const std::string& who) {
   std::string reason = FirstLine(libpq_message);
   for (const auto& t : kTranslations) {
-    if (libpq_message.find(t.needle) != std::string::npos) {
+    if (libpq_message.find(t.needle) != std::string::npos &&
+        (t.unless.empty() || libpq_message.find(t.unless) == std::string::npos)) {
       return Status(t.code,
                     "cannot connect to " + who + ": " + std::string(t.cause) + " (" + reason + ")",
                     std::string(t.fix), std::string(t.sqlstate));

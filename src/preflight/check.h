@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/object_filter.h"
 #include "util/cancel.h"
 
 namespace pgcourier {
@@ -31,6 +32,7 @@ inline constexpr const char* kPgDumpOnPath = "tools.path";
 inline constexpr const char* kDatabasesSelected = "databases.selected";
 inline constexpr const char* kDatabaseConnect = "database.connect";
 inline constexpr const char* kDatabaseTarget = "database.target";
+inline constexpr const char* kDatabaseReadable = "database.readable";
 inline constexpr const char* kExtensionAvailable = "extension.available";
 inline constexpr const char* kExtensionProvider = "extension.provider";
 inline constexpr const char* kLanguageAvailable = "language.available";
@@ -83,6 +85,7 @@ struct ServerSummary {
   bool encrypted = false;
   std::string user;
   bool superuser = false;
+  std::string tls_version;  // e.g. "TLSv1.3" when encrypted
 };
 
 struct ToolChoice {
@@ -116,6 +119,9 @@ struct CheckOptions {
   // Target databases that the migration being resumed is filling: their
   // contents are its own, not data of someone else's.
   std::set<std::string> owned_target_databases;
+  // The object filter the migration applies: tables it leaves out need not
+  // be readable by the source user.
+  ObjectFilter filter;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds query_timeout{std::chrono::minutes(2)};
   const CancelToken* cancel = nullptr;

@@ -1,6 +1,7 @@
 #include "preflight/checker.h"
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 
 #include <algorithm>
 #include <array>
@@ -11,7 +12,9 @@
 
 #include "catalog/database_facts.h"
 #include "catalog/server_facts.h"
+#include "catalog/user_objects.h"
 #include "pg/connection.h"
+#include "pg/quote.h"
 #include "pg/version.h"
 #include "preflight/pg_tools.h"
 #include "roles/provider_roles.h"
@@ -127,6 +130,9 @@ class Checker {
   }
 
   Status ConnectSide(Side& side, const char* connect_code, const char* encryption_code);
+  // Whether the side's session is encrypted (with the TLS version); a warning
+  // when it is not and reaches another machine.
+  void AddEncryption(Side& side, const char* code);
   void CheckDistinct();
   void CheckVersions();
   void CheckTools();
@@ -135,6 +141,9 @@ class Checker {
   void CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& source_db,
                        const std::optional<DatabaseFacts>& target_db);
   void CheckLanguages(const DatabasePlan& plan, const DatabaseFacts& source_db);
+  // database.readable: every table and sequence the move dumps is readable
+  // by the source user.
+  Status CheckReadable(Connection& source_db, const DatabasePlan& plan);
   void CheckRoles();
   void CheckConnections(const Side& side, int needed, const char* code);
   void CheckSize();
@@ -193,18 +202,41 @@ Status Checker::ConnectSide(Side& side, const char* connect_code, const char* en
   Add(connect_code, CheckStatus::kPass, side.role,
       fmt::format("connected to PostgreSQL {} as {}{}", side.facts->version_text,
                   side.facts->current_user, side.facts->is_superuser ? " (superuser)" : ""));
-  if (summary.encrypted) {
-    Add(encryption_code, CheckStatus::kPass, side.role, "the connection is encrypted (SSL)");
-  } else if (side.info.IsLocal()) {
-    Add(encryption_code, CheckStatus::kPass, side.role,
-        "the connection is not encrypted; the server is local");
-  } else {
-    Add(encryption_code, CheckStatus::kWarn, side.role,
-        "the connection to a remote server is not encrypted: passwords and data cross the "
-        "network in clear",
-        "add sslmode=require (or verify-full with sslrootcert) to the connection string");
-  }
+  AddEncryption(side, encryption_code);
   return Status::Ok();
+}
+
+void Checker::AddEncryption(Side& side, const char* code) {
+  PGconn* conn = side.conn->raw();
+  if (side.conn->ssl_in_use()) {
+    const char* protocol = PQsslAttribute(conn, "protocol");
+    ServerSummary& summary = side.role == "source" ? report_.source : report_.target;
+    summary.tls_version = protocol != nullptr ? protocol : "";
+    Add(code, CheckStatus::kPass, side.role,
+        fmt::format("encrypted ({})", protocol != nullptr ? protocol : "SSL"));
+    return;
+  }
+  // The address this session really reached (the string may list several
+  // hosts, or a name that resolves to this machine).
+  const char* address = PQhostaddr(conn);
+  const char* host = PQhost(conn);
+  std::string reached = address != nullptr && *address != '\0' ? address
+                        : host != nullptr                      ? host
+                                                               : "";
+  switch (ClassifyHost(reached)) {
+    case HostKind::kUnixSocket:
+      Add(code, CheckStatus::kPass, side.role, "not encrypted (local: unix socket)");
+      break;
+    case HostKind::kLoopback:
+      Add(code, CheckStatus::kPass, side.role, "not encrypted (local: " + reached + ")");
+      break;
+    case HostKind::kRemote:
+      Add(code, CheckStatus::kWarn, side.role,
+          "not encrypted: passwords and data cross the network to " + reached + " in clear",
+          "add sslmode=require (or verify-full with sslrootcert) to the connection string, and "
+          "enable ssl on the server if it has none");
+      break;
+  }
 }
 
 void Checker::CheckDistinct() {
@@ -360,6 +392,10 @@ Status Checker::CheckDatabases() {
     }
     source_dbs_.push_back(std::move(*facts));
     const DatabaseFacts& source_db = source_dbs_.back();
+    // A resumed database was checked when its run began.
+    if (options_.owned_target_databases.count(plan.target_name) == 0) {
+      PGC_RETURN_IF_ERROR(CheckReadable(**conn, plan));
+    }
 
     std::optional<DatabaseFacts> target_db;
     if (plan.exists_on_target) {
@@ -385,6 +421,15 @@ Status Checker::CheckDatabases() {
             "move into an empty database: drop it or pick another name (pgcourier never mixes "
             "data into a database that has its own)");
         target_db = std::move(*tfacts);
+      } else if (!target_.facts->is_superuser && !tfacts->can_create_in_database) {
+        // Schemas and the progress marks are created in it.
+        Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
+            fmt::format("exists on the target and is empty, but the target user {} may not "
+                        "CREATE in it",
+                        target_.facts->current_user),
+            fmt::format("GRANT CREATE ON DATABASE {} TO {} on the target, or connect as its owner",
+                        QuoteIdent(plan.target_name), QuoteIdent(target_.facts->current_user)));
+        target_db = std::move(*tfacts);
       } else {
         Add(check_code::kDatabaseTarget, CheckStatus::kPass, plan.target_name,
             "exists on the target and holds no user data");
@@ -404,6 +449,43 @@ Status Checker::CheckDatabases() {
     CheckExtensions(plan, source_db, target_db);
     CheckLanguages(plan, source_db);
   }
+  return Status::Ok();
+}
+
+Status Checker::CheckReadable(Connection& source_db, const DatabasePlan& plan) {
+  if (source_.facts->is_superuser) return Status::Ok();
+  // pg_dump locks and reads every table and sequence it dumps: one the user
+  // may not read fails the schema dump, after the target database was made.
+  Result<QueryResult> unreadable = source_db.Exec(
+      "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE c.relkind IN ('r', 'p', 'm', 'S', 'f') AND " +
+          sql::UserRelation() +
+          "AND NOT (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
+          "pg_catalog.has_table_privilege(c.oid, 'SELECT')) ORDER BY 1, 2",
+      QueryDeadline());
+  if (!unreadable.ok()) {
+    if (unreadable.status().code() == StatusCode::kCancelled) return unreadable.status();
+    Add(check_code::kDatabaseReadable, CheckStatus::kWarn, plan.name,
+        "could not list the tables the source user may not read: " + unreadable.status().message());
+    return Status::Ok();
+  }
+  std::vector<TableName> blocked;
+  for (int row = 0; row < unreadable->rows(); ++row) {
+    TableName table{unreadable->GetString(row, 0), unreadable->GetString(row, 1)};
+    if (!options_.filter.ExcludesTable(table.schema, table.name)) blocked.push_back(table);
+  }
+  if (blocked.empty()) {
+    Add(check_code::kDatabaseReadable, CheckStatus::kPass, plan.name,
+        "the source user may read every table and sequence");
+    return Status::Ok();
+  }
+  Add(check_code::kDatabaseReadable, CheckStatus::kFail, plan.name,
+      fmt::format("the source user {} may not read {} table(s) or sequence(s): {}",
+                  source_.facts->current_user, blocked.size(), JoinTables(blocked, 5)),
+      fmt::format("GRANT SELECT on them (and USAGE on their schemas) to {} on the source, connect "
+                  "as their owner or a superuser, or leave them out with --exclude-table",
+                  QuoteIdent(source_.facts->current_user)));
   return Status::Ok();
 }
 
@@ -682,12 +764,12 @@ void Checker::CheckReplication() {
   }
 
   bool source_aiven_extras = has_extension(s, "aiven_extras");
-  if (s.is_superuser || s.can_replicate || s.member_of.count("rds_replication") != 0 ||
-      source_aiven_extras) {
-    std::string how = s.is_superuser                              ? "is a superuser"
-                      : s.can_replicate                           ? "has the REPLICATION attribute"
-                      : s.member_of.count("rds_replication") != 0 ? "is a member of rds_replication"
-                                                                  : "can use aiven_extras";
+  // The slot is made over a replication connection, which aiven_extras
+  // does not open for anyone: REPLICATION (or a provider's equivalent) it is.
+  if (s.is_superuser || s.can_replicate || s.member_of.count("rds_replication") != 0) {
+    std::string how = s.is_superuser    ? "is a superuser"
+                      : s.can_replicate ? "has the REPLICATION attribute"
+                                        : "is a member of rds_replication";
     Add(check_code::kSourceReplicationPrivilege, CheckStatus::kPass, "source",
         fmt::format("{} {}", s.current_user, how));
   } else {

@@ -9,6 +9,75 @@
 #include "pg/quote.h"
 
 namespace pgcourier {
+namespace {
+
+constexpr const char* kExtras = "aiven_extras";
+
+// A text[] literal of `values`, each element quoted (names may hold any
+// character).
+std::string TextArrayLiteral(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+// Makes aiven_extras usable in the connected database: already there, or
+// installed now (recorded first). `refused` is the error of the direct way,
+// returned with a hint when the server does not offer the extension.
+Status UseAivenExtras(Connection& conn, const RecordChangeFn& record_change, const Status& refused,
+                      const std::string& hint) {
+  Result<QueryResult> installed =
+      conn.ExecParams("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1", {kExtras});
+  if (!installed.ok()) return installed.status();
+  if (installed->rows() > 0) return Status::Ok();
+  Result<QueryResult> available = conn.ExecParams(
+      "SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = $1", {kExtras});
+  if (!available.ok()) return available.status();
+  if (available->rows() == 0) return refused.WithHint(hint);
+  PGC_RETURN_IF_ERROR(
+      record_change("extension aiven_extras", "DROP EXTENSION IF EXISTS aiven_extras"));
+  return conn.Run("CREATE EXTENSION aiven_extras")
+      .WithContext("installing aiven_extras (used for what the user may not do directly)");
+}
+
+// True when the subscription exists and the current user may not alter it
+// directly (made through aiven_extras, owned by its superuser).
+Result<bool> OwnedByExtras(Connection& target, const std::string& subscription) {
+  Result<QueryResult> owner = target.ExecParams(
+      "SELECT NOT pg_catalog.pg_has_role(s.subowner, 'USAGE') FROM pg_catalog.pg_subscription s "
+      "WHERE s.subname = $1",
+      {subscription});
+  if (!owner.ok()) return owner.status();
+  return owner->rows() > 0 && owner->GetBool(0, 0);
+}
+
+// Ends the walsender that streams `slot`, if any, and waits until the slot is
+// free (a disabled subscription's walsender may take a moment to go).
+Status FreeSlot(Connection& source, const std::string& slot) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    Result<QueryResult> active = source.ExecParams(
+        "SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", {slot});
+    if (!active.ok()) return active.status();
+    if (active->rows() == 0 || active->IsNull(0, 0)) return Status::Ok();
+    (void)source.ExecParams("SELECT pg_catalog.pg_terminate_backend($1::int)",
+                            {active->GetString(0, 0)});
+    SleepFor(std::chrono::milliseconds(100), nullptr);
+  }
+  return Status(StatusCode::kTimeout, "the replication slot " + slot + " stays in use",
+                "end the session that uses it (pg_replication_slots.active_pid) and run "
+                "pgcourier cleanup again");
+}
+
+}  // namespace
 
 ReplicationNames NamesFor(const std::string& run_id, int index) {
   const std::string base = "pgcourier_" + run_id;
@@ -18,7 +87,8 @@ ReplicationNames NamesFor(const std::string& run_id, int index) {
 Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
-                                     const ConnectOptions& connect) {
+                                     const ConnectOptions& connect,
+                                     const RecordChangeFn& record_change) {
   // The publication first: the slot decodes with the catalog as of its
   // starting point, which must already hold it.
   std::string publication = "CREATE PUBLICATION " + QuoteIdent(names.publication);
@@ -30,6 +100,33 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
     }
   }
   Status published = holder.Run(publication);
+  if (!published.ok() && published.sqlstate() == "42501") {
+    PGC_RETURN_IF_ERROR(UseAivenExtras(
+        holder, record_change, published,
+        "connect to the source as the tables' owner or a superuser, or use --method copy"));
+    // aiven_extras publishes each table with its inheritance children: a
+    // child replication cannot carry would then refuse UPDATE and DELETE on
+    // the source.
+    const std::string listed = TextArrayLiteral(tables);
+    Result<QueryResult> children = holder.ExecParams(
+        "SELECT i.inhrelid::regclass::text FROM pg_catalog.pg_inherits i "
+        "WHERE i.inhparent IN (SELECT pg_catalog.unnest($1::text[])::regclass) "
+        "AND i.inhrelid NOT IN (SELECT pg_catalog.unnest($1::text[])::regclass)",
+        {listed});
+    if (!children.ok()) return children.status();
+    if (children->rows() > 0) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "publishing through aiven_extras would also publish the inheritance child " +
+                        children->GetString(0, 0) + ", which has no replica identity",
+                    "give it a primary key, connect as the tables' owner, or use --method copy");
+    }
+    published = holder
+                    .ExecParams(
+                        "SELECT aiven_extras.pg_create_publication($1, "
+                        "'insert,update,delete,truncate', VARIADIC $2::text[])",
+                        {names.publication, listed})
+                    .status();
+  }
   if (!published.ok()) return published.WithContext("creating the publication on the source");
 
   ConnectOptions replication_connect = connect;
@@ -51,7 +148,8 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   return again->GetString(0, 0);
 }
 
-Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names) {
+Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names,
+                          const RecordChangeFn& record_change) {
   // The source as this process reached it, password included (from the
   // URI, PGPASSWORD or .pgpass): the target server connects with it.
   static const std::set<std::string> kKeep = {
@@ -68,11 +166,44 @@ Status CreateSubscription(Connection& target, Connection& source, const Replicat
     conninfo += std::string(o->keyword) + "=" + QuoteConnValue(o->val);
   }
   PQconninfoFree(options);
-  Status created = target.Run(
-      fmt::format("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
-                  "slot_name = {}, copy_data = false, enabled = true)",
-                  QuoteIdent(names.subscription), QuoteLiteral(conninfo),
-                  QuoteIdent(names.publication), QuoteLiteral(names.slot)));
+  // Asked first rather than tried: a refused statement would land in the
+  // server's log, password and all. A superuser keeps it out of the log
+  // altogether.
+  Result<QueryResult> rights = target.Exec(
+      "SELECT r.rolsuper, r.rolsuper OR CASE WHEN "
+      "pg_catalog.current_setting('server_version_num')::int >= 160000 THEN "
+      "pg_catalog.pg_has_role('pg_create_subscription', 'USAGE') ELSE false END "
+      "FROM pg_catalog.pg_roles r WHERE r.rolname = current_user");
+  if (!rights.ok()) return rights.status().WithContext("reading the target user's rights");
+  const bool superuser = rights->rows() > 0 && rights->GetBool(0, 0);
+  const bool may_subscribe = rights->rows() > 0 && rights->GetBool(0, 1);
+  Status created =
+      Status(StatusCode::kServerError, "permission denied to create subscription", "", "42501");
+  if (may_subscribe) {
+    if (superuser) {
+      (void)target.Run("SET log_statement = 'none'; SET log_min_error_statement = 'panic'");
+    }
+    created = target.Run(fmt::format(
+        "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
+        "slot_name = {}, copy_data = false, enabled = true)",
+        QuoteIdent(names.subscription), QuoteLiteral(conninfo), QuoteIdent(names.publication),
+        QuoteLiteral(names.slot)));
+    if (superuser) (void)target.Run("RESET log_statement; RESET log_min_error_statement");
+  }
+  if (!created.ok() && created.sqlstate() == "42501") {
+    const std::string hint =
+        "the target user needs superuser or, on 16+, pg_create_subscription (on Aiven: the "
+        "aiven_extras extension)";
+    Status extras = UseAivenExtras(target, record_change, created, hint);
+    if (!extras.ok()) return extras.WithHint(hint);
+    // The connection string travels as a parameter, never in the text.
+    created = target
+                  .ExecParams(
+                      "SELECT aiven_extras.pg_create_subscription($1, $2, $3, $4, false, "
+                      "false)",
+                      {names.subscription, conninfo, names.publication, names.slot})
+                  .status();
+  }
   // The statement holds the password: the error never repeats it.
   if (!created.ok()) {
     return Status(created.code(),
@@ -170,7 +301,34 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
         "(SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())",
         {names.subscription});
     if (!sub.ok()) return sub.status().WithContext("looking for the subscription");
-    if (sub->rows() > 0) {
+    Result<bool> extras = sub->rows() > 0 ? OwnedByExtras(*target, names.subscription) : false;
+    if (!extras.ok()) return extras.status().WithContext("looking for the subscription's owner");
+    if (*extras) {
+      PGC_RETURN_IF_ERROR(target
+                              ->ExecParams("SELECT aiven_extras.pg_alter_subscription_disable($1)",
+                                           {names.subscription})
+                              .status()
+                              .WithContext("disabling the subscription through aiven_extras"));
+      if (source == nullptr) {
+        return Status(StatusCode::kConnectionFailed,
+                      "the subscription " + names.subscription +
+                          " is disabled; aiven_extras drops it together with its slot, which "
+                          "needs the source",
+                      "run pgcourier cleanup again when the source is reachable");
+      }
+      PGC_RETURN_IF_ERROR(FreeSlot(*source, names.slot));
+      PGC_RETURN_IF_ERROR(
+          target->ExecParams("SELECT aiven_extras.pg_drop_subscription($1)", {names.subscription})
+              .status()
+              .WithContext("dropping the subscription through aiven_extras"));
+      removed.push_back("subscription " + names.subscription + " (target, through aiven_extras)");
+      // aiven_extras drops the slot with it.
+      Result<QueryResult> slot = source->ExecParams(
+          "SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", {names.slot});
+      if (slot.ok() && slot->rows() == 0) {
+        removed.push_back("replication slot " + names.slot + " (source, through aiven_extras)");
+      }
+    } else if (sub->rows() > 0) {
       // Detached from its slot first: dropping then needs no connection to
       // the source (the slot is dropped there below).
       const std::string name = QuoteIdent(names.subscription);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -25,6 +26,11 @@ struct ReplicationNames {
   std::string subscription;  // on the target database
 };
 
+// Records a change pgcourier is about to make to a server besides its
+// replication objects (here: installing the aiven_extras extension), with the
+// SQL that undoes it; called before the change, which an error stops.
+using RecordChangeFn = std::function<Status(const std::string& object, const std::string& undo)>;
+
 // The names of database number `index` (its position in the run) of run
 // `run_id` (hex).
 ReplicationNames NamesFor(const std::string& run_id, int index);
@@ -35,16 +41,27 @@ ReplicationNames NamesFor(const std::string& run_id, int index);
 // snapshot is imported and exported again on `holder` (a connection to the
 // database, whose transaction then keeps it), so the replication connection
 // can close. Returns the snapshot id to copy at.
+//
+// A user who may not publish the tables (not their owner; SQLSTATE 42501)
+// publishes them through Aiven's aiven_extras extension when the server
+// offers it, installing it first when needed (recorded through
+// `record_change`, so cleanup removes it).
 Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
-                                     const ConnectOptions& connect);
+                                     const ConnectOptions& connect,
+                                     const RecordChangeFn& record_change);
 
 // The subscription on the target (its current database), using the existing
 // slot and copying nothing: changes after the snapshot stream in. `source`
 // is a live connection to the source database, whose effective parameters
 // (with the password) the subscription connects with.
-Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names);
+//
+// A user who may not create subscriptions (SQLSTATE 42501: not a superuser,
+// and before 16 no pg_create_subscription) creates it through aiven_extras
+// when the server offers it, as StartReplication does.
+Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names,
+                          const RecordChangeFn& record_change);
 
 struct ReplicationLag {
   bool slot_exists = false;
@@ -75,6 +92,11 @@ Status WaitApplied(Connection& source, const ReplicationNames& names, const std:
 // exist, and returns what it removed. The subscription is detached from its
 // slot first, so it can be dropped when the source is unreachable. Safe on
 // any partial state and idempotent; either connection may be null.
+//
+// A subscription made through aiven_extras (owned by the extension's
+// superuser) is disabled and dropped through it too; aiven_extras drops its
+// slot in the same call, over the subscription's own connection, so that
+// needs the source reachable.
 Result<std::vector<std::string>> DropReplication(Connection* source, Connection* target,
                                                  const ReplicationNames& names);
 

@@ -25,13 +25,21 @@ std::string ServerLine(const char* label, const ServerSummary& s) {
   if (!s.reachable) return fmt::format("  {:<7} {}  (not reachable)\n", label, s.display);
   return fmt::format("  {:<7} {}  PostgreSQL {}, user {}{}, {}\n", label, s.display, s.version,
                      s.user, s.superuser ? " (superuser)" : "",
-                     s.encrypted ? "encrypted" : "not encrypted");
+                     !s.encrypted            ? std::string("not encrypted")
+                     : s.tls_version.empty() ? std::string("encrypted")
+                                             : "encrypted (" + s.tls_version + ")");
 }
 
 nlohmann::json ServerJson(const ServerSummary& s) {
-  return {{"display", s.display},    {"reachable", s.reachable}, {"version", s.version},
-          {"major", s.major},        {"encrypted", s.encrypted}, {"user", s.user},
-          {"superuser", s.superuser}};
+  return {
+      {"display", s.display},
+      {"reachable", s.reachable},
+      {"version", s.version},
+      {"major", s.major},
+      {"encrypted", s.encrypted},
+      {"user", s.user},
+      {"superuser", s.superuser},
+      {"tls_version", s.tls_version.empty() ? nlohmann::json() : nlohmann::json(s.tls_version)}};
 }
 
 }  // namespace

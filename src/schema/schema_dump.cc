@@ -55,6 +55,11 @@ Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std
       "--format=custom",   "--snapshot=" + snapshot,
       "--file=" + archive, "--dbname=" + source_db.ToKeyValueWithoutSecrets()};
   for (auto& arg : DumpExclusionArgs(excluded)) argv.push_back(std::move(arg));
+  if (tools.lock_wait_timeout.count() > 0) {
+    // Without it pg_dump waits for a table locked by another session as
+    // long as that session keeps its lock, saying nothing.
+    argv.push_back("--lock-wait-timeout=" + std::to_string(tools.lock_wait_timeout.count()));
+  }
   Result<ProcessResult> ran = RunProcess(argv, ChildOptions(source_db, tools.cancel));
   if (!ran.ok()) return ran.status().WithContext("pg_dump");
   if (!ran->ok()) return ToolFailed("pg_dump --schema-only", *ran);

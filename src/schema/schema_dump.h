@@ -7,6 +7,7 @@
 // connection string without secrets and the password in PGPASSWORD.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -24,6 +25,9 @@ struct SchemaTools {
   std::string pg_dump;
   std::string pg_restore;
   const CancelToken* cancel = nullptr;  // stops a running pg_dump/pg_restore
+  // pg_dump --lock-wait-timeout: how long it waits for each table's ACCESS
+  // SHARE lock before it fails (zero: no limit).
+  std::chrono::milliseconds lock_wait_timeout{0};
 };
 
 struct RestorePolicy {

@@ -88,6 +88,23 @@ CREATE TABLE steps (
 PRAGMA user_version = 1;
 )sql";
 
+// Version 2 adds the changes pgcourier made to a server besides its own
+// replication objects (REPLICA IDENTITY FULL, an extension it installed, a
+// read-only database), each with the SQL that undoes it.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE changes (
+  position INTEGER PRIMARY KEY,
+  db_name TEXT NOT NULL,
+  side TEXT NOT NULL,
+  object TEXT NOT NULL,
+  undo_sql TEXT NOT NULL,
+  state TEXT NOT NULL,
+  made_at TEXT NOT NULL,
+  UNIQUE (db_name, side, object)
+) STRICT;
+PRAGMA user_version = 2;
+)sql";
+
 std::string NowUtc() {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -367,15 +384,17 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenForRun(const std::string& di
   }
   std::lock_guard<std::mutex> guard(store->mu_);
   PGC_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
-  if (version == 0) {
+  if (version < kSchemaVersion) {
     PGC_RETURN_IF_ERROR(store->Exec("BEGIN IMMEDIATE"));
-    Status created = store->Exec(kSchemaV1);
+    Status created = version < 1 ? store->Exec(kSchemaV1) : Status::Ok();
+    if (created.ok()) created = store->Exec(kSchemaV2);
     if (!created.ok()) {
       (void)store->Exec("ROLLBACK");
       return created;
     }
     PGC_RETURN_IF_ERROR(store->Exec("COMMIT"));
   }
+  store->version_ = kSchemaVersion;
   return store;
 }
 
@@ -405,6 +424,7 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenReadOnly(const std::string& 
   // Version 0 without tables: a run that is just creating the file. It reads
   // as empty.
   store->has_schema_ = version > 0;
+  store->version_ = version;
   return store;
 }
 
@@ -690,6 +710,61 @@ Status StateStore::ClearSteps(const std::string& database) {
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) {
     return SqliteError(db_, path_, rc, fmt::format("cannot clear the steps of {}", database));
+  }
+  return Status::Ok();
+}
+
+Status StateStore::RecordChange(const StoredChange& change) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  // A change made again (a resumed run) keeps its first record, made anew.
+  Statement stmt(db_,
+                 "INSERT INTO changes (db_name, side, object, undo_sql, state, made_at) "
+                 "VALUES (?1, ?2, ?3, ?4, 'made', ?5) ON CONFLICT (db_name, side, object) "
+                 "DO UPDATE SET state = 'made'");
+  stmt.Bind(1, change.database);
+  stmt.Bind(2, change.side);
+  stmt.Bind(3, change.object);
+  stmt.Bind(4, change.undo_sql);
+  stmt.Bind(5, NowUtc());
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot record the change {}", change.object));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<StoredChange>> StateStore::Changes(const std::string& database) {
+  std::lock_guard<std::mutex> guard(mu_);
+  std::vector<StoredChange> out;
+  if (!has_schema_ || version_ < 2) return out;
+  Statement stmt(db_,
+                 "SELECT db_name, side, object, undo_sql, state, made_at FROM changes "
+                 "WHERE db_name = ?1 ORDER BY position");
+  stmt.Bind(1, database);
+  int rc = 0;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    out.push_back(
+        {stmt.Text(0), stmt.Text(1), stmt.Text(2), stmt.Text(3), stmt.Text(4), stmt.Text(5)});
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot read the changes made to {}", database));
+  }
+  return out;
+}
+
+Status StateStore::MarkChangeUndone(const StoredChange& change) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Statement stmt(db_,
+                 "UPDATE changes SET state = 'undone' WHERE db_name = ?1 AND side = ?2 AND "
+                 "object = ?3");
+  stmt.Bind(1, change.database);
+  stmt.Bind(2, change.side);
+  stmt.Bind(3, change.object);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot record undoing {}", change.object));
   }
   return Status::Ok();
 }

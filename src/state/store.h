@@ -86,6 +86,19 @@ struct StoredStep {
   std::string updated_at;
 };
 
+// A change pgcourier made to a server besides its own replication objects,
+// which cleanup undoes: REPLICA IDENTITY FULL on a source table, an extension
+// it installed, a database it made read-only. Recorded before it is made, so
+// an interruption never leaves one unrecorded.
+struct StoredChange {
+  std::string database;        // source name
+  std::string side;            // "source" or "target"
+  std::string object;          // what changed, e.g. "REPLICA IDENTITY FULL on public.t"
+  std::string undo_sql;        // run in that database to undo it
+  std::string state = "made";  // "made" or "undone"
+  std::string made_at;
+};
+
 class StateStore {
  public:
   // Opens <dir>/pgcourier.db for a run (creating the directory and the file
@@ -122,6 +135,12 @@ class StateStore {
   // Deletes every step of a database (a database started again from scratch).
   Status ClearSteps(const std::string& database);
 
+  // Changes made to the servers (see StoredChange), in the order they were
+  // made. Recording one that exists marks it made again.
+  Status RecordChange(const StoredChange& change);
+  Result<std::vector<StoredChange>> Changes(const std::string& database);
+  Status MarkChangeUndone(const StoredChange& change);
+
   const std::string& path() const { return path_; }
 
   // True when a live process holds <dir>/lock (a run is going on there).
@@ -129,7 +148,7 @@ class StateStore {
   static bool RunIsLive(const std::string& dir);
 
   // The schema version this build reads and writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
  private:
   StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);
@@ -141,6 +160,7 @@ class StateStore {
   std::string path_;
   int lock_fd_;      // -1 when read-only
   bool has_schema_;  // false for a read-only open of a file not yet initialised
+  int version_ = 0;  // the catalog's version (an older file read-only lacks newer tables)
 };
 
 }  // namespace pgcourier

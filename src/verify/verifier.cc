@@ -364,9 +364,9 @@ Result<std::optional<int64_t>> ReadSequenceValue(Connection& conn, const Relatio
 }
 
 // Names of every schema kind on one side, sorted.
-Result<std::vector<std::vector<std::string>>> ReadSchemaNames(Connection& conn,
-                                                              const std::vector<SchemaKind>& kinds,
-                                                              const ObjectFilter& filter) {
+Result<std::vector<std::vector<std::string>>> ReadSchemaNames(
+    Connection& conn, const std::vector<SchemaKind>& kinds, const ObjectFilter& filter,
+    const std::vector<std::string>& left_out_extensions) {
   std::vector<std::vector<std::string>> out;
   for (const auto& kind : kinds) {
     Result<QueryResult> rows = conn.Exec(kind.sql);
@@ -376,7 +376,13 @@ Result<std::vector<std::vector<std::string>>> ReadSchemaNames(Connection& conn,
       const std::string schema = rows->GetString(r, 0);
       if (filter.ExcludesSchema(schema)) continue;
       if (!rows->IsNull(r, 2) && filter.ExcludesTable(schema, rows->GetString(r, 2))) continue;
-      names.push_back(rows->GetString(r, 1));
+      std::string name = rows->GetString(r, 1);
+      if (kind.kind == "extension" &&
+          std::find(left_out_extensions.begin(), left_out_extensions.end(), name) !=
+              left_out_extensions.end()) {
+        continue;
+      }
+      names.push_back(std::move(name));
     }
     std::sort(names.begin(), names.end());
     out.push_back(std::move(names));
@@ -393,10 +399,12 @@ struct Checksum {
 
 // The checksum query of one table: order-independent (a sum), over each
 // row's text in the byte order of the "C" collation (so independent of the
-// database's collation). sum(bigint) is numeric: it cannot overflow.
+// database's collation). sum(bigint) is numeric: it cannot overflow. The
+// row is `t.*`, never a bare `t`: in a table with a column named t, that
+// names the column, and only it would be compared.
 std::string ChecksumSql(const RelationKey& table) {
-  return "SELECT count(*), coalesce(sum(hashtextextended(t::text COLLATE pg_catalog.\"C\", 0)), "
-         "0) FROM ONLY " +
+  return "SELECT count(*), coalesce(sum(hashtextextended((t.*)::text COLLATE pg_catalog.\"C\", "
+         "0)), 0) FROM ONLY " +
          QualifiedName(table.schema, table.name) + " AS t";
 }
 
@@ -588,9 +596,10 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   if (!target_sequences.ok()) return run.Explain(target_context(target_sequences.status()));
 
   const std::vector<SchemaKind> kinds = SchemaKinds(src_conn.server_version());
-  auto source_names = ReadSchemaNames(src_conn, kinds, filter);
+  auto source_names = ReadSchemaNames(src_conn, kinds, filter, options.left_out_extensions);
   if (!source_names.ok()) return run.Explain(source_context(source_names.status()));
-  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()), filter);
+  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()), filter,
+                                      options.left_out_extensions);
   if (!target_names.ok()) return run.Explain(target_context(target_names.status()));
   result.schema = CompareSchema(kinds, *source_names, *target_names);
 

@@ -75,6 +75,9 @@ struct VerifyOptions {
   ObjectFilter filter;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
+  // Extensions not compared: the provider-only ones the move leaves out
+  // (ProviderOnlyExtensions), which the source may have and the target not.
+  std::vector<std::string> left_out_extensions;
   // Compare sequence values (as they are now). Off for a bulk copy that
   // replication will bring up to date: its sequences are synced at cutover,
   // and compared then.

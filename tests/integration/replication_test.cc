@@ -3,10 +3,13 @@
 // the target equals the source, sequences are at or past the source's, and
 // no slot, publication or subscription is left on either side. `cleanup`
 // removes everything at any time, and again.
+#include "replication/replication.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -133,6 +136,13 @@ class ReplicationTest : public ::testing::Test {
   }
   void TearDown() override { StopWriter(); }
 
+  // The id of the run recorded in dir_.
+  std::string RunId() {
+    Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
+    if (!store.ok()) return "";
+    Result<std::optional<StoredRun>> run = (*store)->Run();
+    return run.ok() && run->has_value() ? (*run)->id : "";
+  }
   std::string OnSource(const std::string& sql, const std::string& db = "shop") {
     Result<std::string> out = source_->Sql(sql, db);
     EXPECT_TRUE(out.ok()) << out.status().ToString();
@@ -225,10 +235,9 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'"), "0");
   // The source is read-only for new sessions until the undo.
   EXPECT_FALSE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
-  ASSERT_TRUE(source_->Sql(done.undo, "postgres").ok());
-  EXPECT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
 
-  // The run is done; cleanup finds nothing more to remove.
+  // The run is done; cleanup finds no object to remove, and makes the
+  // source writable again (the printed undo).
   Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
   ASSERT_TRUE(store.ok());
   Result<std::optional<StoredRun>> run = (*store)->Run();
@@ -240,7 +249,10 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   Result<CleanupOutcome> cleaned = Cleanup(clean);
   ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
   EXPECT_TRUE(cleaned->removed.empty());
+  ASSERT_EQ(cleaned->undone.size(), 1u);
+  EXPECT_NE(cleaned->undone[0].find("default_transaction_read_only"), std::string::npos);
   EXPECT_TRUE(cleaned->ok());
+  EXPECT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
 }
 
 TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
@@ -277,12 +289,30 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "0");
   EXPECT_TRUE(source_->Sql("UPDATE public.no_pk SET v = v || '!'", "shop").ok());
 
+  // A cutover that stops writes and then fails (the target applies
+  // nothing) leaves the source read-only; cleanup still removes everything
+  // there and makes it writable again.
+  ASSERT_TRUE(
+      target_->Sql("ALTER SUBSCRIPTION " + NamesFor(RunId(), 0).subscription + " DISABLE", "shop")
+          .ok());
+  ASSERT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-2, 'unapplied')", "shop").ok());
+  CutoverOptions cut;
+  cut.work_dir = dir_;
+  cut.stop_source_writes = true;
+  cut.timeout = std::chrono::seconds(2);
+  Result<CutoverOutcome> cutover = Cutover(cut);
+  ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
+  EXPECT_EQ(cutover->databases.at(0).state, "failed");
+  EXPECT_FALSE(source_->Sql("INSERT INTO public.events VALUES (-3, 'x')", "shop").ok());
+
   CleanupOptions clean;
   clean.work_dir = dir_;
   Result<CleanupOutcome> cleaned = Cleanup(clean);
   ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
   EXPECT_EQ(cleaned->removed.size(), 3u);
+  EXPECT_EQ(cleaned->undone.size(), 1u);
   EXPECT_TRUE(cleaned->ok());
+  EXPECT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-3, 'x')", "shop").ok());
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "0");
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "0");
@@ -292,6 +322,7 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   cleaned = Cleanup(clean);
   ASSERT_TRUE(cleaned.ok());
   EXPECT_TRUE(cleaned->removed.empty()) << "idempotent";
+  EXPECT_TRUE(cleaned->undone.empty());
 }
 
 TEST_F(ReplicationTest, ReplicaIdentityFullOnlyWhenAsked) {
@@ -314,6 +345,13 @@ TEST_F(ReplicationTest, ReplicaIdentityFullOnlyWhenAsked) {
   EXPECT_EQ(cutover->databases.at(0).tables_recopied, 0);
   EXPECT_EQ(OnTarget("SELECT count(*) FROM public.no_pk WHERE v = 'row 7!'"), "1");
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
+  // The source's table is as it was before the migration.
+  EXPECT_EQ(OnSource("SELECT relreplident FROM pg_class WHERE oid = 'public.no_pk'::regclass"),
+            "d");
+  const std::vector<std::string>& removed = cutover->databases.at(0).removed;
+  EXPECT_NE(std::find(removed.begin(), removed.end(),
+                      "REPLICA IDENTITY FULL on public.no_pk (source, undone)"),
+            removed.end());
 }
 
 TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {

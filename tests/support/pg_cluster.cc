@@ -351,7 +351,7 @@ Status PgCluster::Init() {
       "fsync = off",
       "lc_messages = 'C'",  // English server messages, whatever the locale
   };
-  if (options_.ssl) conf.emplace_back("ssl = on");
+  if (options_.ssl || options_.ssl_ca_signed) conf.emplace_back("ssl = on");
   if (!options_.settings.empty()) conf.emplace_back("# PgClusterOptions::settings");
   for (const auto& line : options_.settings) conf.push_back(line);
   PGC_RETURN_IF_ERROR(AppendToFile(data_dir_ + "/postgresql.conf", conf));
@@ -362,18 +362,46 @@ Status PgCluster::Init() {
   hba += kDefaultHbaLines;
   PGC_RETURN_IF_ERROR(WriteFile(data_dir_ + "/pg_hba.conf", hba));
 
-  if (options_.ssl) {
+  if (options_.ssl || options_.ssl_ca_signed) {
     std::string key = data_dir_ + "/server.key";
     std::string crt = data_dir_ + "/server.crt";
     ProcessOptions openssl_options;
     openssl_options.timeout = std::chrono::minutes(1);
-    auto openssl = RunProcess({"openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj",
-                               "/CN=localhost", "-keyout", key, "-out", crt},
-                              openssl_options);
-    if (!openssl.ok()) return openssl.status().WithContext("openssl");
-    if (!openssl->ok()) {
-      return Status(StatusCode::kIoError,
-                    DescribeFailure({"openssl", "req", "-new", "-x509", "..."}, *openssl));
+    std::vector<std::vector<std::string>> commands;
+    if (options_.ssl_ca_signed) {
+      // EC keys: generated in milliseconds, unlike RSA ones.
+      const std::vector<std::string> new_ec_cert = {"openssl",
+                                                    "req",
+                                                    "-new",
+                                                    "-x509",
+                                                    "-days",
+                                                    "2",
+                                                    "-nodes",
+                                                    "-newkey",
+                                                    "ec",
+                                                    "-pkeyopt",
+                                                    "ec_paramgen_curve:prime256v1"};
+      ssl_ca_path_ = base_dir_ + "/ca.crt";
+      std::string ca_key = base_dir_ + "/ca.key";
+      commands.push_back(new_ec_cert);
+      commands.back().insert(commands.back().end(), {"-subj", "/CN=pgcourier-test-ca", "-addext",
+                                                     "basicConstraints=critical,CA:TRUE", "-addext",
+                                                     "keyUsage=critical,keyCertSign,cRLSign",
+                                                     "-keyout", ca_key, "-out", ssl_ca_path_});
+      commands.push_back(new_ec_cert);
+      commands.back().insert(
+          commands.back().end(),
+          {"-subj", "/CN=localhost", "-addext", "basicConstraints=critical,CA:FALSE", "-addext",
+           "subjectAltName=DNS:localhost,IP:127.0.0.1", "-CA", ssl_ca_path_, "-CAkey", ca_key,
+           "-keyout", key, "-out", crt});
+    } else {
+      commands.push_back({"openssl", "req", "-new", "-x509", "-days", "2", "-nodes", "-subj",
+                          "/CN=localhost", "-keyout", key, "-out", crt});
+    }
+    for (const auto& command : commands) {
+      auto openssl = RunProcess(command, openssl_options);
+      if (!openssl.ok()) return openssl.status().WithContext("openssl");
+      if (!openssl->ok()) return Status(StatusCode::kIoError, DescribeFailure(command, *openssl));
     }
     if (::chmod(key.c_str(), 0600) != 0 || ::chmod(crt.c_str(), 0644) != 0) {
       return Status(StatusCode::kIoError, "chmod " + key + ": " + std::strerror(errno));
@@ -544,6 +572,16 @@ Status PgCluster::Stop() {
       {bin_dir_ + "/pg_ctl", "stop", "-D", data_dir_, "-m", "fast", "-w", "-t", kPgCtlWaitSeconds},
       kPgCtlTimeout);
   if (!stopped.ok()) return stopped.status().WithContext("stopping the cluster in " + data_dir_);
+  running_ = false;
+  return Status::Ok();
+}
+
+Status PgCluster::Kill() {
+  if (!running_) return Status::Ok();
+  auto stopped = RunServerCommand({bin_dir_ + "/pg_ctl", "stop", "-D", data_dir_, "-m", "immediate",
+                                   "-w", "-t", kPgCtlWaitSeconds},
+                                  kPgCtlTimeout);
+  if (!stopped.ok()) return stopped.status().WithContext("killing the cluster in " + data_dir_);
   running_ = false;
   return Status::Ok();
 }

@@ -78,6 +78,10 @@ struct PgClusterOptions {
   // set ssl = on. Non-SSL connections are still accepted unless hba_lines
   // say otherwise.
   bool ssl = false;
+  // Instead of the self-signed certificate: a test CA (ssl_ca_path()) and a
+  // server certificate it signs for localhost and 127.0.0.1 (subjectAltName),
+  // so clients can use sslmode=verify-ca / verify-full. Implies ssl.
+  bool ssl_ca_signed = false;
   // Bootstrap superuser name (initdb -U). Its password is unset.
   std::string superuser = "postgres";
   // initdb --locale; the encoding is always UTF8.
@@ -134,6 +138,9 @@ class PgCluster {
   const std::string& socket_dir() const { return socket_dir_; }
   const std::string& data_dir() const { return data_dir_; }
   const std::string& log_path() const { return log_path_; }
+  // The CA certificate that signed the server's certificate (for libpq's
+  // sslrootcert); empty unless PgClusterOptions::ssl_ca_signed.
+  const std::string& ssl_ca_path() const { return ssl_ca_path_; }
   // False after Stop() (until Restart()) or after a failed Restart().
   bool running() const { return running_; }
 
@@ -159,6 +166,10 @@ class PgCluster {
 
   // pg_ctl stop -m fast. Ok when already stopped.
   Status Stop();
+  // pg_ctl stop -m immediate: the server dies as in a crash (no checkpoint;
+  // sessions cut; recovery at the next start). Ok when already stopped.
+  // Restart() brings it back on the same port.
+  Status Kill();
   // pg_ctl restart -w -m fast on the same port (starts the server when
   // stopped), e.g. after AppendSettings. On failure, the Status has the log tail.
   Status Restart();
@@ -189,6 +200,7 @@ class PgCluster {
   std::string data_dir_;
   std::string socket_dir_;
   std::string log_path_;
+  std::string ssl_ca_path_;
   int port_ = 0;
   bool running_ = false;
   bool as_other_user_ = false;  // true when root: servers run as server_uid_

@@ -10,8 +10,8 @@ namespace {
 
 CheckReport SampleReport() {
   CheckReport r;
-  r.source = {"postgresql://app@src:5432/", true, "15.18", 15, false, "app", false};
-  r.target = {"postgresql://admin@dst:5432/", true, "17.10", 17, true, "admin", true};
+  r.source = {"postgresql://app@src:5432/", true, "15.18", 15, false, "app", false, ""};
+  r.target = {"postgresql://admin@dst:5432/", true, "17.10", 17, true, "admin", true, "TLSv1.3"};
   r.tools = {"/usr/lib/postgresql/15/bin/pg_dump", "/usr/lib/postgresql/15/bin/pg_restore", 15};
   r.databases.push_back(
       {"shop", "shop", Method::kCopy, "wal_level is replica, not logical", false, 1024});

@@ -489,6 +489,78 @@ TEST(StateStoreTest, NewerCatalogVersionRefused) {
   EXPECT_NE(reader.status().message().find("newer pgcourier"), std::string::npos);
 }
 
+TEST(StateStoreTest, ChangesAreRecordedOnceAndUndone) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+  StoredChange identity{"shop",
+                        "source",
+                        "REPLICA IDENTITY FULL on public.t",
+                        "ALTER TABLE ONLY public.t REPLICA IDENTITY DEFAULT",
+                        "",
+                        ""};
+  StoredChange extension{
+      "shop", "target", "extension aiven_extras", "DROP EXTENSION IF EXISTS aiven_extras", "", ""};
+  ASSERT_TRUE(store->RecordChange(identity).ok());
+  ASSERT_TRUE(store->RecordChange(extension).ok());
+  ASSERT_TRUE(store->RecordChange(identity).ok()) << "made again by a resumed run: one record";
+  ASSERT_TRUE(store->RecordChange({"other", "source", "x", "SELECT 1", "", ""}).ok());
+  Result<std::vector<StoredChange>> changes = store->Changes("shop");
+  ASSERT_TRUE(changes.ok()) << changes.status().ToString();
+  ASSERT_EQ(changes->size(), 2u);
+  EXPECT_EQ((*changes)[0].object, identity.object);
+  EXPECT_EQ((*changes)[0].undo_sql, identity.undo_sql);
+  EXPECT_EQ((*changes)[0].state, "made");
+  EXPECT_FALSE((*changes)[0].made_at.empty());
+  EXPECT_EQ((*changes)[1].side, "target");
+  ASSERT_TRUE(store->MarkChangeUndone(identity).ok());
+  store.reset();
+
+  Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+  ASSERT_TRUE(reader.ok());
+  changes = (*reader)->Changes("shop");
+  ASSERT_TRUE(changes.ok());
+  ASSERT_EQ(changes->size(), 2u);
+  EXPECT_EQ((*changes)[0].state, "undone");
+  EXPECT_EQ((*changes)[1].state, "made");
+  EXPECT_FALSE((*reader)->RecordChange(identity).ok()) << "read-only";
+}
+
+TEST(StateStoreTest, VersionOneCatalogIsUpgraded) {
+  TempDir tmp;
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+  }
+  // As the first release left it: no changes table, version 1.
+  const std::string path = tmp.path() + "/pgcourier.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "DROP TABLE changes; PRAGMA user_version = 1", nullptr, nullptr, nullptr),
+        SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    Result<std::vector<StoredChange>> none = (*reader)->Changes("shop");
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_TRUE(none->empty());
+  }
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  Result<std::optional<StoredRun>> run = store->Run();
+  ASSERT_TRUE(run.ok() && run->has_value()) << "the run survives the upgrade";
+  ASSERT_TRUE(store->RecordChange({"shop", "source", "x", "SELECT 1", "", ""}).ok());
+  Result<std::vector<StoredChange>> changes = store->Changes("shop");
+  ASSERT_TRUE(changes.ok());
+  EXPECT_EQ(changes->size(), 1u);
+}
+
 TEST(StateStoreTest, ForeignFilesRefused) {
   TempDir tmp;
   {
