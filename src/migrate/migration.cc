@@ -1148,7 +1148,7 @@ Status DatabaseMigration::CopyData() {
         record_step(task, status.ok() ? "done" : "failed", stats, attempts,
                     status.ok() ? "" : status.ToString());
         if (status.ok()) {
-          if (false) give_back(std::move(s));  // PLANTED
+          give_back(std::move(s));
         }
       }
       {
