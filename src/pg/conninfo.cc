@@ -170,25 +170,37 @@ std::string ConnInfo::ToKeyValueWithoutSecrets() const {
 }
 
 std::string ConnInfo::Redacted() const {
+  // With a service, libpq takes what the string leaves out from the service
+  // file: libpq's defaults written here would override it when the stored
+  // form is used to connect again (resume, status, cutover).
+  const bool service = Has("service") || !Env("PGSERVICE").empty();
+  auto given = [this](const char* keyword, const char* env) {
+    std::string value = Get(keyword);
+    return value.empty() ? Env(env) : value;
+  };
   std::string out = "postgresql://";
-  std::string user = EffectiveUser();
+  std::string user = service ? given("user", "PGUSER") : EffectiveUser();
   if (!user.empty()) out += UriEscape(user) + "@";
   std::string host = EffectiveHost();
+  std::string port = EffectivePort();
+  if (service) {
+    host = given("host", "PGHOST");
+    if (host.empty()) host = given("hostaddr", "PGHOSTADDR");
+    port = given("port", "PGPORT");
+  }
   bool socket = !host.empty() && host.front() == '/';
-  if (!socket) {
+  if (!socket && !host.empty()) {
     bool ipv6 = host.find(':') != std::string::npos && host.find(',') == std::string::npos;
     out += ipv6 ? "[" + host + "]" : host;
-    out += ":" + EffectivePort();
+    if (!port.empty()) out += ":" + port;
   }
   out += "/" + UriEscape(ExplicitDatabase());
   std::string query;
   auto add = [&query](const std::string& k, const std::string& v) {
     query += (query.empty() ? "?" : "&") + k + "=" + UriEscape(v);
   };
-  if (socket) {
-    add("host", host);
-    add("port", EffectivePort());
-  }
+  if (socket) add("host", host);
+  if ((socket || host.empty()) && !port.empty()) add("port", port);
   for (const auto& [k, v] : params_) {
     if (k == "host" || k == "hostaddr" || k == "port" || k == "user" || k == "dbname" ||
         IsSecretConnKeyword(k)) {

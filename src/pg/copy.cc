@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -12,8 +11,6 @@ namespace pgcourier {
 namespace {
 
 constexpr std::chrono::minutes kDefaultStallTimeout{10};
-// Milliseconds; 0 until set or first read from the environment.
-std::atomic<int64_t> stall_timeout_ms{0};
 
 int64_t StallTimeoutFromEnvironment() {
   const char* text = std::getenv("PGCOURIER_STALL_TIMEOUT");
@@ -43,7 +40,7 @@ Status WaitForCopy(Connection& conn, bool for_read, bool for_write, Deadline dea
   if (waited.code() != StatusCode::kTimeout || deadline.passed()) return waited;
   conn.GiveUp();
   return Status(StatusCode::kConnectionFailed,
-                fmt::format("the connection to {} stalled: nothing {} for {:.0f} s during COPY",
+                fmt::format("the connection to {} stalled: nothing {} for {:g} s during COPY",
                             conn.display(), for_write ? "sent or received" : "received",
                             std::chrono::duration<double>(stall).count()),
                 "check the network between pgcourier and the server (a proxy, NAT or firewall "
@@ -66,18 +63,9 @@ Status FlushCopy(Connection& conn, Deadline deadline) {
 }  // namespace
 
 std::chrono::milliseconds CopyStallTimeout() {
-  int64_t ms = stall_timeout_ms.load(std::memory_order_relaxed);
-  if (ms == 0) {
-    ms = StallTimeoutFromEnvironment();
-    int64_t unset = 0;
-    // A concurrent SetCopyStallTimeout wins over the environment.
-    if (!stall_timeout_ms.compare_exchange_strong(unset, ms)) ms = unset;
-  }
-  return std::chrono::milliseconds(ms);
-}
-
-void SetCopyStallTimeout(std::chrono::milliseconds timeout) {
-  stall_timeout_ms.store(std::max<int64_t>(1, timeout.count()));
+  // Read once: the environment does not change under a running migration.
+  static const std::chrono::milliseconds timeout(StallTimeoutFromEnvironment());
+  return timeout;
 }
 
 Result<CopyOutStream> CopyOutStream::Start(Connection& conn, std::string_view sql,

@@ -21,9 +21,8 @@ namespace pgcourier {
 // are answered by whatever is in between. Defaults to env
 // PGCOURIER_STALL_TIMEOUT (seconds, > 0) when set, else 10 minutes:
 // generous, because a source may rightly send nothing for a while (a COPY
-// scanning pages of dead rows). Thread-safe; read at each wait.
+// scanning pages of dead rows). The environment is read once.
 std::chrono::milliseconds CopyStallTimeout();
-void SetCopyStallTimeout(std::chrono::milliseconds timeout);
 
 class CopyOutStream {
  public:
