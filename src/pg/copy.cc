@@ -64,8 +64,8 @@ Status FlushCopy(Connection& conn, Deadline deadline) {
 
 std::chrono::milliseconds CopyStallTimeout() {
   // Read once: the environment does not change under a running migration.
-  static const std::chrono::milliseconds timeout(StallTimeoutFromEnvironment());
-  return timeout;
+  static const std::chrono::milliseconds kTimeout(StallTimeoutFromEnvironment());
+  return kTimeout;
 }
 
 Result<CopyOutStream> CopyOutStream::Start(Connection& conn, std::string_view sql,
