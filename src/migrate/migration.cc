@@ -995,18 +995,24 @@ Status DatabaseMigration::CopyData() {
   // One attempt of a task on `s`; a copy's rows and bytes in `stats`.
   auto attempt = [&](const Task& task, Sessions& s, int number, TableCopyStats& stats) -> Status {
     const TableToCopy& table = tables[task.table];
+    // A session that cannot be opened fails the task: its error names it.
+    const std::string doing = task.kind == Kind::kCopy ? "copying " + table.Display()
+                              : task.kind == Kind::kIndex
+                                  ? "building the indexes of " + table.Display()
+                                  : "verifying " + table.Display();
     if (task.kind == Kind::kCopy && !s.source) {
       Result<std::unique_ptr<Connection>> c = ConnectSource();
-      if (!c.ok()) return c.status();
+      if (!c.ok()) return c.status().WithContext(doing);
       s.source = std::move(*c);
-      PGC_RETURN_IF_ERROR(s.source->Run(LockTimeoutSql(lock_round)));
-      PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(*s.source, snapshot_->id(), Deadline::Never()));
+      PGC_RETURN_IF_ERROR(s.source->Run(LockTimeoutSql(lock_round)).WithContext(doing));
+      PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(*s.source, snapshot_->id(), Deadline::Never())
+                              .WithContext(doing));
     }
     if (!s.target) {
       Result<std::unique_ptr<Connection>> c = ConnectTarget();
-      if (!c.ok()) return c.status();
+      if (!c.ok()) return c.status().WithContext(doing);
       s.target = std::move(*c);
-      PGC_RETURN_IF_ERROR(s.target->Run(LockTimeoutSql(lock_round)));
+      PGC_RETURN_IF_ERROR(s.target->Run(LockTimeoutSql(lock_round)).WithContext(doing));
     }
     if (task.kind == Kind::kIndex) {
       const IndexToBuild& index = table.indexes[static_cast<size_t>(task.part)];

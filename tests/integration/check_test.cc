@@ -264,9 +264,14 @@ TEST_F(CheckTest, NonSuperusersOnBothSides) {
   const CheckItem* publish = Find(*report, check_code::kPublishPrivilege, "shop");
   EXPECT_NE(publish->detail.find("public.theirs"), std::string::npos) << publish->detail;
   EXPECT_EQ(publish->detail.find("public.mine"), std::string::npos) << publish->detail;
+  // pg_dump could not read public.theirs.
+  ASSERT_TRUE(HasCheck(*report, check_code::kDatabaseReadable, "shop", CheckStatus::kFail));
+  EXPECT_NE(Find(*report, check_code::kDatabaseReadable, "shop")->detail.find("public.theirs"),
+            std::string::npos);
 
-  // With REPLICATION and CREATEDB the remaining blockers are ownership and
-  // the target's subscription right.
+  // With REPLICATION, CREATEDB and SELECT on public.theirs the remaining
+  // blockers are ownership and the target's subscription right.
+  ASSERT_TRUE(source_->Sql("GRANT SELECT ON public.theirs TO app", "shop").ok());
   ASSERT_TRUE(source_->Sql("ALTER ROLE app REPLICATION").ok());
   ASSERT_TRUE(target_->Sql("ALTER ROLE mover CREATEDB").ok());
   Result<CheckReport> better =
