@@ -12,7 +12,6 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <ranges>
 #include <set>
 #include <thread>
 
@@ -1463,8 +1462,8 @@ Status DatabaseMigration::Run() {
   return Phase("subscribe", [&]() -> Status {
     Result<std::unique_ptr<Connection>> target = ConnectTarget();
     if (!target.ok()) return target.status();
-    PGC_RETURN_IF_ERROR(
-        CreateSubscription(**target, snapshot_->conn(), names_, record_.ChangeRecorder("target")));
+    PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(), source_db_, names_,
+                                           record_.ChangeRecorder("target")));
     Progress("syncing", "subscription " + names_.subscription +
                             " streams the source's changes; finish with pgcourier cutover");
     return Status::Ok();
@@ -1588,7 +1587,8 @@ Status DatabaseMigration::Cutover(const CutoverOptions& co, CutoverDatabase& out
   // the printed undo.
   Result<std::vector<StoredChange>> changes = record_.Changes();
   if (!changes.ok()) return changes.status();
-  for (const StoredChange& c : std::ranges::reverse_view(*changes)) {
+  for (size_t i = changes->size(); i-- > 0;) {
+    const StoredChange& c = (*changes)[i];
     if (c.state != "made" || c.object == kReadOnlyChange) continue;
     Connection& on = c.side == "source" ? **source : **target;
     Status undone = UndoChange(on, record_.store(), c);
@@ -1764,7 +1764,8 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
     }
     for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
     // Then what was changed for the migration, latest first.
-    for (const StoredChange& c : std::ranges::reverse_view(*changes)) {
+    for (size_t k = changes->size(); k-- > 0;) {
+      const StoredChange& c = (*changes)[k];
       if (c.state != "made") continue;
       Result<std::unique_ptr<Connection>>& on = c.side == "source" ? src : dst;
       if (!on.ok()) {
@@ -1867,6 +1868,7 @@ Result<MigrationOutcome> Migrate(const MigrateOptions& given) {
   }
 
   CheckOptions check = options.check;
+  check.filter = options.filter;  // also a resumed run's, as recorded
   progress("", "check", "running pre-flight checks");
   Result<CheckReport> report = RunChecks(check);
   if (!report.ok()) return report.status();

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "pg/quote.h"
+#include "util/redact.h"
 
 namespace pgcourier {
 namespace {
@@ -148,8 +149,8 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   return again->GetString(0, 0);
 }
 
-Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names,
-                          const RecordChangeFn& record_change) {
+Status CreateSubscription(Connection& target, Connection& source, const ConnInfo& given,
+                          const ReplicationNames& names, const RecordChangeFn& record_change) {
   // The source as this process reached it, password included (from the
   // URI, PGPASSWORD or .pgpass): the target server connects with it.
   static const std::set<std::string> kKeep = {
@@ -160,8 +161,13 @@ Status CreateSubscription(Connection& target, Connection& source, const Replicat
   PQconninfoOption* options = PQconninfo(source.raw());
   if (options == nullptr) return Status(StatusCode::kIoError, "out of memory");
   std::string conninfo;
+  // Files name paths on this machine: libpq fills in defaults under this
+  // user's home, which the target server could not read. Only those the
+  // user named are passed on.
+  static const std::set<std::string> kFiles = {"sslcert", "sslkey", "sslrootcert", "sslcrl"};
   for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
     if (o->val == nullptr || *o->val == '\0' || kKeep.count(o->keyword) == 0) continue;
+    if (kFiles.count(o->keyword) != 0 && !given.Has(o->keyword)) continue;
     if (!conninfo.empty()) conninfo.push_back(' ');
     conninfo += std::string(o->keyword) + "=" + QuoteConnValue(o->val);
   }
@@ -204,11 +210,12 @@ Status CreateSubscription(Connection& target, Connection& source, const Replicat
                       {names.subscription, conninfo, names.publication, names.slot})
                   .status();
   }
-  // The statement holds the password: the error never repeats it.
+  // The statement holds the password: the error never repeats it (the
+  // server's message is passed on with passwords masked).
   if (!created.ok()) {
     return Status(created.code(),
-                  "creating the subscription " + names.subscription + " on the target failed (" +
-                      created.sqlstate() + ")",
+                  "creating the subscription " + names.subscription +
+                      " on the target failed: " + MaskPasswords(created.message()),
                   created.sqlstate() == "42501"
                       ? "the target user needs superuser or, on 16+, pg_create_subscription"
                       : "check that the target server can reach the source as pgcourier does",

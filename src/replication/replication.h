@@ -55,13 +55,15 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
 // The subscription on the target (its current database), using the existing
 // slot and copying nothing: changes after the snapshot stream in. `source`
 // is a live connection to the source database, whose effective parameters
-// (with the password) the subscription connects with.
+// (with the password) the subscription connects with; `given` is the source
+// as the user gave it (files such as sslrootcert are passed on only when it
+// names them).
 //
 // A user who may not create subscriptions (SQLSTATE 42501: not a superuser,
 // and before 16 no pg_create_subscription) creates it through aiven_extras
 // when the server offers it, as StartReplication does.
-Status CreateSubscription(Connection& target, Connection& source, const ReplicationNames& names,
-                          const RecordChangeFn& record_change);
+Status CreateSubscription(Connection& target, Connection& source, const ConnInfo& given,
+                          const ReplicationNames& names, const RecordChangeFn& record_change);
 
 struct ReplicationLag {
   bool slot_exists = false;

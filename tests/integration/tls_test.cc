@@ -191,15 +191,10 @@ TEST_F(TlsTest, VerificationFailuresSayWhatToFix) {
 // pg_dump, pg_restore, pgcourier's sessions and the target's subscription
 // all connect with verify-full: the migration moves everything, then cutover.
 TEST_F(TlsTest, MigrationAndReplicationOverVerifiedTls) {
-  // The client certificate paths are given (no such files: no client
-  // certificate) because pgcourier copies libpq's defaults for them, paths
-  // in the home directory of pgcourier's OS user, into the subscription,
-  // where the target server may not read them (root's home, when the tests
-  // run as root): a defect reported, to be fixed in CreateSubscription.
-  const std::string no_client_cert =
-      fmt::format(" sslcert={0}/none.crt sslkey={0}/none.key", source_->base_dir());
-  const std::string source =
-      WithTls(*source_, "shop", "verify-full", source_->ssl_ca_path()) + no_client_cert;
+  // No client certificate is named: libpq's defaults for it (paths in the
+  // home of pgcourier's OS user, which the target server may not read) stay
+  // out of the subscription.
+  const std::string source = WithTls(*source_, "shop", "verify-full", source_->ssl_ca_path());
   const std::string target = WithTls(*target_, "postgres", "verify-full", target_->ssl_ca_path());
   const std::string dir = source_->base_dir() + "/work";
   ProcessResult migrated = RunCli({"migrate", "--source", source, "--target", target, "--method",
