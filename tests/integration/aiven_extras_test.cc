@@ -5,17 +5,19 @@
 // removing what it installed at cutover or cleanup, never what it found.
 //
 // The extension here is a stand-in (tests/fixtures/aiven_extras) with
-// Aiven's documented function signatures and behaviour, installed into the
-// test server's extension directory.
+// Aiven's documented function signatures and behaviour, offered by a private
+// copy of the PostgreSQL installation that only this test's servers use.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "util/process.h"
 
 namespace pgcourier {
 namespace {
@@ -24,28 +26,62 @@ using testing::PgCluster;
 using testing::PgClusterOptions;
 using testing::StartClusterOrFail;
 
-// Copies the stand-in into the server's extension directory (SHAREDIR from
-// the pg_config view). False, with `why`, when that is not writable.
-bool InstallStandIn(const PgCluster& cluster, std::string& why) {
-  Result<std::string> share = cluster.Sql("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'");
-  if (!share.ok()) {
-    why = share.status().ToString();
-    return false;
+// A private copy of the PostgreSQL 15 installation whose extension
+// directory also holds the stand-in, so no other test's servers ever see it.
+// PostgreSQL finds its share and lib directories relative to its own
+// executable: the binaries are copied to the same relative place under
+// `root`, the lib directory is a link, and the share directory a tree of
+// links but for the extension directory. Returns the bin directory, or an
+// empty string with `why`.
+std::string PrivateInstallation(const std::filesystem::path& root, std::string& why) {
+  namespace fs = std::filesystem;
+  const std::string bin = testing::PgBinDir(15);
+  Result<ProcessResult> config =
+      RunProcess({bin + "/pg_config", "--bindir", "--sharedir", "--pkglibdir"}, {});
+  if (bin.empty() || !config.ok() || !config->ok()) {
+    why = "no pg_config for PostgreSQL 15 to place a private installation by";
+    return "";
   }
-  const std::filesystem::path from =
-      std::filesystem::path(PGCOURIER_SOURCE_DIR) / "tests" / "fixtures" / "aiven_extras";
-  const std::filesystem::path to = std::filesystem::path(*share) / "extension";
+  std::istringstream lines(config->out);
+  std::string bindir, sharedir, pkglibdir;
+  std::getline(lines, bindir);
+  std::getline(lines, sharedir);
+  std::getline(lines, pkglibdir);
+  const fs::path from = fs::path(PGCOURIER_SOURCE_DIR) / "tests" / "fixtures" / "aiven_extras";
+  std::error_code ec;
+  const fs::path new_bin = root / fs::path(bindir).relative_path();
+  const fs::path new_share = root / fs::path(sharedir).relative_path();
+  const fs::path new_lib = root / fs::path(pkglibdir).relative_path();
+  fs::create_directories(new_bin, ec);
+  if (!ec) fs::create_directories(new_share / "extension", ec);
+  if (!ec) fs::create_directories(new_lib.parent_path(), ec);
+  for (const char* program : {"postgres", "initdb", "pg_ctl"}) {
+    if (!ec) fs::copy_file(fs::path(bindir) / program, new_bin / program, ec);
+  }
+  if (!ec) fs::create_directory_symlink(pkglibdir, new_lib, ec);
+  for (fs::directory_iterator it(sharedir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename() == "extension") continue;
+    fs::create_symlink(it->path(), new_share / it->path().filename(), ec);
+  }
+  for (fs::directory_iterator it(fs::path(sharedir) / "extension", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    fs::create_symlink(it->path(), new_share / "extension" / it->path().filename(), ec);
+  }
   for (const char* file : {"aiven_extras.control", "aiven_extras--1.0.sql"}) {
-    std::error_code ec;
-    std::filesystem::copy_file(from / file, to / file,
-                               std::filesystem::copy_options::overwrite_existing, ec);
-    if (ec) {
-      why = fmt::format("cannot install the aiven_extras stand-in into {}: {}", to.string(),
-                        ec.message());
-      return false;
-    }
+    if (!ec) fs::copy_file(from / file, new_share / "extension" / file, ec);
   }
-  return true;
+  // The servers run as another OS user when the tests run as root.
+  for (fs::path p = new_bin; !ec && p != root.parent_path(); p = p.parent_path()) {
+    fs::permissions(p,
+                    fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                        fs::perms::others_read | fs::perms::others_exec,
+                    ec);
+  }
+  if (ec) {
+    why = "cannot make a private PostgreSQL installation in " + root.string() + ": " + ec.message();
+    return "";
+  }
+  return new_bin.string();
 }
 
 class AivenExtrasTest : public ::testing::Test {
@@ -58,12 +94,19 @@ class AivenExtrasTest : public ::testing::Test {
                                 "host replication mover 127.0.0.1/32 scram-sha-256"};
     PgClusterOptions target_options;
     target_options.hba_lines = {"host all mover 127.0.0.1/32 scram-sha-256"};
+    char root_template[] = "/tmp/pgcourier-aiven-XXXXXX";
+    ASSERT_NE(::mkdtemp(root_template), nullptr);
+    root_ = root_template;
+    std::string why;
+    const std::string bin = PrivateInstallation(root_, why);
+    if (bin.empty()) GTEST_SKIP() << why;
+    // Only these two servers start from it.
+    ::setenv("PGCOURIER_PG15_BINDIR", bin.c_str(), 1);
     source_ = StartClusterOrFail(source_options);
     target_ = StartClusterOrFail(target_options);
+    ::unsetenv("PGCOURIER_PG15_BINDIR");
     ASSERT_NE(source_, nullptr);
     ASSERT_NE(target_, nullptr);
-    std::string why;
-    if (!InstallStandIn(*source_, why) || !InstallStandIn(*target_, why)) GTEST_SKIP() << why;
     // The tables belong to the application's role; the migration's user may
     // read them and replicate, nothing more.
     ASSERT_TRUE(source_
@@ -128,6 +171,14 @@ class AivenExtrasTest : public ::testing::Test {
     return out;
   }
 
+  void TearDown() override {
+    source_.reset();
+    target_.reset();
+    std::error_code ec;
+    if (!root_.empty()) std::filesystem::remove_all(root_, ec);
+  }
+
+  std::string root_;  // the private installation
   std::unique_ptr<PgCluster> source_;
   std::unique_ptr<PgCluster> target_;
   std::string dir_;

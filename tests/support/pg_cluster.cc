@@ -455,6 +455,10 @@ Result<std::string> PgCluster::RunServerCommand(const std::vector<std::string>& 
   if (as_other_user_) {
     process_options.run_as_uid = server_uid_;
     process_options.run_as_gid = server_gid_;
+    // A home of its own, as a service has: the server's libpq (a
+    // subscription's connection) looks for ~/.postgresql there, not in the
+    // test user's.
+    process_options.env["HOME"] = base_dir_;
   }
   auto result = RunProcess(argv, process_options);
   if (!result.ok()) return result.status();
