@@ -165,7 +165,7 @@ struct CleanupOptions {
   const CancelToken* cancel = nullptr;
 };
 struct CleanupOutcome {
-  std::vector<std::string> removed;   // "subscription ... (target)", ...
+  std::vector<std::string> removed;  // "subscription ... (target)", ...
   // Changes made for the migration and undone now (REPLICA IDENTITY FULL,
   // an extension pgcourier installed, the read-only source of cutover).
   std::vector<std::string> undone;
