@@ -12,7 +12,8 @@ namespace {
 // it still fails for settings the user may not read (data_directory and
 // other pg_read_all_settings ones), so none of those may be listed here.
 constexpr const char* kSettingNames =
-    "{wal_level,max_replication_slots,max_wal_senders,max_connections,"
+    "{wal_level,max_replication_slots,max_wal_senders,max_connections,max_locks_per_transaction,"
+    "max_prepared_transactions,"
     "superuser_reserved_connections,reserved_connections,max_logical_replication_workers,"
     "max_worker_processes,max_sync_workers_per_subscription,max_active_replication_origins,"
     "server_encoding,ssl,extwlist.extensions,azure.extensions,"

@@ -147,6 +147,7 @@ class Checker {
   void CheckRoles();
   void CheckConnections(const Side& side, int needed, const char* code);
   void CheckSize();
+  void CheckLockTables();
   void CheckReplication();
   bool ExtensionCreatable(const std::string& name, const AvailableExtension& available) const;
 
@@ -670,6 +671,43 @@ void Checker::CheckConnections(const Side& side, int needed, const char* code) {
   }
 }
 
+// pg_dump locks every relation it dumps in one transaction, and the
+// pre-data restore (one transaction too) every relation it creates, with its
+// TOAST table: a server whose lock table is smaller fails part-way with "out
+// of shared memory". An estimate, so a warning.
+void Checker::CheckLockTables() {
+  int64_t largest = 0;
+  std::string which;
+  for (size_t i = 0; i < source_dbs_.size() && i < report_.databases.size(); ++i) {
+    if (source_dbs_[i].user_relations > largest) {
+      largest = source_dbs_[i].user_relations;
+      which = report_.databases[i].name;
+    }
+  }
+  if (largest == 0) return;
+  for (const Side* side : {&source_, &target_}) {
+    const ServerFacts& f = *side->facts;
+    const int64_t per_transaction = f.SettingInt("max_locks_per_transaction", 64);
+    const int64_t sessions =
+        f.SettingInt("max_connections", 100) + f.SettingInt("max_prepared_transactions", 0);
+    const int64_t slots = per_transaction * sessions;
+    const int64_t needed = side == &source_ ? largest : 2 * largest;
+    const std::string detail = fmt::format(
+        "{} relation(s) in {}, about {} lock(s) in one transaction; the lock table holds about {} "
+        "(max_locks_per_transaction {} x {} sessions)",
+        largest, which, needed, slots, per_transaction, sessions);
+    const char* code = side == &source_ ? check_code::kSourceLocks : check_code::kTargetLocks;
+    if (needed <= slots) {
+      Add(code, CheckStatus::kPass, side->role, detail);
+    } else {
+      Add(code, CheckStatus::kWarn, side->role, detail,
+          fmt::format("raise max_locks_per_transaction on the {} to at least {} (restart needed), "
+                      "or move the database in parts (--include-schema)",
+                      side->role, (needed + sessions - 1) / sessions + 16));
+    }
+  }
+}
+
 void Checker::CheckSize() {
   int64_t total = 0;
   std::vector<std::string> unknown;
@@ -896,6 +934,7 @@ Result<CheckReport> Checker::Run() {
   CheckConnections(source_, options_.jobs + 2, check_code::kSourceConnections);
   CheckConnections(target_, options_.jobs + 1, check_code::kTargetConnections);
   CheckSize();
+  CheckLockTables();
   if (options_.method != Method::kCopy) CheckReplication();
 
   for (auto& plan : report_.databases) {

@@ -495,6 +495,28 @@ TEST_F(CheckTest, OlderTargetAndMissingPgDump) {
       << "lists what it found: " << tool->detail;
 }
 
+TEST_F(CheckTest, LockTableTooSmallForOneTransactionRestore) {
+  PgClusterOptions small;
+  small.settings = {"max_locks_per_transaction = 10", "max_connections = 20"};
+  ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), small));
+  ASSERT_TRUE(source_->Sql("CREATE DATABASE many").ok());
+  ASSERT_TRUE(source_
+                  ->Sql("DO $$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE TABLE t%s (v "
+                        "text)', i); END LOOP; END $$",
+                        "many")
+                  .ok());
+  CheckOptions options;
+  options.source = source_->ConnString("many");
+  options.target = ClusterConn(*target_);
+  Result<CheckReport> report = RunChecks(options);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  // 150 tables and their TOAST tables against 10 x 20 slots on the target;
+  // the source's default lock table has room.
+  ASSERT_TRUE(HasCheck(*report, check_code::kTargetLocks, "target", CheckStatus::kWarn));
+  ASSERT_TRUE(HasCheck(*report, check_code::kSourceLocks, "source", CheckStatus::kPass));
+  EXPECT_FALSE(report->blocked()) << "an estimate warns, never blocks";
+}
+
 TEST_F(CheckTest, StorageLimit) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
   CheckOptions options;
