@@ -79,6 +79,11 @@ class ChildWatch {
         if (std::atol(stat.c_str() + close + 4) != parent) continue;
         std::string comm = ReadBytes(it->path() / "comm");
         while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        // A child between fork and exec still runs the parent's program:
+        // what it becomes is seen a moment later.
+        std::string own = ReadBytes("/proc/" + std::to_string(parent) + "/comm");
+        while (!own.empty() && own.back() == '\n') own.pop_back();
+        if (comm == own) continue;
         std::lock_guard<std::mutex> lock(mutex_);
         seen_.insert(comm);
       }
