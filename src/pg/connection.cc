@@ -102,10 +102,14 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
             spdlog::debug("server notice: {}", text);
           },
           nullptr);
+      std::string setup = options.settings;
       if (options.secure_search_path) {
-        Status set = connection->Run("SELECT pg_catalog.set_config('search_path', '', false)",
-                                     Deadline::After(options.attempt_timeout));
-        if (!set.ok()) return set.WithContext("setting a safe search_path on " + who);
+        setup = "SELECT pg_catalog.set_config('search_path', '', false)" +
+                (setup.empty() ? "" : "; " + setup);
+      }
+      if (!setup.empty()) {
+        Status set = connection->Run(setup, Deadline::After(options.attempt_timeout));
+        if (!set.ok()) return set.WithContext("preparing the session on " + who);
       }
       if (attempt > 1) spdlog::debug("connected to {} after {} attempts", who, attempt);
       return connection;

@@ -32,6 +32,9 @@ struct ConnectOptions {
   // Run `SET search_path = ''` first, so that no object of the server's
   // schemas can capture an unqualified name (a source is untrusted input).
   bool secure_search_path = true;
+  // Statements (SET ...; SET ...) run once connected, in the same round trip
+  // as the search_path; a failure fails the connection.
+  std::string settings;
   const CancelToken* cancel = nullptr;
 };
 

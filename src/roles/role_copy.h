@@ -94,14 +94,6 @@ Status CopyRoleDatabaseSettings(Connection& source, Connection& target,
                                 const std::string& source_db, const std::string& target_db,
                                 Deadline deadline);
 
-// The "name TO value[, ...]" part of ALTER ROLE ... SET for one entry of
-// pg_db_role_setting.setconfig ("name=value"), as pg_dumpall writes it:
-// settings whose value is a list of quoted names (search_path,
-// temp_tablespaces, *_preload_libraries, unix_socket_directories) are split
-// into one literal per element; any other value is one literal. std::nullopt
-// when the entry has no '='.
-std::optional<std::string> SettingAssignment(std::string_view config_entry);
-
 namespace role_copy_internal {
 
 // Role attributes the target user may be unable to give, most powerful first:

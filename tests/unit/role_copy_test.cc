@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "pg/setting_entry.h"
+
 namespace pgcourier {
 namespace {
 
