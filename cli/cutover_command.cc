@@ -10,6 +10,8 @@
 #include <string>
 
 #include "cli_support.h"
+#include "migrate/cleanup.h"
+#include "migrate/cutover.h"
 #include "migrate/migration.h"
 #include "progress.h"
 #include "report/verify_report.h"

@@ -113,67 +113,6 @@ struct MigrationOutcome {
   bool ok() const;
 };
 
-// `pgcourier cutover`: finishes the databases that replicate (state
-// "syncing") of the run in `work_dir`.
-struct CutoverOptions {
-  std::string work_dir;
-  std::string source;  // optional: the recorded servers, with passwords
-  std::string target;
-  std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // to catch up
-  // First make the source databases read-only for new transactions
-  // (ALTER DATABASE ... SET default_transaction_read_only = on).
-  bool stop_source_writes = false;
-  int jobs = 2;  // for the verification
-  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
-  const CancelToken* cancel = nullptr;
-  std::function<void(const ProgressEvent&)> on_progress;
-};
-
-struct CutoverDatabase {
-  std::string name;
-  std::string target_name;
-  std::string state;  // "done", "failed", "cancelled", "skipped" (not replicating)
-  std::string error;
-  std::string hint;
-  // From the moment writes were stopped (or the cutover began, when the
-  // user stopped them) to the end.
-  double writes_stopped_seconds = 0;
-  std::string undo;             // how to make the source writable again, when stopped
-  int64_t tables_recopied = 0;  // left out of replication, copied again
-  int64_t sequences = 0;
-  std::vector<std::string> removed;  // replication objects dropped
-  std::optional<DatabaseVerification> verification;
-};
-
-struct CutoverOutcome {
-  std::vector<CutoverDatabase> databases;
-  bool ok() const;
-};
-
-Result<CutoverOutcome> Cutover(const CutoverOptions& options);
-
-// `pgcourier cleanup`: removes every replication object the run in
-// `work_dir` made (subscriptions, slots, publications), on both sides, as
-// far as each server can be reached, then undoes every change it recorded
-// (REPLICA IDENTITY FULL, an extension it installed, a read-only source
-// database). Idempotent.
-struct CleanupOptions {
-  std::string work_dir;
-  std::string source;
-  std::string target;
-  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
-  const CancelToken* cancel = nullptr;
-};
-struct CleanupOutcome {
-  std::vector<std::string> removed;  // "subscription ... (target)", ...
-  // Changes made for the migration and undone now (REPLICA IDENTITY FULL,
-  // an extension pgcourier installed, the read-only source of cutover).
-  std::vector<std::string> undone;
-  std::vector<std::string> problems;  // what could not be reached or removed, with the fix
-  bool ok() const { return problems.empty(); }
-};
-Result<CleanupOutcome> Cleanup(const CleanupOptions& options);
-
 // Runs the move. Errors (bad input, a work directory in use or holding
 // another run, cancellation before anything started) are returned as
 // Status; everything that happens once checks ran is in the outcome, per

@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "migrate/cleanup.h"
+#include "migrate/cutover.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"

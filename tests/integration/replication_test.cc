@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "cli_binary.h"
+#include "migrate/cleanup.h"
+#include "migrate/cutover.h"
 #include "migrate/migration.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"

@@ -1,0 +1,97 @@
+#include "migrate/cleanup.h"
+
+#include <algorithm>
+
+#include "migrate/recorded_run.h"
+#include "migrate/sessions.h"
+#include "replication/replication.h"
+
+namespace pgcourier {
+namespace {
+
+using Session = Result<std::unique_ptr<Connection>>;
+
+// Undoes the changes recorded for `db`, latest first, over the sessions that
+// could be opened.
+void UndoChanges(StateStore& store, const StoredDatabase& db,
+                 const std::vector<StoredChange>& changes, Session& src, Session& dst,
+                 CleanupOutcome& outcome) {
+  for (size_t k = changes.size(); k-- > 0;) {
+    const StoredChange& c = changes[k];
+    if (c.state != "made") continue;
+    Session& on = c.side == "source" ? src : dst;
+    if (!on.ok()) {
+      if (c.side == "source" || on.status().sqlstate() != "3D000") {
+        outcome.problems.push_back(db.name + ": " + c.object + " (" + c.side +
+                                   ") not undone: the server is unreachable");
+      }
+      continue;
+    }
+    Status undone = UndoChange(**on, store, c);
+    if (undone.ok()) {
+      outcome.undone.push_back(db.name + ": " + c.object + " (" + c.side + ")");
+    } else {
+      outcome.problems.push_back(db.name + ": " + undone.ToString());
+    }
+  }
+}
+
+// Removes the replication objects of one database and undoes its changes.
+void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, size_t i,
+                     const std::vector<StoredChange>& changes, CleanupOutcome& outcome) {
+  const StoredDatabase& db = m.databases[i];
+  const ReplicationNames names = m.Names(i);
+  // A database cutover made read-only: the source session opts out, so that
+  // it may still drop the publication and undo the changes.
+  Session src = sessions.Source(db.name);
+  Session dst = sessions.Target(db.target_name, SessionFactory::TargetUse::kAdmin);
+  if (!dst.ok() && dst.status().code() != StatusCode::kNotFound &&
+      dst.status().sqlstate() != "3D000") {
+    outcome.problems.push_back(db.target_name + " on the target: " + dst.status().message() +
+                               "; its subscription " + names.subscription + " may remain");
+  }
+  if (!src.ok()) {
+    outcome.problems.push_back(db.name + " on the source: " + src.status().message() +
+                               "; its slot " + names.slot + " and publication " +
+                               names.publication +
+                               " remain: run pgcourier cleanup again when it is reachable "
+                               "(a slot left behind keeps WAL on the source)");
+  }
+  Result<std::vector<std::string>> removed =
+      DropReplication(src.ok() ? src->get() : nullptr, dst.ok() ? dst->get() : nullptr, names);
+  if (!removed.ok()) {
+    outcome.problems.push_back(db.name + ": " + removed.status().ToString());
+    return;
+  }
+  for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
+  UndoChanges(*m.store, db, changes, src, dst, outcome);
+  if (src.ok() && dst.ok() && (db.state == "syncing" || db.state == "cutover")) {
+    StoredDatabase cancelled = db;
+    cancelled.state = "cancelled";
+    cancelled.error = "replication removed by pgcourier cleanup before cutover";
+    Status set = m.store->PutDatabase(cancelled);
+    if (!set.ok()) outcome.problems.push_back(set.ToString());
+  }
+}
+
+}  // namespace
+
+Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
+  Result<RecordedMigration> recorded = OpenRecorded(co.work_dir, co.source, co.target);
+  if (!recorded.ok()) return recorded.status();
+  RecordedMigration& m = *recorded;
+  const SessionFactory sessions(m.source, m.target, co.connect_timeout, co.cancel,
+                                m.options.lock_timeout);
+  CleanupOutcome outcome;
+  for (size_t i = 0; i < m.databases.size(); ++i) {
+    Result<std::vector<StoredChange>> changes = m.store->Changes(m.databases[i].name);
+    if (!changes.ok()) return changes.status();
+    const bool changed = std::any_of(changes->begin(), changes->end(),
+                                     [](const StoredChange& c) { return c.state == "made"; });
+    if (m.databases[i].method != "replication" && !changed) continue;
+    CleanUpDatabase(m, sessions, i, *changes, outcome);
+  }
+  return outcome;
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,35 @@
+// `pgcourier cleanup`: no trace of a migration left on either server.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "util/cancel.h"
+#include "util/status.h"
+
+namespace pgcourier {
+
+// `pgcourier cleanup`: removes every replication object the run in
+// `work_dir` made (subscriptions, slots, publications), on both sides, as
+// far as each server can be reached, then undoes every change it recorded
+// (REPLICA IDENTITY FULL, an extension it installed, a read-only source
+// database). Idempotent.
+struct CleanupOptions {
+  std::string work_dir;
+  std::string source;
+  std::string target;
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  const CancelToken* cancel = nullptr;
+};
+struct CleanupOutcome {
+  std::vector<std::string> removed;  // "subscription ... (target)", ...
+  // Changes made for the migration and undone now (REPLICA IDENTITY FULL,
+  // an extension pgcourier installed, the read-only source of cutover).
+  std::vector<std::string> undone;
+  std::vector<std::string> problems;  // what could not be reached or removed, with the fix
+  bool ok() const { return problems.empty(); }
+};
+Result<CleanupOutcome> Cleanup(const CleanupOptions& options);
+
+}  // namespace pgcourier

@@ -1,0 +1,298 @@
+#include "migrate/cutover.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "copy/database_objects.h"
+#include "copy/progress_marks.h"
+#include "copy/snapshot.h"
+#include "copy/table_copy.h"
+#include "migrate/database_migration.h"
+#include "migrate/recorded_run.h"
+#include "migrate/sessions.h"
+#include "pg/quote.h"
+#include "replication/replication.h"
+
+namespace pgcourier {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The cutover of one replicating database, built from the recorded run.
+class DatabaseCutover {
+ public:
+  DatabaseCutover(const RecordedMigration& m, const SessionFactory& sessions,
+                  const CutoverOptions& options, DatabaseRecord& record, ReplicationNames names)
+      : migration_(m),
+        sessions_(sessions),
+        options_(options),
+        record_(record),
+        stored_(record.Get()),
+        names_(std::move(names)) {}
+
+  Status Run(CutoverDatabase& out);
+
+ private:
+  void Progress(const std::string& message) const {
+    if (options_.on_progress) options_.on_progress({stored_.name, "cutover", message, 0, 0});
+  }
+  Status ExpectReplication();
+  Status StopSourceWrites(CutoverDatabase& out);
+  Status CatchUp();
+  Status TakeSnapshot();
+  Status CopyUnreplicated(CutoverDatabase& out);
+  Status Verify(CutoverDatabase& out);
+  Status RemoveReplication(CutoverDatabase& out);
+
+  const RecordedMigration& migration_;
+  const SessionFactory& sessions_;
+  const CutoverOptions& options_;
+  DatabaseRecord& record_;
+  const StoredDatabase stored_;
+  const ReplicationNames names_;
+  std::unique_ptr<Connection> source_;
+  std::unique_ptr<Connection> target_;
+  std::unique_ptr<ExportedSnapshot> snapshot_;
+  CopyCatalog catalog_;
+};
+
+Status DatabaseCutover::ExpectReplication() {
+  Result<ReplicationLag> lag = ReadLag(source_.get(), target_.get(), names_);
+  if (!lag.ok()) return lag.status();
+  if (lag->slot_exists && lag->subscription_exists) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("the replication of {} is incomplete: {} {}", stored_.name,
+                            lag->slot_exists ? "" : "no slot " + names_.slot + " on the source;",
+                            lag->subscription_exists
+                                ? ""
+                                : "no subscription " + names_.subscription + " on the target"),
+                "run pgcourier cleanup, then move the database again");
+}
+
+Status DatabaseCutover::StopSourceWrites(CutoverDatabase& out) {
+  // The session may itself be in a read-only database: it opts out first.
+  out.undo = "SET default_transaction_read_only = off; ALTER DATABASE " + QuoteIdent(stored_.name) +
+             " RESET default_transaction_read_only;";
+  PGC_RETURN_IF_ERROR(record_.Change("source", kReadOnlyChange, out.undo));
+  PGC_RETURN_IF_ERROR(source_
+                          ->Run("ALTER DATABASE " + QuoteIdent(stored_.name) +
+                                " SET default_transaction_read_only = on")
+                          .WithContext("making the source database read-only"));
+  // The setting applies to new sessions: the open ones are ended, so that
+  // the applications reconnect read-only (their open transactions roll
+  // back). Replication's own walsenders are not client backends.
+  Result<QueryResult> ended = source_->ExecParams(
+      "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)), count(*) "
+      "FROM pg_catalog.pg_stat_activity a WHERE a.datname = $1 "
+      "AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'",
+      {stored_.name});
+  if (!ended.ok()) return ended.status().WithContext("ending the source's open sessions");
+  if (ended->GetInt(0, 0) < ended->GetInt(0, 1)) {
+    Progress(
+        fmt::format("{} of {} open session(s) on the source could not be ended (no "
+                    "right to): they may still write",
+                    ended->GetInt(0, 1) - ended->GetInt(0, 0), ended->GetInt(0, 1)));
+  }
+  Progress("source database " + stored_.name +
+           " is read-only for new transactions (to undo, on the source: " + out.undo + ")");
+  return Status::Ok();
+}
+
+// Everything written up to now must be on the target.
+Status DatabaseCutover::CatchUp() {
+  Result<QueryResult> now = source_->Exec("SELECT pg_catalog.pg_current_wal_lsn()::text");
+  if (!now.ok()) return now.status();
+  const std::string lsn = now->GetString(0, 0);
+  Progress("waiting for the target to apply the source's changes up to " + lsn);
+  PGC_RETURN_IF_ERROR(WaitApplied(
+      *source_, names_, lsn,
+      Deadline::After(std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout)),
+      options_.cancel));
+  Progress("the target has applied every change up to " + lsn);
+  return Status::Ok();
+}
+
+// What replication does not carry is read at a snapshot taken now (no slot
+// needed: the source is caught up).
+Status DatabaseCutover::TakeSnapshot() {
+  Result<std::unique_ptr<Connection>> holder = sessions_.Source(stored_.name);
+  if (!holder.ok()) return holder.status();
+  Result<std::unique_ptr<ExportedSnapshot>> exported =
+      ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+  if (!exported.ok()) return exported.status();
+  snapshot_ = std::move(*exported);
+  Result<CopyCatalog> catalog =
+      ReadCopyCatalog(snapshot_->conn(), migration_.options.filter, Deadline::Never());
+  if (!catalog.ok()) return catalog.status();
+  catalog_ = std::move(*catalog);
+  return Status::Ok();
+}
+
+// Sequences, the tables the publication left out, large objects and
+// materialized views.
+Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
+  Result<int64_t> sequences = SetSequences(snapshot_->conn(), *target_, catalog_.sequences);
+  if (!sequences.ok()) return sequences.status();
+  out.sequences = *sequences;
+  Result<QueryResult> published = snapshot_->conn().ExecParams(
+      "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1",
+      {names_.publication});
+  if (!published.ok()) return published.status();
+  std::set<std::string> carried;
+  for (int r = 0; r < published->rows(); ++r) {
+    carried.insert(QualifiedName(published->GetString(r, 0), published->GetString(r, 1)));
+  }
+  Result<std::unique_ptr<Connection>> copier = sessions_.Source(stored_.name);
+  if (!copier.ok()) return copier.status();
+  PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(**copier, snapshot_->id(), Deadline::Never()));
+  // Fresh marks: an interrupted cutover's are of no use (its copies are
+  // made again, each one emptying its table first).
+  PGC_RETURN_IF_ERROR(DropProgressMarks(*target_));
+  PGC_RETURN_IF_ERROR(CreateProgressMarks(*target_));
+  for (const auto& table : catalog_.tables) {
+    if (carried.count(table.QualifiedName()) != 0) continue;
+    Result<TableCopyStats> copied =
+        CopyTable(**copier, *target_, table, std::nullopt, 1, "cutover " + table.QualifiedName());
+    if (!copied.ok()) return copied.status();
+    ++out.tables_recopied;
+    Progress(
+        fmt::format("{} (not replicated) copied again: {} rows", table.Display(), copied->rows));
+  }
+  if (!catalog_.large_objects.empty()) {
+    PGC_RETURN_IF_ERROR(
+        target_->Run("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata"));
+    Result<LargeObjectsCopied> copied =
+        CopyLargeObjects(snapshot_->conn(), *target_, catalog_.large_objects);
+    if (!copied.ok()) return copied.status();
+  }
+  return RefreshMaterializedViews(*target_, catalog_.materialized_views).status();
+}
+
+// The whole database compared (the source is quiet: sequences too), then
+// made durable.
+Status DatabaseCutover::Verify(CutoverDatabase& out) {
+  MigrateOptions options = migration_.options;
+  options.check.jobs = options_.jobs;
+  Result<DatabaseVerification> verified =
+      VerifyMovedDatabase(options, sessions_, stored_.name, stored_.target_name, snapshot_->id(),
+                          {}, true, stored_.consistent);
+  if (!verified.ok()) return verified.status();
+  out.verification = std::move(*verified);
+  // Committed with synchronous_commit on: its WAL flush covers every earlier
+  // asynchronous commit, so "done" is durable.
+  PGC_RETURN_IF_ERROR(target_->Run("SET synchronous_commit = on"));
+  return DropProgressMarks(*target_);
+}
+
+// The replication objects, and what replication needed (an extension
+// installed for it, REPLICA IDENTITY FULL); the read-only source stays so
+// until cleanup or the printed undo.
+Status DatabaseCutover::RemoveReplication(CutoverDatabase& out) {
+  Result<std::vector<std::string>> removed = DropReplication(source_.get(), target_.get(), names_);
+  if (!removed.ok()) return removed.status();
+  out.removed = *removed;
+  Result<std::vector<StoredChange>> changes = record_.Changes();
+  if (!changes.ok()) return changes.status();
+  for (size_t i = changes->size(); i-- > 0;) {
+    const StoredChange& c = (*changes)[i];
+    if (c.state != "made" || c.object == kReadOnlyChange) continue;
+    Connection& on = c.side == "source" ? *source_ : *target_;
+    PGC_RETURN_IF_ERROR(UndoChange(on, record_.store(), c));
+    out.removed.push_back(c.object + " (" + c.side + ", undone)");
+  }
+  return Status::Ok();
+}
+
+Status DatabaseCutover::Run(CutoverDatabase& out) {
+  Result<std::unique_ptr<Connection>> source = sessions_.Source(stored_.name);
+  if (!source.ok()) return source.status();
+  source_ = std::move(*source);
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(stored_.target_name);
+  if (!target.ok()) return target.status();
+  target_ = std::move(*target);
+  PGC_RETURN_IF_ERROR(ExpectReplication());
+  const auto stopped = Clock::now();
+  if (options_.stop_source_writes) PGC_RETURN_IF_ERROR(StopSourceWrites(out));
+  PGC_RETURN_IF_ERROR(CatchUp());
+  PGC_RETURN_IF_ERROR(TakeSnapshot());
+  PGC_RETURN_IF_ERROR(CopyUnreplicated(out));
+  PGC_RETURN_IF_ERROR(Verify(out));
+  PGC_RETURN_IF_ERROR(RemoveReplication(out));
+  out.writes_stopped_seconds = std::chrono::duration<double>(Clock::now() - stopped).count();
+  return Status::Ok();
+}
+
+// Runs the cutover of the i-th recorded database into `out`, and records
+// the database's state after it: a failed cutover leaves the database
+// replicating, so that it can be run again.
+void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const CutoverOptions& co,
+             size_t i, CutoverDatabase& out) {
+  DatabaseRecord record(*m.store, m.databases[i]);
+  record.Update([](StoredDatabase& d) { d.state = "cutover"; });
+  DatabaseCutover cutover(m, sessions, co, record, m.Names(i));
+  Status status = cutover.Run(out);
+  if (status.ok()) {
+    out.state = "done";
+  } else {
+    const bool cancelled =
+        status.code() == StatusCode::kCancelled || (co.cancel != nullptr && co.cancel->cancelled());
+    out.state = cancelled ? "cancelled" : "failed";
+    out.error = status.ToString();
+    out.hint = status.hint();
+  }
+  record.Update([&](StoredDatabase& d) {
+    d.state = out.state == "done" ? "done" : "syncing";
+    d.error = out.error;
+    d.hint = out.hint;
+  });
+}
+
+}  // namespace
+
+bool CutoverOutcome::ok() const {
+  for (const auto& db : databases) {
+    if (db.state != "done" && db.state != "skipped") return false;
+  }
+  return !databases.empty();
+}
+
+Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
+  Result<RecordedMigration> recorded = OpenRecorded(co.work_dir, co.source, co.target);
+  if (!recorded.ok()) return recorded.status();
+  RecordedMigration& m = *recorded;
+  m.options.on_progress = co.on_progress;
+  const SessionFactory sessions(m.source, m.target, co.connect_timeout, co.cancel,
+                                m.options.lock_timeout);
+  CutoverOutcome outcome;
+  bool any = false;
+  for (size_t i = 0; i < m.databases.size(); ++i) {
+    const StoredDatabase& stored = m.databases[i];
+    CutoverDatabase out;
+    out.name = stored.name;
+    out.target_name = stored.target_name;
+    // "cutover": a cutover that was interrupted; it is simply done again.
+    if (stored.state != "syncing" && stored.state != "cutover") {
+      out.state = "skipped";
+      out.hint = "its state is " + stored.state + "; only replicating databases are cut over";
+    } else {
+      any = true;
+      CutOver(m, sessions, co, i, out);
+    }
+    outcome.databases.push_back(std::move(out));
+  }
+  if (!any) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "no database of the migration in " + co.work_dir + " is replicating",
+                  "see pgcourier status --dir " + co.work_dir);
+  }
+  bool all_done = true;
+  Result<std::vector<StoredDatabase>> after = m.store->Databases();
+  if (after.ok()) {
+    for (const auto& d : *after) all_done = all_done && d.state == "done";
+  }
+  (void)m.store->FinishRun(all_done ? "done" : "syncing", "");
+  return outcome;
+}
+
+}  // namespace pgcourier

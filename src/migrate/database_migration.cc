@@ -1,0 +1,606 @@
+#include "migrate/database_migration.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "copy/database_objects.h"
+#include "copy/progress_marks.h"
+#include "migrate/data_phase.h"
+#include "migrate/lock_waits.h"
+#include "preflight/checker.h"
+#include "schema/present_objects.h"
+#include "schema/target_database.h"
+#include "util/size.h"
+
+namespace pgcourier {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kTargetStartedSql = "SELECT pg_catalog.pg_postmaster_start_time()::text";
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+DatabaseMigration::DatabaseMigration(const RunContext& run, DatabaseRecord& record,
+                                     DatabaseOutcome& outcome, ReplicationNames names)
+    : run_(run),
+      options_(*run.options),
+      sessions_(*run.sessions),
+      record_(record),
+      outcome_(outcome),
+      names_(std::move(names)),
+      replication_(outcome.method == "replication") {}
+
+void DatabaseMigration::Progress(const std::string& phase, const std::string& message, int64_t done,
+                                 int64_t total) const {
+  if (options_.on_progress) options_.on_progress({outcome_.name, phase, message, done, total});
+}
+
+// A step that gave up waiting for a lock (lock_timeout): who holds locks on
+// the database's tables, on either side, and what to do.
+Status DatabaseMigration::ExplainLockTimeout(const Status& status) const {
+  std::string holders;
+  std::vector<LockHolder> all;
+  for (const bool source : {true, false}) {
+    Result<std::unique_ptr<Connection>> conn =
+        source ? sessions_.Source(outcome_.name)
+               : sessions_.Target(outcome_.target_name, SessionFactory::TargetUse::kAdmin);
+    if (!conn.ok()) continue;
+    Result<std::vector<LockHolder>> found = LockHolders(**conn, "", "");
+    if (!found.ok()) continue;
+    const std::string named = DescribeLockHolders(*found);
+    if (named.empty()) continue;
+    holders += fmt::format("{}on the {}: {}", holders.empty() ? "" : "; ",
+                           source ? "source" : "target", named);
+    all.insert(all.end(), found->begin(), found->end());
+  }
+  if (holders.empty()) return status;
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("{} (waited {} s for a lock; held {})", status.message(),
+                            options_.lock_timeout.count() / 1000, holders),
+                LockHint(all, options_.work_dir));
+}
+
+Status DatabaseMigration::Phase(const std::string& phase, const std::function<Status()>& body) {
+  auto started = Clock::now();
+  StoredStep step;
+  step.kind = "phase";
+  step.object = phase;
+  step.state = "running";
+  record_.Step(step);
+  Status status = body();
+  if (IsLockTimeout(status)) status = ExplainLockTimeout(status);
+  step.seconds = SecondsSince(started);
+  outcome_.phases.push_back({phase, step.seconds});
+  step.state = status.ok() ? "done" : "failed";
+  if (!status.ok()) step.error = status.ToString();
+  record_.Step(step);
+  if (!status.ok()) return status.WithContext(phase);
+  return status;
+}
+
+// Whether the interrupted run got this database past its schema: the
+// progress marks are made right after the pre-data restore (which is one
+// transaction), so their schema on the target says so, whatever the store
+// managed to record before the run was stopped.
+Result<bool> DatabaseMigration::SchemaRestoredEarlier() {
+  if (!fs::exists(archive_) || !fs::exists(list_)) return false;
+  Result<std::unique_ptr<Connection>> target =
+      sessions_.Target(outcome_.target_name, SessionFactory::TargetUse::kAdmin);
+  if (!target.ok()) {
+    // No such database (3D000): nothing restored.
+    if (target.status().sqlstate() == "3D000" ||
+        target.status().message().find("does not exist") != std::string::npos) {
+      return false;
+    }
+    return target.status();
+  }
+  return ProgressMarksExist(**target);
+}
+
+// A database whose schema was not completely restored is begun again from
+// nothing: its target database dropped when pgcourier made it (the pre-data
+// restore is one transaction, so a database that existed before is as empty
+// as it was).
+Status DatabaseMigration::StartOver() {
+  if (!record_.Get().created_target) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = sessions_.TargetServer();
+  if (!target.ok()) return target.status();
+  PGC_RETURN_IF_ERROR(DropTargetDatabase(**target, outcome_.target_name));
+  record_.Update([](StoredDatabase& d) { d.created_target = false; });
+  dropped_incomplete_ = true;
+  Progress("create", "dropped the incomplete target database " + outcome_.target_name +
+                         " of the interrupted run");
+  return Status::Ok();
+}
+
+Status DatabaseMigration::SetReplicaIdentityFull(Connection& holder, const TableToCopy& t) {
+  Result<QueryResult> before = holder.ExecParams(
+      "SELECT relreplident = 'n' FROM pg_catalog.pg_class WHERE oid = $1::regclass",
+      {t.QualifiedName()});
+  if (!before.ok()) return before.status();
+  const bool nothing = before->rows() > 0 && before->GetBool(0, 0);
+  PGC_RETURN_IF_ERROR(record_.Change("source", "REPLICA IDENTITY FULL on " + t.Display(),
+                                     "ALTER TABLE ONLY " + t.QualifiedName() +
+                                         " REPLICA IDENTITY " + (nothing ? "NOTHING" : "DEFAULT")));
+  Status full = holder.Run("ALTER TABLE ONLY " + t.QualifiedName() + " REPLICA IDENTITY FULL");
+  if (!full.ok()) {
+    return full.WithContext("setting REPLICA IDENTITY FULL on " + t.Display())
+        .WithHint(
+            "the source user must own the table; or leave out --replica-identity-full "
+            "(the table is then copied again at cutover)");
+  }
+  Progress("snapshot", t.Display() + ": REPLICA IDENTITY FULL set on the source");
+  return Status::Ok();
+}
+
+// The tables replication can carry, published before the slot is made; the
+// bulk copy then reads at the slot's own snapshot, so every change after it
+// arrives through the slot, none twice, none missed. `holder` becomes the
+// snapshot's holder.
+Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) {
+  Result<CopyCatalog> now = ReadCopyCatalog(holder, options_.filter, Deadline::Never());
+  if (!now.ok()) return now.status();
+  std::vector<std::string> published;
+  for (const auto& t : now->tables) {
+    if (!t.replicable && !t.unlogged && options_.replica_identity_full) {
+      PGC_RETURN_IF_ERROR(SetReplicaIdentityFull(holder, t));
+      published.push_back(t.QualifiedName());
+    } else if (t.replicable) {
+      published.push_back(t.QualifiedName());
+    }
+  }
+  Result<std::string> id =
+      StartReplication(sessions_.source().WithDatabase(outcome_.name), holder, names_, published,
+                       sessions_.BareOptions("source"), record_.ChangeRecorder("source"));
+  if (!id.ok()) return id.status();
+  Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created",
+                                   names_.publication, published.size(), names_.slot));
+  return id;
+}
+
+Status DatabaseMigration::TakeSnapshot() {
+  Result<std::unique_ptr<Connection>> holder = sessions_.Source(outcome_.name);
+  if (!holder.ok()) return holder.status();
+  if (replication_) {
+    Result<std::string> id = PublishAndCreateSlot(**holder);
+    if (!id.ok()) return id.status();
+    snapshot_ = ExportedSnapshot::Adopt(std::move(*holder), *id);
+  } else {
+    Result<std::unique_ptr<ExportedSnapshot>> exported =
+        ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+    if (!exported.ok()) return exported.status();
+    snapshot_ = std::move(*exported);
+  }
+  return ReadCatalogAtSnapshot();
+}
+
+// The object filter resolved and the tables, indexes, sequences and the rest
+// read at the snapshot.
+Status DatabaseMigration::ReadCatalogAtSnapshot() {
+  Result<ResolvedObjectFilter> filtered =
+      ResolveObjectFilter(snapshot_->conn(), options_.filter, Deadline::Never());
+  if (!filtered.ok()) return filtered.status();
+  filtered_ = std::move(*filtered);
+  Result<CopyCatalog> catalog =
+      ReadCopyCatalog(snapshot_->conn(), options_.filter, Deadline::Never());
+  if (!catalog.ok()) return catalog.status();
+  catalog_ = std::move(*catalog);
+  size_t indexes = 0;
+  for (const auto& t : catalog_.tables) indexes += t.indexes.size();
+  record_.Update([&](StoredDatabase& db) {
+    db.snapshot = snapshot_->id();
+    db.tables_total = static_cast<int64_t>(catalog_.tables.size());
+    db.indexes_total = static_cast<int64_t>(indexes);
+    db.bytes_total = catalog_.total_bytes;
+  });
+  std::string left_out;
+  if (!options_.filter.empty()) {
+    left_out =
+        fmt::format(" (filters leave out {} schema(s), {} table(s), and the rows of {} table(s))",
+                    filtered_.excluded_schemas.size(), filtered_.excluded_tables.size(),
+                    filtered_.data_excluded_tables.size());
+  }
+  Progress("snapshot",
+           fmt::format("snapshot {}: {} table(s), {}{}", snapshot_->id(), catalog_.tables.size(),
+                       FormatBytes(catalog_.total_bytes), left_out));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::CreateTarget() {
+  bool exists = false;
+  for (const auto& plan : run_.check->databases) {
+    if (plan.name == outcome_.name) exists = plan.exists_on_target;
+  }
+  Result<std::unique_ptr<Connection>> target = sessions_.TargetServer();
+  if (!target.ok()) return target.status();
+  if (exists && !record_.Get().created_target) {
+    // Recheck: a resumed run may just have dropped it.
+    Result<bool> found = TargetDatabaseExists(**target, outcome_.target_name);
+    if (!found.ok()) return found.status();
+    if (*found) {
+      Progress("create", "target database " + outcome_.target_name + " exists and is empty");
+      return Status::Ok();
+    }
+  }
+  Result<std::unique_ptr<Connection>> source = sessions_.SourceServer();
+  if (!source.ok()) {
+    source = sessions_.Source(outcome_.name);
+    if (!source.ok()) return source.status();
+  }
+  const TargetDatabaseSpec spec{outcome_.name, outcome_.target_name, options_.roles};
+  // Recorded first: a run killed right after the CREATE still knows the
+  // database is its own (dropping one that does not exist is harmless).
+  auto mine = [this] {
+    record_.Update([](StoredDatabase& d) { d.created_target = true; });
+    return Status::Ok();
+  };
+  auto note = [this](const std::string& line) { Progress("create", line); };
+  Status created = CreateTargetDatabase(**source, **target, spec, mine, note);
+  if (!created.ok() && dropped_incomplete_ &&
+      (created.sqlstate() == "23505" || created.sqlstate() == "42P04")) {
+    // The killed run's CREATE DATABASE was still running on the server when
+    // its database was dropped, and committed since: it is that run's, and
+    // as incomplete.
+    if (DropTargetDatabase(**target, outcome_.target_name).ok()) {
+      created = CreateTargetDatabase(**source, **target, spec, mine, note);
+    }
+  }
+  if (!created.ok()) {
+    record_.Update([](StoredDatabase& d) { d.created_target = false; });
+    return created;
+  }
+  Progress("create", "created target database " + outcome_.target_name);
+  return Status::Ok();
+}
+
+// What the restore leaves out: provider-only extensions, and the indexes and
+// constraints that the data phase builds itself.
+RestoreListFilter DatabaseMigration::RestoreFilter() const {
+  RestoreListFilter filter;
+  filter.extensions = ProviderOnlyExtensions();
+  for (const auto& table : catalog_.tables) {
+    for (const auto& index : table.indexes) {
+      filter.index_oids.insert(index.index_oid);
+      if (index.constraint_oid != 0) filter.constraint_oids.insert(index.constraint_oid);
+    }
+  }
+  return filter;
+}
+
+Status DatabaseMigration::RestorePreData() {
+  const ConnInfo source_db = sessions_.source().WithDatabase(outcome_.name);
+  const ConnInfo target_db = sessions_.target().WithDatabase(outcome_.target_name);
+  Status dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);
+  if (!dumped.ok() && dumped.message().find("max_locks_per_transaction") != std::string::npos) {
+    return ExplainLockTableFull(dumped, true, catalog_, options_.work_dir);
+  }
+  if (!dumped.ok() && dumped.message().find("LOCK TABLE") != std::string::npos) {
+    // pg_dump gave up waiting for a table's lock (--lock-wait-timeout).
+    return ExplainLockTimeout(Status(dumped.code(), dumped.message(), dumped.hint(), "55P03"));
+  }
+  PGC_RETURN_IF_ERROR(dumped);
+  Result<std::string> listed = ListArchive(tools_, archive_);
+  if (!listed.ok()) return listed.status();
+  Result<int> kept = WriteRestoreList(*listed, RestoreFilter(), list_);
+  if (!kept.ok()) return kept.status();
+  PGC_RETURN_IF_ERROR(ExplainLockTableFull(
+      RestoreSection(tools_, target_db, archive_, list_, "pre-data", 1, options_.policy), false,
+      catalog_, options_.work_dir));
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  // The marks' schema says that the schema is restored (SchemaRestoredEarlier):
+  // committed asynchronously, a target crash could take it and leave the
+  // restored schema, and a resumed run would restore it again.
+  PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
+  PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
+  Progress("pre-data", "schema restored (pre-data)");
+  return Status::Ok();
+}
+
+Status DatabaseMigration::CopyData() {
+  Result<std::vector<TablePlan>> plans =
+      PlanTables(snapshot_->conn(), catalog_, options_.split_bytes, options_.check.jobs);
+  if (!plans.ok()) return plans.status();
+  plans_ = std::move(*plans);
+  {
+    Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+    if (!target.ok()) return target.status();
+    Result<QueryResult> started = (*target)->Exec(kTargetStartedSql);
+    if (!started.ok()) return started.status();
+    target_started_ = started->GetString(0, 0);
+    Result<ResumePlan> resume = ReconcileWithMarks(**target, catalog_, plans_);
+    if (!resume.ok()) return resume.status();
+    resume_ = std::move(*resume);
+  }
+  for (const auto& table : resume_.recopied) {
+    Progress("data", table + ": partly copied by the interrupted run; copied again");
+  }
+  if (resume_.any_earlier) {
+    outcome_.consistent = false;
+    record_.Update([](StoredDatabase& db) { db.consistent = false; });
+  }
+  DataPhaseSetup setup;
+  setup.options = &options_;
+  setup.sessions = &sessions_;
+  setup.session_pool = run_.session_pool;
+  setup.pool = run_.pool;
+  setup.record = &record_;
+  setup.source_database = outcome_.name;
+  setup.target_database = outcome_.target_name;
+  setup.snapshot = snapshot_->id();
+  setup.catalog = &catalog_;
+  setup.plans = &plans_;
+  setup.progress = [this](const std::string& phase, const std::string& message, int64_t done,
+                          int64_t total) { Progress(phase, message, done, total); };
+  setup.post_data = [this] { return Phase("post-data", [this] { return PostData(); }); };
+  Result<DataPhaseResult> result = RunDataPhase(setup);
+  if (!result.ok()) return result.status();
+  outcome_.tables = std::move(result->tables);
+  compared_ = std::move(result->compared);
+  return Status::Ok();
+}
+
+Status DatabaseMigration::PostData() {
+  PGC_RETURN_IF_ERROR(CopyLargeObjects());
+  // A resumed run restores only what the interrupted one did not.
+  if (resumed_schema_) {
+    Result<std::string> listed = ListArchive(tools_, archive_);
+    if (!listed.ok()) return listed.status();
+    Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+    if (!target.ok()) return target.status();
+    Result<std::set<std::pair<uint32_t, uint32_t>>> present =
+        FindPresentObjects(snapshot_->conn(), **target, ParseArchiveList(*listed));
+    if (!present.ok()) return present.status();
+    if (!present->empty()) {
+      RestoreListFilter filter = RestoreFilter();
+      filter.present = std::move(*present);
+      Result<int> kept = WriteRestoreList(*listed, filter, list_);
+      if (!kept.ok()) return kept.status();
+    }
+  }
+  PGC_RETURN_IF_ERROR(RestoreSection(tools_, sessions_.target().WithDatabase(outcome_.target_name),
+                                     archive_, list_, "post-data", options_.check.jobs,
+                                     options_.policy));
+  Progress("post-data", "indexes, constraints, triggers and the rest restored (post-data)");
+  return Status::Ok();
+}
+
+Status DatabaseMigration::CopyLargeObjects() {
+  if (catalog_.large_objects.empty()) return Status::Ok();
+  if (resume_.marks.count(kLargeObjectsStep) != 0) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  // Read at the snapshot through its holder, written in one transaction.
+  Result<LargeObjectsCopied> copied =
+      pgcourier::CopyLargeObjects(snapshot_->conn(), **target, catalog_.large_objects);
+  if (!copied.ok()) return copied.status();
+  outcome_.large_objects = copied->count;
+  Progress("data", fmt::format("{} large object(s) copied", copied->count));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::SetSequences() {
+  if (catalog_.sequences.empty()) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  Result<int64_t> set = pgcourier::SetSequences(snapshot_->conn(), **target, catalog_.sequences);
+  if (!set.ok()) return set.status();
+  outcome_.sequences = *set;
+  Progress("sequences", fmt::format("{} sequence(s) set to the source's values", *set));
+  return Status::Ok();
+}
+
+Status DatabaseMigration::RefreshMaterializedViews() {
+  if (std::none_of(catalog_.materialized_views.begin(), catalog_.materialized_views.end(),
+                   [](const MaterializedView& mv) { return mv.populated; })) {
+    return Status::Ok();
+  }
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  Result<int64_t> refreshed =
+      pgcourier::RefreshMaterializedViews(**target, catalog_.materialized_views);
+  if (!refreshed.ok()) return refreshed.status();
+  outcome_.materialized_views = *refreshed;
+  Progress("post-data", fmt::format("{} materialized view(s) populated", *refreshed));
+  return Status::Ok();
+}
+
+// Every copied table was analyzed after its comparison; what is left are the
+// partitioned tables and the materialized views.
+Status DatabaseMigration::AnalyzeRest() {
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  return AnalyzeRemaining(**target);
+}
+
+Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
+                                                 const SessionFactory& sessions,
+                                                 const std::string& source_database,
+                                                 const std::string& target_database,
+                                                 const std::string& snapshot,
+                                                 std::vector<TableVerification> compared,
+                                                 bool sequences, bool consistent) {
+  VerifyOptions verify;
+  verify.jobs = options.check.jobs;
+  verify.source_snapshot = snapshot;
+  verify.filter = options.filter;
+  // pgcourier's own schema on the target, dropped once the run is verified.
+  verify.filter.exclude_schemas.emplace_back(kProgressSchema);
+  verify.connect_timeout = sessions.connect_timeout();
+  verify.cancel = sessions.cancel();
+  verify.compared_tables = std::move(compared);
+  verify.left_out_extensions = ProviderOnlyExtensions();
+  verify.sequences = sequences;
+  Result<DatabaseVerification> verified =
+      VerifyDatabase(sessions.source().WithDatabase(source_database),
+                     sessions.target().WithDatabase(target_database), verify);
+  if (!verified.ok()) return verified.status();
+  const int mismatches = verified->Mismatches();
+  if (mismatches == 0) return verified;
+  std::string hint = "see the verification report; the target database is incomplete";
+  if (!consistent) {
+    hint =
+        "the data was copied at more than one snapshot (the run was resumed): a source that "
+        "took writes in between differs from it; stop writes and run pgcourier verify, or "
+        "move the database again";
+  }
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("the target differs from the source in {} place(s)", mismatches), hint);
+}
+
+Result<bool> DatabaseMigration::TargetRestarted(Connection& target) const {
+  Result<QueryResult> started = target.Exec(kTargetStartedSql);
+  if (!started.ok()) return started.status();
+  return started->GetString(0, 0) != target_started_;
+}
+
+Status DatabaseMigration::Verify() {
+  // Rows compared right after their copy were committed asynchronously: a
+  // target that restarted since may have lost the last of them, so every
+  // table is compared again.
+  Result<std::unique_ptr<Connection>> target =
+      sessions_.Target(outcome_.target_name, SessionFactory::TargetUse::kAdmin);
+  if (!target.ok()) return target.status();
+  Result<bool> restarted = TargetRestarted(**target);
+  if (!restarted.ok()) return restarted.status();
+  if (*restarted) {
+    compared_.clear();
+    Progress("verify",
+             "the target server restarted during the move: every table is compared again");
+  }
+  // A source that replication keeps following moves its sequences on: they
+  // are synced, and compared, at cutover.
+  Result<DatabaseVerification> verified =
+      VerifyMovedDatabase(options_, sessions_, outcome_.name, outcome_.target_name, snapshot_->id(),
+                          compared_, !replication_, outcome_.consistent);
+  if (verified.ok()) {
+    outcome_.verification = std::move(*verified);
+    Progress("verify", fmt::format("{} table(s), {} sequence(s) and the schema match the source",
+                                   outcome_.verification->tables.size(),
+                                   outcome_.verification->sequences.size()));
+  }
+  return verified.status();
+}
+
+Status DatabaseMigration::FinishDurably() {
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  // Committed with synchronous_commit on: its WAL flush covers every earlier
+  // asynchronous commit of the bulk load, so "done" is durable. A restart
+  // after the verification could have lost commits it saw; one after this
+  // check ends this session, and the commit with it.
+  PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
+  Result<bool> restarted = TargetRestarted(**target);
+  if (!restarted.ok()) return restarted.status();
+  if (*restarted) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "the target server restarted after the verification: rows committed "
+                  "asynchronously just before may be lost",
+                  "pgcourier migrate --resume --dir " + options_.work_dir +
+                      " copies what is missing and compares every table again");
+  }
+  return DropProgressMarks(**target);
+}
+
+// The bulk copy is verified: the changes made since its snapshot stream in
+// from now on.
+Status DatabaseMigration::Subscribe() {
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(),
+                                         sessions_.source().WithDatabase(outcome_.name), names_,
+                                         record_.ChangeRecorder("target")));
+  Progress("syncing", "subscription " + names_.subscription +
+                          " streams the source's changes; finish with pgcourier cutover");
+  return Status::Ok();
+}
+
+// A resumed database: what of the interrupted run's work it keeps.
+Status DatabaseMigration::PrepareResume() {
+  if (!replication_) {
+    Result<bool> restored = SchemaRestoredEarlier();
+    if (!restored.ok()) return restored.status().WithContext("resuming");
+    resumed_schema_ = *restored;
+    // Without its schema, the database starts over.
+    return resumed_schema_ ? Status::Ok() : StartOver();
+  }
+  // The slot's changes start at the interrupted run's snapshot, which is
+  // gone: tables copied at a new one would get those changes twice. The
+  // database starts over, with new replication objects.
+  PGC_RETURN_IF_ERROR(RemoveReplication());
+  if (!record_.Get().created_target) {
+    Result<bool> restored = SchemaRestoredEarlier();
+    if (!restored.ok()) return restored.status().WithContext("resuming");
+    if (*restored) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "the interrupted replication of " + outcome_.name +
+                        " filled a target database that pgcourier did not create",
+                    "drop and recreate " + outcome_.target_name +
+                        " on the target (empty), then resume again");
+    }
+  }
+  return StartOver();
+}
+
+Status DatabaseMigration::Run() {
+  const std::string dir = options_.work_dir + "/" + outcome_.name;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status(StatusCode::kIoError, "cannot create " + dir + ": " + ec.message());
+  archive_ = dir + "/schema.dump";
+  list_ = dir + "/schema.list";
+  tools_ = {run_.check->tools.pg_dump, run_.check->tools.pg_restore, options_.check.cancel,
+            options_.lock_timeout};
+  record_.Update([](StoredDatabase& db) {
+    db.state = "schema";
+    db.error.clear();
+    db.hint.clear();
+  });
+  if (options_.resume) PGC_RETURN_IF_ERROR(PrepareResume());
+
+  // The snapshot comes first: the filter is resolved at it, and one that
+  // selects nothing ends the run before the target is touched.
+  PGC_RETURN_IF_ERROR(Phase("snapshot", [&] { return TakeSnapshot(); }));
+  if (!resumed_schema_) {
+    PGC_RETURN_IF_ERROR(Phase("create", [&] { return CreateTarget(); }));
+    PGC_RETURN_IF_ERROR(Phase("pre-data", [&] { return RestorePreData(); }));
+  } else {
+    Progress("pre-data", "schema restored by the interrupted run; resuming its data");
+  }
+  record_.Update([](StoredDatabase& db) { db.state = "copying"; });
+  PGC_RETURN_IF_ERROR(Phase("data", [&] { return CopyData(); }));
+  record_.Update([](StoredDatabase& db) { db.state = "indexing"; });
+  PGC_RETURN_IF_ERROR(Phase("sequences", [&] { return SetSequences(); }));
+  PGC_RETURN_IF_ERROR(Phase("materialized views", [&] { return RefreshMaterializedViews(); }));
+  PGC_RETURN_IF_ERROR(Phase("analyze", [&] { return AnalyzeRest(); }));
+  record_.Update([](StoredDatabase& db) { db.state = "verifying"; });
+  PGC_RETURN_IF_ERROR(Phase("verify", [&] { return Verify(); }));
+  PGC_RETURN_IF_ERROR(Phase("finish", [&] { return FinishDurably(); }));
+  if (!replication_) return Status::Ok();
+  return Phase("subscribe", [&] { return Subscribe(); });
+}
+
+// Removes this database's replication objects, when any exist (a failed or
+// interrupted setup).
+Status DatabaseMigration::RemoveReplication() {
+  Result<std::unique_ptr<Connection>> source = sessions_.Source(outcome_.name);
+  if (!source.ok()) return source.status();
+  Result<std::unique_ptr<Connection>> target =
+      sessions_.Target(outcome_.target_name, SessionFactory::TargetUse::kAdmin);
+  Connection* dst = target.ok() ? target->get() : nullptr;  // no database: no subscription
+  Result<std::vector<std::string>> removed = DropReplication(source->get(), dst, names_);
+  if (!removed.ok()) return removed.status().WithContext("removing replication objects");
+  for (const auto& r : *removed) Progress("cleanup", "removed " + r);
+  return Status::Ok();
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,111 @@
+// The pipeline of one database, as `pgcourier migrate` runs it: snapshot
+// (and, for the replication method, publication and slot), target database,
+// schema pre-data, the data phase (migrate/data_phase.h) with post-data,
+// sequences, materialized views, ANALYZE, verification, then (replication)
+// the subscription. Each phase is timed and recorded as a step; a database
+// ends "done" (or "syncing") only when its verification found no difference.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "catalog/copy_catalog.h"
+#include "catalog/object_filter.h"
+#include "copy/snapshot.h"
+#include "migrate/migration.h"
+#include "migrate/recorded_run.h"
+#include "migrate/resume_plan.h"
+#include "migrate/session_pool.h"
+#include "migrate/sessions.h"
+#include "migrate/work_pool.h"
+#include "replication/replication.h"
+#include "schema/schema_dump.h"
+
+namespace pgcourier {
+
+// What every database of a run shares.
+struct RunContext {
+  const MigrateOptions* options = nullptr;
+  const SessionFactory* sessions = nullptr;
+  const CheckReport* check = nullptr;
+  WorkPool* pool = nullptr;
+  SessionPool* session_pool = nullptr;
+};
+
+class DatabaseMigration {
+ public:
+  DatabaseMigration(const RunContext& run, DatabaseRecord& record, DatabaseOutcome& outcome,
+                    ReplicationNames names);
+
+  Status Run();
+  // Removes this database's replication objects, when any exist (a failed or
+  // interrupted setup).
+  Status RemoveReplication();
+
+ private:
+  void Progress(const std::string& phase, const std::string& message, int64_t done = 0,
+                int64_t total = 0) const;
+  // Runs `body` as the phase `phase`, timed and recorded as a step.
+  Status Phase(const std::string& phase, const std::function<Status()>& body);
+  Status ExplainLockTimeout(const Status& status) const;
+  Status PrepareResume();
+
+  Result<bool> SchemaRestoredEarlier();
+  Status StartOver();
+  Status TakeSnapshot();
+  Result<std::string> PublishAndCreateSlot(Connection& holder);
+  Status ReadCatalogAtSnapshot();
+  Status SetReplicaIdentityFull(Connection& holder, const TableToCopy& table);
+  Status CreateTarget();
+  RestoreListFilter RestoreFilter() const;
+  Status RestorePreData();
+  Status CopyData();
+  Status PostData();
+  Status CopyLargeObjects();
+  Status SetSequences();
+  Status RefreshMaterializedViews();
+  Status AnalyzeRest();
+  Status Verify();
+  Status FinishDurably();
+  // Whether the target server restarted since the data phase began (its
+  // pg_postmaster_start_time changed), read over `target`.
+  Result<bool> TargetRestarted(Connection& target) const;
+  Status Subscribe();
+
+  const RunContext run_;
+  const MigrateOptions& options_;
+  const SessionFactory& sessions_;
+  DatabaseRecord& record_;
+  DatabaseOutcome& outcome_;
+  const ReplicationNames names_;
+  const bool replication_;  // the replication method: publication, slot, subscription
+  std::string archive_;
+  std::string list_;
+  SchemaTools tools_;
+  bool resumed_schema_ = false;  // the interrupted run restored the pre-data
+  // StartOver dropped the target database the interrupted run had created.
+  bool dropped_incomplete_ = false;
+  std::unique_ptr<ExportedSnapshot> snapshot_;
+  ResolvedObjectFilter filtered_;  // options_.filter at the snapshot
+  CopyCatalog catalog_;
+  std::vector<TablePlan> plans_;
+  ResumePlan resume_;
+  std::vector<TableVerification> compared_;  // right after their copy
+  std::string target_started_;               // pg_postmaster_start_time() when the data phase began
+};
+
+// The verification of a moved database (everything but the tables in
+// `compared`, which were compared right after their copy), with
+// pgcourier's progress marks left out; sequences only when asked (a source
+// that replication keeps following moves its sequences on: they are synced,
+// and compared, at cutover). An error when anything differs.
+Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
+                                                 const SessionFactory& sessions,
+                                                 const std::string& source_database,
+                                                 const std::string& target_database,
+                                                 const std::string& snapshot,
+                                                 std::vector<TableVerification> compared,
+                                                 bool sequences, bool consistent);
+
+}  // namespace pgcourier

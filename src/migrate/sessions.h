@@ -1,0 +1,68 @@
+// The only way migrate/ connects to a server: every session of a kind gets
+// the same settings, sent in the round trip that secures its search_path.
+//
+//   source          statement_timeout, idle_in_transaction_session_timeout
+//                   and (17+) transaction_timeout off, so that the
+//                   snapshot's holder may stay idle in its transaction for
+//                   the whole move; default_transaction_read_only off, so
+//                   that a database cutover made read-only stays writable
+//                   for pgcourier's own objects (reads are in READ ONLY
+//                   transactions anyway); lock_timeout.
+//   target (load)   the same timeouts off, lock_timeout, and bulk loading:
+//                   synchronous_commit off (a target crash may lose the last
+//                   commits; their progress marks go with them, so the run
+//                   redoes exactly those; the final state is committed
+//                   synchronously) and maintenance_work_mem 512MB.
+//   target (admin)  the timeouts off and lock_timeout only: sessions that
+//                   create or drop databases, look for earlier work, or
+//                   remove replication objects.
+//
+// Thread-safe: a factory is immutable once made.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "pg/connection.h"
+#include "pg/conninfo.h"
+#include "util/cancel.h"
+
+namespace pgcourier {
+
+class SessionFactory {
+ public:
+  enum class TargetUse { kLoad, kAdmin };
+
+  SessionFactory(ConnInfo source, ConnInfo target, std::chrono::milliseconds connect_timeout,
+                 const CancelToken* cancel, std::chrono::milliseconds lock_timeout);
+
+  // A session in `database` of the source.
+  Result<std::unique_ptr<Connection>> Source(const std::string& database) const;
+  // A session in `database` of the target.
+  Result<std::unique_ptr<Connection>> Target(const std::string& database,
+                                             TargetUse use = TargetUse::kLoad) const;
+  // The source's or target's maintenance database ("postgres"): CREATE and
+  // DROP DATABASE, reading pg_database.
+  Result<std::unique_ptr<Connection>> SourceServer() const;
+  Result<std::unique_ptr<Connection>> TargetServer() const;
+
+  // Connection options without settings, for code that opens sessions of
+  // its own kind (a replication connection, the verifier's sessions).
+  ConnectOptions BareOptions(const std::string& role) const;
+
+  const ConnInfo& source() const { return source_; }
+  const ConnInfo& target() const { return target_; }
+  std::chrono::milliseconds connect_timeout() const { return connect_timeout_; }
+  const CancelToken* cancel() const { return cancel_; }
+  std::chrono::milliseconds lock_timeout() const { return lock_timeout_; }
+
+ private:
+  ConnInfo source_;
+  ConnInfo target_;
+  std::chrono::milliseconds connect_timeout_;
+  const CancelToken* cancel_;
+  std::chrono::milliseconds lock_timeout_;
+};
+
+}  // namespace pgcourier

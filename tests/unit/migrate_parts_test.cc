@@ -1,0 +1,290 @@
+// The parts of migrate/ and copy/ that need no server: slice planning, the
+// lock-conflict table, the recorded options' round trip, the job pool's
+// order and the session pool's cap.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "copy/slice_plan.h"
+#include "migrate/lock_waits.h"
+#include "migrate/recorded_run.h"
+#include "migrate/session_pool.h"
+#include "migrate/work_pool.h"
+
+namespace pgcourier {
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+TEST(SlicePlanTest, SliceBytesGrowsWithTheJobsShare) {
+  EXPECT_EQ(SliceBytes(256 * kMiB, 100 * kMiB, 2), 256 * kMiB);
+  // 16 GiB over 2 jobs: a quarter of a job's share is 2 GiB.
+  EXPECT_EQ(SliceBytes(256 * kMiB, 16384 * kMiB, 2), 2048 * kMiB);
+}
+
+TEST(SlicePlanTest, SmallTablesAreCopiedWhole) {
+  EXPECT_EQ(SliceCount(0, 256 * kMiB), 0);
+  EXPECT_EQ(SliceCount(384 * kMiB, 256 * kMiB), 0);  // exactly 1.5 slices
+  EXPECT_EQ(SliceCount(384 * kMiB + 1, 256 * kMiB), 2);
+  EXPECT_EQ(SliceCount(1000 * kMiB, 256 * kMiB), 4);
+  EXPECT_EQ(SliceCount(int64_t{1} << 40, 256 * kMiB), kMaxSlices);
+  EXPECT_EQ(SliceCount(1000 * kMiB, 0), 0);
+}
+
+TEST(SlicePlanTest, BlockSlicesCoverEveryBlockOnce) {
+  std::vector<Slice> slices = BlockSlices(1000, 3);
+  ASSERT_EQ(slices.size(), 3U);
+  EXPECT_EQ(slices[0].first, 0);
+  EXPECT_EQ(slices[0].last, 333);
+  EXPECT_EQ(slices[1].first, 333);
+  EXPECT_EQ(slices[1].last, 666);
+  EXPECT_EQ(slices[2].first, 666);
+  EXPECT_EQ(slices[2].last, -1);  // open-ended: reads to the end
+  for (const auto& s : slices) EXPECT_EQ(s.kind, Slice::Kind::kBlocks);
+}
+
+TEST(SlicePlanTest, TooFewBlocksMeanNoSlices) {
+  EXPECT_TRUE(BlockSlices(1, 8).empty());
+  EXPECT_TRUE(BlockSlices(0, 8).empty());
+  EXPECT_EQ(BlockSlices(2, 8).size(), 2U);
+}
+
+TEST(SlicePlanTest, KeySlicesCoverTheRangeWithoutGaps) {
+  std::vector<Slice> slices = KeySlices(1, 10, 3);
+  ASSERT_EQ(slices.size(), 3U);
+  EXPECT_EQ(slices.front().first, 1);
+  EXPECT_EQ(slices.back().last, 10);
+  for (size_t i = 1; i < slices.size(); ++i) {
+    EXPECT_EQ(slices[i].first, slices[i - 1].last + 1);
+  }
+}
+
+TEST(SlicePlanTest, KeySlicesOfTheWholeInt64Range) {
+  const int64_t lo = std::numeric_limits<int64_t>::min();
+  const int64_t hi = std::numeric_limits<int64_t>::max();
+  std::vector<Slice> slices = KeySlices(lo, hi, 4);
+  ASSERT_EQ(slices.size(), 4U);
+  EXPECT_EQ(slices.front().first, lo);
+  EXPECT_EQ(slices.back().last, hi);
+  for (size_t i = 1; i < slices.size(); ++i) {
+    EXPECT_EQ(slices[i].first, slices[i - 1].last + 1);
+  }
+}
+
+TEST(SlicePlanTest, KeySlicesOfANarrowRange) {
+  std::vector<Slice> slices = KeySlices(5, 6, 10);
+  ASSERT_EQ(slices.size(), 2U);  // no more slices than keys
+  EXPECT_EQ(slices[0].first, 5);
+  EXPECT_EQ(slices[0].last, 5);
+  EXPECT_EQ(slices[1].first, 6);
+  EXPECT_EQ(slices[1].last, 6);
+  EXPECT_TRUE(KeySlices(7, 6, 2).empty());
+}
+
+TEST(LockWaitsTest, ConflictTableIsPostgresqls) {
+  EXPECT_EQ(ConflictingLockModes("AccessShareLock"), "{AccessExclusiveLock}");
+  EXPECT_EQ(ConflictingLockModes("RowExclusiveLock"),
+            "{ShareLock,ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock}");
+  EXPECT_EQ(ConflictingLockModes("ShareUpdateExclusiveLock"),
+            "{ShareUpdateExclusiveLock,ShareLock,ShareRowExclusiveLock,ExclusiveLock,"
+            "AccessExclusiveLock}");
+  EXPECT_EQ(ConflictingLockModes("ShareLock"),
+            "{RowExclusiveLock,ShareUpdateExclusiveLock,ShareRowExclusiveLock,ExclusiveLock,"
+            "AccessExclusiveLock}");
+  EXPECT_EQ(ConflictingLockModes("AccessExclusiveLock"),
+            "{AccessShareLock,RowShareLock,RowExclusiveLock,ShareUpdateExclusiveLock,ShareLock,"
+            "ShareRowExclusiveLock,ExclusiveLock,AccessExclusiveLock}");
+  EXPECT_EQ(ConflictingLockModes("NoSuchLock"), "{}");
+}
+
+TEST(LockWaitsTest, ConflictsAreSymmetric) {
+  const std::vector<std::string> modes = {
+      "AccessShareLock", "RowShareLock",          "RowExclusiveLock", "ShareUpdateExclusiveLock",
+      "ShareLock",       "ShareRowExclusiveLock", "ExclusiveLock",    "AccessExclusiveLock"};
+  auto conflicts = [](const std::string& a, const std::string& b) {
+    const std::string list = ConflictingLockModes(a);
+    return list.find("{" + b + ",") != std::string::npos ||
+           list.find("," + b + ",") != std::string::npos ||
+           list.find("," + b + "}") != std::string::npos || list == "{" + b + "}";
+  };
+  for (const auto& a : modes) {
+    for (const auto& b : modes) EXPECT_EQ(conflicts(a, b), conflicts(b, a)) << a << " " << b;
+  }
+}
+
+TEST(LockWaitsTest, HintNamesOnlyOtherSessions) {
+  std::vector<LockHolder> holders = {{42, "AccessExclusiveLock", "public.t", "psql", false},
+                                     {43, "ShareLock", "public.t", "pgcourier", true}};
+  EXPECT_EQ(DescribeLockHolders(holders), "pid 42 (psql: AccessExclusiveLock on public.t)");
+  const std::string hint = LockHint(holders, "/tmp/run");
+  EXPECT_NE(hint.find("pid 42;"), std::string::npos) << hint;
+  EXPECT_EQ(hint.find("43"), std::string::npos) << hint;
+  EXPECT_NE(hint.find("--resume --dir /tmp/run"), std::string::npos) << hint;
+}
+
+TEST(RecordedRunTest, OptionsRoundTrip) {
+  MigrateOptions o;
+  o.check.include_databases = {"shop*"};
+  o.check.exclude_databases = {"shop_test"};
+  o.check.pg_bindirs = {"/opt/pg/17/bin"};
+  o.filter.include_schemas = {"app"};
+  o.filter.exclude_schemas = {"tmp"};
+  o.filter.include_tables = {"app.orders"};
+  o.filter.exclude_tables = {"app.log"};
+  o.filter.exclude_table_data = {"app.cache"};
+  o.policy.preserve_owners = true;
+  o.policy.preserve_acl = true;
+  o.roles = true;
+  o.role_options.copy_passwords = false;
+  o.replica_identity_full = true;
+  o.split_bytes = 12345;
+  MigrateOptions back;
+  ASSERT_TRUE(OptionsFromJson(OptionsToJson(o).dump(), back).ok());
+  EXPECT_EQ(back.check.include_databases, o.check.include_databases);
+  EXPECT_EQ(back.check.exclude_databases, o.check.exclude_databases);
+  EXPECT_EQ(back.check.pg_bindirs, o.check.pg_bindirs);
+  EXPECT_EQ(back.filter.include_schemas, o.filter.include_schemas);
+  EXPECT_EQ(back.filter.exclude_schemas, o.filter.exclude_schemas);
+  EXPECT_EQ(back.filter.include_tables, o.filter.include_tables);
+  EXPECT_EQ(back.filter.exclude_tables, o.filter.exclude_tables);
+  EXPECT_EQ(back.filter.exclude_table_data, o.filter.exclude_table_data);
+  EXPECT_TRUE(back.policy.preserve_owners);
+  EXPECT_TRUE(back.policy.preserve_acl);
+  EXPECT_TRUE(back.roles);
+  EXPECT_FALSE(back.role_options.copy_passwords);
+  EXPECT_TRUE(back.replica_identity_full);
+  EXPECT_EQ(back.split_bytes, 12345);
+}
+
+TEST(RecordedRunTest, PgBindirsGivenAgainWin) {
+  MigrateOptions o;
+  o.check.pg_bindirs = {"/recorded"};
+  MigrateOptions back;
+  back.check.pg_bindirs = {"/given"};
+  ASSERT_TRUE(OptionsFromJson(OptionsToJson(o).dump(), back).ok());
+  EXPECT_EQ(back.check.pg_bindirs, std::vector<std::string>{"/given"});
+}
+
+TEST(RecordedRunTest, UnreadableOptionsAreAnError) {
+  MigrateOptions back;
+  Status s = OptionsFromJson("not json", back);
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(s.hint().empty());
+  EXPECT_FALSE(OptionsFromJson("[1,2]", back).ok());
+}
+
+TEST(RecordedRunTest, PlannedDatabasesRoundTrip) {
+  StoredDatabase a;
+  a.name = "shop";
+  a.target_name = "shop_new";
+  a.method = "replication";
+  a.method_reason = "wal_level is logical";
+  a.bytes_total = 1 << 20;
+  StoredDatabase b;
+  b.name = "blog";
+  b.target_name = "blog";
+  b.method = "copy";
+  nlohmann::json options = OptionsToJson(MigrateOptions());
+  options["databases"] = PlannedDatabasesToJson({a, b});
+  std::vector<StoredDatabase> back = PlannedDatabasesFromJson(options.dump());
+  ASSERT_EQ(back.size(), 2U);
+  EXPECT_EQ(back[0].name, "shop");
+  EXPECT_EQ(back[0].target_name, "shop_new");
+  EXPECT_EQ(back[0].method, "replication");
+  EXPECT_EQ(back[0].method_reason, "wal_level is logical");
+  EXPECT_EQ(back[0].bytes_total, 1 << 20);
+  EXPECT_EQ(back[1].name, "blog");
+  EXPECT_TRUE(PlannedDatabasesFromJson("{}").empty());
+  EXPECT_TRUE(PlannedDatabasesFromJson("garbage").empty());
+}
+
+TEST(WorkPoolTest, RunsUrgentFirstThenHeaviestThenOldest) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::string> order;
+  {
+    WorkPool pool(1);
+    // Holds the only worker until everything else is queued.
+    pool.Submit(WorkPool::kUrgent, 0, [&] {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return release; });
+    });
+    auto record = [&](const std::string& name) {
+      return [&, name] {
+        std::lock_guard<std::mutex> lock(mu);
+        order.push_back(name);
+      };
+    };
+    pool.Submit(WorkPool::kCompare, 100, record("compare"));
+    pool.Submit(WorkPool::kCopy, 10, record("copy small"));
+    pool.Submit(WorkPool::kCopy, 50, record("copy big"));
+    pool.Submit(WorkPool::kCopy, 50, record("copy big, later"));
+    pool.Submit(WorkPool::kUrgent, 1, record("index"));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      release = true;
+    }
+    cv.notify_all();
+  }  // the destructor runs what is queued
+  EXPECT_EQ(order, (std::vector<std::string>{"index", "copy big", "copy big, later", "copy small",
+                                             "compare"}));
+}
+
+TEST(WorkPoolTest, TaskGroupWaitsForTasksAddedByTasks) {
+  WorkPool pool(2);
+  TaskGroup group;
+  std::atomic<int> ran{0};
+  std::function<void(int)> spawn = [&](int depth) {
+    group.Add();
+    pool.Submit(WorkPool::kCopy, 0, [&, depth] {
+      ++ran;
+      if (depth < 3) {
+        spawn(depth + 1);
+        spawn(depth + 1);
+      }
+      group.Done();
+    });
+  };
+  spawn(0);
+  group.Wait();
+  EXPECT_EQ(ran.load(), 15);
+}
+
+TEST(SessionPoolTest, ReusesSetsOfTheSameDatabase) {
+  SessionPool pool(2);
+  std::unique_ptr<WorkerSessions> a = pool.Take("shop");
+  WorkerSessions* first = a.get();
+  pool.GiveBack("shop", std::move(a));
+  std::unique_ptr<WorkerSessions> again = pool.Take("shop");
+  EXPECT_EQ(again.get(), first);
+  EXPECT_EQ(pool.open(), 1U);
+}
+
+TEST(SessionPoolTest, NeverMoreSetsThanPlacesWhileIdleOnesCanClose) {
+  SessionPool pool(2);
+  std::unique_ptr<WorkerSessions> a = pool.Take("shop");
+  std::unique_ptr<WorkerSessions> b = pool.Take("shop");
+  pool.GiveBack("shop", std::move(a));
+  pool.GiveBack("shop", std::move(b));
+  // Another database: an idle set of the first one is closed for it.
+  std::unique_ptr<WorkerSessions> c = pool.Take("blog");
+  std::unique_ptr<WorkerSessions> d = pool.Take("blog");
+  EXPECT_EQ(pool.open(), 2U);
+  EXPECT_EQ(pool.peak(), 2U);
+  pool.Discard(std::move(c));
+  EXPECT_EQ(pool.open(), 1U);
+  pool.GiveBack("blog", std::move(d));
+  pool.Close("blog");
+  EXPECT_EQ(pool.open(), 0U);
+}
+
+}  // namespace
+}  // namespace pgcourier
