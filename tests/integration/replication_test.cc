@@ -19,6 +19,7 @@
 
 #include "cli_binary.h"
 #include "migrate/migration.h"
+#include "migrate/run_status.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "report/status_report.h"
