@@ -1,12 +1,9 @@
 #include "cutover_command.h"
 
-#include <fmt/format.h>
-#include <unistd.h>
-
-#include <cstdio>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli_support.h"
@@ -14,7 +11,7 @@
 #include "migrate/cutover.h"
 #include "migrate/migration.h"
 #include "progress.h"
-#include "report/verify_report.h"
+#include "report/cutover_report.h"
 
 namespace pgcourier::cli {
 namespace {
@@ -50,45 +47,7 @@ int RunCutover(const CutoverArgs& args) {
   Result<CutoverOutcome> outcome = Cutover(options);
   progress.Finish();
   if (!outcome.ok()) return ReportError("cutover", outcome.status());
-  nlohmann::json dbs = nlohmann::json::array();
-  std::string text;
-  for (const auto& db : outcome->databases) {
-    nlohmann::json verification = nullptr;
-    if (db.verification) verification = VerifyToJson({*db.verification})["databases"][0];
-    dbs.push_back({{"dbname", db.name},
-                   {"target_dbname", db.target_name},
-                   {"status", db.state},
-                   {"error", db.error.empty() ? nlohmann::json() : nlohmann::json(db.error)},
-                   {"hint", db.hint.empty() ? nlohmann::json() : nlohmann::json(db.hint)},
-                   {"writes_stopped_seconds", db.writes_stopped_seconds},
-                   {"undo", db.undo.empty() ? nlohmann::json() : nlohmann::json(db.undo)},
-                   {"tables_recopied", db.tables_recopied},
-                   {"sequences", db.sequences},
-                   {"removed", db.removed},
-                   {"verification", verification}});
-    text += fmt::format("\n{}: {}\n", db.name, db.state);
-    if (!db.error.empty()) text += "  error: " + db.error + "\n";
-    if (!db.hint.empty()) text += "  -> " + db.hint + "\n";
-    if (db.state == "done") {
-      text += fmt::format(
-          "  writes stopped for {:.1f} s; {} sequence(s) synced, {} table(s) not replicated "
-          "copied again\n",
-          db.writes_stopped_seconds, db.sequences, db.tables_recopied);
-      for (const auto& r : db.removed) text += "  removed " + r + "\n";
-      if (db.verification) text += RenderVerifyDatabaseText(*db.verification);
-    }
-    if (!db.undo.empty()) text += "  the source is read-only; to undo: " + db.undo + "\n";
-  }
-  text += outcome->ok() ? "\nDONE: the target has everything; point the application at it.\n"
-                        : "\nINCOMPLETE: see above; replication of the others goes on.\n";
-  if (args.json) {
-    PrintOut(nlohmann::json(
-                 {{"format", "pgcourier.cutover/1"}, {"ok", outcome->ok()}, {"databases", dbs}})
-                 .dump(2) +
-             "\n");
-  } else {
-    PrintOut(text);
-  }
+  PrintOut(args.json ? CutoverToJson(*outcome).dump(2) + "\n" : RenderCutoverText(*outcome));
   if (InterruptToken().cancelled()) return kExitCancelled;
   return outcome->ok() ? kExitOk : kExitBlocked;
 }
@@ -101,24 +60,7 @@ int RunCleanup(const CutoverArgs& args) {
   options.cancel = &InterruptToken();
   Result<CleanupOutcome> outcome = Cleanup(options);
   if (!outcome.ok()) return ReportError("cleanup", outcome.status());
-  if (args.json) {
-    PrintOut(nlohmann::json({{"format", "pgcourier.cleanup/1"},
-                             {"ok", outcome->ok()},
-                             {"removed", outcome->removed},
-                             {"undone", outcome->undone},
-                             {"problems", outcome->problems}})
-                 .dump(2) +
-             "\n");
-  } else {
-    std::string text;
-    for (const auto& r : outcome->removed) text += "removed " + r + "\n";
-    for (const auto& u : outcome->undone) text += "undone " + u + "\n";
-    for (const auto& p : outcome->problems) text += "NOT REMOVED: " + p + "\n";
-    if (outcome->removed.empty() && outcome->undone.empty() && outcome->problems.empty()) {
-      text += "nothing to remove: no replication object or change of this migration remains\n";
-    }
-    PrintOut(text);
-  }
+  PrintOut(args.json ? CleanupToJson(*outcome).dump(2) + "\n" : RenderCleanupText(*outcome));
   return outcome->ok() ? kExitOk : kExitBlocked;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cli_support.h"
+#include "migrate/run_status.h"
 #include "report/status_report.h"
 #include "util/cancel.h"
 

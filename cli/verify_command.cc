@@ -1,13 +1,11 @@
 #include "verify_command.h"
 
 #include <memory>
+#include <vector>
 
-#include "catalog/server_facts.h"
 #include "cli_support.h"
-#include "pg/connection.h"
-#include "preflight/checker.h"
 #include "report/verify_report.h"
-#include "verify/verifier.h"
+#include "verify/verify_servers.h"
 
 namespace pgcourier::cli {
 namespace {
@@ -19,46 +17,20 @@ struct VerifyArgs {
 };
 
 int RunVerify(const VerifyArgs& args) {
-  CheckOptions options;
-  if (!FillCheckOptions("verify", args.server, options)) return kExitUsage;
-  Result<ConnInfo> source = ConnInfo::Parse(options.source);
-  if (!source.ok()) return ReportError("verify", source.status().WithContext("--source"));
-  Result<ConnInfo> target = ConnInfo::Parse(options.target);
-  if (!target.ok()) return ReportError("verify", target.status().WithContext("--target"));
-
-  const std::string named = source->ExplicitDatabase();
-  ConnectOptions connect;
-  connect.role = "source";
-  connect.total_timeout = options.connect_timeout;
-  connect.cancel = options.cancel;
-  Result<std::unique_ptr<Connection>> conn =
-      Connection::Connect(named.empty() ? source->WithDatabase("postgres") : *source, connect);
-  if (!conn.ok()) return ReportError("verify", conn.status());
-  Result<ServerFacts> facts = ReadServerFacts(**conn, Deadline::After(std::chrono::minutes(2)));
-  if (!facts.ok()) return ReportError("verify", facts.status());
-  std::vector<std::string> names = SelectDatabaseNames(
-      facts->databases, named, options.include_databases, options.exclude_databases);
-  if (names.empty()) {
-    return ReportError("verify", Status(StatusCode::kInvalidArgument,
-                                        "no database of the source matches the selection",
-                                        "check --databases / --exclude-database"));
-  }
-  const bool single = !named.empty() && options.include_databases.empty();
-
-  VerifyOptions verify;
-  verify.jobs = options.jobs;
-  verify.filter = args.filter;
-  verify.left_out_extensions = ProviderOnlyExtensions();
-  verify.connect_timeout = options.connect_timeout;
-  verify.cancel = options.cancel;
-  std::vector<DatabaseVerification> results;
-  for (const auto& name : names) {
-    std::string target_name = TargetDatabaseName(name, single, target->ExplicitDatabase());
-    Result<DatabaseVerification> verified =
-        VerifyDatabase(source->WithDatabase(name), target->WithDatabase(target_name), verify);
-    if (!verified.ok()) return ReportError("verify", verified.status());
-    results.push_back(std::move(*verified));
-  }
+  CheckOptions server;
+  if (!FillCheckOptions("verify", args.server, server)) return kExitUsage;
+  VerifyServersOptions options;
+  options.source = server.source;
+  options.target = server.target;
+  options.include_databases = server.include_databases;
+  options.exclude_databases = server.exclude_databases;
+  options.jobs = server.jobs;
+  options.filter = args.filter;
+  options.connect_timeout = server.connect_timeout;
+  options.cancel = server.cancel;
+  Result<std::vector<DatabaseVerification>> verified = VerifyServers(options);
+  if (!verified.ok()) return ReportError("verify", verified.status());
+  const std::vector<DatabaseVerification>& results = *verified;
   if (args.server.json) {
     PrintOut(VerifyToJson(results).dump(2) + "\n");
   } else {

@@ -21,6 +21,7 @@
 #include "migrate/cleanup.h"
 #include "migrate/cutover.h"
 #include "migrate/migration.h"
+#include "migrate/run_status.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "report/status_report.h"

@@ -1,0 +1,97 @@
+#include "migrate/run_status.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "pg/connection.h"
+#include "pg/conninfo.h"
+#include "util/size.h"
+
+namespace pgcourier {
+
+Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
+  StatusView view;
+  // Whether a process holds the directory is asked first: a run that ends
+  // between the two reads then shows as ended, never as interrupted.
+  view.live = StateStore::RunIsLive(dir);
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir);
+  if (!store.ok()) return store.status();
+  Result<std::optional<StoredRun>> run = (*store)->Run();
+  if (!run.ok()) return run.status();
+  view.run = std::move(*run);
+  Result<std::vector<StoredDatabase>> databases = (*store)->Databases();
+  if (!databases.ok()) return databases.status();
+  view.databases = std::move(*databases);
+  if (with_steps) {
+    for (const auto& db : view.databases) {
+      Result<std::vector<StoredStep>> steps = (*store)->Steps(db.name);
+      if (!steps.ok()) return steps.status();
+      view.steps[db.name] = std::move(*steps);
+    }
+  }
+  return view;
+}
+
+void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout) {
+  if (!view.run) return;
+  Result<ConnInfo> source = ConnInfo::Parse(view.run->source);
+  Result<ConnInfo> target = ConnInfo::Parse(view.run->target);
+  for (size_t i = 0; i < view.databases.size(); ++i) {
+    const StoredDatabase& db = view.databases[i];
+    if (db.method != "replication" || (db.state != "syncing" && db.state != "cutover")) continue;
+    ReplicationView& out = view.replication[db.name];
+    if (!source.ok() || !target.ok()) {
+      out.error = "the recorded connection strings cannot be read";
+      continue;
+    }
+    ConnectOptions connect;
+    connect.total_timeout = connect_timeout;
+    connect.role = "source";
+    Result<std::unique_ptr<Connection>> src =
+        Connection::Connect(source->WithDatabase(db.name), connect);
+    connect.role = "target";
+    Result<std::unique_ptr<Connection>> dst =
+        Connection::Connect(target->WithDatabase(db.target_name), connect);
+    if (!src.ok()) out.error = "source: " + src.status().message();
+    if (!dst.ok())
+      out.error += (out.error.empty() ? "" : "; ") + ("target: " + dst.status().message());
+    Result<ReplicationLag> lag =
+        ReadLag(src.ok() ? src->get() : nullptr, dst.ok() ? dst->get() : nullptr,
+                NamesFor(view.run->id, static_cast<int>(i)));
+    if (!lag.ok()) {
+      out.error += (out.error.empty() ? "" : "; ") + lag.status().message();
+      continue;
+    }
+    out.lag = *lag;
+    out.in_sync = out.error.empty() && lag->slot_exists && lag->subscription_exists &&
+                  lag->AllReady() && lag->lag_bytes >= 0 && lag->lag_bytes <= kInSyncLagBytes;
+    if (lag->retained_bytes > kRetainedWalWarningBytes) {
+      out.warning = fmt::format(
+          "the slot keeps {} of WAL on the source; finish with pgcourier cutover, or remove it "
+          "with pgcourier cleanup before the source's disk fills",
+          FormatBytes(lag->retained_bytes));
+    }
+    if (src.ok() && !lag->slot_exists) out.error = "the replication slot is missing on the source";
+    if (dst.ok() && !lag->subscription_exists) {
+      out.error += (out.error.empty() ? "" : "; ") +
+                   std::string("the subscription is missing on the target");
+    }
+  }
+}
+
+std::string OverallState(const StatusView& view) {
+  if (!view.run) return "empty";
+  const std::string& state = view.run->state;
+  if (state == "running") return view.live ? "running" : "interrupted";
+  if (state == "done") {
+    bool any_failed = std::any_of(view.databases.begin(), view.databases.end(),
+                                  [](const StoredDatabase& db) { return db.state == "failed"; });
+    if (any_failed) return "failed";
+  }
+  return state;
+}
+
+}  // namespace pgcourier

@@ -1,0 +1,62 @@
+// The truth about a migration recorded in a work directory, read at any time
+// (while it runs, after it ended or died): what its catalog says, whether a
+// process still holds the directory, and, for the databases that replicate,
+// how far the target is behind (read from both servers). Reading only: it
+// never writes to the catalog or to a server. Rendering is in
+// report/status_report.h.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "replication/replication.h"
+#include "state/store.h"
+#include "util/status.h"
+
+namespace pgcourier {
+
+// Where replication of one database stands (read from both servers).
+struct ReplicationView {
+  ReplicationLag lag;
+  std::string error;     // a server could not be read
+  std::string warning;   // WAL retained past the threshold
+  bool in_sync = false;  // every table ready, lag under the threshold
+};
+
+struct StatusView {
+  std::optional<StoredRun> run;  // none when no run was ever started there
+  bool live = false;             // a process holds the work directory
+  std::vector<StoredDatabase> databases;
+  // Steps per source database name; filled when the tables were asked for.
+  std::map<std::string, std::vector<StoredStep>> steps;
+  // Per replicating database (state syncing); filled by ReadReplication.
+  std::map<std::string, ReplicationView> replication;
+};
+
+// In sync: the target is at most this far behind the source.
+inline constexpr int64_t kInSyncLagBytes = 16 << 20;
+// Warn past this much WAL kept on the source by a slot.
+inline constexpr int64_t kRetainedWalWarningBytes = int64_t{1} << 30;
+
+// Reads <dir>/pgcourier.db read-only (also while a run writes it) and whether
+// a live process holds the directory. kNotFound, with a hint, when there is
+// no work directory or no catalog in it.
+Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
+
+// Connects to both servers (the run's recorded connection strings, the
+// passwords from the environment or .pgpass) and reads, per replicating
+// database, the slot's lag and retained WAL and the subscription's tables.
+// A server that cannot be reached is an error in that database's view.
+void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout);
+
+// The state of the whole migration: "empty" (no run), "running",
+// "interrupted" (recorded as running, but no process holds the directory:
+// it was killed or the machine went down), "done", "failed" (also a run
+// recorded done with a failed database), "cancelled".
+std::string OverallState(const StatusView& view);
+
+}  // namespace pgcourier

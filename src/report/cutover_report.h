@@ -1,0 +1,41 @@
+// Renders the outcomes of `pgcourier cutover` and `pgcourier cleanup` for
+// people (text) and for programs ("pgcourier.cutover/1",
+// "pgcourier.cleanup/1"). Rendering only: it returns text and JSON; the CLI
+// decides where they go.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "migrate/cleanup.h"
+#include "migrate/cutover.h"
+
+namespace pgcourier {
+
+// Per database: a blank line and "<name>: <state>", then "  error: ..." and
+// "  -> <hint>" when set; for a database that is done, how long writes were
+// stopped, the sequences synced and the tables copied again, one
+// "  removed <object>" line per replication object dropped, and its
+// verification (RenderVerifyDatabaseText); "  the source is read-only; to
+// undo: <sql>" when the source was made read-only. Last, after a blank line,
+// "DONE: ..." when outcome.ok() (every database done or skipped, and at least
+// one), else "INCOMPLETE: ...".
+std::string RenderCutoverText(const CutoverOutcome& outcome);
+
+// {format: "pgcourier.cutover/1", ok,
+//  databases: [{dbname, target_dbname, status, error, hint,
+//    writes_stopped_seconds, undo, tables_recopied, sequences, removed,
+//    verification: <one database of pgcourier.verify/1>}]}
+// Empty error, hint and undo are null, and so is a verification not made.
+nlohmann::json CutoverToJson(const CutoverOutcome& outcome);
+
+// One line per object: "removed <object>", "undone <change>", then
+// "NOT REMOVED: <problem>"; one "nothing to remove: ..." line when there is
+// none of them.
+std::string RenderCleanupText(const CleanupOutcome& outcome);
+
+// {format: "pgcourier.cleanup/1", ok, removed: [...], undone: [...],
+//  problems: [...]} (arrays of strings).
+nlohmann::json CleanupToJson(const CleanupOutcome& outcome);
+
+}  // namespace pgcourier

@@ -1,0 +1,219 @@
+// `pgcourier cutover` and `pgcourier cleanup` rendering: the text lines and
+// the pgcourier.cutover/1 and pgcourier.cleanup/1 JSON of hand-made outcomes.
+#include "report/cutover_report.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "report/verify_report.h"
+
+namespace pgcourier {
+namespace {
+
+DatabaseVerification Verified() {
+  DatabaseVerification v;
+  v.source_database = "shop";
+  v.target_database = "shop";
+  TableVerification t;
+  t.schema = "public";
+  t.name = "orders";
+  t.source_rows = t.target_rows = 3;
+  t.source_checksum = t.target_checksum = "42";
+  v.tables.push_back(t);
+  return v;
+}
+
+CutoverDatabase Done() {
+  CutoverDatabase db;
+  db.name = "shop";
+  db.target_name = "shop";
+  db.state = "done";
+  db.writes_stopped_seconds = 1.3;
+  db.undo = "ALTER DATABASE shop RESET default_transaction_read_only";
+  db.tables_recopied = 2;
+  db.sequences = 3;
+  db.removed = {"subscription pgcourier_sub (target)", "slot pgcourier_slot (source)"};
+  db.verification = Verified();
+  return db;
+}
+
+CutoverDatabase Failed() {
+  CutoverDatabase db;
+  db.name = "blog";
+  db.target_name = "neondb";
+  db.state = "failed";
+  db.error = "the target did not catch up within 300 s";
+  db.hint = "run pgcourier cutover again";
+  return db;
+}
+
+std::set<std::string> Keys(const nlohmann::json& object) {
+  std::set<std::string> keys;
+  for (const auto& item : object.items()) keys.insert(item.key());
+  return keys;
+}
+
+TEST(CutoverReportTest, TextOfADoneDatabase) {
+  CutoverOutcome outcome;
+  outcome.databases.push_back(Done());
+  ASSERT_TRUE(outcome.ok());
+  EXPECT_EQ(RenderCutoverText(outcome),
+            "\n"
+            "shop: done\n"
+            "  writes stopped for 1.3 s; 3 sequence(s) synced, 2 table(s) not replicated copied "
+            "again\n"
+            "  removed subscription pgcourier_sub (target)\n"
+            "  removed slot pgcourier_slot (source)\n" +
+                RenderVerifyDatabaseText(*outcome.databases[0].verification) +
+                "  the source is read-only; to undo: ALTER DATABASE shop RESET "
+                "default_transaction_read_only\n"
+                "\n"
+                "DONE: the target has everything; point the application at it.\n");
+  EXPECT_EQ(RenderVerifyDatabaseText(*outcome.databases[0].verification),
+            "  shop: 1 table, 0 sequences, 0 object kinds verified: OK\n");
+}
+
+TEST(CutoverReportTest, TextOfAFailedDatabase) {
+  CutoverOutcome outcome;
+  outcome.databases.push_back(Failed());
+  CutoverDatabase skipped;
+  skipped.name = "logs";
+  skipped.target_name = "logs";
+  skipped.state = "skipped";
+  outcome.databases.push_back(skipped);
+  ASSERT_FALSE(outcome.ok());
+  // Only a done database tells how long writes stopped and what was removed.
+  outcome.databases[0].removed = {"slot pgcourier_slot (source)"};
+  outcome.databases[0].undo = "ALTER DATABASE blog RESET default_transaction_read_only";
+  EXPECT_EQ(RenderCutoverText(outcome),
+            "\n"
+            "blog: failed\n"
+            "  error: the target did not catch up within 300 s\n"
+            "  -> run pgcourier cutover again\n"
+            "  the source is read-only; to undo: ALTER DATABASE blog RESET "
+            "default_transaction_read_only\n"
+            "\n"
+            "logs: skipped\n"
+            "\n"
+            "INCOMPLETE: see above; replication of the others goes on.\n");
+}
+
+TEST(CutoverReportTest, TextWithoutDatabasesIsIncomplete) {
+  EXPECT_EQ(RenderCutoverText(CutoverOutcome()),
+            "\nINCOMPLETE: see above; replication of the others goes on.\n");
+}
+
+TEST(CutoverReportTest, Json) {
+  CutoverOutcome outcome;
+  outcome.databases.push_back(Done());
+  outcome.databases.push_back(Failed());
+  nlohmann::json j = CutoverToJson(outcome);
+  EXPECT_EQ(Keys(j), (std::set<std::string>{"format", "ok", "databases"}));
+  EXPECT_EQ(j["format"], "pgcourier.cutover/1");
+  EXPECT_EQ(j["ok"], false);
+  ASSERT_TRUE(j["databases"].is_array());
+  ASSERT_EQ(j["databases"].size(), 2u);
+
+  const std::set<std::string> keys = {
+      "dbname", "target_dbname",   "status",    "error",   "hint",        "writes_stopped_seconds",
+      "undo",   "tables_recopied", "sequences", "removed", "verification"};
+  const nlohmann::json& done = j["databases"][0];
+  EXPECT_EQ(Keys(done), keys);
+  EXPECT_EQ(done["dbname"], "shop");
+  EXPECT_EQ(done["target_dbname"], "shop");
+  EXPECT_EQ(done["status"], "done");
+  EXPECT_TRUE(done["error"].is_null());
+  EXPECT_TRUE(done["hint"].is_null());
+  EXPECT_EQ(done["writes_stopped_seconds"], 1.3);
+  EXPECT_EQ(done["undo"], "ALTER DATABASE shop RESET default_transaction_read_only");
+  EXPECT_EQ(done["tables_recopied"], 2);
+  EXPECT_EQ(done["sequences"], 3);
+  EXPECT_EQ(done["removed"], nlohmann::json({"subscription pgcourier_sub (target)",
+                                             "slot pgcourier_slot (source)"}));
+  EXPECT_EQ(done["verification"], VerifyToJson({Verified()})["databases"][0]);
+  EXPECT_EQ(done["verification"]["source_database"], "shop");
+
+  const nlohmann::json& failed = j["databases"][1];
+  EXPECT_EQ(Keys(failed), keys);
+  EXPECT_EQ(failed["dbname"], "blog");
+  EXPECT_EQ(failed["target_dbname"], "neondb");
+  EXPECT_EQ(failed["status"], "failed");
+  EXPECT_EQ(failed["error"], "the target did not catch up within 300 s");
+  EXPECT_EQ(failed["hint"], "run pgcourier cutover again");
+  EXPECT_TRUE(failed["undo"].is_null());
+  EXPECT_TRUE(failed["removed"].is_array());
+  EXPECT_TRUE(failed["removed"].empty());
+  EXPECT_TRUE(failed["verification"].is_null());
+
+  outcome.databases.pop_back();
+  EXPECT_EQ(CutoverToJson(outcome)["ok"], true);
+}
+
+TEST(CutoverReportTest, JsonAsPrinted) {
+  CutoverOutcome outcome;
+  outcome.databases.push_back(Failed());
+  EXPECT_EQ(CutoverToJson(outcome).dump(2),
+            R"({
+  "databases": [
+    {
+      "dbname": "blog",
+      "error": "the target did not catch up within 300 s",
+      "hint": "run pgcourier cutover again",
+      "removed": [],
+      "sequences": 0,
+      "status": "failed",
+      "tables_recopied": 0,
+      "target_dbname": "neondb",
+      "undo": null,
+      "verification": null,
+      "writes_stopped_seconds": 0.0
+    }
+  ],
+  "format": "pgcourier.cutover/1",
+  "ok": false
+})");
+}
+
+CleanupOutcome SampleCleanup() {
+  CleanupOutcome outcome;
+  outcome.removed = {"subscription pgcourier_sub (target)", "slot pgcourier_slot (source)"};
+  outcome.undone = {"REPLICA IDENTITY FULL on public.events"};
+  outcome.problems = {"publication pgcourier_pub (source): connection refused"};
+  return outcome;
+}
+
+TEST(CleanupReportTest, Text) {
+  EXPECT_EQ(RenderCleanupText(SampleCleanup()),
+            "removed subscription pgcourier_sub (target)\n"
+            "removed slot pgcourier_slot (source)\n"
+            "undone REPLICA IDENTITY FULL on public.events\n"
+            "NOT REMOVED: publication pgcourier_pub (source): connection refused\n");
+  EXPECT_EQ(RenderCleanupText(CleanupOutcome()),
+            "nothing to remove: no replication object or change of this migration remains\n");
+}
+
+TEST(CleanupReportTest, Json) {
+  nlohmann::json j = CleanupToJson(SampleCleanup());
+  EXPECT_EQ(Keys(j), (std::set<std::string>{"format", "ok", "removed", "undone", "problems"}));
+  EXPECT_EQ(j["format"], "pgcourier.cleanup/1");
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["removed"], nlohmann::json({"subscription pgcourier_sub (target)",
+                                          "slot pgcourier_slot (source)"}));
+  EXPECT_EQ(j["undone"], nlohmann::json({"REPLICA IDENTITY FULL on public.events"}));
+  EXPECT_EQ(j["problems"],
+            nlohmann::json({"publication pgcourier_pub (source): connection refused"}));
+
+  EXPECT_EQ(CleanupToJson(CleanupOutcome()).dump(2),
+            R"({
+  "format": "pgcourier.cleanup/1",
+  "ok": true,
+  "problems": [],
+  "removed": [],
+  "undone": []
+})");
+}
+
+}  // namespace
+}  // namespace pgcourier
