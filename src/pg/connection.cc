@@ -155,6 +155,27 @@ std::string Connection::database() const {
   return d != nullptr ? d : "";
 }
 
+std::string Connection::host_address() const {
+  const char* a = PQhostaddr(conn_);
+  return a != nullptr ? a : "";
+}
+std::string Connection::tls_protocol() const {
+  const char* p = PQsslAttribute(conn_, "protocol");
+  return p != nullptr ? p : "";
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Connection::Parameters() const {
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(PQconninfo(conn_),
+                                                                       &PQconninfoFree);
+  if (options == nullptr) return Status(StatusCode::kIoError, "out of memory");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    out.emplace_back(o->keyword, o->val);
+  }
+  return out;
+}
+
 Status Connection::LostConnection(const std::string& what) const {
   // The first line says why; libpq's next ones are boilerplate ("This
   // probably means the server terminated abnormally...").
