@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "pg/errors.h"
 
@@ -331,6 +332,13 @@ Result<QueryResult> Connection::ExecParams(std::string_view sql, const QueryPara
 
 Status Connection::Run(std::string_view sql, Deadline deadline) {
   return Exec(sql, deadline).status();
+}
+
+Status Connection::RunIgnoringCancel(std::string_view sql, Deadline deadline) {
+  const CancelToken* saved = std::exchange(cancel_, nullptr);
+  Status run = Run(sql, deadline);
+  cancel_ = saved;
+  return run;
 }
 
 Status Connection::StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline) {

@@ -59,6 +59,10 @@ class Connection {
                                  Deadline deadline = Deadline::Never());
   // Exec for statements whose rows are not needed.
   Status Run(std::string_view sql, Deadline deadline = Deadline::Never());
+  // Run, deaf to the connection's cancel token: for the clean-up after a
+  // cancellation (a ROLLBACK), which must still reach the server. Only
+  // `deadline` bounds it.
+  Status RunIgnoringCancel(std::string_view sql, Deadline deadline);
 
   // Sends COPY ... TO STDOUT / FROM STDIN and waits for the server to enter
   // copy mode. Used by CopyOutStream and CopyInStream (pg/copy.h).
