@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pg/quote.h"
+#include "pg/transaction.h"
 #include "util/redact.h"
 
 namespace pgcourier {
@@ -143,10 +144,16 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   if (!slot.ok()) return slot.status().WithContext("creating the replication slot " + names.slot);
   const std::string exported = slot->GetString(0, 2);
   // The slot's snapshot lives while the replication connection is idle: it
-  // is imported on the holder, whose transaction keeps it for the copy.
+  // is imported on the holder, whose transaction keeps it for the copy. That
+  // transaction lasts as long as the holder connection, which the caller
+  // owns (see copy/snapshot.h, ExportedSnapshot::Adopt), so no Transaction
+  // object of this scope owns it.
+  TransactionOptions at_slot;
+  at_slot.isolation = IsolationLevel::kRepeatableRead;
+  at_slot.read_only = true;
+  at_slot.snapshot = exported;
   Result<QueryResult> again =
-      holder.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT " +
-                  QuoteLiteral(exported) + "; SELECT pg_catalog.pg_export_snapshot()");
+      holder.Exec(BeginStatement(at_slot) + "; SELECT pg_catalog.pg_export_snapshot()");
   if (!again.ok()) return again.status().WithContext("taking over the slot's snapshot");
   return again->GetString(0, 0);
 }
