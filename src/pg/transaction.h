@@ -7,9 +7,12 @@
 //
 // The transaction ends in exactly one of these ways:
 //   - Commit() returned ok: it is committed;
-//   - Commit() failed, Rollback() was called, or the Transaction was
-//     destroyed without either: nothing it did is committed (when a lost
-//     connection is the failure, the server ends the transaction itself).
+//   - Commit() failed: it is not committed, unless the connection was lost
+//     or the deadline passed while the COMMIT itself ran, which leaves the
+//     outcome unknown (see Commit());
+//   - Rollback() was called, or the Transaction was destroyed without
+//     Commit(): nothing it did is committed (on a lost connection the server
+//     ends the transaction itself).
 // The destructor rolls back quietly: it sends ROLLBACK and waits a bounded
 // time (kRollbackGrace) for the answer, regardless of the connection's
 // cancel token (a cancellation is usually why the transaction is being
