@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "pg/quote.h"
+#include "pg/transaction.h"
 
 namespace pgcourier {
 namespace {
@@ -39,19 +40,16 @@ Status CreateProgressMarks(Connection& target, Deadline deadline) {
   if (!exists.ok()) return exists.status();
   if (*exists) return Status::Ok();
   const std::string schema = QuoteIdent(kProgressSchema);
-  Status created = target.Run(
+  Status created = RunInTransaction(
+      target,
       fmt::format(
-          "BEGIN; CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS {1}; "
+          "CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS {1}; "
           "CREATE TABLE {2} (step text PRIMARY KEY, object text NOT NULL, parts int NOT NULL, "
           "rows bigint NOT NULL, bytes bigint NOT NULL, "
-          "done_at timestamptz NOT NULL DEFAULT now()); COMMIT",
+          "done_at timestamptz NOT NULL DEFAULT now())",
           schema, QuoteLiteral(kSignature), Table()),
       deadline);
-  if (!created.ok()) {
-    if (!target.IsBad()) (void)target.Run("ROLLBACK", deadline);
-    return created.WithContext("creating the progress marks on the target");
-  }
-  return Status::Ok();
+  return created.WithContext("creating the progress marks on the target");
 }
 
 Result<std::map<std::string, ProgressMark>> ReadProgressMarks(Connection& target,
@@ -90,11 +88,12 @@ std::string InsertProgressMarkSql(const std::string& step, const ProgressMark& m
 }
 
 Status ResetTableCopy(Connection& target, const std::string& table, Deadline deadline) {
-  Status reset = target.Run(fmt::format("BEGIN; TRUNCATE ONLY {}; DELETE FROM {} WHERE object = {} "
-                                        "AND step LIKE 'copy %'; COMMIT",
-                                        table, Table(), QuoteLiteral(table)),
-                            deadline);
-  if (!reset.ok() && !target.IsBad()) (void)target.Run("ROLLBACK", deadline);
+  // One round trip for the whole transaction.
+  Status reset = RunInTransaction(
+      target,
+      fmt::format("TRUNCATE ONLY {}; DELETE FROM {} WHERE object = {} AND step LIKE 'copy %'",
+                  table, Table(), QuoteLiteral(table)),
+      deadline);
   return reset.WithContext("emptying " + table + " to copy it again");
 }
 

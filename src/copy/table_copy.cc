@@ -8,6 +8,7 @@
 #include "copy/progress_marks.h"
 #include "pg/copy.h"
 #include "pg/quote.h"
+#include "pg/transaction.h"
 
 namespace pgcourier {
 
@@ -44,7 +45,8 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   const std::string columns = table.column_list.empty() ? "" : " (" + table.column_list + ")";
   std::string what = table.Display();
   std::string source_copy = "COPY " + name + columns + " TO STDOUT";
-  std::string target_start = "BEGIN; TRUNCATE ONLY " + name;
+  // Sent with the BEGIN, in its round trip.
+  std::string target_first = "TRUNCATE ONLY " + name;
   // FREEZE writes the rows already frozen (no later anti-wraparound rewrite
   // on the target); it needs the TRUNCATE in the same transaction.
   std::string target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE)";
@@ -52,17 +54,18 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
     what += " " + slice->Display();
     source_copy = "COPY (SELECT " + table.column_list + " FROM ONLY " + name + " WHERE " +
                   slice->Condition(table) + ") TO STDOUT";
-    target_start = "BEGIN";
+    target_first.clear();
     target_copy = "COPY " + name + columns + " FROM STDIN";
   }
 
+  // On every failure below, the streams end first (an unfinished COPY is
+  // aborted), then the target transaction rolls back, as they are destroyed.
   auto fail = [&](const Status& status) -> Result<TableCopyStats> {
-    if (!target.IsBad()) (void)target.Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
     return status.WithContext("copying " + what);
   };
 
-  Status started_target = target.Run(target_start, deadline);
-  if (!started_target.ok()) return fail(started_target);
+  Result<Transaction> txn = Transaction::Begin(target, {}, target_first, deadline);
+  if (!txn.ok()) return fail(txn.status());
   Result<CopyInStream> in = CopyInStream::Start(target, target_copy, deadline);
   if (!in.ok()) return fail(in.status());
   Result<CopyOutStream> out = CopyOutStream::Start(source, source_copy, deadline);
@@ -118,7 +121,7 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   Status marked =
       target.Run(InsertProgressMarkSql(mark, {name, parts, *stored, stats.bytes}), deadline);
   if (!marked.ok()) return fail(marked);
-  Status committed = target.Run("COMMIT", deadline);
+  Status committed = txn->Commit(deadline);
   if (!committed.ok()) return fail(committed);
   stats.rows = *stored;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -159,7 +162,8 @@ Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBui
   // two of them each holding CREATE INDEX's SHARE lock and waiting for
   // ALTER TABLE's ACCESS EXCLUSIVE would deadlock. Plain index builds still
   // run side by side.
-  Status built = target.Run("BEGIN", deadline);
+  Result<Transaction> txn = Transaction::Begin(target, {}, deadline);
+  Status built = txn.status();
   if (built.ok() && statements.size() > 2) {
     built = target.Run("LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE",
                        deadline);
@@ -168,10 +172,8 @@ Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBui
     if (!built.ok()) break;
     built = target.Run(sql, deadline);
   }
-  if (built.ok()) built = target.Run("COMMIT", deadline);
-  if (!built.ok() && !target.IsBad()) {
-    (void)target.Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
-  }
+  // On failure the transaction rolls back as it goes out of scope.
+  if (built.ok()) built = txn->Commit(deadline);
   return built.WithContext("building index " + index.schema + "." + index.name);
 }
 

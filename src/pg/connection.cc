@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "pg/errors.h"
 
@@ -157,6 +158,27 @@ std::string Connection::user() const {
 std::string Connection::database() const {
   const char* d = PQdb(conn_);
   return d != nullptr ? d : "";
+}
+
+std::string Connection::host_address() const {
+  const char* a = PQhostaddr(conn_);
+  return a != nullptr ? a : "";
+}
+std::string Connection::tls_protocol() const {
+  const char* p = PQsslAttribute(conn_, "protocol");
+  return p != nullptr ? p : "";
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> Connection::Parameters() const {
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(PQconninfo(conn_),
+                                                                       &PQconninfoFree);
+  if (options == nullptr) return Status(StatusCode::kIoError, "out of memory");
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    out.emplace_back(o->keyword, o->val);
+  }
+  return out;
 }
 
 Status Connection::LostConnection(const std::string& what) const {
@@ -314,6 +336,13 @@ Result<QueryResult> Connection::ExecParams(std::string_view sql, const QueryPara
 
 Status Connection::Run(std::string_view sql, Deadline deadline) {
   return Exec(sql, deadline).status();
+}
+
+Status Connection::RunIgnoringCancel(std::string_view sql, Deadline deadline) {
+  const CancelToken* saved = std::exchange(cancel_, nullptr);
+  Status run = Run(sql, deadline);
+  cancel_ = saved;
+  return run;
 }
 
 Status Connection::StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline) {

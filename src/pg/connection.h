@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pg/conninfo.h"
@@ -61,6 +62,10 @@ class Connection {
                                  Deadline deadline = Deadline::Never());
   // Exec for statements whose rows are not needed.
   Status Run(std::string_view sql, Deadline deadline = Deadline::Never());
+  // Run, deaf to the connection's cancel token: for the clean-up after a
+  // cancellation (a ROLLBACK), which must still reach the server. Only
+  // `deadline` bounds it.
+  Status RunIgnoringCancel(std::string_view sql, Deadline deadline);
 
   // Sends COPY ... TO STDOUT / FROM STDIN and waits for the server to enter
   // copy mode. Used by CopyOutStream and CopyInStream (pg/copy.h).
@@ -84,6 +89,17 @@ class Connection {
   std::string port() const;
   std::string user() const;
   std::string database() const;
+  // The IP address the connection reached (PQhostaddr); empty over a unix
+  // socket or when unknown.
+  std::string host_address() const;
+  // The TLS protocol in use ("TLSv1.3"); empty when unencrypted or unknown.
+  std::string tls_protocol() const;
+  // The connection parameters libpq used, defaults included, as (keyword,
+  // value) pairs in libpq's order; those without a value are left out.
+  Result<std::vector<std::pair<std::string, std::string>>> Parameters() const;
+  // True when the session is idle and outside any transaction block
+  // (PQTRANS_IDLE): not in a transaction, an aborted one, or a statement.
+  bool IdleOutsideTransaction() const { return PQtransactionStatus(conn_) == PQTRANS_IDLE; }
   bool IsBad() const { return given_up_ || PQstatus(conn_) == CONNECTION_BAD; }
   // Gives the connection up without another word to the server: after it
   // stalled, nothing sent would arrive, and a cancel request (PQcancel waits

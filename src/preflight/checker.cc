@@ -1,7 +1,6 @@
 #include "preflight/checker.h"
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include <algorithm>
 #include <array>
@@ -208,22 +207,18 @@ Status Checker::ConnectSide(Side& side, const char* connect_code, const char* en
 }
 
 void Checker::AddEncryption(Side& side, const char* code) {
-  PGconn* conn = side.conn->raw();
   if (side.conn->ssl_in_use()) {
-    const char* protocol = PQsslAttribute(conn, "protocol");
+    const std::string protocol = side.conn->tls_protocol();
     ServerSummary& summary = side.role == "source" ? report_.source : report_.target;
-    summary.tls_version = protocol != nullptr ? protocol : "";
+    summary.tls_version = protocol;
     Add(code, CheckStatus::kPass, side.role,
-        fmt::format("encrypted ({})", protocol != nullptr ? protocol : "SSL"));
+        fmt::format("encrypted ({})", !protocol.empty() ? protocol : "SSL"));
     return;
   }
   // The address this session really reached (the string may list several
   // hosts, or a name that resolves to this machine).
-  const char* address = PQhostaddr(conn);
-  const char* host = PQhost(conn);
-  std::string reached = address != nullptr && *address != '\0' ? address
-                        : host != nullptr                      ? host
-                                                               : "";
+  std::string reached = side.conn->host_address();
+  if (reached.empty()) reached = side.conn->host();
   switch (ClassifyHost(reached)) {
     case HostKind::kUnixSocket:
       Add(code, CheckStatus::kPass, side.role, "not encrypted (local: unix socket)");

@@ -1,12 +1,15 @@
 #include "replication/replication.h"
 
 #include <fmt/format.h>
-#include <libpq-fe.h>
 
 #include <algorithm>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "pg/quote.h"
+#include "pg/transaction.h"
 #include "util/redact.h"
 
 namespace pgcourier {
@@ -141,10 +144,16 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   if (!slot.ok()) return slot.status().WithContext("creating the replication slot " + names.slot);
   const std::string exported = slot->GetString(0, 2);
   // The slot's snapshot lives while the replication connection is idle: it
-  // is imported on the holder, whose transaction keeps it for the copy.
+  // is imported on the holder, whose transaction keeps it for the copy. That
+  // transaction lasts as long as the holder connection, which the caller
+  // owns (see copy/snapshot.h, ExportedSnapshot::Adopt), so no Transaction
+  // object of this scope owns it.
+  TransactionOptions at_slot;
+  at_slot.isolation = IsolationLevel::kRepeatableRead;
+  at_slot.read_only = true;
+  at_slot.snapshot = exported;
   Result<QueryResult> again =
-      holder.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT " +
-                  QuoteLiteral(exported) + "; SELECT pg_catalog.pg_export_snapshot()");
+      holder.Exec(BeginStatement(at_slot) + "; SELECT pg_catalog.pg_export_snapshot()");
   if (!again.ok()) return again.status().WithContext("taking over the slot's snapshot");
   return again->GetString(0, 0);
 }
@@ -158,20 +167,19 @@ Status CreateSubscription(Connection& target, Connection& source, const ConnInfo
       "password",   "dbname",      "sslmode",    "sslcert",
       "sslkey",     "sslrootcert", "sslcrl",     "channel_binding",
       "gssencmode", "sslpassword", "requiressl", "target_session_attrs"};
-  PQconninfoOption* options = PQconninfo(source.raw());
-  if (options == nullptr) return Status(StatusCode::kIoError, "out of memory");
+  Result<std::vector<std::pair<std::string, std::string>>> parameters = source.Parameters();
+  if (!parameters.ok()) return parameters.status();
   std::string conninfo;
   // Files name paths on this machine: libpq fills in defaults under this
   // user's home, which the target server could not read. Only those the
   // user named are passed on.
   static const std::set<std::string> kFiles = {"sslcert", "sslkey", "sslrootcert", "sslcrl"};
-  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr || *o->val == '\0' || kKeep.count(o->keyword) == 0) continue;
-    if (kFiles.count(o->keyword) != 0 && !given.Has(o->keyword)) continue;
+  for (const auto& [keyword, value] : *parameters) {
+    if (kKeep.count(keyword) == 0) continue;
+    if (kFiles.count(keyword) != 0 && !given.Has(keyword)) continue;
     if (!conninfo.empty()) conninfo.push_back(' ');
-    conninfo += std::string(o->keyword) + "=" + QuoteConnValue(o->val);
+    conninfo += keyword + "=" + QuoteConnValue(value);
   }
-  PQconninfoFree(options);
   // Asked first rather than tried: a refused statement would land in the
   // server's log, password and all. A superuser keeps it out of the log
   // altogether.

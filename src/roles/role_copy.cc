@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <libpq-fe.h>
 
 #include <algorithm>
 #include <array>
@@ -206,7 +205,7 @@ Result<TargetRights> ReadTargetRights(Connection& target, Deadline deadline) {
 }
 
 Status RequireNoTransaction(Connection& target) {
-  if (PQtransactionStatus(target.raw()) == PQTRANS_IDLE) return Status::Ok();
+  if (target.IdleOutsideTransaction()) return Status::Ok();
   return Status(StatusCode::kFailedPrecondition,
                 "the target connection is inside a transaction block",
                 "roles and role settings are written one autocommitted statement at a time; "

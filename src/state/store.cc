@@ -17,6 +17,8 @@
 #include <thread>
 #include <utility>
 
+#include "state/sqlite_transaction.h"
+
 namespace pgcourier {
 namespace {
 
@@ -168,16 +170,6 @@ class Statement {
   int rc_ = SQLITE_OK;
   std::deque<std::string> kept_;
 };
-
-Status SqliteError(sqlite3* db, const std::string& path, int rc, const std::string& what) {
-  const char* message = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  if (rc == SQLITE_NOTADB) {
-    return Status(StatusCode::kFailedPrecondition,
-                  fmt::format("{} is not a pgcourier catalog (not an SQLite database)", path),
-                  "another file has that name; use another --dir");
-  }
-  return Status(StatusCode::kIoError, fmt::format("{}: {}: {}", path, what, message));
-}
 
 Status ErrnoError(const std::string& what, const std::string& path) {
   return Status(StatusCode::kIoError, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
@@ -385,14 +377,11 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenForRun(const std::string& di
   std::lock_guard<std::mutex> guard(store->mu_);
   PGC_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
   if (version < kSchemaVersion) {
-    PGC_RETURN_IF_ERROR(store->Exec("BEGIN IMMEDIATE"));
-    Status created = version < 1 ? store->Exec(kSchemaV1) : Status::Ok();
-    if (created.ok()) created = store->Exec(kSchemaV2);
-    if (!created.ok()) {
-      (void)store->Exec("ROLLBACK");
-      return created;
-    }
-    PGC_RETURN_IF_ERROR(store->Exec("COMMIT"));
+    Result<SqliteTransaction> txn = SqliteTransaction::Begin(store->db_, store->path_);
+    if (!txn.ok()) return txn.status();
+    if (version < 1) PGC_RETURN_IF_ERROR(store->Exec(kSchemaV1));
+    PGC_RETURN_IF_ERROR(store->Exec(kSchemaV2));
+    PGC_RETURN_IF_ERROR(txn->Commit());
   }
   store->version_ = kSchemaVersion;
   return store;
@@ -440,15 +429,7 @@ bool StateStore::RunIsLive(const std::string& dir) {
   return held;
 }
 
-Status StateStore::Exec(const char* sql) {
-  char* message = nullptr;
-  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &message);
-  if (rc == SQLITE_OK) return Status::Ok();
-  std::string text = message != nullptr ? message : sqlite3_errstr(rc);
-  sqlite3_free(message);
-  if (rc == SQLITE_NOTADB) return SqliteError(db_, path_, rc, "");
-  return Status(StatusCode::kIoError, fmt::format("{}: {}", path_, text));
-}
+Status StateStore::Exec(const char* sql) { return SqliteExec(db_, path_, sql); }
 
 Status StateStore::TouchRun() {
   Statement stmt(db_, "UPDATE run SET updated_at = ?1");
@@ -492,44 +473,38 @@ Result<std::optional<StoredRun>> StateStore::Run() {
 Status StateStore::BeginRun(const StoredRun& run) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  PGC_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Status status = [&]() -> Status {
-    {
-      Statement existing(db_, "SELECT id, state, started_at FROM run");
-      int rc = existing.Step();
-      if (rc == SQLITE_ROW) {
-        return Status(StatusCode::kFailedPrecondition,
-                      fmt::format("the work directory already holds migration {} ({}, started {})",
-                                  existing.Text(0), existing.Text(1), existing.Text(2)),
-                      "resume it (pgcourier migrate --resume), or use another --dir");
-      }
-      if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the run");
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  {
+    Statement existing(db_, "SELECT id, state, started_at FROM run");
+    int rc = existing.Step();
+    if (rc == SQLITE_ROW) {
+      return Status(StatusCode::kFailedPrecondition,
+                    fmt::format("the work directory already holds migration {} ({}, started {})",
+                                existing.Text(0), existing.Text(1), existing.Text(2)),
+                    "resume it (pgcourier migrate --resume), or use another --dir");
     }
-    const std::string now = NowUtc();
-    Statement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
-                                    "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                                    kRunColumns)
-                            .c_str());
-    stmt.Bind(1, run.id.empty() ? RandomHexId() : run.id);
-    stmt.Bind(2, run.source);
-    stmt.Bind(3, run.target);
-    stmt.Bind(4, run.options_json.empty() ? std::string("{}") : run.options_json);
-    stmt.Bind(5, run.state.empty() ? std::string("running") : run.state);
-    stmt.Bind(6, run.started_at.empty() ? now : run.started_at);
-    stmt.Bind(7, now);
-    stmt.Bind(8, run.finished_at);
-    stmt.Bind(9, run.pid != 0 ? run.pid : static_cast<int64_t>(::getpid()));
-    stmt.Bind(10, static_cast<int64_t>(run.resumes));
-    stmt.Bind(11, run.error);
-    int rc = stmt.Step();
-    if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the run");
-    return Status::Ok();
-  }();
-  if (!status.ok()) {
-    (void)Exec("ROLLBACK");
-    return status;
+    if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the run");
   }
-  return Exec("COMMIT");
+  const std::string now = NowUtc();
+  Statement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
+                                  "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                  kRunColumns)
+                          .c_str());
+  stmt.Bind(1, run.id.empty() ? RandomHexId() : run.id);
+  stmt.Bind(2, run.source);
+  stmt.Bind(3, run.target);
+  stmt.Bind(4, run.options_json.empty() ? std::string("{}") : run.options_json);
+  stmt.Bind(5, run.state.empty() ? std::string("running") : run.state);
+  stmt.Bind(6, run.started_at.empty() ? now : run.started_at);
+  stmt.Bind(7, now);
+  stmt.Bind(8, run.finished_at);
+  stmt.Bind(9, run.pid != 0 ? run.pid : static_cast<int64_t>(::getpid()));
+  stmt.Bind(10, static_cast<int64_t>(run.resumes));
+  stmt.Bind(11, run.error);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the run");
+  return txn->Commit();
 }
 
 Status StateStore::ResumeRun(int64_t pid) {
@@ -569,56 +544,51 @@ Status StateStore::FinishRun(const std::string& state, const std::string& error)
 Status StateStore::PutDatabase(const StoredDatabase& db) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  PGC_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Status status = [&]() -> Status {
-    // An upsert, not INSERT OR REPLACE: the row keeps its position.
-    Statement stmt(
-        db_, fmt::format("INSERT INTO databases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                         "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
-                         "ON CONFLICT (name) DO UPDATE SET target_name = excluded.target_name, "
-                         "method = excluded.method, method_reason = excluded.method_reason, "
-                         "state = excluded.state, error = excluded.error, hint = excluded.hint, "
-                         "created_target = excluded.created_target, "
-                         "consistent = excluded.consistent, snapshot = excluded.snapshot, "
-                         "tables_total = excluded.tables_total, "
-                         "tables_done = excluded.tables_done, "
-                         "indexes_total = excluded.indexes_total, "
-                         "indexes_done = excluded.indexes_done, "
-                         "bytes_total = excluded.bytes_total, bytes_done = excluded.bytes_done, "
-                         "rows_done = excluded.rows_done, started_at = excluded.started_at, "
-                         "finished_at = excluded.finished_at",
-                         kDatabaseColumns)
-                 .c_str());
-    stmt.Bind(1, db.name);
-    stmt.Bind(2, db.target_name);
-    stmt.Bind(3, db.method);
-    stmt.Bind(4, db.method_reason);
-    stmt.Bind(5, db.state);
-    stmt.Bind(6, db.error);
-    stmt.Bind(7, db.hint);
-    stmt.Bind(8, static_cast<int64_t>(db.created_target ? 1 : 0));
-    stmt.Bind(9, static_cast<int64_t>(db.consistent ? 1 : 0));
-    stmt.Bind(10, db.snapshot);
-    stmt.Bind(11, db.tables_total);
-    stmt.Bind(12, db.tables_done);
-    stmt.Bind(13, db.indexes_total);
-    stmt.Bind(14, db.indexes_done);
-    stmt.Bind(15, db.bytes_total);
-    stmt.Bind(16, db.bytes_done);
-    stmt.Bind(17, db.rows_done);
-    stmt.Bind(18, db.started_at);
-    stmt.Bind(19, db.finished_at);
-    int rc = stmt.Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc, fmt::format("cannot record database {}", db.name));
-    }
-    return TouchRun();
-  }();
-  if (!status.ok()) {
-    (void)Exec("ROLLBACK");
-    return status;
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  // An upsert, not INSERT OR REPLACE: the row keeps its position.
+  Statement stmt(
+      db_, fmt::format("INSERT INTO databases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                       "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
+                       "ON CONFLICT (name) DO UPDATE SET target_name = excluded.target_name, "
+                       "method = excluded.method, method_reason = excluded.method_reason, "
+                       "state = excluded.state, error = excluded.error, hint = excluded.hint, "
+                       "created_target = excluded.created_target, "
+                       "consistent = excluded.consistent, snapshot = excluded.snapshot, "
+                       "tables_total = excluded.tables_total, "
+                       "tables_done = excluded.tables_done, "
+                       "indexes_total = excluded.indexes_total, "
+                       "indexes_done = excluded.indexes_done, "
+                       "bytes_total = excluded.bytes_total, bytes_done = excluded.bytes_done, "
+                       "rows_done = excluded.rows_done, started_at = excluded.started_at, "
+                       "finished_at = excluded.finished_at",
+                       kDatabaseColumns)
+               .c_str());
+  stmt.Bind(1, db.name);
+  stmt.Bind(2, db.target_name);
+  stmt.Bind(3, db.method);
+  stmt.Bind(4, db.method_reason);
+  stmt.Bind(5, db.state);
+  stmt.Bind(6, db.error);
+  stmt.Bind(7, db.hint);
+  stmt.Bind(8, static_cast<int64_t>(db.created_target ? 1 : 0));
+  stmt.Bind(9, static_cast<int64_t>(db.consistent ? 1 : 0));
+  stmt.Bind(10, db.snapshot);
+  stmt.Bind(11, db.tables_total);
+  stmt.Bind(12, db.tables_done);
+  stmt.Bind(13, db.indexes_total);
+  stmt.Bind(14, db.indexes_done);
+  stmt.Bind(15, db.bytes_total);
+  stmt.Bind(16, db.bytes_done);
+  stmt.Bind(17, db.rows_done);
+  stmt.Bind(18, db.started_at);
+  stmt.Bind(19, db.finished_at);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot record database {}", db.name));
   }
-  return Exec("COMMIT");
+  PGC_RETURN_IF_ERROR(TouchRun());
+  return txn->Commit();
 }
 
 Result<std::vector<StoredDatabase>> StateStore::Databases() {
@@ -650,40 +620,35 @@ Result<std::optional<StoredDatabase>> StateStore::Database(const std::string& na
 Status StateStore::PutStep(const StoredStep& step) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  PGC_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  Status status = [&]() -> Status {
-    Statement stmt(
-        db_, fmt::format("INSERT INTO steps ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                         "?11) ON CONFLICT (db_name, kind, object, part) DO UPDATE SET "
-                         "state = excluded.state, row_count = excluded.row_count, "
-                         "byte_count = excluded.byte_count, seconds = excluded.seconds, "
-                         "attempts = excluded.attempts, error = excluded.error, "
-                         "updated_at = excluded.updated_at",
-                         kStepColumns)
-                 .c_str());
-    stmt.Bind(1, step.database);
-    stmt.Bind(2, step.kind);
-    stmt.Bind(3, step.object);
-    stmt.Bind(4, step.part);
-    stmt.Bind(5, step.state);
-    stmt.Bind(6, step.rows);
-    stmt.Bind(7, step.bytes);
-    stmt.Bind(8, step.seconds);
-    stmt.Bind(9, static_cast<int64_t>(step.attempts));
-    stmt.Bind(10, step.error);
-    stmt.Bind(11, step.updated_at.empty() ? NowUtc() : step.updated_at);
-    int rc = stmt.Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc,
-                         fmt::format("cannot record step {} {}", step.kind, step.object));
-    }
-    return TouchRun();
-  }();
-  if (!status.ok()) {
-    (void)Exec("ROLLBACK");
-    return status;
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  Statement stmt(
+      db_, fmt::format("INSERT INTO steps ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                       "?11) ON CONFLICT (db_name, kind, object, part) DO UPDATE SET "
+                       "state = excluded.state, row_count = excluded.row_count, "
+                       "byte_count = excluded.byte_count, seconds = excluded.seconds, "
+                       "attempts = excluded.attempts, error = excluded.error, "
+                       "updated_at = excluded.updated_at",
+                       kStepColumns)
+               .c_str());
+  stmt.Bind(1, step.database);
+  stmt.Bind(2, step.kind);
+  stmt.Bind(3, step.object);
+  stmt.Bind(4, step.part);
+  stmt.Bind(5, step.state);
+  stmt.Bind(6, step.rows);
+  stmt.Bind(7, step.bytes);
+  stmt.Bind(8, step.seconds);
+  stmt.Bind(9, static_cast<int64_t>(step.attempts));
+  stmt.Bind(10, step.error);
+  stmt.Bind(11, step.updated_at.empty() ? NowUtc() : step.updated_at);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc,
+                       fmt::format("cannot record step {} {}", step.kind, step.object));
   }
-  return Exec("COMMIT");
+  PGC_RETURN_IF_ERROR(TouchRun());
+  return txn->Commit();
 }
 
 Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {

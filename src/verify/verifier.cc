@@ -16,6 +16,7 @@
 #include "catalog/user_objects.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
+#include "pg/transaction.h"
 
 namespace pgcourier {
 
@@ -40,7 +41,6 @@ constexpr const char* kSessionSettings =
     "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
     "SET row_security = off; SET statement_timeout = 0; "
     "SET idle_in_transaction_session_timeout = 0";
-constexpr const char* kBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 constexpr const char* kMissingOnTarget = "missing on the target";
 
 // "AND the object was not made as part of another one" (deptype 'i').
@@ -231,10 +231,25 @@ struct SessionSpec {
   const CancelToken* cancel = nullptr;
 };
 
-// Connects, applies the output settings and begins a read-only repeatable
-// read transaction, at `snapshot` when given.
-Result<std::unique_ptr<Connection>> OpenSession(const SessionSpec& spec,
-                                                const std::optional<std::string>& snapshot) {
+// Every read is in a read-only repeatable read transaction, at `snapshot`
+// when given.
+TransactionOptions ReadOptions(const std::optional<std::string>& snapshot) {
+  TransactionOptions options;
+  options.isolation = IsolationLevel::kRepeatableRead;
+  options.read_only = true;
+  options.snapshot = snapshot.value_or("");
+  return options;
+}
+
+// A connection in the transaction it reads in for its whole life. The
+// transaction is declared last, so it ends before the connection closes.
+struct Session {
+  std::unique_ptr<Connection> conn;
+  std::optional<Transaction> txn;
+};
+
+// Connects and applies the output settings.
+Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec) {
   ConnectOptions connect;
   connect.role = spec.role;
   connect.total_timeout = spec.connect_timeout;
@@ -246,27 +261,39 @@ Result<std::unique_ptr<Connection>> OpenSession(const SessionSpec& spec,
   if (c.server_version() >= 170000) settings += "; SET transaction_timeout = 0";
   Status set = c.Run(settings);
   if (!set.ok()) return set.WithContext("preparing the " + spec.role + " session");
-  Status begun = c.Run(kBegin);
-  if (!begun.ok()) return begun.WithContext("starting a transaction on the " + spec.role);
-  if (snapshot) {
-    Status imported = c.Run("SET TRANSACTION SNAPSHOT " + QuoteLiteral(*snapshot));
-    if (!imported.ok()) {
-      return imported.WithContext("reading the " + spec.role + " at snapshot " + *snapshot);
-    }
-  }
   return conn;
 }
 
-// Exports the transaction's snapshot for the other sessions of the same side.
+// ConnectSession, then begins the session's transaction, at `snapshot` when
+// given.
+Result<Session> OpenSession(const SessionSpec& spec, const std::optional<std::string>& snapshot) {
+  Result<std::unique_ptr<Connection>> conn = ConnectSession(spec);
+  if (!conn.ok()) return conn.status();
+  Result<Transaction> begun = Transaction::Begin(**conn, ReadOptions(snapshot));
+  if (!begun.ok()) {
+    return begun.status().WithContext(snapshot
+                                          ? "reading the " + spec.role + " at snapshot " + *snapshot
+                                          : "starting a transaction on the " + spec.role);
+  }
+  Session session;
+  session.conn = std::move(*conn);
+  session.txn.emplace(std::move(*begun));
+  return session;
+}
+
+// Exports the session's snapshot for the other sessions of the same side.
 // Where the server refuses, the transaction is begun again and nullopt
 // returned: every session then takes its own.
-Result<std::optional<std::string>> ShareSnapshot(Connection& conn) {
+Result<std::optional<std::string>> ShareSnapshot(Session& session) {
+  Connection& conn = *session.conn;
   Result<QueryResult> exported = conn.Exec("SELECT pg_export_snapshot()");
   if (exported.ok()) return std::optional<std::string>(exported->GetString(0, 0));
   if (exported.status().code() != StatusCode::kServerError) return exported.status();
   spdlog::debug("cannot export a snapshot on {}: {}", conn.display(), exported.status().ToString());
-  PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK"));
-  PGC_RETURN_IF_ERROR(conn.Run(kBegin));
+  PGC_RETURN_IF_ERROR(session.txn->Rollback());
+  Result<Transaction> again = Transaction::Begin(conn, ReadOptions(std::nullopt));
+  if (!again.ok()) return again.status();
+  session.txn = std::move(*again);
   return std::optional<std::string>();
 }
 
@@ -421,20 +448,20 @@ struct SideWork {
   std::atomic<size_t> next{0};
 
   void Worker(int index) {
-    std::unique_ptr<Connection> own;
+    std::optional<Session> own;
     Connection* conn = main;
     if (index > 0) {
       if (next.load() >= queries.size()) return;  // nothing left to share
       // An extra session that cannot be had (the server is out of
       // connections, say) is no failure: session 0 reads what is left.
-      Result<std::unique_ptr<Connection>> opened = OpenSession(spec, snapshot);
+      Result<Session> opened = OpenSession(spec, snapshot);
       if (!opened.ok()) {
         spdlog::debug("verifying with fewer sessions on the {}: {}", spec.role,
                       opened.status().ToString());
         return;
       }
       own = std::move(*opened);
-      conn = own.get();
+      conn = own->conn.get();
     }
     for (;;) {
       if (run->stopped()) return;
@@ -496,24 +523,23 @@ Status ReadChecksum(Connection& conn, const RelationKey& table, Checksum* out) {
 
 }  // namespace
 
-TableChecksums::TableChecksums(std::unique_ptr<Connection> source,
+TableChecksums::TableChecksums(std::unique_ptr<Connection> source, Transaction source_txn,
                                std::unique_ptr<Connection> target)
-    : source_(std::move(source)), target_(std::move(target)) {}
+    : source_(std::move(source)), target_(std::move(target)), source_txn_(std::move(source_txn)) {}
 
 TableChecksums::~TableChecksums() = default;
 
 Result<std::unique_ptr<TableChecksums>> TableChecksums::Open(
     const ConnInfo& source, const std::string& source_snapshot, const ConnInfo& target,
     std::chrono::milliseconds connect_timeout, const CancelToken* cancel) {
-  Result<std::unique_ptr<Connection>> src =
-      OpenSession({&source, "source", connect_timeout, cancel}, source_snapshot);
+  Result<Session> src = OpenSession({&source, "source", connect_timeout, cancel}, source_snapshot);
   if (!src.ok()) return src.status();
+  // The target's transaction is begun for every table (Compare).
   Result<std::unique_ptr<Connection>> dst =
-      OpenSession({&target, "target", connect_timeout, cancel}, std::nullopt);
+      ConnectSession({&target, "target", connect_timeout, cancel});
   if (!dst.ok()) return dst.status();
-  // The target's transaction is begun again for every table.
-  PGC_RETURN_IF_ERROR((*dst)->Run("ROLLBACK"));
-  return std::unique_ptr<TableChecksums>(new TableChecksums(std::move(*src), std::move(*dst)));
+  return std::unique_ptr<TableChecksums>(
+      new TableChecksums(std::move(src->conn), std::move(*src->txn), std::move(*dst)));
 }
 
 Result<TableVerification> TableChecksums::Compare(const std::string& schema,
@@ -524,9 +550,10 @@ Result<TableVerification> TableChecksums::Compare(const std::string& schema,
   Status source_status;
   // The source's scan runs beside the target's, each on its own server.
   std::thread source_side([&] { source_status = ReadChecksum(*source_, key, &source_sum); });
-  Status target_status = target_->Run(kBegin);
+  Result<Transaction> target_txn = Transaction::Begin(*target_, ReadOptions(std::nullopt));
+  Status target_status = target_txn.status();
   if (target_status.ok()) target_status = ReadChecksum(*target_, key, &target_sum);
-  if (target_status.ok()) target_status = target_->Run("COMMIT");
+  if (target_status.ok()) target_status = target_txn->Commit();
   source_side.join();
   if (!source_status.ok()) return source_status.WithContext("checksumming on the source");
   if (!target_status.ok()) return target_status.WithContext("checksumming on the target");
@@ -555,21 +582,21 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
 
   SessionSpec source_spec{&source, "source", options.connect_timeout, run.token()};
   SessionSpec target_spec{&target, "target", options.connect_timeout, run.token()};
-  Result<std::unique_ptr<Connection>> src = OpenSession(source_spec, options.source_snapshot);
+  Result<Session> src = OpenSession(source_spec, options.source_snapshot);
   if (!src.ok()) return run.Explain(src.status());
-  Result<std::unique_ptr<Connection>> dst = OpenSession(target_spec, std::nullopt);
+  Result<Session> dst = OpenSession(target_spec, std::nullopt);
   if (!dst.ok()) return run.Explain(dst.status());
-  Connection& src_conn = **src;
-  Connection& dst_conn = **dst;
+  Connection& src_conn = *src->conn;
+  Connection& dst_conn = *dst->conn;
 
   // Every session of a side reads at the same snapshot.
   std::optional<std::string> source_snapshot = options.source_snapshot;
   if (!source_snapshot) {
-    Result<std::optional<std::string>> shared = ShareSnapshot(src_conn);
+    Result<std::optional<std::string>> shared = ShareSnapshot(*src);
     if (!shared.ok()) return run.Explain(shared.status().WithContext("exporting a snapshot"));
     source_snapshot = *shared;
   }
-  Result<std::optional<std::string>> target_snapshot = ShareSnapshot(dst_conn);
+  Result<std::optional<std::string>> target_snapshot = ShareSnapshot(*dst);
   if (!target_snapshot.ok()) {
     return run.Explain(target_snapshot.status().WithContext("exporting a snapshot"));
   }

@@ -13,6 +13,7 @@
 #include "catalog/object_filter.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
+#include "pg/transaction.h"
 #include "util/cancel.h"
 #include "util/status.h"
 
@@ -139,9 +140,13 @@ class TableChecksums {
   Result<TableVerification> Compare(const std::string& schema, const std::string& name);
 
  private:
-  TableChecksums(std::unique_ptr<Connection> source, std::unique_ptr<Connection> target);
+  TableChecksums(std::unique_ptr<Connection> source, Transaction source_txn,
+                 std::unique_ptr<Connection> target);
   std::unique_ptr<Connection> source_;
   std::unique_ptr<Connection> target_;
+  // The source's transaction at the snapshot, for the object's whole life;
+  // declared last, so it ends before source_ closes.
+  std::optional<Transaction> source_txn_;
 };
 
 }  // namespace pgcourier
