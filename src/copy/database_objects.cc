@@ -7,13 +7,15 @@
 #include "catalog/user_objects.h"
 #include "copy/progress_marks.h"
 #include "pg/quote.h"
+#include "pg/transaction.h"
 
 namespace pgcourier {
 
 Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection& target,
                                             const std::vector<uint32_t>& oids) {
   LargeObjectsCopied copied;
-  PGC_RETURN_IF_ERROR(target.Run("BEGIN"));
+  Result<Transaction> transaction = Transaction::Begin(target);
+  if (!transaction.ok()) return transaction.status();
   for (uint32_t oid : oids) {
     Result<QueryResult> data =
         at_snapshot.ExecParams("SELECT lo_get($1::oid)", {std::to_string(oid)});
@@ -28,7 +30,7 @@ Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection&
   copied.count = static_cast<int64_t>(oids.size());
   PGC_RETURN_IF_ERROR(target.Run(InsertProgressMarkSql(
       kLargeObjectsStep, {kLargeObjectsStep, 1, copied.count, copied.bytes})));
-  PGC_RETURN_IF_ERROR(target.Run("COMMIT"));
+  PGC_RETURN_IF_ERROR(transaction->Commit());
   return copied;
 }
 
