@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "util/process.h"

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
 #include "util/process.h"
 

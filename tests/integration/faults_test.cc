@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
 #include "state/store.h"
 #include "tcp_proxy.h"

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "util/process.h"

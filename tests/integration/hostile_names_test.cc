@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "pg_cluster.h"

@@ -17,7 +17,7 @@
 #include <random>
 #include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "migrate/migration.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"

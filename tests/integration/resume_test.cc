@@ -15,7 +15,7 @@
 #include <random>
 #include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "state/store.h"

@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
 #include "util/process.h"
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
 #include "util/process.h"
 

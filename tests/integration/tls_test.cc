@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
 #include "util/process.h"
 
