@@ -19,14 +19,11 @@
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
-
-using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 
 // A private copy of the PostgreSQL 15 installation whose extension
 // directory also holds the stand-in, so no other test's servers ever see it.
@@ -86,16 +83,15 @@ std::string PrivateInstallation(const std::filesystem::path& root, std::string& 
   return new_bin.string();
 }
 
-class AivenExtrasTest : public ::testing::Test {
+class AivenExtrasTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    PgClusterOptions source_options;
-    source_options.settings = {"wal_level = logical", "max_replication_slots = 10",
-                               "max_wal_senders = 10"};
-    source_options.hba_lines = {"host all mover 127.0.0.1/32 scram-sha-256",
-                                "host replication mover 127.0.0.1/32 scram-sha-256"};
-    PgClusterOptions target_options;
-    target_options.hba_lines = {"host all mover 127.0.0.1/32 scram-sha-256"};
+    // The migration's user: on the source it may replicate, on the target
+    // create databases; a superuser on neither.
+    testing::SourceAndTargetOptions options;
+    options.logical_source = true;
+    options.source_role = {"mover", "mover-source", "REPLICATION"};
+    options.target_role = {"mover", "mover-target", "CREATEDB"};
     char root_template[] = "/tmp/pgcourier-aiven-XXXXXX";
     ASSERT_NE(::mkdtemp(root_template), nullptr);
     root_ = root_template;
@@ -104,17 +100,14 @@ class AivenExtrasTest : public ::testing::Test {
     if (bin.empty()) GTEST_SKIP() << why;
     // Only these two servers start from it.
     ::setenv("PGCOURIER_PG15_BINDIR", bin.c_str(), 1);
-    source_ = StartClusterOrFail(source_options);
-    target_ = StartClusterOrFail(target_options);
+    StartServers(options);
     ::unsetenv("PGCOURIER_PG15_BINDIR");
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    ASSERT_FALSE(HasFatalFailure());
     // The tables belong to the application's role; the migration's user may
     // read them and replicate, nothing more.
     ASSERT_TRUE(source_
-                    ->Sql("CREATE ROLE app NOLOGIN; "
-                          "CREATE ROLE mover LOGIN REPLICATION PASSWORD 'mover-source'; "
-                          "CREATE DATABASE shop; GRANT CREATE ON DATABASE shop TO mover;")
+                    ->Sql("CREATE ROLE app NOLOGIN; CREATE DATABASE shop; "
+                          "GRANT CREATE ON DATABASE shop TO mover;")
                     .ok());
     Result<std::string> built = source_->Sql(
         "GRANT CREATE ON SCHEMA public TO app; SET ROLE app; "
@@ -125,8 +118,6 @@ class AivenExtrasTest : public ::testing::Test {
         "GRANT SELECT ON ALL TABLES IN SCHEMA public TO mover;",
         "shop");
     ASSERT_TRUE(built.ok()) << built.status().ToString();
-    ASSERT_TRUE(target_->Sql("CREATE ROLE mover LOGIN CREATEDB PASSWORD 'mover-target'").ok());
-    dir_ = source_->base_dir() + "/work";
   }
 
   MigrateOptions Options() const {
@@ -181,9 +172,6 @@ class AivenExtrasTest : public ::testing::Test {
   }
 
   std::string root_;  // the private installation
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
-  std::string dir_;
 };
 
 TEST_F(AivenExtrasTest, CutoverThroughTheExtensionRemovesWhatItInstalled) {

@@ -18,29 +18,24 @@
 #include <string>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
+using testing::RunCli;
 
-ProcessResult RunCli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {testing::PgcourierBinary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(2);
-  // libpq must not pick up anything from the test's environment.
+// libpq must not pick up anything from the test's environment.
+testing::CliOptions Isolated() {
+  testing::CliOptions options;
   options.unset_env = {"PGPASSWORD", "PGPASSFILE",       "PGSERVICE",       "PGSERVICEFILE",
                        "PGSSLMODE",  "PGCOURIER_SOURCE", "PGCOURIER_TARGET"};
-  Result<ProcessResult> result = RunProcess(argv, options);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  return result.ok() ? *result : ProcessResult{};
+  return options;
 }
 
 // What a user can see of the servers' contents, through a session per
@@ -130,21 +125,17 @@ struct BadCase {
   std::vector<std::string> migrate_only = {};
 };
 
-class BadInputTest : public ::testing::Test {
+class BadInputTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    PgClusterOptions source_options;
-    source_options.ssl_ca_signed = true;
-    source_options.settings = {"wal_level = logical"};
-    source_options.hba_lines = {"host all md5user 127.0.0.1/32 md5",
+    testing::SourceAndTargetOptions options;
+    options.logical_source = true;
+    options.source.ssl_ca_signed = true;
+    options.source.hba_lines = {"host all md5user 127.0.0.1/32 md5",
                                 "host all scramuser 127.0.0.1/32 scram-sha-256",
                                 "host all rejected 127.0.0.1/32 reject"};
-    source_ = StartClusterOrFail(source_options);
-    ASSERT_NE(source_, nullptr);
-    PgClusterOptions target_options;
-    target_options.major = testing::HavePgMajor(17) ? 17 : 15;
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(target_, nullptr);
+    options.target.major = testing::HavePgMajor(17) ? 17 : 15;
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
     Result<std::string> built = source_->Sql(R"sql(
       SET password_encryption = 'md5';
       CREATE ROLE md5user LOGIN SUPERUSER PASSWORD 'right-md5-password';
@@ -171,7 +162,6 @@ class BadInputTest : public ::testing::Test {
       INSERT INTO public.mine VALUES (42);
     )sql");
     ASSERT_TRUE(built.ok()) << built.status().ToString();
-    dir_ = source_->base_dir() + "/work";
     // A CA that signed nothing the servers use.
     wrong_ca_ = source_->base_dir() + "/wrong-ca.crt";
     Result<ProcessResult> ca =
@@ -204,7 +194,7 @@ class BadInputTest : public ::testing::Test {
           args.insert(args.end(), {"--dir", dir_ + "-" + std::to_string(++runs_), "--quiet"});
         }
         const auto started = std::chrono::steady_clock::now();
-        ProcessResult r = RunCli(args);
+        ProcessResult r = RunCli(args, Isolated());
         const auto seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         const std::string output = r.out + r.err;
@@ -225,9 +215,6 @@ class BadInputTest : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
-  std::string dir_;
   std::string wrong_ca_;
   int runs_ = 0;
 };
@@ -475,18 +462,17 @@ TEST_F(BadInputTest, TargetsThatCannotTakeTheData) {
 }
 
 // Names that are only unusual must work, whole cluster or one database.
-TEST(UnusualDatabaseNamesTest, QuotesSpacesAndNonAsciiMigrateAndVerify) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
+class UnusualDatabaseNamesTest : public testing::SourceAndTargetTest {};
+
+TEST_F(UnusualDatabaseNamesTest, QuotesSpacesAndNonAsciiMigrateAndVerify) {
+  ASSERT_NO_FATAL_FAILURE(StartServers());
   const std::vector<std::string> names = {"with space", "quo\"te's", "Ünïcødé-数据库"};
   for (const auto& name : names) {
     std::string ident = "\"";
     for (char c : name) ident += c == '"' ? std::string("\"\"") : std::string(1, c);
     ident += "\"";
-    ASSERT_TRUE(source->Sql("CREATE DATABASE " + ident).ok()) << name;
-    Result<std::string> filled = source->Sql(
+    ASSERT_TRUE(source_->Sql("CREATE DATABASE " + ident).ok()) << name;
+    Result<std::string> filled = source_->Sql(
         "CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t SELECT g, "
         "md5(g::text) FROM generate_series(1, 50) g; CREATE SEQUENCE public.s; "
         "SELECT setval('public.s', 7);",
@@ -494,29 +480,33 @@ TEST(UnusualDatabaseNamesTest, QuotesSpacesAndNonAsciiMigrateAndVerify) {
     ASSERT_TRUE(filled.ok()) << filled.status().ToString();
   }
   // The whole cluster.
-  const std::string dir = source->base_dir() + "/work";
-  ProcessResult all = RunCli({"migrate", "--source",
-                              fmt::format("host=127.0.0.1 port={} user=postgres", source->port()),
-                              "--target", target->ConnString(), "--dir", dir, "--quiet"});
+  const std::string dir = source_->base_dir() + "/work";
+  ProcessResult all = RunCli(
+      {"migrate", "--source", fmt::format("host=127.0.0.1 port={} user=postgres", source_->port()),
+       "--target", target_->ConnString(), "--dir", dir, "--quiet"},
+      Isolated());
   EXPECT_EQ(all.exit_code, 0) << all.out << all.err;
   for (const auto& name : names) {
     SCOPED_TRACE(name);
-    Result<std::string> rows = target->Sql("SELECT count(*), max(v) FROM public.t", name);
+    Result<std::string> rows = target_->Sql("SELECT count(*), max(v) FROM public.t", name);
     ASSERT_TRUE(rows.ok()) << rows.status().ToString();
-    EXPECT_EQ(*rows, *source->Sql("SELECT count(*), max(v) FROM public.t", name));
-    EXPECT_EQ(*target->Sql("SELECT last_value FROM public.s", name), "7");
+    EXPECT_EQ(*rows, *source_->Sql("SELECT count(*), max(v) FROM public.t", name));
+    EXPECT_EQ(*target_->Sql("SELECT last_value FROM public.s", name), "7");
     ProcessResult verified = RunCli(
-        {"verify", "--source", source->ConnString(name), "--target", target->ConnString(name)});
+        {"verify", "--source", source_->ConnString(name), "--target", target_->ConnString(name)},
+        Isolated());
     EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   }
   // One database, named in a URI (percent-encoded), into a renamed target.
   const std::string& one = names[2];
-  ProcessResult single = RunCli({"migrate", "--source", source->Uri(one), "--target",
-                                 target->Uri("kopie " + one), "--dir", dir + "-one", "--quiet"});
+  ProcessResult single = RunCli({"migrate", "--source", source_->Uri(one), "--target",
+                                 target_->Uri("kopie " + one), "--dir", dir + "-one", "--quiet"},
+                                Isolated());
   EXPECT_EQ(single.exit_code, 0) << single.out << single.err;
-  EXPECT_EQ(*target->Sql("SELECT count(*) FROM public.t", "kopie " + one), "50");
+  EXPECT_EQ(*target_->Sql("SELECT count(*) FROM public.t", "kopie " + one), "50");
   ProcessResult verified =
-      RunCli({"verify", "--source", source->Uri(one), "--target", target->Uri("kopie " + one)});
+      RunCli({"verify", "--source", source_->Uri(one), "--target", target_->Uri("kopie " + one)},
+             Isolated());
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
 

@@ -7,40 +7,22 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "cli_binary.h"
-#include "pg_cluster.h"
+#include "cli_runner.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
-using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
+using testing::RunCli;
 
-ProcessResult RunCli(const std::vector<std::string>& args,
-                     const std::map<std::string, std::string>& env = {}) {
-  std::vector<std::string> argv = {testing::PgcourierBinary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ProcessOptions options;
-  options.env = env;
-  options.timeout = std::chrono::minutes(2);
-  Result<ProcessResult> result = RunProcess(argv, options);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  return result.ok() ? *result : ProcessResult{};
-}
-
-class CheckCliTest : public ::testing::Test {
+class CheckCliTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    PgClusterOptions source_options;
-    source_options.settings = {"wal_level = logical"};
-    source_options.hba_lines = {"host all app 127.0.0.1/32 scram-sha-256"};
-    source_ = StartClusterOrFail(source_options);
-    target_ = StartClusterOrFail({});
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-    ASSERT_TRUE(source_->Sql("CREATE ROLE app LOGIN SUPERUSER PASSWORD 'Sup3r-Secret'").ok());
+    testing::SourceAndTargetOptions options;
+    options.logical_source = true;
+    options.source_role = {"app", "Sup3r-Secret", "SUPERUSER"};
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
   }
   std::string SourceUri() const {
     return fmt::format("postgresql://app:Sup3r-Secret@127.0.0.1:{}", source_->port());
@@ -48,8 +30,6 @@ class CheckCliTest : public ::testing::Test {
   std::string TargetUri() const {
     return fmt::format("postgresql://postgres@127.0.0.1:{}", target_->port());
   }
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 TEST_F(CheckCliTest, ReadyExitsZeroAndJsonIsStable) {
@@ -115,11 +95,12 @@ TEST_F(CheckCliTest, ConnectionStringsFromEnvironmentAndPgpass) {
   std::fprintf(f, "127.0.0.1:%d:*:app:Sup3r-Secret\n", source_->port());
   std::fclose(f);
   ASSERT_EQ(::chmod(pgpass.c_str(), 0600), 0);
-  ProcessResult r =
-      RunCli({"check", "--quiet"},
-             {{"PGCOURIER_SOURCE", fmt::format("postgresql://app@127.0.0.1:{}", source_->port())},
-              {"PGCOURIER_TARGET", TargetUri()},
-              {"PGPASSFILE", pgpass}});
+  testing::CliOptions options;
+  options.env = {
+      {"PGCOURIER_SOURCE", fmt::format("postgresql://app@127.0.0.1:{}", source_->port())},
+      {"PGCOURIER_TARGET", TargetUri()},
+      {"PGPASSFILE", pgpass}};
+  ProcessResult r = RunCli({"check", "--quiet"}, options);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("READY"), std::string::npos) << r.out;
 

@@ -7,6 +7,7 @@
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "preflight/checker.h"
+#include "two_servers.h"
 #include "version_pairs.h"
 
 namespace pgcourier {
@@ -21,11 +22,11 @@ std::string ClusterConn(const PgCluster& c, const std::string& user = "postgres"
   return fmt::format("host=127.0.0.1 port={} user={}", c.port(), user);
 }
 
-PgClusterOptions LogicalSource(int major = 15) {
-  PgClusterOptions o;
-  o.major = major;
-  o.settings = {"wal_level = logical", "max_replication_slots = 10", "max_wal_senders = 10"};
-  return o;
+// A source ready for logical replication and a target, both 15.
+testing::SourceAndTargetOptions LogicalSource() {
+  testing::SourceAndTargetOptions options;
+  options.logical_source = true;
+  return options;
 }
 
 const CheckItem* Find(const CheckReport& report, const std::string& code,
@@ -81,18 +82,15 @@ constexpr const char* kShopSchema = R"sql(
 
 // Every pair of majors the machine has, source <= target, source 15 (the
 // pg_dump installed here is 15).
-class CheckPairTest : public ::testing::TestWithParam<int> {};
+class CheckPairTest : public testing::SourceAndTargetFixture<::testing::TestWithParam<int>> {};
 
 TEST_P(CheckPairTest, ReadyPairChoosesReplication) {
-  auto source = StartClusterOrFail(LogicalSource());
-  PgClusterOptions target_options;
-  target_options.major = GetParam();
-  auto target = StartClusterOrFail(target_options);
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql(kShopSchema).ok());
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.target.major = GetParam();
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
+  ASSERT_TRUE(source_->Sql(kShopSchema).ok());
 
-  Result<CheckReport> report = Check(ClusterConn(*source), ClusterConn(*target));
+  Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   EXPECT_FALSE(report->blocked()) << Dump(*report);
   EXPECT_EQ(report->Count(CheckStatus::kFail), 0) << Dump(*report);
@@ -114,21 +112,12 @@ TEST_P(CheckPairTest, ReadyPairChoosesReplication) {
 INSTANTIATE_TEST_SUITE_P(Versions, CheckPairTest, ::testing::ValuesIn(testing::TargetMajors()),
                          testing::VersionPairName);
 
-class CheckTest : public ::testing::Test {
- protected:
-  void StartPair(const PgClusterOptions& source_options = LogicalSource(),
-                 const PgClusterOptions& target_options = {}) {
-    source_ = StartClusterOrFail(source_options);
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-  }
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
-};
+class CheckTest : public testing::SourceAndTargetTest {};
 
 TEST_F(CheckTest, SameServerUnderTwoNamesIsCaught) {
-  source_ = StartClusterOrFail(LogicalSource());
+  PgClusterOptions logical;
+  logical.settings = testing::LogicalReplicationSettings();
+  source_ = StartClusterOrFail(logical);
   ASSERT_NE(source_, nullptr);
   Result<CheckReport> report =
       Check(fmt::format("postgresql://postgres@localhost:{}", source_->port()),
@@ -140,8 +129,8 @@ TEST_F(CheckTest, SameServerUnderTwoNamesIsCaught) {
 }
 
 TEST_F(CheckTest, WalLevelReplicaFallsBackToCopyUnderAuto) {
-  PgClusterOptions source_options;  // wal_level = replica (the default)
-  ASSERT_NO_FATAL_FAILURE(StartPair(source_options));
+  // wal_level = replica (the default)
+  ASSERT_NO_FATAL_FAILURE(StartServers());
   ASSERT_TRUE(source_->Sql(kShopSchema).ok());
 
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
@@ -167,11 +156,10 @@ TEST_F(CheckTest, WalLevelReplicaFallsBackToCopyUnderAuto) {
 }
 
 TEST_F(CheckTest, SlotsAndOriginsAreCounted) {
-  PgClusterOptions source_options = LogicalSource();
-  source_options.settings.push_back("max_replication_slots = 1");
-  PgClusterOptions target_options;
-  target_options.settings = {"max_replication_slots = 0"};
-  ASSERT_NO_FATAL_FAILURE(StartPair(source_options, target_options));
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.source.settings = {"max_replication_slots = 1"};
+  servers.target.settings = {"max_replication_slots = 0"};
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   ASSERT_TRUE(source_->Sql(kShopSchema).ok());  // two databases: postgres and shop
 
   Result<CheckReport> report =
@@ -193,9 +181,9 @@ TEST_F(CheckTest, SlotsAndOriginsAreCounted) {
 
 TEST_F(CheckTest, MissingExtensionOnNewerTarget) {
   if (!testing::HavePgMajor(17)) GTEST_SKIP() << "PostgreSQL 17 is not installed";
-  PgClusterOptions target_options;
-  target_options.major = 17;
-  ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), target_options));
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.target.major = 17;
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   ASSERT_TRUE(source_
                   ->Sql("CREATE DATABASE app; \\c app\nCREATE EXTENSION adminpack; "
                         "CREATE EXTENSION hstore;")
@@ -213,7 +201,7 @@ TEST_F(CheckTest, MissingExtensionOnNewerTarget) {
 }
 
 TEST_F(CheckTest, ExtensionOnlyASuperuserMayCreate) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   ASSERT_TRUE(source_
                   ->Sql("CREATE DATABASE app; \\c app\nCREATE EXTENSION pg_stat_statements; "
                         "CREATE EXTENSION hstore;")
@@ -238,7 +226,7 @@ TEST_F(CheckTest, ExtensionOnlyASuperuserMayCreate) {
 }
 
 TEST_F(CheckTest, NonSuperusersOnBothSides) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   ASSERT_TRUE(source_
                   ->Sql(R"sql(
     CREATE ROLE app LOGIN;
@@ -291,9 +279,9 @@ TEST_F(CheckTest, SubscriptionRightOnPostgres16Plus) {
     if (m >= 16) major = m;
   }
   if (major == 0) GTEST_SKIP() << "no PostgreSQL 16+ installed";
-  PgClusterOptions target_options;
-  target_options.major = major;
-  ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), target_options));
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.target.major = major;
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   ASSERT_TRUE(target_
                   ->Sql("CREATE ROLE mover LOGIN CREATEDB; "
                         "GRANT pg_create_subscription TO mover;")
@@ -323,9 +311,9 @@ TEST_F(CheckTest, UnreachableSourceIsTranslated) {
 }
 
 TEST_F(CheckTest, FullTargetServer) {
-  PgClusterOptions target_options;
-  target_options.settings = {"max_connections = 6", "superuser_reserved_connections = 0"};
-  ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), target_options));
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.target.settings = {"max_connections = 6", "superuser_reserved_connections = 0"};
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   Result<ConnInfo> info = ConnInfo::Parse(target_->ConnString());
   ASSERT_TRUE(info.ok());
   std::vector<std::unique_ptr<Connection>> held;
@@ -352,7 +340,7 @@ TEST_F(CheckTest, FullTargetServer) {
 }
 
 TEST_F(CheckTest, TargetDatabaseWithDataIsRefused) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   ASSERT_TRUE(source_->Sql(kShopSchema).ok());
   ASSERT_TRUE(
       target_->Sql("CREATE DATABASE shop; \\c shop\nCREATE TABLE public.old (x int);").ok());
@@ -366,7 +354,7 @@ TEST_F(CheckTest, TargetDatabaseWithDataIsRefused) {
 }
 
 TEST_F(CheckTest, DatabaseSelection) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   ASSERT_TRUE(source_
                   ->Sql("CREATE DATABASE shop; CREATE DATABASE shop_archive; "
                         "CREATE DATABASE blog; CREATE DATABASE rdsadmin;")
@@ -409,7 +397,7 @@ TEST_F(CheckTest, DatabaseSelection) {
 }
 
 TEST_F(CheckTest, MissingRolesAreListedProviderRolesLeftOut) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   ASSERT_TRUE(source_
                   ->Sql(R"sql(
     CREATE ROLE shop_owner; CREATE ROLE reporting; CREATE ROLE azure_pg_admin;
@@ -433,7 +421,7 @@ TEST_F(CheckTest, MissingRolesAreListedProviderRolesLeftOut) {
 }
 
 TEST_F(CheckTest, LanguageMissingOnTarget) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   // A procedural language that is not an extension, as old databases have.
   ASSERT_TRUE(source_
                   ->Sql(R"sql(
@@ -451,7 +439,7 @@ TEST_F(CheckTest, LanguageMissingOnTarget) {
 }
 
 TEST_F(CheckTest, ReplicationCaveatsAreListed) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   ASSERT_TRUE(source_
                   ->Sql(R"sql(
     CREATE DATABASE app;
@@ -483,8 +471,9 @@ TEST_F(CheckTest, ReplicationCaveatsAreListed) {
 TEST_F(CheckTest, OlderTargetAndMissingPgDump) {
   if (!testing::HavePgMajor(17)) GTEST_SKIP() << "PostgreSQL 17 is not installed";
   // A 17 source: this machine has pg_dump 15 only (17's package ships servers).
-  PgClusterOptions source_options = LogicalSource(17);
-  ASSERT_NO_FATAL_FAILURE(StartPair(source_options, {}));
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.source.major = 17;
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   Result<CheckReport> report = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(report.ok());
   ASSERT_TRUE(HasCheck(*report, check_code::kVersionCompatible, "", CheckStatus::kFail));
@@ -496,9 +485,9 @@ TEST_F(CheckTest, OlderTargetAndMissingPgDump) {
 }
 
 TEST_F(CheckTest, LockTableTooSmallForOneTransactionRestore) {
-  PgClusterOptions small;
-  small.settings = {"max_locks_per_transaction = 10", "max_connections = 20"};
-  ASSERT_NO_FATAL_FAILURE(StartPair(LogicalSource(), small));
+  testing::SourceAndTargetOptions servers = LogicalSource();
+  servers.target.settings = {"max_locks_per_transaction = 10", "max_connections = 20"};
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   ASSERT_TRUE(source_->Sql("CREATE DATABASE many").ok());
   ASSERT_TRUE(source_
                   ->Sql("DO $$ BEGIN FOR i IN 1..150 LOOP EXECUTE format('CREATE TABLE t%s (v "
@@ -518,7 +507,7 @@ TEST_F(CheckTest, LockTableTooSmallForOneTransactionRestore) {
 }
 
 TEST_F(CheckTest, StorageLimit) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   CheckOptions options;
   options.source = ClusterConn(*source_);
   options.target = ClusterConn(*target_);
@@ -533,7 +522,7 @@ TEST_F(CheckTest, StorageLimit) {
 }
 
 TEST_F(CheckTest, ReadOnlyStandbyTargetIsRefused) {
-  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ASSERT_NO_FATAL_FAILURE(StartServers(LogicalSource()));
   // A target in recovery: a standby made by hand from a base backup is slow
   // to set up; standby.signal on the target's own data directory does it.
   ASSERT_TRUE(target_->Stop().ok());

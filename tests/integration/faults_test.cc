@@ -9,10 +9,8 @@
 // binary, as a user would.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -20,20 +18,20 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
 #include "state/store.h"
 #include "tcp_proxy.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
+using testing::BackgroundRun;
+using testing::CliOptions;
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 using testing::TcpProxy;
-using Seconds = std::chrono::duration<double>;
 
 // `big` (about 20 MB of COPY text) takes seconds to copy through a proxy
 // limited to kCopyRate, so that a fault lands in the middle of it, and is
@@ -61,72 +59,26 @@ std::string Digest(const PgCluster& cluster, const std::string& table) {
   return out.ok() ? *out : out.status().ToString();
 }
 
-// pgcourier run in a thread, so that the test can break the network
-// meanwhile.
-class BackgroundRun {
- public:
-  BackgroundRun(std::vector<std::string> argv, const ProcessOptions& options) {
-    thread_ = std::thread([this, argv = std::move(argv), options] {
-      auto started = std::chrono::steady_clock::now();
-      result_ = RunProcess(argv, options);
-      seconds_ = Seconds(std::chrono::steady_clock::now() - started).count();
-      ended_ = true;
-    });
-  }
-  ~BackgroundRun() {
-    if (thread_.joinable()) thread_.join();
-  }
-  BackgroundRun(const BackgroundRun&) = delete;
-  BackgroundRun& operator=(const BackgroundRun&) = delete;
-
-  bool ended() const { return ended_; }
-  // Waits for the end; the process result, or an empty one with the reason
-  // in err when it could not run.
-  ProcessResult Wait() {
-    if (thread_.joinable()) thread_.join();
-    if (result_.ok()) return *result_;
-    ProcessResult failed;
-    failed.err = result_.status().ToString();
-    // RunProcess killed it at its timeout: it hung.
-    if (result_.status().code() == StatusCode::kTimeout) failed.signal = SIGKILL;
-    return failed;
-  }
-  double seconds() const { return seconds_; }
-
- private:
-  std::thread thread_;
-  Result<ProcessResult> result_ = Status::Ok();
-  std::atomic<bool> ended_{false};
-  double seconds_ = 0;
-};
-
-class FaultsTest : public ::testing::Test {
+class FaultsTest : public testing::SourceAndTargetTest {
  protected:
   // Servers, the shop database, and a proxy in front of each server.
-  void StartServers(bool logical = false) {
-    PgClusterOptions source_options;
-    PgClusterOptions target_options;
+  void StartServersAndProxies(bool logical = false) {
+    testing::SourceAndTargetOptions options;
     if (logical) {
-      source_options.settings = {"wal_level = logical", "max_replication_slots = 10",
-                                 "max_wal_senders = 10"};
+      options.logical_source = true;
       // The apply worker starts again 1 s after its connection is lost
       // (5 s by default), to keep the test short.
-      target_options.settings = {"wal_retrieve_retry_interval = '1s'"};
+      options.target.settings = {"wal_retrieve_retry_interval = '1s'"};
     }
-    source_ = StartClusterOrFail(source_options);
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
-    Result<std::string> built = source_->Sql(kShop, "shop");
-    ASSERT_TRUE(built.ok()) << built.status().ToString();
+    options.database = "shop";
+    options.database_sql = kShop;
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
     Result<std::unique_ptr<TcpProxy>> source_proxy = TcpProxy::Start(source_->port());
     ASSERT_TRUE(source_proxy.ok()) << source_proxy.status().ToString();
     source_proxy_ = std::move(*source_proxy);
     Result<std::unique_ptr<TcpProxy>> target_proxy = TcpProxy::Start(target_->port());
     ASSERT_TRUE(target_proxy.ok()) << target_proxy.status().ToString();
     target_proxy_ = std::move(*target_proxy);
-    dir_ = source_->base_dir() + "/work";
   }
 
   std::string SourceConn() const {
@@ -139,28 +91,14 @@ class FaultsTest : public ::testing::Test {
 
   std::vector<std::string> MigrateArgs(const std::string& method = "copy",
                                        const std::string& connect_timeout = "5") const {
-    return {testing::PgcourierBinary(),
-            "migrate",
-            "--method",
-            method,
-            "--source",
-            SourceConn(),
-            "--target",
-            TargetConn(),
-            "--dir",
-            dir_,
-            "--jobs",
-            "2",
-            "--connect-timeout",
-            connect_timeout};
+    return {"migrate",  "--method",          method,         "--source", SourceConn(),
+            "--target", TargetConn(),        "--dir",        dir_,       "--jobs",
+            "2",        "--connect-timeout", connect_timeout};
   }
-  std::vector<std::string> ResumeArgs() const {
-    return {testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_};
-  }
-  static ProcessOptions Bounded(std::chrono::seconds timeout = std::chrono::seconds(120)) {
-    ProcessOptions options;
-    options.timeout = timeout;  // the hang detector: killed past it (signal != 0)
-    return options;
+  std::vector<std::string> ResumeArgs() const { return {"migrate", "--resume", "--dir", dir_}; }
+  // The hang detector: a run is killed past `timeout` (signal != 0).
+  static CliOptions Bounded(std::chrono::seconds timeout = std::chrono::seconds(120)) {
+    return testing::WithTimeout(timeout);
   }
 
   std::optional<StoredDatabase> StoredShop() const {
@@ -242,18 +180,15 @@ class FaultsTest : public ::testing::Test {
         std::chrono::seconds(60));
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
   std::unique_ptr<TcpProxy> source_proxy_;
   std::unique_ptr<TcpProxy> target_proxy_;
-  std::string dir_;
 };
 
 // The source's connections (the snapshot's among them) are reset while
 // `big` streams: the copy cannot go on at its snapshot, so the run fails
 // naming the table; the resume copies it again at a new snapshot.
 TEST_F(FaultsTest, SourceCutMidCopyFailsNamingTheTableAndResumes) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies());
   source_proxy_->SetRateLimit(kCopyRate);
   BackgroundRun run(MigrateArgs(), Bounded());
   ASSERT_TRUE(CopyUnderWay(*source_proxy_, false)) << "the copy never got under way";
@@ -271,7 +206,7 @@ TEST_F(FaultsTest, SourceCutMidCopyFailsNamingTheTableAndResumes) {
 // tried again on new connections (its COPY had not committed) and the run
 // ends verified without a resume.
 TEST_F(FaultsTest, TargetCutMidCopyIsRetried) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies());
   target_proxy_->SetRateLimit(kCopyRate);
   BackgroundRun run(MigrateArgs(), Bounded());
   ASSERT_TRUE(CopyUnderWay(*target_proxy_, true)) << "the copy never got under way";
@@ -288,7 +223,7 @@ TEST_F(FaultsTest, TargetCutMidCopyIsRetried) {
 // expression sleeps on one row): the build is tried again, and the index
 // is there once.
 TEST_F(FaultsTest, TargetCutMidIndexBuildIsRetried) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies());
   Result<std::string> slow = source_->Sql(R"sql(
     CREATE FUNCTION public.slow(id int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN
@@ -323,7 +258,7 @@ TEST_F(FaultsTest, TargetCutMidIndexBuildIsRetried) {
 // the bytes flow again: nothing gives up, the run ends verified. The target
 // is a few milliseconds away meanwhile (latency each way).
 TEST_F(FaultsTest, StallMidCopyThenFlowAgainEndsVerified) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies());
   source_proxy_->SetRateLimit(kCopyRate);
   target_proxy_->SetDelay(std::chrono::milliseconds(5));
   BackgroundRun run(MigrateArgs(), Bounded());
@@ -347,13 +282,13 @@ TEST_F(FaultsTest, StallMidCopyThenFlowAgainEndsVerified) {
 // A serverless source asleep at first: connections are refused for 3.5 s;
 // pgcourier tries again with backoff and gets through.
 TEST_F(FaultsTest, SleepingSourceIsWaitedFor) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies());
   // Tries at 0, 0.25, 0.75, 1.75 and 3.75 s (backoff doubling from 250 ms):
   // the fifth gets through.
   source_proxy_->RefuseFor(std::chrono::milliseconds(3500));
   // A connect timeout longer than the sleep; the debug log shows the tries.
   std::vector<std::string> args = MigrateArgs("copy", "20");
-  args.insert(args.begin() + 1, {"--log-level", "debug"});
+  args.insert(args.begin(), {"--log-level", "debug"});
   BackgroundRun run(args, Bounded());
   ProcessResult ran = run.Wait();
   EXPECT_EQ(ran.exit_code, 0) << ran.out << ran.err;
@@ -368,7 +303,7 @@ TEST_F(FaultsTest, SleepingSourceIsWaitedFor) {
 // replication runs: the apply worker connects again, and cutover gets
 // every row written before and after the cut.
 TEST_F(FaultsTest, ReplicationCutDuringSyncLosesNothing) {
-  ASSERT_NO_FATAL_FAILURE(StartServers(/*logical=*/true));
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies(/*logical=*/true));
   ProcessResult migrated = BackgroundRun(MigrateArgs("replication"), Bounded()).Wait();
   ASSERT_EQ(migrated.exit_code, 0) << migrated.out << migrated.err;
   std::optional<StoredDatabase> db = StoredShop();
@@ -409,9 +344,7 @@ TEST_F(FaultsTest, ReplicationCutDuringSyncLosesNothing) {
   EXPECT_GT(source_proxy_->connections_accepted(), accepted);
 
   ProcessResult cut =
-      BackgroundRun({testing::PgcourierBinary(), "cutover", "--dir", dir_, "--timeout", "60"},
-                    Bounded())
-          .Wait();
+      BackgroundRun({"cutover", "--dir", dir_, "--timeout", "60"}, Bounded()).Wait();
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   for (const auto& table : kTables) {
     EXPECT_EQ(Digest(*target_, table), Digest(*source_, table)) << table;
@@ -427,15 +360,15 @@ TEST_F(FaultsTest, ReplicationCutDuringSyncLosesNothing) {
 // and the run fails naming the table instead of waiting forever; once the
 // network is back, the resume ends verified.
 TEST_F(FaultsTest, BlackholeMidCopyFailsNamingTheTableAndResumes) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServersAndProxies());
   // The target is the slow side, so pgcourier waits on it when the network
   // goes silent, with rows of the source still coming.
   target_proxy_->SetRateLimit(kCopyRate);
-  ProcessOptions options = Bounded(std::chrono::seconds(60));
+  CliOptions options = Bounded(std::chrono::seconds(60));
   options.env["PGCOURIER_STALL_TIMEOUT"] = "3";
   // The debug log says what was given up.
   std::vector<std::string> args = MigrateArgs("copy", "3");
-  args.insert(args.begin() + 1, {"--log-level", "debug"});
+  args.insert(args.begin(), {"--log-level", "debug"});
   BackgroundRun run(args, options);
   ASSERT_TRUE(CopyUnderWay(*target_proxy_, true)) << "the copy never got under way";
   source_proxy_->Stall(true);

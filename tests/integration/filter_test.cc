@@ -9,9 +9,10 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 #include "verify/verifier.h"
 #include "version_pairs.h"
@@ -20,8 +21,6 @@ namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 
 // Schemas public, sales and "Logs" (mixed case); an extension and a type
 // that sales uses; a foreign key between two sales tables; identity and
@@ -293,13 +292,10 @@ INSTANTIATE_TEST_SUITE_P(Versions, MigrateFilterTest, ::testing::ValuesIn(testin
 
 // `verify` on its own: the same database on two servers, then the target
 // changed where the filter says it may differ.
-class VerifyFilterTest : public ::testing::Test {
+class VerifyFilterTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    target_ = StartClusterOrFail({});
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(StartServers());
     for (const PgCluster* c : {source_.get(), target_.get()}) {
       Result<std::string> built = c->Sql(kShop);
       ASSERT_TRUE(built.ok()) << built.status().ToString();
@@ -327,9 +323,6 @@ class VerifyFilterTest : public ::testing::Test {
     options.filter = filter;
     return VerifyDatabase(*s, *t, options);
   }
-
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 std::string Show(const DatabaseVerification& v) {
@@ -393,15 +386,10 @@ TEST_F(VerifyFilterTest, IncludedSchemasOnly) {
 
 TEST_F(VerifyFilterTest, CommandLineOptions) {
   auto run = [&](std::vector<std::string> extra) {
-    std::vector<std::string> argv = {
-        testing::PgcourierBinary(),    "verify",   "--source",
-        ClusterConn(*source_, "shop"), "--target", ClusterConn(*target_, "shop")};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    ProcessOptions options;
-    options.timeout = std::chrono::minutes(2);
-    Result<ProcessResult> ran = RunProcess(argv, options);
-    EXPECT_TRUE(ran.ok()) << ran.status().ToString();
-    return ran.ok() ? *ran : ProcessResult{};
+    std::vector<std::string> args = {"verify", "--source", ClusterConn(*source_, "shop"),
+                                     "--target", ClusterConn(*target_, "shop")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::RunCli(args);
   };
   ProcessResult matched = run({"--exclude-table", "public.audit_*", "--exclude-table",
                                "sales.orders_20*", "--exclude-table-data", "Logs.*"});

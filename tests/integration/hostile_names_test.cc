@@ -21,10 +21,11 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
@@ -32,7 +33,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::PgCluster;
-using testing::StartClusterOrFail;
 
 // The whole file, or what could be read of it: a /proc entry can vanish
 // (ESRCH) or be a directory, and iostreams would throw then.
@@ -161,21 +161,17 @@ SELECT string_agg(line, E'\n' ORDER BY line) FROM (
 ) inventory
 )sql";
 
-class HostileNamesTest : public ::testing::Test {
+class HostileNamesTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    target_ = StartClusterOrFail({});
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
+    testing::SourceAndTargetOptions options;
+    options.database = "shop";
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
     markers_ = {source_->base_dir() + "/pwned-comment", source_->base_dir() + "/pwned-function",
                 source_->base_dir() + "/pwned-name", source_->base_dir() + "/pwned-data",
                 source_->base_dir() + "/pwned-view"};
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
   std::vector<std::string> markers_;
 };
 
@@ -258,14 +254,13 @@ TEST_F(HostileNamesTest, EverythingMovesExactlyAndNothingRuns) {
 
   const std::string dir = source_->base_dir() + "/work";
   ChildWatch watch;
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(3);
+  testing::CliOptions options;
   options.on_start = [&watch](pid_t pid) { watch.Watch(pid); };
   Result<ProcessResult> migrated =
-      RunProcess({testing::PgcourierBinary(), "migrate", "--source", source_->ConnString("shop"),
-                  "--target", target_->ConnString("postgres"), "--roles", "--preserve-owners",
-                  "--method", "copy", "--dir", dir, "--jobs", "2", "--quiet"},
-                 options);
+      testing::TryRunCli({"migrate", "--source", source_->ConnString("shop"), "--target",
+                          target_->ConnString("postgres"), "--roles", "--preserve-owners",
+                          "--method", "copy", "--dir", dir, "--jobs", "2", "--quiet"},
+                         options);
   watch.Watch(0);
   ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
   EXPECT_EQ(migrated->exit_code, 0) << migrated->out << migrated->err;
@@ -274,9 +269,9 @@ TEST_F(HostileNamesTest, EverythingMovesExactlyAndNothingRuns) {
       << "pgcourier runs pg_dump and pg_restore, nothing else";
 
   Result<ProcessResult> verified =
-      RunProcess({testing::PgcourierBinary(), "verify", "--source", source_->ConnString("shop"),
-                  "--target", target_->ConnString("shop"), "--all"},
-                 options);
+      testing::TryRunCli({"verify", "--source", source_->ConnString("shop"), "--target",
+                          target_->ConnString("shop"), "--all"},
+                         options);
   ASSERT_TRUE(verified.ok()) << verified.status().ToString();
   EXPECT_EQ(verified->exit_code, 0) << verified->out << verified->err;
 

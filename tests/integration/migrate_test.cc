@@ -14,6 +14,7 @@
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "two_servers.h"
 #include "util/process.h"
 #include "version_pairs.h"
 
@@ -21,8 +22,6 @@ namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 
 const std::string kSourceDir = PGCOURIER_SOURCE_DIR;
 
@@ -97,22 +96,14 @@ std::string Diff(const std::string& a, const std::string& b, const std::string& 
   return diff.ok() ? diff->out.substr(0, 6000) : diff.status().ToString();
 }
 
-class MigrateTest : public testing::VersionPairTest {
- protected:
-  void SetUp() override {
-    VersionPairTest::SetUp();
-    if (HasFatalFailure()) return;
-    work_dir_ = source_->base_dir() + "/work";
-  }
-  std::string work_dir_;
-};
+class MigrateTest : public testing::VersionPairTest {};
 
 TEST_P(MigrateTest, DemoShopMovesAndVerifies) {
   ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
   ASSERT_TRUE(source_->Sql("\\i " + kSourceDir + "/demo/shop.sql", "shop").ok());
 
   std::vector<ProgressEvent> events;
-  MigrateOptions options = Options(ClusterConn(*source_, "shop"), ClusterConn(*target_), work_dir_);
+  MigrateOptions options = Options(ClusterConn(*source_, "shop"), ClusterConn(*target_), dir_);
   options.on_progress = [&events](const ProgressEvent& e) { events.push_back(e); };
   Result<MigrationOutcome> outcome = Migrate(options);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
@@ -137,7 +128,7 @@ TEST_P(MigrateTest, DemoShopMovesAndVerifies) {
                    .ok())
       << "foreign keys are in place";
   // The work directory's store records the outcome.
-  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(work_dir_);
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   Result<std::optional<StoredRun>> run = (*store)->Run();
   ASSERT_TRUE(run.ok() && run->has_value());
@@ -161,7 +152,7 @@ TEST_P(MigrateTest, FidelityCorpusMovesExactly) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
 
   Result<MigrationOutcome> outcome =
-      Migrate(Options(ClusterConn(*source_, "fid"), ClusterConn(*target_), work_dir_));
+      Migrate(Options(ClusterConn(*source_, "fid"), ClusterConn(*target_), dir_));
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   EXPECT_TRUE(outcome->ok()) << Describe(*outcome);
   // pg_dump 15 reads only servers up to 15: compare the dumps on 15 -> 15;
@@ -170,7 +161,7 @@ TEST_P(MigrateTest, FidelityCorpusMovesExactly) {
     std::string source_schema = SchemaDump(*source_, "fid");
     std::string target_schema = SchemaDump(*target_, "fid");
     EXPECT_FALSE(source_schema.empty());
-    EXPECT_TRUE(source_schema == target_schema) << Diff(source_schema, target_schema, work_dir_);
+    EXPECT_TRUE(source_schema == target_schema) << Diff(source_schema, target_schema, dir_);
   }
   // Large objects with their contents.
   EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_largeobject_metadata", "fid"),
@@ -180,35 +171,33 @@ TEST_P(MigrateTest, FidelityCorpusMovesExactly) {
 INSTANTIATE_TEST_SUITE_P(Versions, MigrateTest, ::testing::ValuesIn(testing::TargetMajors()),
                          testing::VersionPairName);
 
-TEST(MigrateRefusalTest, TargetWithDataIsNeverTouched) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source
+class MigrateRefusalTest : public testing::SourceAndTargetTest {};
+
+TEST_F(MigrateRefusalTest, TargetWithDataIsNeverTouched) {
+  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_TRUE(source_
                   ->Sql("CREATE DATABASE shop; \\c shop\nCREATE TABLE public.t (id int "
                         "PRIMARY KEY); INSERT INTO public.t VALUES (1);")
                   .ok());
-  ASSERT_TRUE(target
+  ASSERT_TRUE(target_
                   ->Sql("CREATE DATABASE shop; \\c shop\nCREATE TABLE public.mine (x int); "
                         "INSERT INTO public.mine VALUES (42);")
                   .ok());
-  Result<MigrationOutcome> outcome = Migrate(
-      Options(ClusterConn(*source, "shop"), ClusterConn(*target), source->base_dir() + "/work"));
+  Result<MigrationOutcome> outcome =
+      Migrate(Options(ClusterConn(*source_, "shop"), ClusterConn(*target_), dir_));
   ASSERT_TRUE(outcome.ok());
   EXPECT_FALSE(outcome->ok());
   EXPECT_FALSE(outcome->checks_passed);
   EXPECT_TRUE(outcome->databases.empty());
-  EXPECT_EQ(*target->Sql("SELECT x FROM public.mine", "shop"), "42");
-  EXPECT_FALSE(target->Sql("SELECT 1 FROM public.t", "shop").ok()) << "nothing was restored";
+  EXPECT_EQ(*target_->Sql("SELECT x FROM public.mine", "shop"), "42");
+  EXPECT_FALSE(target_->Sql("SELECT 1 FROM public.t", "shop").ok()) << "nothing was restored";
 }
 
-TEST(MigrateSliceTest, LargeTablesAreCopiedInSlicesExactly) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source
+class MigrateSliceTest : public testing::SourceAndTargetTest {};
+
+TEST_F(MigrateSliceTest, LargeTablesAreCopiedInSlicesExactly) {
+  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_TRUE(source_
                   ->Sql(R"sql(
     CREATE DATABASE big;
     \c big
@@ -222,8 +211,7 @@ TEST(MigrateSliceTest, LargeTablesAreCopiedInSlicesExactly) {
     CREATE TABLE public.no_key (v text);
     INSERT INTO public.no_key SELECT repeat('n', 80) FROM generate_series(1, 60000);)sql")
                   .ok());
-  MigrateOptions options =
-      Options(ClusterConn(*source, "big"), ClusterConn(*target), source->base_dir() + "/work");
+  MigrateOptions options = Options(ClusterConn(*source_, "big"), ClusterConn(*target_), dir_);
   options.split_bytes = 256 * 1024;
   std::vector<std::string> slices;
   options.on_progress = [&slices](const ProgressEvent& e) {
@@ -232,14 +220,14 @@ TEST(MigrateSliceTest, LargeTablesAreCopiedInSlicesExactly) {
   Result<MigrationOutcome> outcome = Migrate(options);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   ASSERT_TRUE(outcome->ok()) << Describe(*outcome);
-  EXPECT_EQ(*target->Sql("SELECT count(*), min(id), max(id) FROM public.wide_keys", "big"),
+  EXPECT_EQ(*target_->Sql("SELECT count(*), min(id), max(id) FROM public.wide_keys", "big"),
             "100003|-9223372036854775808|9223372036854775807");
   // Constraints pgcourier built itself are real constraints.
-  EXPECT_EQ(*target->Sql("SELECT count(*) FROM pg_constraint WHERE conrelid IN "
-                         "('public.wide_keys'::regclass, 'public.by_unique'::regclass)",
-                         "big"),
+  EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_constraint WHERE conrelid IN "
+                          "('public.wide_keys'::regclass, 'public.by_unique'::regclass)",
+                          "big"),
             "2");
-  EXPECT_FALSE(target->Sql("INSERT INTO public.by_unique VALUES (1, 'dup')", "big").ok());
+  EXPECT_FALSE(target_->Sql("INSERT INTO public.by_unique VALUES (1, 'dup')", "big").ok());
   EXPECT_GE(slices.size(), 3u) << "index builds are reported";
 }
 
@@ -277,19 +265,18 @@ void OnceCopyRuns(const PgCluster& target, const std::function<void(const std::s
   ADD_FAILURE() << "the COPY into public.items was never seen running";
 }
 
-TEST(MigrateInterruptionTest, LostConnectionMidTableIsRetriedExactly) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql(kSlowTable).ok());
-  std::thread killer([&target] {
-    OnceCopyRuns(*target, [&target](const std::string& pid) {
-      EXPECT_TRUE(target->Sql("SELECT pg_terminate_backend(" + pid + ")").ok());
+class MigrateInterruptionTest : public testing::SourceAndTargetTest {};
+
+TEST_F(MigrateInterruptionTest, LostConnectionMidTableIsRetriedExactly) {
+  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_TRUE(source_->Sql(kSlowTable).ok());
+  std::thread killer([this] {
+    OnceCopyRuns(*target_, [this](const std::string& pid) {
+      EXPECT_TRUE(target_->Sql("SELECT pg_terminate_backend(" + pid + ")").ok());
     });
   });
-  Result<MigrationOutcome> outcome = Migrate(
-      Options(ClusterConn(*source, "slow"), ClusterConn(*target), source->base_dir() + "/work"));
+  Result<MigrationOutcome> outcome =
+      Migrate(Options(ClusterConn(*source_, "slow"), ClusterConn(*target_), dir_));
   killer.join();
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   ASSERT_TRUE(outcome->ok()) << Describe(*outcome);
@@ -299,22 +286,18 @@ TEST(MigrateInterruptionTest, LostConnectionMidTableIsRetriedExactly) {
   ASSERT_NE(items, db.tables.end());
   EXPECT_EQ(items->attempts, 2) << "copied again after the connection was lost";
   EXPECT_EQ(items->rows, 1000);
-  EXPECT_EQ(*target->Sql("SELECT count(*), count(DISTINCT id) FROM public.items", "slow"),
+  EXPECT_EQ(*target_->Sql("SELECT count(*), count(DISTINCT id) FROM public.items", "slow"),
             "1000|1000");
 }
 
-TEST(MigrateInterruptionTest, CancelStopsPromptlyAndRecordsIt) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql(kSlowTable).ok());
+TEST_F(MigrateInterruptionTest, CancelStopsPromptlyAndRecordsIt) {
+  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_TRUE(source_->Sql(kSlowTable).ok());
   CancelToken cancel;
-  MigrateOptions options =
-      Options(ClusterConn(*source, "slow"), ClusterConn(*target), source->base_dir() + "/work");
+  MigrateOptions options = Options(ClusterConn(*source_, "slow"), ClusterConn(*target_), dir_);
   options.check.cancel = &cancel;
-  std::thread interrupter([&target, &cancel] {
-    OnceCopyRuns(*target, [&cancel](const std::string&) { cancel.Cancel(); });
+  std::thread interrupter([this, &cancel] {
+    OnceCopyRuns(*target_, [&cancel](const std::string&) { cancel.Cancel(); });
   });
   auto started = std::chrono::steady_clock::now();
   Result<MigrationOutcome> outcome = Migrate(options);
@@ -325,9 +308,8 @@ TEST(MigrateInterruptionTest, CancelStopsPromptlyAndRecordsIt) {
   ASSERT_EQ(outcome->databases.size(), 1u);
   EXPECT_EQ(outcome->databases[0].state, "cancelled") << outcome->databases[0].error;
   // Nothing half-copied is committed, and the store says incomplete.
-  EXPECT_EQ(*target->Sql("SELECT count(*) FROM public.items", "slow"), "0");
-  Result<std::unique_ptr<StateStore>> store =
-      StateStore::OpenReadOnly(source->base_dir() + "/work");
+  EXPECT_EQ(*target_->Sql("SELECT count(*) FROM public.items", "slow"), "0");
+  Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   Result<std::vector<StoredDatabase>> dbs = (*store)->Databases();
   ASSERT_TRUE(dbs.ok());

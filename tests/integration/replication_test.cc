@@ -7,17 +7,15 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <functional>
 #include <random>
 #include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "migrate/cleanup.h"
 #include "migrate/cutover.h"
 #include "migrate/migration.h"
@@ -26,14 +24,16 @@
 #include "pg_cluster.h"
 #include "report/status_report.h"
 #include "state/store.h"
+#include "two_servers.h"
 #include "util/process.h"
 #include "version_pairs.h"
 
 namespace pgcourier {
 namespace {
 
+using testing::BackgroundRun;
 using testing::PgCluster;
-using testing::PgClusterOptions;
+using testing::RunCli;
 using testing::StartClusterOrFail;
 
 constexpr const char* kShop = R"sql(
@@ -62,20 +62,14 @@ std::string Fingerprint(const PgCluster& cluster) {
   return out;
 }
 
-class ReplicationTest : public ::testing::Test {
+class ReplicationTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    PgClusterOptions logical;
-    logical.settings = {"wal_level = logical", "max_replication_slots = 10",
-                        "max_wal_senders = 10"};
-    source_ = StartClusterOrFail(logical);
-    target_ = StartClusterOrFail({});
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
-    Result<std::string> built = source_->Sql(kShop, "shop");
-    ASSERT_TRUE(built.ok()) << built.status().ToString();
-    dir_ = source_->base_dir() + "/work";
+    testing::SourceAndTargetOptions options;
+    options.logical_source = true;
+    options.database = "shop";
+    options.database_sql = kShop;
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
   }
 
   MigrateOptions Options() const {
@@ -157,9 +151,6 @@ class ReplicationTest : public ::testing::Test {
     return out.ok() ? *out : "";
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
-  std::string dir_;
   std::thread writer_;
   std::atomic<bool> stop_writer_{false};
   std::atomic<int> writes_{0};
@@ -378,40 +369,6 @@ TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_database WHERE datname = 'shop'", "postgres"), "0");
 }
 
-// Runs the CLI with `args` and kills it with SIGKILL once `when` holds
-// (polled every 20 ms); returns whether it was killed.
-bool RunAndKill(const std::vector<std::string>& args, const std::function<bool()>& when) {
-  std::atomic<bool> ended{false};
-  std::atomic<pid_t> pid{0};
-  Result<ProcessResult> ran = Status::Ok();
-  std::thread run([&] {
-    ProcessOptions options;
-    options.timeout = std::chrono::minutes(3);
-    options.on_start = [&pid](pid_t p) { pid = p; };
-    ran = RunProcess(args, options);
-    ended = true;
-  });
-  bool killed = false;
-  const auto started = std::chrono::steady_clock::now();
-  while (!ended && std::chrono::steady_clock::now() - started < std::chrono::minutes(2)) {
-    if (pid != 0 && when()) {
-      killed = ::kill(pid, SIGKILL) == 0;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  run.join();
-  return killed;
-}
-
-ProcessResult RunCli(const std::vector<std::string>& args) {
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(3);
-  Result<ProcessResult> ran = RunProcess(args, options);
-  EXPECT_TRUE(ran.ok()) << ran.status().ToString();
-  return ran.ok() ? *ran : ProcessResult{};
-}
-
 TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing) {
   // A table whose COPY into the target takes seconds (its CHECK sleeps on
   // one row there): the window to kill pgcourier in.
@@ -427,20 +384,10 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
               "shop")
           .ok());
   StartWriter();
-  const std::vector<std::string> migrate = {testing::PgcourierBinary(),
-                                            "migrate",
-                                            "--source",
-                                            source_->ConnString("shop"),
-                                            "--target",
-                                            target_->ConnString("postgres"),
-                                            "--dir",
-                                            dir_,
-                                            "--method",
-                                            "replication",
-                                            "--jobs",
-                                            "2",
-                                            "--quiet"};
-  ASSERT_TRUE(RunAndKill(migrate, [this] {
+  BackgroundRun migrate({"migrate", "--source", source_->ConnString("shop"), "--target",
+                         target_->ConnString("postgres"), "--dir", dir_, "--method", "replication",
+                         "--jobs", "2", "--quiet"});
+  ASSERT_TRUE(migrate.KillWhen([this] {
     Result<std::string> copying = target_->Sql(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"public\".\"slow\"%' "
         "AND state = 'active'");
@@ -448,13 +395,11 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
   })) << "the copy of public.slow was never seen";
   // The interrupted run's slot is there; the resumed run replaces it.
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
-  ProcessResult resumed =
-      RunCli({testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_, "--quiet"});
+  ProcessResult resumed = RunCli({"migrate", "--resume", "--dir", dir_, "--quiet"});
   EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
-  ProcessResult cut = RunCli({testing::PgcourierBinary(), "cutover", "--dir", dir_,
-                              "--stop-source-writes", "--timeout", "60"});
+  ProcessResult cut = RunCli({"cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "60"});
   StopWriter();
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
@@ -477,16 +422,15 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   ASSERT_TRUE(
       source_->Sql("INSERT INTO public.events VALUES (5000, 'during cutover')", "shop").ok());
   const auto started = std::chrono::steady_clock::now();
-  ASSERT_TRUE(RunAndKill(
-      {testing::PgcourierBinary(), "cutover", "--dir", dir_, "--timeout", "120", "--quiet"},
+  BackgroundRun cutover({"cutover", "--dir", dir_, "--timeout", "120", "--quiet"});
+  ASSERT_TRUE(cutover.KillWhen(
       [&] { return std::chrono::steady_clock::now() - started > std::chrono::seconds(2); }));
   ASSERT_TRUE(
       target_
           ->Sql("ALTER SUBSCRIPTION " + std::string("pgcourier_") + migrated->run_id + " ENABLE",
                 "shop")
           .ok());
-  ProcessResult cut =
-      RunCli({testing::PgcourierBinary(), "cutover", "--dir", dir_, "--timeout", "60", "--json"});
+  ProcessResult cut = RunCli({"cutover", "--dir", dir_, "--timeout", "60", "--json"});
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 5000"), "during cutover");
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
@@ -496,38 +440,28 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
 // Neither side a superuser: a source user with REPLICATION that owns its
 // tables, and a PostgreSQL 17 target user with pg_create_subscription (whose
 // subscription must authenticate with a password).
-TEST(ReplicationNonSuperuserTest, ReplicationAndPgCreateSubscription) {
+class ReplicationNonSuperuserTest : public testing::SourceAndTargetTest {};
+
+TEST_F(ReplicationNonSuperuserTest, ReplicationAndPgCreateSubscription) {
   if (testing::PgBinDir(17).empty()) GTEST_SKIP() << "no PostgreSQL 17 here";
-  PgClusterOptions source_options;
-  source_options.settings = {"wal_level = logical", "max_replication_slots = 10",
-                             "max_wal_senders = 10"};
-  source_options.hba_lines = {"host all app 127.0.0.1/32 scram-sha-256",
-                              "host replication app 127.0.0.1/32 scram-sha-256"};
-  PgClusterOptions target_options;
-  target_options.major = 17;
-  target_options.hba_lines = {"host all mover 127.0.0.1/32 scram-sha-256"};
-  auto source = StartClusterOrFail(source_options);
-  auto target = StartClusterOrFail(target_options);
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source
-                  ->Sql("CREATE ROLE app LOGIN REPLICATION PASSWORD 'app-secret'; "
-                        "CREATE DATABASE shop OWNER app;")
-                  .ok());
+  testing::SourceAndTargetOptions servers;
+  servers.logical_source = true;
+  servers.source_role = {"app", "app-secret", "REPLICATION"};
+  servers.target.major = 17;
+  servers.target_role = {"mover", "mover-secret", "CREATEDB"};
+  ASSERT_NO_FATAL_FAILURE(StartServers(servers));
+  ASSERT_TRUE(source_->Sql("CREATE DATABASE shop OWNER app").ok());
   ASSERT_TRUE(
-      source
+      source_
           ->Sql("SET ROLE app; CREATE TABLE public.items (id int PRIMARY KEY, v text); "
                 "INSERT INTO public.items SELECT g, 'v' || g FROM generate_series(1, 500) g;",
                 "shop")
           .ok());
-  ASSERT_TRUE(target
-                  ->Sql("CREATE ROLE mover LOGIN CREATEDB PASSWORD 'mover-secret'; "
-                        "GRANT pg_create_subscription TO mover;")
-                  .ok());
-  const std::string dir = source->base_dir() + "/work";
+  ASSERT_TRUE(target_->Sql("GRANT pg_create_subscription TO mover").ok());
+  const std::string dir = source_->base_dir() + "/work";
   MigrateOptions options;
-  options.check.source = source->ConnString("shop", "app", "app-secret");
-  options.check.target = target->ConnString("postgres", "mover", "mover-secret");
+  options.check.source = source_->ConnString("shop", "app", "app-secret");
+  options.check.target = target_->ConnString("postgres", "mover", "mover-secret");
   options.check.method = Method::kReplication;
   options.check.jobs = 2;
   options.check.connect_timeout = std::chrono::seconds(10);
@@ -541,7 +475,7 @@ TEST(ReplicationNonSuperuserTest, ReplicationAndPgCreateSubscription) {
   ASSERT_TRUE(migrated->checks_passed) << failed;
   ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
   ASSERT_TRUE(
-      source->Sql("SET ROLE app; INSERT INTO public.items VALUES (501, 'late')", "shop").ok());
+      source_->Sql("SET ROLE app; INSERT INTO public.items VALUES (501, 'late')", "shop").ok());
   CutoverOptions cut;
   cut.work_dir = dir;
   cut.source = options.check.source;
@@ -550,9 +484,9 @@ TEST(ReplicationNonSuperuserTest, ReplicationAndPgCreateSubscription) {
   Result<CutoverOutcome> cutover = Cutover(cut);
   ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
   ASSERT_EQ(cutover->databases.at(0).state, "done") << cutover->databases.at(0).error;
-  EXPECT_EQ(*target->Sql("SELECT count(*), max(id) FROM public.items", "shop"), "501|501");
-  EXPECT_EQ(*target->Sql("SELECT count(*) FROM pg_subscription"), "0");
-  EXPECT_EQ(*source->Sql("SELECT count(*) FROM pg_replication_slots"), "0");
+  EXPECT_EQ(*target_->Sql("SELECT count(*), max(id) FROM public.items", "shop"), "501|501");
+  EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_subscription"), "0");
+  EXPECT_EQ(*source_->Sql("SELECT count(*) FROM pg_replication_slots"), "0");
   // No password in the work directory's store.
   Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir);
   ASSERT_TRUE(store.ok());

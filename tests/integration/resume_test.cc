@@ -9,23 +9,23 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <random>
-#include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
+using testing::BackgroundRun;
 using testing::PgCluster;
-using testing::StartClusterOrFail;
+using testing::TryRunCli;
 
 // A database with one table big enough to be sliced, an index that takes
 // seconds to build (its expression sleeps on one row), foreign keys
@@ -66,42 +66,13 @@ std::string Fingerprint(const PgCluster& cluster, const std::string& db) {
   return out.ok() ? *out : "";
 }
 
-// The pids of pgcourier processes working in `dir` (its command line holds
-// the binary and the directory).
-std::vector<pid_t> PgcourierPids(const std::string& dir) {
-  std::vector<pid_t> pids;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::string> args;
-    size_t start = 0;
-    for (size_t i = 0; i < cmdline.size(); ++i) {
-      if (cmdline[i] == '\0') {
-        args.push_back(cmdline.substr(start, i - start));
-        start = i + 1;
-      }
-    }
-    if (args.empty() || args[0] != testing::PgcourierBinary()) continue;
-    for (const auto& a : args) {
-      if (a == dir) pids.push_back(static_cast<pid_t>(std::stol(name)));
-    }
-  }
-  return pids;
-}
-
-class ResumeTest : public ::testing::Test {
+class ResumeTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    target_ = StartClusterOrFail({});
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
-    Result<std::string> built = source_->Sql(kShop, "shop");
-    ASSERT_TRUE(built.ok()) << built.status().ToString();
-    dir_ = source_->base_dir() + "/work";
+    testing::SourceAndTargetOptions options;
+    options.database = "shop";
+    options.database_sql = kShop;
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
   }
 
   std::vector<std::string> MigrateArgs() const {
@@ -109,51 +80,28 @@ class ResumeTest : public ::testing::Test {
     std::string source = cluster_
                              ? fmt::format("host=127.0.0.1 port={} user=postgres", source_->port())
                              : source_->ConnString("shop");
-    return {testing::PgcourierBinary(),
-            "migrate",
-            "--source",
-            source,
-            "--target",
-            target_->ConnString("postgres"),
-            "--dir",
-            dir_,
-            "--jobs",
-            "2",
-            "--slice-size",
-            "4MB",
-            "--quiet"};
+    return {"migrate", "--source", source,   "--target", target_->ConnString("postgres"),
+            "--dir",   dir_,       "--jobs", "2",        "--slice-size",
+            "4MB",     "--quiet"};
   }
 
   // Runs `migrate` and kills it with SIGKILL as soon as `when` holds
   // (polled on a connection to the target); returns whether it was killed
   // there (false: it ended first).
   bool MigrateAndKill(const std::function<bool(Connection&)>& when) {
-    std::atomic<bool> ended{false};
-    Result<ProcessResult> ran = Status::Ok();
-    std::thread run([&] {
-      ProcessOptions options;
-      options.timeout = std::chrono::minutes(3);
-      ran = RunProcess(MigrateArgs(), options);
-      ended = true;
-    });
-    bool killed = false;
+    BackgroundRun run(MigrateArgs());
     std::unique_ptr<Connection> probe;
-    auto started = std::chrono::steady_clock::now();
-    while (!ended && std::chrono::steady_clock::now() - started < std::chrono::minutes(2)) {
-      if (!probe) {
-        Result<std::unique_ptr<Connection>> c =
-            Connection::Connect(*ConnInfo::Parse(target_->ConnString("postgres")), {});
-        if (c.ok()) probe = std::move(*c);
-      }
-      if (probe && when(*probe)) {
-        for (pid_t pid : PgcourierPids(dir_)) {
-          if (::kill(pid, SIGKILL) == 0) killed = true;
-        }
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    run.join();
+    const bool killed = run.KillWhen(
+        [&] {
+          if (!probe) {
+            Result<std::unique_ptr<Connection>> c =
+                Connection::Connect(*ConnInfo::Parse(target_->ConnString("postgres")), {});
+            if (c.ok()) probe = std::move(*c);
+          }
+          return probe && when(*probe);
+        },
+        std::chrono::milliseconds(5));
+    const Result<ProcessResult>& ran = run.Join();
     EXPECT_TRUE(ran.ok()) << ran.status().ToString();
     if (killed && ran.ok()) {
       EXPECT_EQ(ran->signal, SIGKILL) << ran->err;
@@ -165,8 +113,6 @@ class ResumeTest : public ::testing::Test {
   // anything (during its checks, which touch nothing) has nothing to resume:
   // it is started again.
   void ResumeAndCheck() {
-    ProcessOptions options;
-    options.timeout = std::chrono::minutes(3);
     bool recorded = false;
     {
       Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
@@ -175,14 +121,13 @@ class ResumeTest : public ::testing::Test {
         recorded = run.ok() && run->has_value();
       }
     }
-    std::vector<std::string> args = {
-        testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_, "--quiet"};
+    std::vector<std::string> args = {"migrate", "--resume", "--dir", dir_, "--quiet"};
     if (!recorded) {
       EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_database WHERE datname = 'shop'"), "0")
           << "a run that recorded nothing touched nothing";
       args = MigrateArgs();
     }
-    Result<ProcessResult> resumed = RunProcess(args, options);
+    Result<ProcessResult> resumed = TryRunCli(args);
     ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
     EXPECT_EQ(resumed->exit_code, 0) << resumed->out << resumed->err;
     EXPECT_EQ(Fingerprint(*target_, "shop"), Fingerprint(*source_, "shop"));
@@ -211,7 +156,7 @@ class ResumeTest : public ::testing::Test {
       EXPECT_GE((*run)->resumes, 1);
     }
     // A finished migration is never run again into the same target.
-    Result<ProcessResult> again = RunProcess(MigrateArgs(), options);
+    Result<ProcessResult> again = TryRunCli(MigrateArgs());
     ASSERT_TRUE(again.ok());
     EXPECT_NE(again->exit_code, 0);
     EXPECT_NE(again->err.find("finished"), std::string::npos) << again->err;
@@ -225,9 +170,6 @@ class ResumeTest : public ::testing::Test {
     return r.ok() && r->GetInt(0, 0) > 0;
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
-  std::string dir_;
   bool cluster_ = false;  // move every database, not shop alone
 };
 

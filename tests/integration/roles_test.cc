@@ -13,14 +13,13 @@
 #include "pg/conninfo.h"
 #include "pg_cluster.h"
 #include "roles/role_copy.h"
+#include "two_servers.h"
 #include "version_pairs.h"
 
 namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 using Action = RoleOutcome::Action;
 
 ConnectOptions Quick() {
@@ -359,19 +358,16 @@ INSTANTIATE_TEST_SUITE_P(Versions, RolesPairTest, ::testing::ValuesIn(testing::T
 // Passwords: a target that checks them (scram and md5 lines for the test
 // roles) and runs passwordcheck, which refuses a password equal to the user
 // name even as a hash.
-class RolesPasswordTest : public ::testing::TestWithParam<int> {
+class RolesPasswordTest : public testing::SourceAndTargetFixture<::testing::TestWithParam<int>> {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    PgClusterOptions target_options;
-    target_options.major = GetParam();
-    target_options.settings = {"shared_preload_libraries = 'passwordcheck'"};
-    target_options.hba_lines = {"host all alice 127.0.0.1/32 scram-sha-256",
+    testing::SourceAndTargetOptions options;
+    options.target.major = GetParam();
+    options.target.settings = {"shared_preload_libraries = 'passwordcheck'"};
+    options.target.hba_lines = {"host all alice 127.0.0.1/32 scram-sha-256",
                                 "host all legacy 127.0.0.1/32 md5",
                                 "host all sameuser 127.0.0.1/32 scram-sha-256"};
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
     Sql(*source_, R"sql(
 CREATE ROLE alice LOGIN PASSWORD 'alice secret';
 SET password_encryption = 'md5';
@@ -393,9 +389,6 @@ CREATE ROLE reader LOGIN;
 
   // Every text of the report, where no hash may appear.
   static std::string AllText(const RoleCopyReport& report) { return Dump(report); }
-
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 TEST_P(RolesPasswordTest, HashesAreCopiedAndLogIn) {

@@ -12,7 +12,6 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -25,16 +24,16 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::StartClusterOrFail;
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kSanitized = true;
@@ -116,34 +115,25 @@ WatchedRun RunWatched(const std::vector<std::string>& args, const PgCluster& sou
     return out;
   }
   const int64_t sessions_before = SessionsOpened(**watcher, db);
-  std::atomic<pid_t> pid{0};
-  std::atomic<bool> ended{false};
-  std::thread sampler([&] {
-    while (!ended) {
-      if (pid != 0) {
-        const int64_t peak = PeakResidentBytes(pid);
-        if (peak > out.peak_bytes) out.peak_bytes = peak;
-      }
-      Result<QueryResult> now = (*watcher)->Exec(
-          "SELECT count(*), coalesce(string_agg(coalesce(application_name, '') || '@' || "
-          "coalesce(datname, ''), ', ' ORDER BY application_name), '') "
-          "FROM pg_catalog.pg_stat_activity "
-          "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()");
-      if (now.ok() && now->GetInt(0, 0) > out.max_source_sessions) {
-        out.max_source_sessions = now->GetInt(0, 0);
-        out.sessions_at_max = now->GetString(0, 1);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  testing::BackgroundRun run(args, testing::WithTimeout(timeout));
+  while (!run.ended()) {
+    if (run.pid() != 0) {
+      const int64_t peak = PeakResidentBytes(run.pid());
+      if (peak > out.peak_bytes) out.peak_bytes = peak;
     }
-  });
-  ProcessOptions options;
-  options.timeout = timeout;
-  options.on_start = [&pid](pid_t started) { pid = started; };
-  const auto started = std::chrono::steady_clock::now();
-  out.ran = RunProcess(args, options);
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  ended = true;
-  sampler.join();
+    Result<QueryResult> now = (*watcher)->Exec(
+        "SELECT count(*), coalesce(string_agg(coalesce(application_name, '') || '@' || "
+        "coalesce(datname, ''), ', ' ORDER BY application_name), '') "
+        "FROM pg_catalog.pg_stat_activity "
+        "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()");
+    if (now.ok() && now->GetInt(0, 0) > out.max_source_sessions) {
+      out.max_source_sessions = now->GetInt(0, 0);
+      out.sessions_at_max = now->GetString(0, 1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  out.ran = run.Join();
+  out.seconds = run.seconds();
   const int64_t sessions_after = SessionsOpened(**watcher, db);
   if (sessions_before >= 0 && sessions_after >= 0) {
     out.source_sessions_opened = sessions_after - sessions_before;
@@ -153,8 +143,7 @@ WatchedRun RunWatched(const std::vector<std::string>& args, const PgCluster& sou
 
 std::vector<std::string> MigrateArgs(const PgCluster& source, const PgCluster& target,
                                      const std::string& db, int jobs) {
-  return {testing::PgcourierBinary(),
-          "migrate",
+  return {"migrate",
           "--method",
           "copy",
           "--source",
@@ -242,12 +231,9 @@ void ExpectVerified(const nlohmann::json& report, size_t tables, size_t sequence
 // `pgcourier verify` of one database: its exit status, and its report.
 std::pair<int, nlohmann::json> Verify(const PgCluster& source, const PgCluster& target,
                                       const std::string& db) {
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(3);
   Result<ProcessResult> ran =
-      RunProcess({testing::PgcourierBinary(), "verify", "--source", source.ConnString(db),
-                  "--target", target.ConnString(db), "--jobs", "2", "--json"},
-                 options);
+      testing::TryRunCli({"verify", "--source", source.ConnString(db), "--target",
+                          target.ConnString(db), "--jobs", "2", "--json"});
   EXPECT_TRUE(ran.ok()) << ran.status().ToString();
   if (!ran.ok()) return {-1, nullptr};
   nlohmann::json report = nlohmann::json::parse(ran->out, nullptr, false);
@@ -308,31 +294,31 @@ std::string ManyTablesSql(int tables) {
                      tables);
 }
 
-TEST(ScaleTest, TenThousandTables) {
+class ScaleTest : public testing::SourceAndTargetTest {};
+
+TEST_F(ScaleTest, TenThousandTables) {
   const int tables = kSanitized ? 3000 : 10000;
   constexpr int kJobs = 2;
   // pg_dump locks every table it dumps, and the pre-data restore is one
   // transaction that locks every relation it creates (tables, their TOAST
   // tables and indexes): the default lock table (64 per connection) is too
   // small for that, on either side.
-  testing::PgClusterOptions options;
-  options.settings = {"max_locks_per_transaction = 256"};
-  auto source = StartClusterOrFail(options);
-  auto target = StartClusterOrFail(options);
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql("CREATE DATABASE many").ok());
+  testing::SourceAndTargetOptions options;
+  options.source.settings = {"max_locks_per_transaction = 256"};
+  options.target.settings = options.source.settings;
+  options.database = "many";
+  ASSERT_NO_FATAL_FAILURE(StartServers(options));
   testing::SqlOptions build;
   build.dbname = "many";
   build.timeout = std::chrono::minutes(3);
   const auto building = std::chrono::steady_clock::now();
-  Result<std::string> built = source->Sql(ManyTablesSql(tables), build);
+  Result<std::string> built = source_->Sql(ManyTablesSql(tables), build);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
   std::cout << fmt::format(
       "[ scale    ] {} tables made in {:.1f} s\n", tables,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - building).count());
 
-  WatchedRun run = RunWatched(MigrateArgs(*source, *target, "many", kJobs), *source, "many",
+  WatchedRun run = RunWatched(MigrateArgs(*source_, *target_, "many", kJobs), *source_, "many",
                               std::chrono::minutes(4));
   ASSERT_TRUE(run.ran.ok()) << run.ran.status().ToString()
                             << "; sessions opened on the source: " << run.source_sessions_opened;
@@ -365,15 +351,15 @@ TEST(ScaleTest, TenThousandTables) {
 
   // Our own comparison: every row of every table, indexes, constraints and
   // sequences.
-  ExpectSameTables(*source, *target, "many", static_cast<size_t>(tables));
+  ExpectSameTables(*source_, *target_, "many", static_cast<size_t>(tables));
   const std::string objects =
       "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public') || ' ' || "
       "(SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
       " WHERE n.nspname = 'public') || ' ' || "
       "(SELECT string_agg(sequencename || '=' || coalesce(last_value::text, 'null'), ',' "
       " ORDER BY sequencename) FROM pg_sequences WHERE schemaname = 'public')";
-  Result<std::string> source_objects = source->Sql(objects, "many");
-  Result<std::string> target_objects = target->Sql(objects, "many");
+  Result<std::string> source_objects = source_->Sql(objects, "many");
+  Result<std::string> target_objects = target_->Sql(objects, "many");
   ASSERT_TRUE(source_objects.ok() && target_objects.ok());
   EXPECT_EQ(*target_objects, *source_objects);
   EXPECT_EQ(source_objects->substr(0, source_objects->find(' ')),
@@ -417,22 +403,19 @@ constexpr const char* kWideTables = R"sql(
   END $$;
 )sql";
 
-TEST(ScaleTest, TablesOfSixteenHundredColumns) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql("CREATE DATABASE wide").ok());
-  Result<std::string> built = source->Sql(kWideTables, "wide");
-  ASSERT_TRUE(built.ok()) << built.status().ToString();
-  ASSERT_EQ(*source->Sql("SELECT string_agg(c.relname || ':' || (SELECT count(*) FROM "
-                         "pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT "
-                         "a.attisdropped), ' ' ORDER BY c.relname) FROM pg_class c "
-                         "WHERE c.relname LIKE 'wide%' AND c.relkind = 'r'",
-                         "wide"),
+TEST_F(ScaleTest, TablesOfSixteenHundredColumns) {
+  testing::SourceAndTargetOptions options;
+  options.database = "wide";
+  options.database_sql = kWideTables;
+  ASSERT_NO_FATAL_FAILURE(StartServers(options));
+  ASSERT_EQ(*source_->Sql("SELECT string_agg(c.relname || ':' || (SELECT count(*) FROM "
+                          "pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT "
+                          "a.attisdropped), ' ' ORDER BY c.relname) FROM pg_class c "
+                          "WHERE c.relname LIKE 'wide%' AND c.relkind = 'r'",
+                          "wide"),
             "wide_dropped:1500 wide_long_names:1600 wide_pk:1600");
 
-  WatchedRun run = RunWatched(MigrateArgs(*source, *target, "wide", 2), *source, "wide",
+  WatchedRun run = RunWatched(MigrateArgs(*source_, *target_, "wide", 2), *source_, "wide",
                               std::chrono::minutes(3));
   ASSERT_TRUE(run.ran.ok()) << run.ran.status().ToString();
   EXPECT_EQ(run.ran->exit_code, 0) << run.ran->err << run.ran->out.substr(0, 4000);
@@ -441,43 +424,41 @@ TEST(ScaleTest, TablesOfSixteenHundredColumns) {
       "{:.1f} MB\n",
       run.seconds, static_cast<double>(run.peak_bytes) / kMB);
   ExpectVerified(ParseReport(run), 3, 0);
-  ExpectSameTables(*source, *target, "wide", 3);
-  EXPECT_EQ(*target->Sql("SELECT string_agg(conrelid::regclass::text, ',') FROM pg_constraint "
-                         "WHERE contype = 'p' AND connamespace = 'public'::regnamespace",
-                         "wide"),
+  ExpectSameTables(*source_, *target_, "wide", 3);
+  EXPECT_EQ(*target_->Sql("SELECT string_agg(conrelid::regclass::text, ',') FROM pg_constraint "
+                          "WHERE contype = 'p' AND connamespace = 'public'::regnamespace",
+                          "wide"),
             "wide_pk");
 
   // pgcourier's own checksum sees a change in the 1,599th column of one row
   // (and only there): the whole row is hashed, however wide.
-  auto [clean_exit, clean] = Verify(*source, *target, "wide");
+  auto [clean_exit, clean] = Verify(*source_, *target_, "wide");
   EXPECT_EQ(clean_exit, 0) << clean.dump().substr(0, 2000);
-  Result<std::string> updated = target->Sql(
+  Result<std::string> updated = target_->Sql(
       "UPDATE public.wide_pk SET c1599 = c1599 + interval '1 second' "
       "WHERE id = 152 AND c1599 IS NOT NULL RETURNING id",
       "wide");
   ASSERT_TRUE(updated.ok()) << updated.status().ToString();
   ASSERT_EQ(*updated, "152");
-  auto [changed_exit, changed] = Verify(*source, *target, "wide");
+  auto [changed_exit, changed] = Verify(*source_, *target_, "wide");
   EXPECT_EQ(changed_exit, 1);
   EXPECT_EQ(Mismatched(changed), std::vector<std::string>{"wide_pk"}) << changed.dump();
 }
 
-TEST(ScaleTest, RowsOfHundredMegabyteValues) {
+TEST_F(ScaleTest, RowsOfHundredMegabyteValues) {
   // Four rows of one large value each (two bytea, two text), built on the
   // server, and a small row. In COPY's text form a bytea is hex: a 100 MB
   // value is a 200 MB row. The text column is named t, like the table's
   // alias in pgcourier's checksum query, where `t::text` once meant that
   // column alone: the bytea values went unchecked.
   const int64_t value = (kSanitized ? 20 : 100) * kMB;
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql("CREATE DATABASE big").ok());
+  testing::SourceAndTargetOptions options;
+  options.database = "big";
+  ASSERT_NO_FATAL_FAILURE(StartServers(options));
   testing::SqlOptions build;
   build.dbname = "big";
   build.timeout = std::chrono::minutes(2);
-  Result<std::string> built = source->Sql(fmt::format(R"sql(
+  Result<std::string> built = source_->Sql(fmt::format(R"sql(
         CREATE TABLE public.big (id int PRIMARY KEY, b bytea, t text);
         INSERT INTO public.big (id, b)
           SELECT g, decode(repeat(md5(g::text), {0} / 16), 'hex') || '\x0102'::bytea
@@ -486,16 +467,16 @@ TEST(ScaleTest, RowsOfHundredMegabyteValues) {
           SELECT g, repeat(md5(g::text), {0} / 32) || 'end ' || g FROM generate_series(3, 4) g;
         INSERT INTO public.big (id, b, t) VALUES (5, '\x00ff', 'small');
       )sql",
-                                                      value),
-                                          build);
+                                                       value),
+                                           build);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
-  ASSERT_EQ(*source->Sql("SELECT sum(coalesce(octet_length(b), 0) + coalesce(octet_length(t), 0)) "
-                         "FROM public.big",
-                         "big"),
+  ASSERT_EQ(*source_->Sql("SELECT sum(coalesce(octet_length(b), 0) + coalesce(octet_length(t), 0)) "
+                          "FROM public.big",
+                          "big"),
             std::to_string(4 * value + 4 + 2 * 5 + 2 + 5));
 
-  WatchedRun run =
-      RunWatched(MigrateArgs(*source, *target, "big", 2), *source, "big", std::chrono::minutes(4));
+  WatchedRun run = RunWatched(MigrateArgs(*source_, *target_, "big", 2), *source_, "big",
+                              std::chrono::minutes(4));
   ASSERT_TRUE(run.ran.ok()) << run.ran.status().ToString();
   EXPECT_EQ(run.ran->exit_code, 0) << run.ran->err << run.ran->out.substr(0, 4000);
   std::cout << fmt::format(
@@ -509,16 +490,16 @@ TEST(ScaleTest, RowsOfHundredMegabyteValues) {
   // sum of the rows, and never a third copy in the send buffer.
   EXPECT_GT(run.peak_bytes, 0) << "VmHWM never read";
   EXPECT_LT(run.peak_bytes, 4 * value + 100 * kMB + kSanitizerSlack);
-  ExpectSameTables(*source, *target, "big", 1);
+  ExpectSameTables(*source_, *target_, "big", 1);
 
   // One byte in the middle of one 100 MB value differs: pgcourier's
   // checksum, over the whole row, sees it.
-  ASSERT_TRUE(target
+  ASSERT_TRUE(target_
                   ->Sql(fmt::format("UPDATE public.big SET b = set_byte(b, {}, 0) WHERE id = 2",
                                     value / 2 + 1),
                         "big")
                   .ok());
-  auto [changed_exit, changed] = Verify(*source, *target, "big");
+  auto [changed_exit, changed] = Verify(*source_, *target_, "big");
   EXPECT_EQ(changed_exit, 1);
   EXPECT_EQ(Mismatched(changed), std::vector<std::string>{"big"}) << changed.dump();
 }

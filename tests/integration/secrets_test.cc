@@ -26,8 +26,9 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
@@ -35,8 +36,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 
 // The whole file, or what could be read of it: a /proc entry can vanish
 // (ESRCH) or be a directory, and iostreams would throw then.
@@ -153,24 +152,16 @@ struct Credentials {
   bool replication;  // also migrate by replication, status, cutover
 };
 
-class SecretsTest : public ::testing::TestWithParam<Credentials> {
+class SecretsTest : public testing::SourceAndTargetFixture<::testing::TestWithParam<Credentials>> {
  protected:
   void SetUp() override {
-    PgClusterOptions options;
-    options.hba_lines = {"host all app 127.0.0.1/32 scram-sha-256"};
-    options.settings = {"wal_level = logical"};
-    source_ = StartClusterOrFail(options);
-    target_ = StartClusterOrFail(options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
     password_ = NewPassword();
-    for (PgCluster* cluster : {source_.get(), target_.get()}) {
-      Result<std::string> made = cluster->Sql(
-          "SET password_encryption = 'scram-sha-256'; "
-          "CREATE ROLE app LOGIN SUPERUSER PASSWORD '" +
-          password_ + "'");
-      ASSERT_TRUE(made.ok()) << made.status().ToString();
-    }
+    testing::SourceAndTargetOptions options;
+    options.logical_source = true;
+    options.target.settings = {"wal_level = logical"};
+    options.source_role = {"app", password_, "SUPERUSER"};
+    options.target_role = options.source_role;
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
     Result<std::string> built = source_->Sql(R"sql(
       CREATE DATABASE shop;
       \c shop
@@ -184,7 +175,6 @@ class SecretsTest : public ::testing::TestWithParam<Credentials> {
     ASSERT_TRUE(built.ok()) << built.status().ToString();
     home_ = source_->base_dir() + "/home";
     fs::create_directories(home_);
-    dir_ = source_->base_dir() + "/work";
   }
 
   // Connection strings and environment for the credentials under test.
@@ -225,30 +215,26 @@ class SecretsTest : public ::testing::TestWithParam<Credentials> {
   // Runs pgcourier under the watch; the password must be in none of its
   // output.
   ProcessResult Run(std::vector<std::string> args, int expected_exit = 0) {
-    args.insert(args.begin(), {testing::PgcourierBinary(), "--log-level", "debug"});
-    ProcessOptions options;
+    args.insert(args.begin(), {"--log-level", "debug"});
+    testing::CliOptions options;
     options.env = env_;
     options.env["HOME"] = home_;  // no ~/.pgpass of the machine
     options.unset_env = {"PGCOURIER_SOURCE", "PGCOURIER_TARGET"};
     if (env_.count("PGPASSWORD") == 0) options.unset_env.emplace_back("PGPASSWORD");
-    options.timeout = std::chrono::minutes(2);
     options.on_start = [this](pid_t pid) { watch_->Watch(pid); };
-    Result<ProcessResult> ran = RunProcess(args, options);
+    Result<ProcessResult> ran = testing::TryRunCli(args, options);
     watch_->Watch(0);
     EXPECT_TRUE(ran.ok()) << ran.status().ToString();
     if (!ran.ok()) return {};
-    EXPECT_EQ(ran->exit_code, expected_exit) << args[3] << ":\n" << ran->out << ran->err;
-    EXPECT_EQ(ran->out.find(password_), std::string::npos) << args[3] << " stdout:\n" << ran->out;
-    EXPECT_EQ(ran->err.find(password_), std::string::npos) << args[3] << " stderr:\n" << ran->err;
+    EXPECT_EQ(ran->exit_code, expected_exit) << args[2] << ":\n" << ran->out << ran->err;
+    EXPECT_EQ(ran->out.find(password_), std::string::npos) << args[2] << " stdout:\n" << ran->out;
+    EXPECT_EQ(ran->err.find(password_), std::string::npos) << args[2] << " stderr:\n" << ran->err;
     ++commands_;
     return *ran;
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
   std::string password_;
   std::string home_;
-  std::string dir_;
   std::string source_conn_;
   std::string target_conn_;
   std::map<std::string, std::string> env_;

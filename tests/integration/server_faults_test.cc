@@ -11,10 +11,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <functional>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -23,19 +21,21 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::BackgroundRun;
 using testing::PgCluster;
 using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
+using testing::TryRunCli;
 
 // A table large enough that its copy takes a while (about 35 MB, sliced at
 // --slice-size 4MB), a small one with a key, one without a key, a sequence.
@@ -82,52 +82,17 @@ std::string Running(const std::string& like) {
          like + "'";
 }
 
-// `pgcourier migrate` running in a thread; its pid is known once started.
-class Background {
- public:
-  explicit Background(std::vector<std::string> argv) {
-    thread_ = std::thread([this, argv = std::move(argv)] {
-      ProcessOptions options;
-      options.timeout = std::chrono::minutes(3);
-      options.on_start = [this](pid_t pid) { pid_ = pid; };
-      result_ = RunProcess(argv, options);
-      ended_ = true;
-    });
-  }
-  ~Background() {
-    if (thread_.joinable()) thread_.join();
-  }
-  Background(const Background&) = delete;
-  Background& operator=(const Background&) = delete;
+// Both servers, with an empty shop database on the source; `target`: the
+// target's options.
+testing::SourceAndTargetOptions Shop(const PgClusterOptions& target = {}) {
+  testing::SourceAndTargetOptions options;
+  options.target = target;
+  options.database = "shop";
+  return options;
+}
 
-  bool ended() const { return ended_; }
-  // SIGKILL; false when it had already ended.
-  bool Kill() {
-    while (pid_ == 0 && !ended_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return !ended_ && ::kill(pid_, SIGKILL) == 0;
-  }
-  const Result<ProcessResult>& Join() {
-    if (thread_.joinable()) thread_.join();
-    return result_;
-  }
-
- private:
-  std::thread thread_;
-  std::atomic<pid_t> pid_{0};
-  std::atomic<bool> ended_{false};
-  Result<ProcessResult> result_ = Status::Ok();
-};
-
-class ServerFaultsTest : public ::testing::Test {
+class ServerFaultsTest : public testing::SourceAndTargetTest {
  protected:
-  void StartServers(const PgClusterOptions& source = {}, const PgClusterOptions& target = {}) {
-    source_ = StartClusterOrFail(source);
-    target_ = StartClusterOrFail(target);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
-    ASSERT_TRUE(source_->Sql("CREATE DATABASE shop").ok());
-    dir_ = source_->base_dir() + "/work";
-  }
   void Load(const std::string& sql) {
     Result<std::string> loaded = source_->Sql(sql, "shop");
     ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
@@ -135,7 +100,6 @@ class ServerFaultsTest : public ::testing::Test {
 
   std::vector<std::string> MigrateArgs(const std::vector<std::string>& extra = {}) const {
     std::vector<std::string> args = {
-        testing::PgcourierBinary(),
         "migrate",
         "--method",
         "copy",
@@ -151,11 +115,6 @@ class ServerFaultsTest : public ::testing::Test {
         slice_size_};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
-  }
-  static Result<ProcessResult> Run(const std::vector<std::string>& argv) {
-    ProcessOptions options;
-    options.timeout = std::chrono::minutes(3);
-    return RunProcess(argv, options);
   }
 
   // Per table of the source's public schema: rows and the md5 of the rows
@@ -202,8 +161,7 @@ class ServerFaultsTest : public ::testing::Test {
   // A run that did not finish is resumed once, which must end verified.
   void ResumeIfNeededAndCheck(const ProcessResult& first) {
     if (first.exit_code != 0) {
-      Result<ProcessResult> resumed =
-          Run({testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_, "--quiet"});
+      Result<ProcessResult> resumed = TryRunCli({"migrate", "--resume", "--dir", dir_, "--quiet"});
       ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
       ASSERT_EQ(resumed->exit_code, 0) << resumed->out << resumed->err;
     }
@@ -216,7 +174,7 @@ class ServerFaultsTest : public ::testing::Test {
   // migration's result.
   ProcessResult KillServerDuringMigration(PgCluster& server, const std::string& sql,
                                           std::chrono::seconds down) {
-    Background run(MigrateArgs({"--quiet"}));
+    BackgroundRun run(MigrateArgs({"--quiet"}));
     const bool seen = WaitUntil(server, "shop", sql);
     EXPECT_TRUE(seen) << "never saw: " << sql;
     if (seen) {
@@ -234,11 +192,8 @@ class ServerFaultsTest : public ::testing::Test {
     return *ran;
   }
 
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
   std::string source_conn_;  // empty: the source's shop database as the superuser
   std::string target_user_;  // empty: the superuser
-  std::string dir_;
   std::string jobs_ = "2";
   std::string slice_size_ = "4MB";
 };
@@ -247,7 +202,7 @@ class ServerFaultsTest : public ::testing::Test {
 // goes with it, so the run cannot finish; it must say where it stopped, and
 // the resumed run (a new snapshot) ends verified.
 TEST_F(ServerFaultsTest, SourceKilledMidCopyThenResumed) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
   ProcessResult first = KillServerDuringMigration(*source_, Running("COPY %events%TO STDOUT%"),
                                                   std::chrono::seconds(3));
@@ -263,7 +218,7 @@ TEST_F(ServerFaultsTest, SourceKilledMidCopyThenResumed) {
 // lives on, so the run rides it out (its copies retried once the target is
 // back); the end is verified and no row is there twice.
 TEST_F(ServerFaultsTest, TargetKilledMidCopyThenResumed) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
   ProcessResult first = KillServerDuringMigration(*target_, Running("COPY %events%FROM STDIN%"),
                                                   std::chrono::seconds(3));
@@ -283,7 +238,7 @@ TEST_F(ServerFaultsTest, TargetKilledRightAfterCommitsIsNeverCalledVerifiedWithL
   // moments before the kill are lost with it.
   PgClusterOptions lazy;
   lazy.settings = {"wal_writer_delay = '10s'", "wal_writer_flush_after = 0"};
-  ASSERT_NO_FATAL_FAILURE(StartServers({}, lazy));
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop(lazy)));
   std::string sql;
   for (int i = 0; i < 40; ++i) {
     sql += fmt::format(
@@ -311,7 +266,7 @@ class RoleTimeoutsTest : public ServerFaultsTest {
   void MoveWithShortRoleTimeouts(int target_major) {
     PgClusterOptions target;
     target.major = target_major;
-    ASSERT_NO_FATAL_FAILURE(StartServers({}, target));
+    ASSERT_NO_FATAL_FAILURE(StartServers(Shop(target)));
     // One index whose build sleeps (its expression sleeps on one row).
     ASSERT_NO_FATAL_FAILURE(Load(std::string(kShop) + R"sql(
       CREATE FUNCTION public.slow(id int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
@@ -341,7 +296,7 @@ class RoleTimeoutsTest : public ServerFaultsTest {
     // Whole tables: the copy of events takes one long statement.
     slice_size_ = "1GB";
     const auto started = Clock::now();
-    Result<ProcessResult> ran = Run(MigrateArgs({"--quiet"}));
+    Result<ProcessResult> ran = TryRunCli(MigrateArgs({"--quiet"}));
     ASSERT_TRUE(ran.ok()) << ran.status().ToString();
     EXPECT_EQ(ran->exit_code, 0) << ran->out << ran->err;
     EXPECT_GT(Clock::now() - started, std::chrono::seconds(1)) << "the move was too short to tell";
@@ -390,10 +345,10 @@ class LockTest : public ServerFaultsTest {
 // let go after a while: the copy of the locked table waits, says for whom,
 // and the move completes.
 TEST_F(LockTest, SourceTableLockedDuringTheCopyIsWaitedForAndNamed) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
   jobs_ = "1";  // events (the largest) first, then the others
-  Background run(MigrateArgs({"--lock-timeout", "60"}));
+  BackgroundRun run(MigrateArgs({"--lock-timeout", "60"}));
   ASSERT_TRUE(WaitUntil(*source_, "shop", Running("COPY %events%TO STDOUT%")));
   std::unique_ptr<Connection> session;
   const int64_t pid = LockTable(*source_, "public.small", session);
@@ -418,10 +373,10 @@ TEST_F(LockTest, SourceTableLockedDuringTheCopyIsWaitedForAndNamed) {
 // The lock outlasts --lock-timeout: the database fails naming the table and
 // the session; once the lock is gone, the resumed run ends verified.
 TEST_F(LockTest, SourceTableLockedPastTheDeadlineFailsNamingItThenResumes) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
   jobs_ = "1";
-  Background run(MigrateArgs({"--lock-timeout", "3", "--quiet"}));
+  BackgroundRun run(MigrateArgs({"--lock-timeout", "3", "--quiet"}));
   ASSERT_TRUE(WaitUntil(*source_, "shop", Running("COPY %events%TO STDOUT%")));
   std::unique_ptr<Connection> session;
   const int64_t pid = LockTable(*source_, "public.small", session);
@@ -443,12 +398,12 @@ TEST_F(LockTest, SourceTableLockedPastTheDeadlineFailsNamingItThenResumes) {
 // catalog read (table sizes) waits for it, bounded by --lock-timeout, and
 // the failure names the session.
 TEST_F(LockTest, SourceTableLockedBeforeTheStartFailsNamingItThenResumes) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
   std::unique_ptr<Connection> session;
   const int64_t pid = LockTable(*source_, "public.small", session);
   const auto started = Clock::now();
-  Result<ProcessResult> ran = Run(MigrateArgs({"--lock-timeout", "2", "--quiet"}));
+  Result<ProcessResult> ran = TryRunCli(MigrateArgs({"--lock-timeout", "2", "--quiet"}));
   ASSERT_TRUE(ran.ok()) << ran.status().ToString();
   EXPECT_LT(Clock::now() - started, std::chrono::seconds(60));
   EXPECT_NE(ran->exit_code, 0);
@@ -463,7 +418,7 @@ TEST_F(LockTest, SourceTableLockedBeforeTheStartFailsNamingItThenResumes) {
 // outlasts --lock-timeout: the build fails naming the table and the session;
 // the resumed run builds what is missing and ends verified.
 TEST_F(LockTest, TargetTableLockedDuringIndexBuildsFailsNamingItThenResumes) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   // Two index builds that take a second each: whichever runs first, another
   // build of the table follows it.
   ASSERT_NO_FATAL_FAILURE(Load(std::string(kShop) + R"sql(
@@ -476,7 +431,7 @@ TEST_F(LockTest, TargetTableLockedDuringIndexBuildsFailsNamingItThenResumes) {
     CREATE INDEX small_slow_b ON public.small (public.slow(id), label);
   )sql"));
   jobs_ = "1";
-  Background run(MigrateArgs({"--lock-timeout", "3", "--quiet"}));
+  BackgroundRun run(MigrateArgs({"--lock-timeout", "3", "--quiet"}));
   ASSERT_TRUE(WaitUntil(*target_, "shop", Running("CREATE INDEX small_slow%")));
   std::unique_ptr<Connection> session;
   // Granted once the running build commits.
@@ -500,7 +455,7 @@ TEST_F(LockTest, TargetTableLockedDuringIndexBuildsFailsNamingItThenResumes) {
 // finish. Whatever was interrupted where, every move ends verified and
 // equal to the source.
 TEST_F(ServerFaultsTest, KilledAtRandomMomentsOverAndOverAlwaysEndsVerified) {
-  ASSERT_NO_FATAL_FAILURE(StartServers());
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(R"sql(
     CREATE TABLE public.events (id bigserial PRIMARY KEY, customer int NOT NULL, payload text);
     INSERT INTO public.events (customer, payload)
@@ -537,18 +492,16 @@ TEST_F(ServerFaultsTest, KilledAtRandomMomentsOverAndOverAlwaysEndsVerified) {
       if (state == "done") break;  // killed after it recorded the end
       // A run killed before it recorded itself touched nothing: start anew.
       std::vector<std::string> args =
-          state.empty()
-              ? MigrateArgs({"--quiet"})
-              : std::vector<std::string>{
-                    testing::PgcourierBinary(), "migrate", "--resume", "--dir", dir_, "--quiet"};
+          state.empty() ? MigrateArgs({"--quiet"})
+                        : std::vector<std::string>{"migrate", "--resume", "--dir", dir_, "--quiet"};
       ++rounds;
       if (Clock::now() - started > bound) {
-        Result<ProcessResult> last = Run(args);
+        Result<ProcessResult> last = TryRunCli(args);
         ASSERT_TRUE(last.ok()) << last.status().ToString();
         ASSERT_EQ(last->exit_code, 0) << last->out << last->err;
         break;
       }
-      Background run(args);
+      BackgroundRun run(args);
       const auto delay = std::chrono::milliseconds(random() % 2000);
       const auto launched = Clock::now();
       while (!run.ended() && Clock::now() - launched < delay) {

@@ -9,22 +9,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "state/store.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
-ProcessResult RunCli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {testing::PgcourierBinary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(1);
-  Result<ProcessResult> result = RunProcess(argv, options);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  return result.ok() ? *result : ProcessResult{};
-}
+using testing::RunCli;
 
 class StatusCliTest : public ::testing::Test {
  protected:
@@ -170,8 +162,7 @@ TEST_F(StatusCliTest, MissingWorkDirectoryIsAUsageError) {
 TEST_F(StatusCliTest, WatchRedrawsUntilTheRunEnds) {
   auto store = Fill();
   ASSERT_NE(store, nullptr);
-  ProcessResult r;
-  std::thread watcher([&] { r = RunCli({"status", "--dir", dir_, "--json", "--watch", "0.2"}); });
+  testing::BackgroundRun watcher({"status", "--dir", dir_, "--json", "--watch", "0.2"});
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   ASSERT_TRUE(store->FinishRun("done", "").ok());
   StoredDatabase blog;
@@ -180,7 +171,7 @@ TEST_F(StatusCliTest, WatchRedrawsUntilTheRunEnds) {
   blog.state = "done";
   ASSERT_TRUE(store->PutDatabase(blog).ok());
   store.reset();  // the process lets go of the directory: the watch ends
-  watcher.join();
+  ProcessResult r = watcher.Wait();
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 
   // Not a terminal: frames separated by a blank line.

@@ -3,26 +3,21 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
-using testing::StartClusterOrFail;
-
 nlohmann::json Status(const std::string& dir, int* exit_code = nullptr) {
-  ProcessOptions options;
-  options.timeout = std::chrono::seconds(30);
-  Result<ProcessResult> ran = RunProcess(
-      {testing::PgcourierBinary(), "status", "--dir", dir, "--json", "--tables"}, options);
+  Result<ProcessResult> ran = testing::TryRunCli({"status", "--dir", dir, "--json", "--tables"});
   EXPECT_TRUE(ran.ok()) << ran.status().ToString();
   if (!ran.ok()) return nullptr;
   if (exit_code != nullptr) *exit_code = ran->exit_code;
@@ -46,27 +41,18 @@ std::string Database(int refuse_port) {
                      refuse_port);
 }
 
-TEST(StatusLiveTest, WhileRunningAndAfterTheEnd) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql("CREATE DATABASE slow").ok());
-  ASSERT_TRUE(source->Sql(Database(0), "slow").ok());
-  const std::string dir = source->base_dir() + "/work";
-  std::atomic<bool> ended{false};
-  Result<ProcessResult> migrated = Status::Ok();
-  std::thread run([&] {
-    ProcessOptions options;
-    options.timeout = std::chrono::minutes(2);
-    migrated =
-        RunProcess({testing::PgcourierBinary(), "migrate", "--source", source->ConnString("slow"),
-                    "--target", target->ConnString("postgres"), "--dir", dir, "--quiet"},
-                   options);
-    ended = true;
-  });
+class StatusLiveTest : public testing::SourceAndTargetTest {};
+
+TEST_F(StatusLiveTest, WhileRunningAndAfterTheEnd) {
+  testing::SourceAndTargetOptions options;
+  options.database = "slow";
+  ASSERT_NO_FATAL_FAILURE(StartServers(options));
+  ASSERT_TRUE(source_->Sql(Database(0), "slow").ok());
+  const std::string dir = source_->base_dir() + "/work";
+  testing::BackgroundRun run({"migrate", "--source", source_->ConnString("slow"), "--target",
+                              target_->ConnString("postgres"), "--dir", dir, "--quiet"});
   bool seen_copying = false;
-  while (!ended && !seen_copying) {
+  while (!run.ended() && !seen_copying) {
     nlohmann::json s = Status(dir);
     if (s.is_object() && s.value("state", "") == "running" && s["databases"].size() == 1 &&
         s["databases"][0].value("status", "") == "copying") {
@@ -80,7 +66,7 @@ TEST(StatusLiveTest, WhileRunningAndAfterTheEnd) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  run.join();
+  const Result<ProcessResult>& migrated = run.Join();
   EXPECT_TRUE(seen_copying) << "status never showed the copy running";
   ASSERT_TRUE(migrated.ok());
   EXPECT_EQ(migrated->exit_code, 0) << migrated->err;
@@ -94,20 +80,15 @@ TEST(StatusLiveTest, WhileRunningAndAfterTheEnd) {
   EXPECT_EQ(after["databases"][0]["consistent"], true);
 }
 
-TEST(StatusLiveTest, AfterAFailureWithTheError) {
-  auto source = StartClusterOrFail({});
-  auto target = StartClusterOrFail({});
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  ASSERT_TRUE(source->Sql("CREATE DATABASE slow").ok());
-  ASSERT_TRUE(source->Sql(Database(target->port()), "slow").ok());
-  const std::string dir = source->base_dir() + "/work";
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(2);
+TEST_F(StatusLiveTest, AfterAFailureWithTheError) {
+  testing::SourceAndTargetOptions options;
+  options.database = "slow";
+  ASSERT_NO_FATAL_FAILURE(StartServers(options));
+  ASSERT_TRUE(source_->Sql(Database(target_->port()), "slow").ok());
+  const std::string dir = source_->base_dir() + "/work";
   Result<ProcessResult> migrated =
-      RunProcess({testing::PgcourierBinary(), "migrate", "--source", source->ConnString("slow"),
-                  "--target", target->ConnString("postgres"), "--dir", dir, "--quiet"},
-                 options);
+      testing::TryRunCli({"migrate", "--source", source_->ConnString("slow"), "--target",
+                          target_->ConnString("postgres"), "--dir", dir, "--quiet"});
   ASSERT_TRUE(migrated.ok());
   EXPECT_EQ(migrated->exit_code, 1) << migrated->err;
   int code = -1;

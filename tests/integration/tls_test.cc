@@ -12,28 +12,23 @@
 #include <thread>
 #include <vector>
 
-#include "cli_binary.h"
+#include "cli_runner.h"
 #include "pg_cluster.h"
+#include "two_servers.h"
 #include "util/process.h"
 
 namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
+using testing::RunCli;
 
-ProcessResult RunCli(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {testing::PgcourierBinary()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  ProcessOptions options;
-  options.timeout = std::chrono::minutes(2);
-  // No ~/.postgresql/root.crt or PGSSL* of the machine running the tests.
+// No ~/.postgresql/root.crt or PGSSL* of the machine running the tests.
+testing::CliOptions WithoutClientTlsFiles() {
+  testing::CliOptions options;
   options.env["HOME"] = "/nonexistent";
   options.unset_env = {"PGSSLMODE", "PGSSLROOTCERT", "PGCOURIER_SOURCE", "PGCOURIER_TARGET"};
-  Result<ProcessResult> result = RunProcess(argv, options);
-  EXPECT_TRUE(result.ok()) << result.status().ToString();
-  return result.ok() ? *result : ProcessResult{};
+  return options;
 }
 
 // The check item with `code` in a pgcourier.check/1 document.
@@ -44,19 +39,17 @@ nlohmann::json Item(const nlohmann::json& report, const std::string& code) {
   return {};
 }
 
-class TlsTest : public ::testing::Test {
+class TlsTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    PgClusterOptions options;
-    options.ssl_ca_signed = true;
-    options.settings = {"wal_level = logical"};
+    testing::SourceAndTargetOptions options;
+    options.logical_source = true;
+    options.source.ssl_ca_signed = true;
     // One user the server lets in over SSL only.
-    options.hba_lines = {"hostnossl all sslonly 127.0.0.1/32 reject"};
-    source_ = StartClusterOrFail(options);
-    options.hba_lines = {};
-    target_ = StartClusterOrFail(options);  // its own CA
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    options.source.hba_lines = {"hostnossl all sslonly 127.0.0.1/32 reject"};
+    options.target.ssl_ca_signed = true;  // its own CA
+    options.target.settings = {"wal_level = logical"};
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
     ASSERT_FALSE(source_->ssl_ca_path().empty());
     ASSERT_NE(source_->ssl_ca_path(), target_->ssl_ca_path());
     Result<std::string> built = source_->Sql(R"sql(
@@ -75,9 +68,6 @@ class TlsTest : public ::testing::Test {
     if (!root_cert.empty()) conninfo += " sslrootcert=" + root_cert;
     return conninfo;
   }
-
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 TEST_F(TlsTest, EverySslModeOnBothSidesAndCheckReportsIt) {
@@ -94,7 +84,8 @@ TEST_F(TlsTest, EverySslModeOnBothSidesAndCheckReportsIt) {
     ProcessResult r = RunCli(
         {"check", "--json", "--source",
          WithTls(*source_, "shop", mode.name, verify ? source_->ssl_ca_path() : ""), "--target",
-         WithTls(*target_, "postgres", mode.name, verify ? target_->ssl_ca_path() : "")});
+         WithTls(*target_, "postgres", mode.name, verify ? target_->ssl_ca_path() : "")},
+        WithoutClientTlsFiles());
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     nlohmann::json report = nlohmann::json::parse(r.out, nullptr, false);
     ASSERT_FALSE(report.is_discarded()) << r.out << r.err;
@@ -116,7 +107,8 @@ TEST_F(TlsTest, EverySslModeOnBothSidesAndCheckReportsIt) {
   }
   // The text form says it in the server lines too.
   ProcessResult text = RunCli({"check", "--source", WithTls(*source_, "shop", "require", ""),
-                               "--target", WithTls(*target_, "postgres", "disable", "")});
+                               "--target", WithTls(*target_, "postgres", "disable", "")},
+                              WithoutClientTlsFiles());
   EXPECT_EQ(text.exit_code, 0) << text.out << text.err;
   EXPECT_NE(text.out.find("encrypted (TLSv1.3)"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("not encrypted (local: 127.0.0.1)"), std::string::npos) << text.out;
@@ -162,7 +154,7 @@ TEST_F(TlsTest, VerificationFailuresSayWhatToFix) {
       if (std::string(command) == "migrate") {
         args.insert(args.end(), {"--dir", source_->base_dir() + "/work", "--quiet"});
       }
-      ProcessResult r = RunCli(args);
+      ProcessResult r = RunCli(args, WithoutClientTlsFiles());
       EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
       for (const auto& word : f.message) {
         EXPECT_NE(r.out.find(word), std::string::npos) << word << " in\n" << r.out << r.err;
@@ -183,7 +175,8 @@ TEST_F(TlsTest, VerificationFailuresSayWhatToFix) {
       RunCli({"check", "--source",
               fmt::format("host=127.0.0.1 port={} user=sslonly dbname=shop sslmode=require",
                           source_->port()),
-              "--target", WithTls(*target_, "postgres", "require", "")});
+              "--target", WithTls(*target_, "postgres", "require", "")},
+             WithoutClientTlsFiles());
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
   EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_database WHERE datname = 'shop'"), "0");
 }
@@ -198,7 +191,8 @@ TEST_F(TlsTest, MigrationAndReplicationOverVerifiedTls) {
   const std::string target = WithTls(*target_, "postgres", "verify-full", target_->ssl_ca_path());
   const std::string dir = source_->base_dir() + "/work";
   ProcessResult migrated = RunCli({"migrate", "--source", source, "--target", target, "--method",
-                                   "replication", "--dir", dir, "--jobs", "2", "--quiet"});
+                                   "replication", "--dir", dir, "--jobs", "2", "--quiet"},
+                                  WithoutClientTlsFiles());
   ASSERT_EQ(migrated.exit_code, 0) << migrated.out << migrated.err;
   // The subscription's own session is encrypted and verified.
   Result<std::string> conninfo = target_->Sql("SELECT subconninfo FROM pg_subscription", "shop");
@@ -219,13 +213,15 @@ TEST_F(TlsTest, MigrationAndReplicationOverVerifiedTls) {
   EXPECT_EQ(walsender, "t|TLSv1.3");
   ASSERT_TRUE(source_->Sql("INSERT INTO public.items VALUES (1000, 'while syncing')", "shop").ok());
   ProcessResult cut = RunCli({"cutover", "--dir", dir, "--source", source, "--target", target,
-                              "--timeout", "60", "--quiet"});
+                              "--timeout", "60", "--quiet"},
+                             WithoutClientTlsFiles());
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   EXPECT_EQ(*target_->Sql("SELECT count(*), max(label) FROM public.items", "shop"),
             "501|while syncing");
   ProcessResult verified =
       RunCli({"verify", "--source", source, "--target",
-              WithTls(*target_, "shop", "verify-full", target_->ssl_ca_path())});
+              WithTls(*target_, "shop", "verify-full", target_->ssl_ca_path())},
+             WithoutClientTlsFiles());
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
 

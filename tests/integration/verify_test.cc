@@ -9,6 +9,7 @@
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "report/verify_report.h"
+#include "two_servers.h"
 #include "verify/verifier.h"
 #include "version_pairs.h"
 
@@ -16,8 +17,6 @@ namespace pgcourier {
 namespace {
 
 using testing::PgCluster;
-using testing::PgClusterOptions;
-using testing::StartClusterOrFail;
 
 // Run on both servers: every kind of object the verifier compares, and
 // values whose text form is easy to get wrong (tabs, newlines, backslashes,
@@ -169,22 +168,16 @@ Result<DatabaseVerification> Verify(const PgCluster& source, const PgCluster& ta
 }
 
 // Every source major 15 with every target major from 15 up that is installed.
-class VerifyPairTest : public ::testing::TestWithParam<int> {};
+class VerifyPairTest : public testing::VersionPairTest {};
 
 TEST_P(VerifyPairTest, SameDataMatches) {
-  auto source = StartClusterOrFail({});
-  PgClusterOptions target_options;
-  target_options.major = GetParam();
-  auto target = StartClusterOrFail(target_options);
-  ASSERT_NE(source, nullptr);
-  ASSERT_NE(target, nullptr);
-  for (const PgCluster* c : {source.get(), target.get()}) {
+  for (const PgCluster* c : {source_.get(), target_.get()}) {
     auto built = c->Sql(kAppDatabase);
     ASSERT_TRUE(built.ok()) << "on " << c->major() << ": " << built.status().ToString();
   }
   // Output settings that would change every row's text, were they not
   // overridden by the verifier.
-  auto odd = target->Sql(
+  auto odd = target_->Sql(
       "ALTER DATABASE app SET TimeZone = 'Asia/Kolkata';"
       "ALTER DATABASE app SET DateStyle = 'SQL, DMY';"
       "ALTER DATABASE app SET IntervalStyle = 'sql_standard';"
@@ -196,7 +189,7 @@ TEST_P(VerifyPairTest, SameDataMatches) {
     SCOPED_TRACE("jobs = " + std::to_string(jobs));
     VerifyOptions options;
     options.jobs = jobs;
-    Result<DatabaseVerification> v = Verify(*source, *target, options);
+    Result<DatabaseVerification> v = Verify(*source_, *target_, options);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     EXPECT_EQ(v->Mismatches(), 0) << Show(*v);
     EXPECT_TRUE(v->ok());
@@ -256,13 +249,10 @@ INSTANTIATE_TEST_SUITE_P(Versions, VerifyPairTest, ::testing::ValuesIn(testing::
                          testing::VersionPairName);
 
 // Two 15 servers with the same `app` database; each test changes the target.
-class VerifyTest : public ::testing::Test {
+class VerifyTest : public testing::SourceAndTargetTest {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    target_ = StartClusterOrFail({});
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    ASSERT_NO_FATAL_FAILURE(StartServers());
     for (const PgCluster* c : {source_.get(), target_.get()}) {
       auto built = c->Sql(kAppDatabase);
       ASSERT_TRUE(built.ok()) << built.status().ToString();
@@ -273,9 +263,6 @@ class VerifyTest : public ::testing::Test {
     auto done = target_->Sql(sql, "app");
     ASSERT_TRUE(done.ok()) << done.status().ToString();
   }
-
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 TEST_F(VerifyTest, ChangedValueIsAChecksumMismatch) {

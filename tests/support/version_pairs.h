@@ -4,11 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "pg_cluster.h"
+#include "two_servers.h"
 
 namespace pgcourier::testing {
 
@@ -29,19 +29,13 @@ inline std::string VersionPairName(const ::testing::TestParamInfo<int>& param_in
 // A fixture with a PostgreSQL 15 source and a target of the test's major
 // (the parameter), both started afresh for each test. A subclass's SetUp
 // calls this one first and returns if it failed (HasFatalFailure()).
-class VersionPairTest : public ::testing::TestWithParam<int> {
+class VersionPairTest : public SourceAndTargetFixture<::testing::TestWithParam<int>> {
  protected:
   void SetUp() override {
-    source_ = StartClusterOrFail({});
-    PgClusterOptions target_options;
-    target_options.major = GetParam();
-    target_ = StartClusterOrFail(target_options);
-    ASSERT_NE(source_, nullptr);
-    ASSERT_NE(target_, nullptr);
+    SourceAndTargetOptions options;
+    options.target.major = GetParam();
+    ASSERT_NO_FATAL_FAILURE(StartServers(options));
   }
-
-  std::unique_ptr<PgCluster> source_;
-  std::unique_ptr<PgCluster> target_;
 };
 
 }  // namespace pgcourier::testing
