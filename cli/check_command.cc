@@ -24,7 +24,7 @@ struct CheckArgs {
 int RunCheck(const CheckArgs& args) {
   CheckOptions options;
   if (!FillCheckOptions("check", args.server, options)) return kExitUsage;
-  options.method = *ParseMethod(args.method);
+  options.method = *ParseName<Method>(args.method);
   if (!args.target_storage_limit.empty()) {
     Result<int64_t> limit = ParseByteSize(args.target_storage_limit);
     if (!limit.ok())

@@ -78,7 +78,7 @@ int RunMigrate(const MigrateArgs& args) {
   options.roles = args.roles;
   options.replica_identity_full = args.replica_identity_full;
   options.role_options.copy_passwords = !args.no_role_passwords;
-  options.check.method = *ParseMethod(args.method);
+  options.check.method = *ParseName<Method>(args.method);
   options.work_dir = args.dir;
   options.policy.preserve_owners = args.preserve_owners;
   options.policy.preserve_acl = args.preserve_acl;

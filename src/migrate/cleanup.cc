@@ -18,18 +18,18 @@ void UndoChanges(StateStore& store, const StoredDatabase& db,
                  CleanupOutcome& outcome) {
   for (size_t k = changes.size(); k-- > 0;) {
     const StoredChange& c = changes[k];
-    if (c.state != "made") continue;
-    Session& on = c.side == "source" ? src : dst;
+    if (c.state != ChangeState::kMade) continue;
+    Session& on = c.side == Side::kSource ? src : dst;
     if (!on.ok()) {
-      if (c.side == "source" || on.status().sqlstate() != "3D000") {
-        outcome.problems.push_back(db.name + ": " + c.object + " (" + c.side +
+      if (c.side == Side::kSource || on.status().sqlstate() != "3D000") {
+        outcome.problems.push_back(db.name + ": " + c.object + " (" + Name(c.side) +
                                    ") not undone: the server is unreachable");
       }
       continue;
     }
     Status undone = UndoChange(**on, store, c);
     if (undone.ok()) {
-      outcome.undone.push_back(db.name + ": " + c.object + " (" + c.side + ")");
+      outcome.undone.push_back(db.name + ": " + c.object + " (" + Name(c.side) + ")");
     } else {
       outcome.problems.push_back(db.name + ": " + undone.ToString());
     }
@@ -65,9 +65,9 @@ void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, size_
   }
   for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
   UndoChanges(*m.store, db, changes, src, dst, outcome);
-  if (src.ok() && dst.ok() && (db.state == "syncing" || db.state == "cutover")) {
+  if (src.ok() && dst.ok() && Replicating(db.state)) {
     StoredDatabase cancelled = db;
-    cancelled.state = "cancelled";
+    cancelled.state = DatabaseState::kCancelled;
     cancelled.error = "replication removed by pgcourier cleanup before cutover";
     Status set = m.store->PutDatabase(cancelled);
     if (!set.ok()) outcome.problems.push_back(set.ToString());
@@ -86,9 +86,10 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
   for (size_t i = 0; i < m.databases.size(); ++i) {
     Result<std::vector<StoredChange>> changes = m.store->Changes(m.databases[i].name);
     if (!changes.ok()) return changes.status();
-    const bool changed = std::any_of(changes->begin(), changes->end(),
-                                     [](const StoredChange& c) { return c.state == "made"; });
-    if (m.databases[i].method != "replication" && !changed) continue;
+    const bool changed = std::any_of(changes->begin(), changes->end(), [](const StoredChange& c) {
+      return c.state == ChangeState::kMade;
+    });
+    if (m.databases[i].method != Method::kReplication && !changed) continue;
     CleanUpDatabase(m, sessions, i, *changes, outcome);
   }
   return outcome;

@@ -74,7 +74,7 @@ Status DatabaseCutover::StopSourceWrites(CutoverDatabase& out) {
   // The session may itself be in a read-only database: it opts out first.
   out.undo = "SET default_transaction_read_only = off; ALTER DATABASE " + QuoteIdent(stored_.name) +
              " RESET default_transaction_read_only;";
-  PGC_RETURN_IF_ERROR(record_.Change("source", kReadOnlyChange, out.undo));
+  PGC_RETURN_IF_ERROR(record_.Change(Side::kSource, kReadOnlyChange, out.undo));
   PGC_RETURN_IF_ERROR(source_
                           ->Run("ALTER DATABASE " + QuoteIdent(stored_.name) +
                                 " SET default_transaction_read_only = on")
@@ -196,10 +196,10 @@ Status DatabaseCutover::RemoveReplication(CutoverDatabase& out) {
   if (!changes.ok()) return changes.status();
   for (size_t i = changes->size(); i-- > 0;) {
     const StoredChange& c = (*changes)[i];
-    if (c.state != "made" || c.object == kReadOnlyChange) continue;
-    Connection& on = c.side == "source" ? *source_ : *target_;
+    if (c.state != ChangeState::kMade || c.object == kReadOnlyChange) continue;
+    Connection& on = c.side == Side::kSource ? *source_ : *target_;
     PGC_RETURN_IF_ERROR(UndoChange(on, record_.store(), c));
-    out.removed.push_back(c.object + " (" + c.side + ", undone)");
+    out.removed.push_back(c.object + " (" + Name(c.side) + ", undone)");
   }
   return Status::Ok();
 }
@@ -229,20 +229,20 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
 void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const CutoverOptions& co,
              size_t i, CutoverDatabase& out) {
   DatabaseRecord record(*m.store, m.databases[i]);
-  record.Update([](StoredDatabase& d) { d.state = "cutover"; });
+  record.Update([](StoredDatabase& d) { d.state = DatabaseState::kCutover; });
   DatabaseCutover cutover(m, sessions, co, record, m.Names(i));
   Status status = cutover.Run(out);
   if (status.ok()) {
-    out.state = "done";
+    out.state = CutoverState::kDone;
   } else {
     const bool cancelled =
         status.code() == StatusCode::kCancelled || (co.cancel != nullptr && co.cancel->cancelled());
-    out.state = cancelled ? "cancelled" : "failed";
+    out.state = cancelled ? CutoverState::kCancelled : CutoverState::kFailed;
     out.error = status.ToString();
     out.hint = status.hint();
   }
   record.Update([&](StoredDatabase& d) {
-    d.state = out.state == "done" ? "done" : "syncing";
+    d.state = out.state == CutoverState::kDone ? DatabaseState::kDone : DatabaseState::kSyncing;
     d.error = out.error;
     d.hint = out.hint;
   });
@@ -250,9 +250,23 @@ void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const C
 
 }  // namespace
 
+const char* Name(CutoverState state) {
+  switch (state) {
+    case CutoverState::kDone:
+      return "done";
+    case CutoverState::kFailed:
+      return "failed";
+    case CutoverState::kCancelled:
+      return "cancelled";
+    case CutoverState::kSkipped:
+      break;
+  }
+  return "skipped";
+}
+
 bool CutoverOutcome::ok() const {
   for (const auto& db : databases) {
-    if (db.state != "done" && db.state != "skipped") return false;
+    if (db.state != CutoverState::kDone && db.state != CutoverState::kSkipped) return false;
   }
   return !databases.empty();
 }
@@ -272,9 +286,10 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
     out.name = stored.name;
     out.target_name = stored.target_name;
     // "cutover": a cutover that was interrupted; it is simply done again.
-    if (stored.state != "syncing" && stored.state != "cutover") {
-      out.state = "skipped";
-      out.hint = "its state is " + stored.state + "; only replicating databases are cut over";
+    if (!Replicating(stored.state)) {
+      out.state = CutoverState::kSkipped;
+      out.hint = "its state is " + std::string(Name(stored.state)) +
+                 "; only replicating databases are cut over";
     } else {
       any = true;
       CutOver(m, sessions, co, i, out);
@@ -289,9 +304,9 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
   bool all_done = true;
   Result<std::vector<StoredDatabase>> after = m.store->Databases();
   if (after.ok()) {
-    for (const auto& d : *after) all_done = all_done && d.state == "done";
+    for (const auto& d : *after) all_done = all_done && d.state == DatabaseState::kDone;
   }
-  (void)m.store->FinishRun(all_done ? "done" : "syncing", "");
+  (void)m.store->FinishRun(all_done ? RunState::kDone : RunState::kSyncing, "");
   return outcome;
 }
 

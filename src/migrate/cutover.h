@@ -32,10 +32,15 @@ struct CutoverOptions {
   std::function<void(const ProgressEvent&)> on_progress;
 };
 
+// How the cutover of one database ended: kSkipped when it was not
+// replicating. Name() gives "done", "failed", "cancelled", "skipped".
+enum class CutoverState { kDone, kFailed, kCancelled, kSkipped };
+const char* Name(CutoverState state);
+
 struct CutoverDatabase {
   std::string name;
   std::string target_name;
-  std::string state;  // "done", "failed", "cancelled", "skipped" (not replicating)
+  CutoverState state = CutoverState::kSkipped;
   std::string error;
   std::string hint;
   // From the moment writes were stopped (or the cutover began, when the

@@ -58,8 +58,8 @@ class DataPhase {
   Status Compare(const Task& task, WorkerSessions& s);
   Status LockWait(const Task& task, WorkerSessions& s, Clock::duration round,
                   Clock::duration& waited);
-  void RecordStep(const Task& task, const std::string& state, const TableCopyStats& stats,
-                  int attempts, const std::string& error);
+  void RecordStep(const Task& task, StepState state, const TableCopyStats& stats, int attempts,
+                  const std::string& error);
   // What follows a finished task; with mu_ held. Tasks it unblocks go to
   // `next`, progress to `reports`. True when the database's counters changed.
   bool Finished(const Task& task, const TableCopyStats& stats, int attempts,
@@ -111,25 +111,25 @@ std::string DataPhase::Doing(const Task& task) const {
   return "verifying " + table.Display();
 }
 
-void DataPhase::RecordStep(const Task& task, const std::string& state, const TableCopyStats& stats,
+void DataPhase::RecordStep(const Task& task, StepState state, const TableCopyStats& stats,
                            int attempts, const std::string& error) {
   StoredStep step;
   const TableToCopy& table = tables_[task.table];
   switch (task.kind) {
     case Kind::kCopy:
-      step.kind = "copy";
+      step.kind = StepKind::kCopy;
       step.object = table.Display();
       if (task.part >= 0) {
         step.part = plans_[task.table].slices[static_cast<size_t>(task.part)].Display();
       }
       break;
     case Kind::kIndex:
-      step.kind = "index";
+      step.kind = StepKind::kIndex;
       step.object = table.indexes[static_cast<size_t>(task.part)].schema + "." +
                     table.indexes[static_cast<size_t>(task.part)].name;
       break;
     case Kind::kCompare:
-      step.kind = "compare";
+      step.kind = StepKind::kCompare;
       step.object = table.Display();
       break;
   }
@@ -318,9 +318,9 @@ void DataPhase::RunTask(const Task& task) {
   int attempts = 0;
   if (!skip) {
     std::unique_ptr<WorkerSessions> s = setup_.session_pool->Take(setup_.source_database);
-    RecordStep(task, "running", stats, 1, "");
+    RecordStep(task, StepState::kRunning, stats, 1, "");
     status = RunAttempts(task, *s, stats, attempts);
-    RecordStep(task, status.ok() ? "done" : "failed", stats, attempts,
+    RecordStep(task, status.ok() ? StepState::kDone : StepState::kFailed, stats, attempts,
                status.ok() ? "" : status.ToString());
     if (status.ok()) {
       setup_.session_pool->GiveBack(setup_.source_database, std::move(s));

@@ -37,7 +37,7 @@ DatabaseMigration::DatabaseMigration(const RunContext& run, DatabaseRecord& reco
       record_(record),
       outcome_(outcome),
       names_(std::move(names)),
-      replication_(outcome.method == "replication") {}
+      replication_(outcome.method == Method::kReplication) {}
 
 void DatabaseMigration::Progress(const std::string& phase, const std::string& message, int64_t done,
                                  int64_t total) const {
@@ -72,15 +72,15 @@ Status DatabaseMigration::ExplainLockTimeout(const Status& status) const {
 Status DatabaseMigration::Phase(const std::string& phase, const std::function<Status()>& body) {
   auto started = Clock::now();
   StoredStep step;
-  step.kind = "phase";
+  step.kind = StepKind::kPhase;
   step.object = phase;
-  step.state = "running";
+  step.state = StepState::kRunning;
   record_.Step(step);
   Status status = body();
   if (IsLockTimeout(status)) status = ExplainLockTimeout(status);
   step.seconds = SecondsSince(started);
   outcome_.phases.push_back({phase, step.seconds});
-  step.state = status.ok() ? "done" : "failed";
+  step.state = status.ok() ? StepState::kDone : StepState::kFailed;
   if (!status.ok()) step.error = status.ToString();
   record_.Step(step);
   if (!status.ok()) return status.WithContext(phase);
@@ -128,7 +128,7 @@ Status DatabaseMigration::SetReplicaIdentityFull(Connection& holder, const Table
       {t.QualifiedName()});
   if (!before.ok()) return before.status();
   const bool nothing = before->rows() > 0 && before->GetBool(0, 0);
-  PGC_RETURN_IF_ERROR(record_.Change("source", "REPLICA IDENTITY FULL on " + t.Display(),
+  PGC_RETURN_IF_ERROR(record_.Change(Side::kSource, "REPLICA IDENTITY FULL on " + t.Display(),
                                      "ALTER TABLE ONLY " + t.QualifiedName() +
                                          " REPLICA IDENTITY " + (nothing ? "NOTHING" : "DEFAULT")));
   Status full = holder.Run("ALTER TABLE ONLY " + t.QualifiedName() + " REPLICA IDENTITY FULL");
@@ -160,7 +160,7 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   }
   Result<std::string> id =
       StartReplication(sessions_.source().WithDatabase(outcome_.name), holder, names_, published,
-                       sessions_.BareOptions("source"), record_.ChangeRecorder("source"));
+                       sessions_.BareOptions("source"), record_.ChangeRecorder(Side::kSource));
   if (!id.ok()) return id.status();
   Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created",
                                    names_.publication, published.size(), names_.slot));
@@ -457,10 +457,12 @@ Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
                 fmt::format("the target differs from the source in {} place(s)", mismatches), hint);
 }
 
-Result<bool> DatabaseMigration::TargetRestarted(Connection& target) const {
+Result<bool> DatabaseMigration::TargetRestarted(Connection& target) {
   Result<QueryResult> started = target.Exec(kTargetStartedSql);
   if (!started.ok()) return started.status();
-  return started->GetString(0, 0) != target_started_;
+  const bool restarted = started->GetString(0, 0) != target_started_;
+  target_started_ = started->GetString(0, 0);
+  return restarted;
 }
 
 Status DatabaseMigration::Verify() {
@@ -518,7 +520,7 @@ Status DatabaseMigration::Subscribe() {
   if (!target.ok()) return target.status();
   PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(),
                                          sessions_.source().WithDatabase(outcome_.name), names_,
-                                         record_.ChangeRecorder("target")));
+                                         record_.ChangeRecorder(Side::kTarget)));
   Progress("syncing", "subscription " + names_.subscription +
                           " streams the source's changes; finish with pgcourier cutover");
   return Status::Ok();
@@ -561,7 +563,7 @@ Status DatabaseMigration::Run() {
   tools_ = {run_.check->tools.pg_dump, run_.check->tools.pg_restore, options_.check.cancel,
             options_.lock_timeout};
   record_.Update([](StoredDatabase& db) {
-    db.state = "schema";
+    db.state = DatabaseState::kSchema;
     db.error.clear();
     db.hint.clear();
   });
@@ -576,13 +578,13 @@ Status DatabaseMigration::Run() {
   } else {
     Progress("pre-data", "schema restored by the interrupted run; resuming its data");
   }
-  record_.Update([](StoredDatabase& db) { db.state = "copying"; });
+  record_.Update([](StoredDatabase& db) { db.state = DatabaseState::kCopying; });
   PGC_RETURN_IF_ERROR(Phase("data", [&] { return CopyData(); }));
-  record_.Update([](StoredDatabase& db) { db.state = "indexing"; });
+  record_.Update([](StoredDatabase& db) { db.state = DatabaseState::kIndexing; });
   PGC_RETURN_IF_ERROR(Phase("sequences", [&] { return SetSequences(); }));
   PGC_RETURN_IF_ERROR(Phase("materialized views", [&] { return RefreshMaterializedViews(); }));
   PGC_RETURN_IF_ERROR(Phase("analyze", [&] { return AnalyzeRest(); }));
-  record_.Update([](StoredDatabase& db) { db.state = "verifying"; });
+  record_.Update([](StoredDatabase& db) { db.state = DatabaseState::kVerifying; });
   PGC_RETURN_IF_ERROR(Phase("verify", [&] { return Verify(); }));
   PGC_RETURN_IF_ERROR(Phase("finish", [&] { return FinishDurably(); }));
   if (!replication_) return Status::Ok();

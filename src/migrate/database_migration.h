@@ -68,9 +68,10 @@ class DatabaseMigration {
   Status AnalyzeRest();
   Status Verify();
   Status FinishDurably();
-  // Whether the target server restarted since the data phase began (its
-  // pg_postmaster_start_time changed), read over `target`.
-  Result<bool> TargetRestarted(Connection& target) const;
+  // Whether the target server restarted since the data phase began, or
+  // since the last time this was asked (its pg_postmaster_start_time
+  // changed), read over `target`.
+  Result<bool> TargetRestarted(Connection& target);
   Status Subscribe();
 
   const RunContext run_;

@@ -43,7 +43,7 @@ class Run {
   Status CopyRolesFirst(const SessionFactory& sessions);
   void RunDatabases(const SessionFactory& sessions);
   void RunDatabase(const RunContext& context, size_t i, DatabaseRecord& record);
-  std::string FinalState() const;
+  RunState FinalState() const;
 
   const MigrateOptions& given_;
   MigrateOptions options_;
@@ -55,7 +55,7 @@ class Run {
 // Continues the run recorded in the store: its options and servers, and its
 // databases, also those planned at the start but not recorded one by one.
 Status Run::Resume(const StoredRun& run) {
-  if (run.state == "done") {
+  if (run.state == RunState::kDone) {
     return Status(StatusCode::kFailedPrecondition,
                   "the migration in " + given_.work_dir + " (" + run.id + ") is already done",
                   "nothing to resume; see pgcourier status --dir " + given_.work_dir);
@@ -88,7 +88,7 @@ Status Run::Begin(const ConnInfo& source, const ConnInfo& target) {
     StoredDatabase db;
     db.name = plan.name;
     db.target_name = plan.target_name;
-    db.method = plan.method == Method::kReplication ? "replication" : "copy";
+    db.method = plan.method;
     db.method_reason = plan.reason;
     db.bytes_total = std::max<int64_t>(plan.size_bytes, 0);
     planned.push_back(std::move(db));
@@ -100,7 +100,7 @@ Status Run::Begin(const ConnInfo& source, const ConnInfo& target) {
   nlohmann::json recorded = OptionsToJson(options_);
   recorded["databases"] = PlannedDatabasesToJson(planned);
   run.options_json = recorded.dump();
-  run.state = "running";
+  run.state = RunState::kRunning;
   run.pid = static_cast<int64_t>(getpid());
   PGC_RETURN_IF_ERROR(store_.BeginRun(run));
   outcome_.run_id = run.id;
@@ -132,32 +132,32 @@ Status Run::CopyRolesFirst(const SessionFactory& sessions) {
 void Run::RunDatabase(const RunContext& context, size_t i, DatabaseRecord& record) {
   DatabaseOutcome& db = outcome_.databases[i];
   if (Cancelled(options_.check.cancel)) {
-    db.state = "cancelled";
-    record.Update([](StoredDatabase& d) { d.state = "cancelled"; });
+    db.state = DatabaseState::kCancelled;
+    record.Update([](StoredDatabase& d) { d.state = DatabaseState::kCancelled; });
     return;
   }
   DatabaseMigration migration(context, record, db, NamesFor(outcome_.run_id, static_cast<int>(i)));
   const auto started = Clock::now();
   Status status = migration.Run();
   if (status.ok()) {
-    db.state = db.method == "replication" ? "syncing" : "done";
+    const bool done = db.method != Method::kReplication;
+    db.state = done ? DatabaseState::kDone : DatabaseState::kSyncing;
     Progress(
-        db.name, db.state,
-        fmt::format("{} in {:.1f} s",
-                    db.state == "done" ? "moved and verified" : "copied, verified, replicating",
+        db.name, Name(db.state),
+        fmt::format("{} in {:.1f} s", done ? "moved and verified" : "copied, verified, replicating",
                     std::chrono::duration<double>(Clock::now() - started).count()));
   } else {
     // A failed setup leaves no replication object behind.
-    if (db.method == "replication") {
+    if (db.method == Method::kReplication) {
       Status removed = migration.RemoveReplication();
       if (!removed.ok()) Progress(db.name, "cleanup", removed.ToString());
     }
     const bool cancelled =
         status.code() == StatusCode::kCancelled || Cancelled(options_.check.cancel);
-    db.state = cancelled ? "cancelled" : "failed";
+    db.state = cancelled ? DatabaseState::kCancelled : DatabaseState::kFailed;
     db.error = status.ToString();
     db.hint = status.hint();
-    Progress(db.name, db.state, db.error);
+    Progress(db.name, Name(db.state), db.error);
   }
   record.Update([&](StoredDatabase& d) {
     d.state = db.state;
@@ -173,11 +173,11 @@ void Run::RunDatabases(const SessionFactory& sessions) {
     DatabaseOutcome o;
     o.name = db.name;
     o.target_name = db.target_name;
-    o.method = db.method.empty() ? "copy" : db.method;
+    o.method = db.method;
     o.consistent = db.consistent;
     // Done, or replicating (the cutover finishes it): nothing to redo.
-    o.done_earlier = db.state == "done" || db.state == "syncing" || db.state == "cutover";
-    o.state = o.done_earlier ? db.state : "pending";
+    o.done_earlier = FinishedForMigrate(db.state);
+    o.state = o.done_earlier ? db.state : DatabaseState::kPending;
     outcome_.databases.push_back(std::move(o));
   }
   std::vector<size_t> order;
@@ -215,16 +215,11 @@ void Run::RunDatabases(const SessionFactory& sessions) {
   for (auto& t : threads) t.join();
 }
 
-std::string Run::FinalState() const {
-  std::string state = "done";
-  for (const auto& db : outcome_.databases) {
-    if (db.state == "syncing" && state == "done") state = "syncing";
-  }
-  for (const auto& db : outcome_.databases) {
-    if (db.state == "failed") state = "failed";
-    if (db.state == "cancelled" && state != "failed") state = "cancelled";
-  }
-  return state;
+RunState Run::FinalState() const {
+  std::vector<DatabaseState> states;
+  states.reserve(outcome_.databases.size());
+  for (const auto& db : outcome_.databases) states.push_back(db.state);
+  return EndState(states);
 }
 
 Result<MigrationOutcome> Run::Execute() {
@@ -241,10 +236,11 @@ Result<MigrationOutcome> Run::Execute() {
     const StoredRun& run = **earlier;
     return Status(StatusCode::kFailedPrecondition,
                   fmt::format("{} holds the migration {} ({} -> {}, {})", given_.work_dir, run.id,
-                              run.source, run.target, run.state),
-                  run.state == "done" ? "it is finished; use another --dir for a new migration"
-                                      : "continue it with pgcourier migrate --resume --dir " +
-                                            given_.work_dir + ", or use another --dir");
+                              run.source, run.target, Name(run.state)),
+                  run.state == RunState::kDone
+                      ? "it is finished; use another --dir for a new migration"
+                      : "continue it with pgcourier migrate --resume --dir " + given_.work_dir +
+                            ", or use another --dir");
   }
 
   CheckOptions check = options_.check;
@@ -270,7 +266,7 @@ Result<MigrationOutcome> Run::Execute() {
   if (options_.roles) {
     Status roles = CopyRolesFirst(sessions);
     if (!roles.ok()) {
-      (void)store_.FinishRun("failed", roles.ToString());
+      (void)store_.FinishRun(RunState::kFailed, roles.ToString());
       return roles;
     }
   }
@@ -284,7 +280,7 @@ Result<MigrationOutcome> Run::Execute() {
 bool MigrationOutcome::ok() const {
   if (!checks_passed || databases.empty()) return false;
   for (const auto& db : databases) {
-    if (db.state != "done" && db.state != "syncing") return false;
+    if (db.state != DatabaseState::kDone && db.state != DatabaseState::kSyncing) return false;
   }
   return true;
 }

@@ -85,9 +85,10 @@ struct TableOutcome {
 struct DatabaseOutcome {
   std::string name;         // on the source
   std::string target_name;  // on the target
-  std::string method = "copy";
-  // "done", "failed", "cancelled", "pending" (not started: the run stopped)
-  std::string state;
+  Method method = Method::kCopy;
+  // kDone, kSyncing, kFailed, kCancelled, kPending (not started: the run
+  // stopped)
+  DatabaseState state = DatabaseState::kPending;
   std::string error;
   std::string hint;
   // False when the data was copied at more than one snapshot (resumed after

@@ -91,7 +91,7 @@ json PlannedDatabasesToJson(const std::vector<StoredDatabase>& planned) {
     out.push_back({{"name", db.name},
                    {"target_name", db.target_name},
                    {"reason", db.method_reason},
-                   {"method", db.method},
+                   {"method", Name(db.method)},
                    {"bytes", db.bytes_total}});
   }
   return out;
@@ -109,7 +109,7 @@ std::vector<StoredDatabase> PlannedDatabasesFromJson(const std::string& options_
     db.name = planned.value("name", "");
     if (db.name.empty()) continue;
     db.target_name = planned.value("target_name", db.name);
-    db.method = planned.value("method", "copy");
+    db.method = ParseName<Method>(planned.value("method", "copy")).value_or(Method::kCopy);
     db.method_reason = planned.value("reason", "");
     db.bytes_total = planned.value("bytes", int64_t{0});
     out.push_back(std::move(db));
@@ -133,12 +133,11 @@ StoredDatabase DatabaseRecord::Get() {
   return db_;
 }
 
-Status DatabaseRecord::Change(const std::string& side, const std::string& object,
-                              const std::string& undo) {
-  return store_.RecordChange({db_.name, side, object, undo, "made", ""});
+Status DatabaseRecord::Change(Side side, const std::string& object, const std::string& undo) {
+  return store_.RecordChange({db_.name, side, object, undo, ChangeState::kMade, ""});
 }
 
-RecordChangeFn DatabaseRecord::ChangeRecorder(const std::string& side) {
+RecordChangeFn DatabaseRecord::ChangeRecorder(Side side) {
   return [this, side](const std::string& object, const std::string& undo) {
     return Change(side, object, undo);
   };

@@ -58,10 +58,10 @@ class DatabaseRecord {
   void Step(StoredStep step);
   StoredDatabase Get();
   // Records a change about to be made on `side` (see StoredChange).
-  Status Change(const std::string& side, const std::string& object, const std::string& undo);
+  Status Change(Side side, const std::string& object, const std::string& undo);
   Result<std::vector<StoredChange>> Changes() { return store_.Changes(db_.name); }
   StateStore& store() { return store_; }
-  RecordChangeFn ChangeRecorder(const std::string& side);
+  RecordChangeFn ChangeRecorder(Side side);
 
  private:
   void Write();  // with mu_ held

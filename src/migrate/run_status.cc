@@ -41,7 +41,7 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
   Result<ConnInfo> target = ConnInfo::Parse(view.run->target);
   for (size_t i = 0; i < view.databases.size(); ++i) {
     const StoredDatabase& db = view.databases[i];
-    if (db.method != "replication" || (db.state != "syncing" && db.state != "cutover")) continue;
+    if (db.method != Method::kReplication || !Replicating(db.state)) continue;
     ReplicationView& out = view.replication[db.name];
     if (!source.ok() || !target.ok()) {
       out.error = "the recorded connection strings cannot be read";
@@ -84,14 +84,15 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
 
 std::string OverallState(const StatusView& view) {
   if (!view.run) return "empty";
-  const std::string& state = view.run->state;
-  if (state == "running") return view.live ? "running" : "interrupted";
-  if (state == "done") {
-    bool any_failed = std::any_of(view.databases.begin(), view.databases.end(),
-                                  [](const StoredDatabase& db) { return db.state == "failed"; });
+  const RunState state = view.run->state;
+  if (state == RunState::kRunning) return view.live ? "running" : "interrupted";
+  if (state == RunState::kDone) {
+    bool any_failed =
+        std::any_of(view.databases.begin(), view.databases.end(),
+                    [](const StoredDatabase& db) { return db.state == DatabaseState::kFailed; });
     if (any_failed) return "failed";
   }
-  return state;
+  return Name(state);
 }
 
 }  // namespace pgcourier

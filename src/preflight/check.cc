@@ -16,25 +16,6 @@ const char* CheckStatusName(CheckStatus status) {
   return "fail";
 }
 
-const char* MethodName(Method method) {
-  switch (method) {
-    case Method::kAuto:
-      return "auto";
-    case Method::kReplication:
-      return "replication";
-    case Method::kCopy:
-      return "copy";
-  }
-  return "auto";
-}
-
-std::optional<Method> ParseMethod(const std::string& text) {
-  if (text == "auto") return Method::kAuto;
-  if (text == "replication") return Method::kReplication;
-  if (text == "copy") return Method::kCopy;
-  return std::nullopt;
-}
-
 bool CheckReport::blocked() const { return Count(CheckStatus::kFail) > 0; }
 
 int CheckReport::Count(CheckStatus status) const {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "catalog/object_filter.h"
+#include "state/run_states.h"
 #include "util/cancel.h"
 
 namespace pgcourier {
@@ -65,9 +66,8 @@ struct CheckItem {
   std::string hint;    // what to do (empty for a pass)
 };
 
-enum class Method { kAuto, kReplication, kCopy };
-const char* MethodName(Method method);  // "auto", "replication", "copy"
-std::optional<Method> ParseMethod(const std::string& text);
+// Method (state/run_states.h): kAuto, kReplication, kCopy; Name() and
+// ParseName<Method>() give and read "auto", "replication", "copy".
 
 // A database that would be moved, and how.
 struct DatabasePlan {

@@ -84,7 +84,7 @@ std::string RenderCheckText(const CheckReport& report, const TextStyle& style) {
     for (const auto& db : report.databases) {
       std::string shown = db.name == db.target_name ? db.name : db.name + " -> " + db.target_name;
       std::string size = db.size_bytes >= 0 ? FormatBytes(db.size_bytes) : "?";
-      std::string method = MethodName(db.method);
+      std::string method = Name(db.method);
       if (!db.reason.empty()) method += " (" + db.reason + ")";
       out += fmt::format("  {:<{}}  {:>10}  {}\n", shown, name_width, size, method);
     }
@@ -119,7 +119,7 @@ nlohmann::json CheckReportToJson(const CheckReport& report) {
     databases.push_back(
         {{"name", db.name},
          {"target_name", db.target_name},
-         {"method", MethodName(db.method)},
+         {"method", Name(db.method)},
          {"reason", db.reason.empty() ? nlohmann::json() : nlohmann::json(db.reason)},
          {"exists_on_target", db.exists_on_target},
          {"size_bytes", db.size_bytes}});
@@ -132,7 +132,7 @@ nlohmann::json CheckReportToJson(const CheckReport& report) {
   }
   return {{"format", "pgcourier.check/1"},
           {"verdict", report.blocked() ? "blocked" : "ready"},
-          {"method", MethodName(report.method)},
+          {"method", Name(report.method)},
           {"source", ServerJson(report.source)},
           {"target", ServerJson(report.target)},
           {"tools", tools},

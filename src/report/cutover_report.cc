@@ -19,7 +19,7 @@ std::string RenderCutoverText(const CutoverOutcome& outcome) {
     text += fmt::format("\n{}: {}\n", db.name, db.state);
     if (!db.error.empty()) text += "  error: " + db.error + "\n";
     if (!db.hint.empty()) text += "  -> " + db.hint + "\n";
-    if (db.state == "done") {
+    if (db.state == CutoverState::kDone) {
       text += fmt::format(
           "  writes stopped for {:.1f} s; {} sequence(s) synced, {} table(s) not replicated "
           "copied again\n",

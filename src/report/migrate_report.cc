@@ -78,8 +78,8 @@ std::string RenderMigrateText(const MigrationOutcome& outcome) {
   int done = 0;
   int syncing = 0;
   for (const auto& db : outcome.databases) {
-    done += db.state == "done" ? 1 : 0;
-    syncing += db.state == "syncing" ? 1 : 0;
+    done += db.state == DatabaseState::kDone ? 1 : 0;
+    syncing += db.state == DatabaseState::kSyncing ? 1 : 0;
   }
   out += "\n";
   if (outcome.ok() && syncing > 0) {

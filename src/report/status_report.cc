@@ -83,8 +83,8 @@ void RenderSteps(const std::string& database, const std::vector<StoredStep>& ste
   std::vector<std::vector<std::string>> rows = {
       {"KIND", "OBJECT", "PART", "STATE", "ROWS", "BYTES", "SECONDS", "TRIES", "ERROR"}};
   for (const auto& s : steps) {
-    const bool sized = s.kind == "copy" || s.rows != 0 || s.bytes != 0;
-    rows.push_back({s.kind, Truncated(s.object, kMaxNameWidth), s.part, s.state,
+    const bool sized = s.kind == StepKind::kCopy || s.rows != 0 || s.bytes != 0;
+    rows.push_back({Name(s.kind), Truncated(s.object, kMaxNameWidth), s.part, Name(s.state),
                     sized ? std::to_string(s.rows) : "", sized ? FormatBytes(s.bytes) : "",
                     s.seconds > 0 ? fmt::format("{:.1f}", s.seconds) : "",
                     s.attempts > 0 ? std::to_string(s.attempts) : "", OneLine(s.error)});
@@ -130,7 +130,7 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
       {"DATABASE", "TARGET", "METHOD", "STATE", "TABLES", "INDEXES", "BYTES", "ERROR"}};
   for (const auto& db : view.databases) {
     rows.push_back({Truncated(db.name, kMaxNameWidth), Truncated(db.target_name, kMaxNameWidth),
-                    db.method, db.state, Fraction(db.tables_done, db.tables_total),
+                    Name(db.method), Name(db.state), Fraction(db.tables_done, db.tables_total),
                     Fraction(db.indexes_done, db.indexes_total), Bytes(db), OneLine(db.error)});
   }
   // The table, with each database's hint and note under its row.

@@ -6,6 +6,9 @@
 // change with the code.
 #pragma once
 
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 #include <vector>
@@ -70,4 +73,21 @@ bool Replicating(DatabaseState state);
 // else done.
 RunState EndState(const std::vector<DatabaseState>& databases);
 
+// JSON and fmt write a value as its Name().
+template <typename E>
+concept NamedState = requires(E e) {
+  { Name(e) } -> std::same_as<const char*>;
+};
+template <NamedState E>
+void to_json(nlohmann::json& j, E value) {
+  j = Name(value);
+}
+
 }  // namespace pgcourier
+
+template <pgcourier::NamedState E>
+struct fmt::formatter<E> : fmt::formatter<std::string_view> {
+  auto format(E value, fmt::format_context& ctx) const {
+    return fmt::formatter<std::string_view>::format(Name(value), ctx);  // found by ADL
+  }
+};

@@ -286,9 +286,9 @@ StoredDatabase ReadDatabase(const Statement& s) {
   StoredDatabase db;
   db.name = s.Text(0);
   db.target_name = s.Text(1);
-  db.method = s.Text(2);
+  db.method = ParseName<Method>(s.Text(2)).value_or(Method::kCopy);
   db.method_reason = s.Text(3);
-  db.state = s.Text(4);
+  db.state = ParseName<DatabaseState>(s.Text(4)).value_or(DatabaseState::kFailed);
   db.error = s.Text(5);
   db.hint = s.Text(6);
   db.created_target = s.Int(7) != 0;
@@ -309,10 +309,10 @@ StoredDatabase ReadDatabase(const Statement& s) {
 StoredStep ReadStep(const Statement& s) {
   StoredStep step;
   step.database = s.Text(0);
-  step.kind = s.Text(1);
+  step.kind = ParseName<StepKind>(s.Text(1)).value_or(StepKind::kPhase);
   step.object = s.Text(2);
   step.part = s.Text(3);
-  step.state = s.Text(4);
+  step.state = ParseName<StepState>(s.Text(4)).value_or(StepState::kFailed);
   step.rows = s.Int(5);
   step.bytes = s.Int(6);
   step.seconds = s.Real(7);
@@ -460,7 +460,7 @@ Result<std::optional<StoredRun>> StateStore::Run() {
   run.source = stmt.Text(1);
   run.target = stmt.Text(2);
   run.options_json = stmt.Text(3);
-  run.state = stmt.Text(4);
+  run.state = ParseName<RunState>(stmt.Text(4)).value_or(RunState::kFailed);
   run.started_at = stmt.Text(5);
   run.updated_at = stmt.Text(6);
   run.finished_at = stmt.Text(7);
@@ -495,7 +495,7 @@ Status StateStore::BeginRun(const StoredRun& run) {
   stmt.Bind(2, run.source);
   stmt.Bind(3, run.target);
   stmt.Bind(4, run.options_json.empty() ? std::string("{}") : run.options_json);
-  stmt.Bind(5, run.state.empty() ? std::string("running") : run.state);
+  stmt.Bind(5, std::string(Name(run.state)));
   stmt.Bind(6, run.started_at.empty() ? now : run.started_at);
   stmt.Bind(7, now);
   stmt.Bind(8, run.finished_at);
@@ -525,11 +525,11 @@ Status StateStore::ResumeRun(int64_t pid) {
   return Status::Ok();
 }
 
-Status StateStore::FinishRun(const std::string& state, const std::string& error) {
+Status StateStore::FinishRun(RunState state, const std::string& error) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
   Statement stmt(db_, "UPDATE run SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3");
-  stmt.Bind(1, state);
+  stmt.Bind(1, std::string(Name(state)));
   stmt.Bind(2, error);
   stmt.Bind(3, NowUtc());
   int rc = stmt.Step();
@@ -566,9 +566,9 @@ Status StateStore::PutDatabase(const StoredDatabase& db) {
                .c_str());
   stmt.Bind(1, db.name);
   stmt.Bind(2, db.target_name);
-  stmt.Bind(3, db.method);
+  stmt.Bind(3, std::string(Name(db.method)));
   stmt.Bind(4, db.method_reason);
-  stmt.Bind(5, db.state);
+  stmt.Bind(5, std::string(Name(db.state)));
   stmt.Bind(6, db.error);
   stmt.Bind(7, db.hint);
   stmt.Bind(8, static_cast<int64_t>(db.created_target ? 1 : 0));
@@ -632,10 +632,10 @@ Status StateStore::PutStep(const StoredStep& step) {
                        kStepColumns)
                .c_str());
   stmt.Bind(1, step.database);
-  stmt.Bind(2, step.kind);
+  stmt.Bind(2, std::string(Name(step.kind)));
   stmt.Bind(3, step.object);
   stmt.Bind(4, step.part);
-  stmt.Bind(5, step.state);
+  stmt.Bind(5, std::string(Name(step.state)));
   stmt.Bind(6, step.rows);
   stmt.Bind(7, step.bytes);
   stmt.Bind(8, step.seconds);
@@ -688,7 +688,7 @@ Status StateStore::RecordChange(const StoredChange& change) {
                  "VALUES (?1, ?2, ?3, ?4, 'made', ?5) ON CONFLICT (db_name, side, object) "
                  "DO UPDATE SET state = 'made'");
   stmt.Bind(1, change.database);
-  stmt.Bind(2, change.side);
+  stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);
   stmt.Bind(4, change.undo_sql);
   stmt.Bind(5, NowUtc());
@@ -709,8 +709,10 @@ Result<std::vector<StoredChange>> StateStore::Changes(const std::string& databas
   stmt.Bind(1, database);
   int rc = 0;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
-    out.push_back(
-        {stmt.Text(0), stmt.Text(1), stmt.Text(2), stmt.Text(3), stmt.Text(4), stmt.Text(5)});
+    out.push_back({stmt.Text(0), ParseName<Side>(stmt.Text(1)).value_or(Side::kSource),
+                   stmt.Text(2), stmt.Text(3),
+                   ParseName<ChangeState>(stmt.Text(4)).value_or(ChangeState::kMade),
+                   stmt.Text(5)});
   }
   if (rc != SQLITE_DONE) {
     return SqliteError(db_, path_, rc, fmt::format("cannot read the changes made to {}", database));
@@ -725,7 +727,7 @@ Status StateStore::MarkChangeUndone(const StoredChange& change) {
                  "UPDATE changes SET state = 'undone' WHERE db_name = ?1 AND side = ?2 AND "
                  "object = ?3");
   stmt.Bind(1, change.database);
-  stmt.Bind(2, change.side);
+  stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) {

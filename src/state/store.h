@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "state/run_states.h"
 #include "util/status.h"
 
 struct sqlite3;
@@ -32,24 +33,22 @@ struct StoredRun {
   std::string source;        // redacted connection string
   std::string target;        // redacted connection string
   std::string options_json;  // the options the run was started with (JSON object)
-  std::string state;         // "running", "done", "failed", "cancelled"
-  std::string started_at;    // ISO 8601 UTC
-  std::string updated_at;    // ISO 8601 UTC
-  std::string finished_at;   // empty while running
-  int64_t pid = 0;           // of the process that runs (ran) it
-  int resumes = 0;           // how many times it was resumed
-  std::string error;         // a failure of the whole run (not of one database)
+  RunState state = RunState::kRunning;
+  std::string started_at;   // ISO 8601 UTC
+  std::string updated_at;   // ISO 8601 UTC
+  std::string finished_at;  // empty while running
+  int64_t pid = 0;          // of the process that runs (ran) it
+  int resumes = 0;          // how many times it was resumed
+  std::string error;        // a failure of the whole run (not of one database)
 };
 
 // One database of the run.
 struct StoredDatabase {
-  std::string name;           // on the source
-  std::string target_name;    // on the target
-  std::string method;         // "copy" or "replication"
+  std::string name;         // on the source
+  std::string target_name;  // on the target
+  Method method = Method::kCopy;
   std::string method_reason;  // why this method (e.g. why not replication)
-  // "pending", "schema", "copying", "indexing", "verifying", "syncing", "done",
-  // "failed", "cancelled"
-  std::string state = "pending";
+  DatabaseState state = DatabaseState::kPending;
   std::string error;
   std::string hint;
   bool created_target = false;  // pgcourier created the target database
@@ -73,11 +72,11 @@ struct StoredDatabase {
 // build, a table comparison, or a phase ("pre-data", "post-data",
 // "sequences", "large objects", "materialized views", "analyze", "verify").
 struct StoredStep {
-  std::string database;           // source name
-  std::string kind;               // "phase", "copy", "index", "compare"
-  std::string object;             // phase name, "schema.table", or "schema.index"
-  std::string part;               // a slice ("[blocks 0..1024)"), else ""
-  std::string state = "pending";  // "pending", "running", "done", "failed"
+  std::string database;  // source name
+  StepKind kind = StepKind::kPhase;
+  std::string object;  // phase name, "schema.table", or "schema.index"
+  std::string part;    // a slice ("[blocks 0..1024)"), else ""
+  StepState state = StepState::kPending;
   int64_t rows = 0;
   int64_t bytes = 0;
   double seconds = 0;
@@ -91,11 +90,11 @@ struct StoredStep {
 // it installed, a database it made read-only. Recorded before it is made, so
 // an interruption never leaves one unrecorded.
 struct StoredChange {
-  std::string database;        // source name
-  std::string side;            // "source" or "target"
-  std::string object;          // what changed, e.g. "REPLICA IDENTITY FULL on public.t"
-  std::string undo_sql;        // run in that database to undo it
-  std::string state = "made";  // "made" or "undone"
+  std::string database;  // source name
+  Side side = Side::kSource;
+  std::string object;    // what changed, e.g. "REPLICA IDENTITY FULL on public.t"
+  std::string undo_sql;  // run in that database to undo it
+  ChangeState state = ChangeState::kMade;
   std::string made_at;
 };
 
@@ -122,7 +121,7 @@ class StateStore {
   // (resumes + 1, pid, state "running").
   Status BeginRun(const StoredRun& run);
   Status ResumeRun(int64_t pid);
-  Status FinishRun(const std::string& state, const std::string& error);
+  Status FinishRun(RunState state, const std::string& error);
 
   // Databases, in the order they were added.
   Status PutDatabase(const StoredDatabase& db);  // insert or replace by name

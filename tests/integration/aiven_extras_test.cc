@@ -19,6 +19,7 @@
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 
@@ -160,7 +161,8 @@ class AivenExtrasTest : public testing::SourceAndTargetTest {
     Result<std::vector<StoredChange>> changes = (*store)->Changes("shop");
     if (!changes.ok()) return changes.status().ToString();
     std::string out;
-    for (const auto& c : *changes) out += c.side + " " + c.object + " " + c.state + "; ";
+    for (const auto& c : *changes)
+      out += Name(c.side) + std::string(" ") + c.object + " " + Name(c.state) + "; ";
     return out;
   }
 

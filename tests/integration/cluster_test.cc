@@ -8,6 +8,7 @@
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "version_pairs.h"
 
 namespace pgcourier {
@@ -85,7 +86,8 @@ TEST_P(ClusterMigrateTest, EveryDatabaseWithRolesOwnersAndGrants) {
   Result<MigrationOutcome> outcome = Migrate(options);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   std::string states;
-  for (const auto& db : outcome->databases) states += db.name + "=" + db.state + " " + db.error;
+  for (const auto& db : outcome->databases)
+    states += db.name + "=" + Name(db.state) + " " + db.error;
   ASSERT_TRUE(outcome->ok()) << states;
   // The three, and postgres (every non-template database is moved).
   ASSERT_EQ(outcome->databases.size(), 4u) << states;

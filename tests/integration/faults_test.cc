@@ -21,6 +21,7 @@
 #include "cli_runner.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "tcp_proxy.h"
 #include "two_servers.h"
 #include "util/process.h"

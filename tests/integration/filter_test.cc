@@ -12,6 +12,7 @@
 #include "cli_runner.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 #include "verify/verifier.h"

@@ -14,6 +14,7 @@
 #include "migrate/migration.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 #include "version_pairs.h"

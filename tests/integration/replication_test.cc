@@ -24,6 +24,7 @@
 #include "pg_cluster.h"
 #include "report/status_report.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 #include "version_pairs.h"

@@ -17,6 +17,7 @@
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 

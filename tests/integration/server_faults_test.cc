@@ -25,6 +25,7 @@
 #include "pg/connection.h"
 #include "pg_cluster.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 
@@ -155,7 +156,7 @@ class ServerFaultsTest : public testing::SourceAndTargetTest {
     Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
     if (!store.ok()) return "";
     Result<std::optional<StoredRun>> run = (*store)->Run();
-    return run.ok() && run->has_value() ? (*run)->state : "";
+    return run.ok() && run->has_value() ? Name((*run)->state) : "";
   }
 
   // A run that did not finish is resumed once, which must end verified.

@@ -11,6 +11,7 @@
 
 #include "cli_runner.h"
 #include "state/store.h"
+#include "state_names.h"
 #include "util/process.h"
 
 namespace pgcourier {
@@ -46,8 +47,8 @@ class StatusCliTest : public ::testing::Test {
     StoredDatabase shop;
     shop.name = "shop";
     shop.target_name = "shop";
-    shop.method = "copy";
-    shop.state = "done";
+    shop.method = Method::kCopy;
+    shop.state = DatabaseState::kDone;
     shop.tables_total = shop.tables_done = 5;
     shop.indexes_total = shop.indexes_done = 7;
     shop.bytes_total = shop.bytes_done = 1 << 20;
@@ -55,16 +56,16 @@ class StatusCliTest : public ::testing::Test {
     StoredDatabase blog;
     blog.name = "blog";
     blog.target_name = "neondb";
-    blog.method = "copy";
-    blog.state = "failed";
+    blog.method = Method::kCopy;
+    blog.state = DatabaseState::kFailed;
     blog.error = "permission denied to create extension \"plv8\"";
     blog.hint = "ask the provider";
     EXPECT_TRUE((*store)->PutDatabase(blog).ok());
     StoredStep step;
     step.database = "shop";
-    step.kind = "copy";
+    step.kind = StepKind::kCopy;
     step.object = "public.orders";
-    step.state = "done";
+    step.state = StepState::kDone;
     step.rows = 42;
     EXPECT_TRUE((*store)->PutStep(step).ok());
     return std::move(*store);
@@ -78,7 +79,7 @@ TEST_F(StatusCliTest, JsonOfAFinishedRun) {
   {
     auto store = Fill();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->FinishRun("failed", "1 of 2 databases failed").ok());
+    ASSERT_TRUE(store->FinishRun(RunState::kFailed, "1 of 2 databases failed").ok());
   }
   ProcessResult r = RunCli({"status", "--dir", dir_, "--json"});
   EXPECT_EQ(r.exit_code, 1) << "a failed run exits 1\n" << r.out << r.err;
@@ -114,12 +115,12 @@ TEST_F(StatusCliTest, TextAndExitStatuses) {
   {
     auto store = Fill();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->FinishRun("done", "").ok());
+    ASSERT_TRUE(store->FinishRun(RunState::kDone, "").ok());
     StoredDatabase blog;
     blog.name = "blog";
     blog.target_name = "neondb";
-    blog.method = "copy";
-    blog.state = "done";
+    blog.method = Method::kCopy;
+    blog.state = DatabaseState::kDone;
     ASSERT_TRUE(store->PutDatabase(blog).ok());
   }
   ProcessResult r = RunCli({"status", "--dir", dir_});
@@ -164,11 +165,11 @@ TEST_F(StatusCliTest, WatchRedrawsUntilTheRunEnds) {
   ASSERT_NE(store, nullptr);
   testing::BackgroundRun watcher({"status", "--dir", dir_, "--json", "--watch", "0.2"});
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ASSERT_TRUE(store->FinishRun("done", "").ok());
+  ASSERT_TRUE(store->FinishRun(RunState::kDone, "").ok());
   StoredDatabase blog;
   blog.name = "blog";
   blog.target_name = "neondb";
-  blog.state = "done";
+  blog.state = DatabaseState::kDone;
   ASSERT_TRUE(store->PutDatabase(blog).ok());
   store.reset();  // the process lets go of the directory: the watch ends
   ProcessResult r = watcher.Wait();
@@ -194,7 +195,7 @@ TEST_F(StatusCliTest, WatchOfAnEndedRunShowsItOnce) {
   {
     auto store = Fill();
     ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->FinishRun("cancelled", "").ok());
+    ASSERT_TRUE(store->FinishRun(RunState::kCancelled, "").ok());
   }
   auto started = std::chrono::steady_clock::now();
   ProcessResult r = RunCli({"status", "--dir", dir_, "--watch"});

@@ -29,7 +29,7 @@ CutoverDatabase Done() {
   CutoverDatabase db;
   db.name = "shop";
   db.target_name = "shop";
-  db.state = "done";
+  db.state = CutoverState::kDone;
   db.writes_stopped_seconds = 1.3;
   db.undo = "ALTER DATABASE shop RESET default_transaction_read_only";
   db.tables_recopied = 2;
@@ -43,7 +43,7 @@ CutoverDatabase Failed() {
   CutoverDatabase db;
   db.name = "blog";
   db.target_name = "neondb";
-  db.state = "failed";
+  db.state = CutoverState::kFailed;
   db.error = "the target did not catch up within 300 s";
   db.hint = "run pgcourier cutover again";
   return db;
@@ -81,7 +81,7 @@ TEST(CutoverReportTest, TextOfAFailedDatabase) {
   CutoverDatabase skipped;
   skipped.name = "logs";
   skipped.target_name = "logs";
-  skipped.state = "skipped";
+  skipped.state = CutoverState::kSkipped;
   outcome.databases.push_back(skipped);
   ASSERT_FALSE(outcome.ok());
   // Only a done database tells how long writes stopped and what was removed.

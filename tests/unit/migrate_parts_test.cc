@@ -17,6 +17,7 @@
 #include "migrate/recorded_run.h"
 #include "migrate/session_pool.h"
 #include "migrate/work_pool.h"
+#include "state_names.h"
 
 namespace pgcourier {
 namespace {
@@ -184,13 +185,13 @@ TEST(RecordedRunTest, PlannedDatabasesRoundTrip) {
   StoredDatabase a;
   a.name = "shop";
   a.target_name = "shop_new";
-  a.method = "replication";
+  a.method = Method::kReplication;
   a.method_reason = "wal_level is logical";
   a.bytes_total = 1 << 20;
   StoredDatabase b;
   b.name = "blog";
   b.target_name = "blog";
-  b.method = "copy";
+  b.method = Method::kCopy;
   nlohmann::json options = OptionsToJson(MigrateOptions());
   options["databases"] = PlannedDatabasesToJson({a, b});
   std::vector<StoredDatabase> back = PlannedDatabasesFromJson(options.dump());

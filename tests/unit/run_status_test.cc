@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "state/store.h"
+#include "state_names.h"
 
 namespace pgcourier {
 namespace {
@@ -33,11 +34,11 @@ TEST(RunStatusTest, ReadStatusFromACatalog) {
     StoredDatabase db;
     db.name = "shop";
     db.target_name = "shop";
-    db.state = "copying";
+    db.state = DatabaseState::kCopying;
     ASSERT_TRUE((*store)->PutDatabase(db).ok());
     StoredStep step;
     step.database = "shop";
-    step.kind = "copy";
+    step.kind = StepKind::kCopy;
     step.object = "public.t";
     ASSERT_TRUE((*store)->PutStep(step).ok());
 
@@ -61,7 +62,7 @@ TEST(RunStatusTest, ReadStatusFromACatalog) {
   {
     auto store = StateStore::OpenForRun(dir);
     ASSERT_TRUE(store.ok());
-    ASSERT_TRUE((*store)->FinishRun("done", "").ok());
+    ASSERT_TRUE((*store)->FinishRun(RunState::kDone, "").ok());
   }
   view = ReadStatus(dir, false);
   ASSERT_TRUE(view.ok());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "state/store.h"
+#include "state_names.h"
 
 namespace pgcourier {
 namespace {
@@ -62,9 +63,9 @@ StoredDatabase SampleDatabase(const std::string& name) {
   StoredDatabase db;
   db.name = name;
   db.target_name = name + "_new";
-  db.method = "copy";
+  db.method = Method::kCopy;
   db.method_reason = "wal_level is replica";
-  db.state = "copying";
+  db.state = DatabaseState::kCopying;
   db.error = "";
   db.hint = "";
   db.created_target = true;
@@ -146,7 +147,7 @@ TEST(StateStoreTest, ResumeAndFinish) {
   ASSERT_NE(store, nullptr);
   EXPECT_FALSE(store->ResumeRun(1).ok()) << "nothing to resume";
   ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
-  ASSERT_TRUE(store->FinishRun("failed", "lost the source").ok());
+  ASSERT_TRUE(store->FinishRun(RunState::kFailed, "lost the source").ok());
   auto run = store->Run();
   ASSERT_TRUE(run.ok() && run->has_value());
   EXPECT_EQ((*run)->state, "failed");
@@ -172,7 +173,7 @@ TEST(StateStoreTest, DatabasesRoundTripInOrderOfAddition) {
   ASSERT_TRUE(store->PutDatabase(SampleDatabase("zeta")).ok());
   ASSERT_TRUE(store->PutDatabase(SampleDatabase("alpha")).ok());
   StoredDatabase updated = SampleDatabase("zeta");
-  updated.state = "failed";
+  updated.state = DatabaseState::kFailed;
   updated.error = "relation \"x\" does not exist";
   updated.hint = "drop it";
   updated.consistent = true;
@@ -222,15 +223,15 @@ TEST(StateStoreTest, StepsKeyedByDatabaseKindObjectPart) {
   ASSERT_NE(store, nullptr);
   StoredStep copy;
   copy.database = "shop";
-  copy.kind = "copy";
+  copy.kind = StepKind::kCopy;
   copy.object = "public.orders";
   copy.part = "[blocks 0..1024)";
-  copy.state = "running";
+  copy.state = StepState::kRunning;
   StoredStep slice2 = copy;
   slice2.part = "[blocks 1024..2048)";
   StoredStep index;
   index.database = "shop";
-  index.kind = "index";
+  index.kind = StepKind::kIndex;
   index.object = "public.orders_pkey";
   StoredStep other = copy;
   other.database = "blog";
@@ -238,7 +239,7 @@ TEST(StateStoreTest, StepsKeyedByDatabaseKindObjectPart) {
   ASSERT_TRUE(store->PutStep(slice2).ok());
   ASSERT_TRUE(store->PutStep(index).ok());
   ASSERT_TRUE(store->PutStep(other).ok());
-  copy.state = "done";
+  copy.state = StepState::kDone;
   copy.rows = 1000;
   copy.bytes = 65536;
   copy.seconds = 1.25;
@@ -281,7 +282,7 @@ TEST(StateStoreTest, ValuesAreNeverSql) {
   ASSERT_TRUE(store->PutDatabase(db).ok());
   StoredStep step;
   step.database = nasty;
-  step.kind = "copy";
+  step.kind = StepKind::kCopy;
   step.object = nasty;
   ASSERT_TRUE(store->PutStep(step).ok());
   auto read = store->Database(nasty);
@@ -309,9 +310,9 @@ TEST(StateStoreTest, ManyWriterThreads) {
       for (int i = 0; i < kStepsPerThread; ++i) {
         StoredStep step;
         step.database = db.name;
-        step.kind = "copy";
+        step.kind = StepKind::kCopy;
         step.object = "public.t" + std::to_string(i);
-        step.state = "done";
+        step.state = StepState::kDone;
         step.rows = i;
         if (!store->PutStep(step).ok()) ++failures;
         db.tables_done = i + 1;
@@ -430,7 +431,7 @@ TEST(StateStoreTest, ReadOnlyBesideTheWriter) {
 
   EXPECT_FALSE((*reader)->PutDatabase(db).ok());
   EXPECT_FALSE((*reader)->PutStep(StoredStep{}).ok());
-  EXPECT_FALSE((*reader)->FinishRun("done", "").ok());
+  EXPECT_FALSE((*reader)->FinishRun(RunState::kDone, "").ok());
 
   // After the writer closed (and SQLite removed its WAL), still readable.
   reader->reset();
@@ -495,17 +496,22 @@ TEST(StateStoreTest, ChangesAreRecordedOnceAndUndone) {
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
   StoredChange identity{"shop",
-                        "source",
+                        Side::kSource,
                         "REPLICA IDENTITY FULL on public.t",
                         "ALTER TABLE ONLY public.t REPLICA IDENTITY DEFAULT",
-                        "",
+                        ChangeState::kMade,
                         ""};
-  StoredChange extension{
-      "shop", "target", "extension aiven_extras", "DROP EXTENSION IF EXISTS aiven_extras", "", ""};
+  StoredChange extension{"shop",
+                         Side::kTarget,
+                         "extension aiven_extras",
+                         "DROP EXTENSION IF EXISTS aiven_extras",
+                         ChangeState::kMade,
+                         ""};
   ASSERT_TRUE(store->RecordChange(identity).ok());
   ASSERT_TRUE(store->RecordChange(extension).ok());
   ASSERT_TRUE(store->RecordChange(identity).ok()) << "made again by a resumed run: one record";
-  ASSERT_TRUE(store->RecordChange({"other", "source", "x", "SELECT 1", "", ""}).ok());
+  ASSERT_TRUE(
+      store->RecordChange({"other", Side::kSource, "x", "SELECT 1", ChangeState::kMade, ""}).ok());
   Result<std::vector<StoredChange>> changes = store->Changes("shop");
   ASSERT_TRUE(changes.ok()) << changes.status().ToString();
   ASSERT_EQ(changes->size(), 2u);
@@ -555,7 +561,8 @@ TEST(StateStoreTest, VersionOneCatalogIsUpgraded) {
   ASSERT_NE(store, nullptr);
   Result<std::optional<StoredRun>> run = store->Run();
   ASSERT_TRUE(run.ok() && run->has_value()) << "the run survives the upgrade";
-  ASSERT_TRUE(store->RecordChange({"shop", "source", "x", "SELECT 1", "", ""}).ok());
+  ASSERT_TRUE(
+      store->RecordChange({"shop", Side::kSource, "x", "SELECT 1", ChangeState::kMade, ""}).ok());
   Result<std::vector<StoredChange>> changes = store->Changes("shop");
   ASSERT_TRUE(changes.ok());
   EXPECT_EQ(changes->size(), 1u);

@@ -15,7 +15,7 @@ StatusView Sample() {
   run.id = "feedc0de12345678";
   run.source = "postgresql://app@src.example:5432";
   run.target = "postgresql://admin@dst.example:5432";
-  run.state = "running";
+  run.state = RunState::kRunning;
   run.started_at = "2024-05-01T10:00:00Z";
   run.updated_at = "2024-05-01T10:05:00Z";
   run.pid = 4242;
@@ -26,8 +26,8 @@ StatusView Sample() {
   StoredDatabase shop;
   shop.name = "shop";
   shop.target_name = "shop";
-  shop.method = "copy";
-  shop.state = "copying";
+  shop.method = Method::kCopy;
+  shop.state = DatabaseState::kCopying;
   shop.tables_total = 10;
   shop.tables_done = 3;
   shop.indexes_total = 12;
@@ -42,9 +42,9 @@ StatusView Sample() {
   StoredDatabase blog;
   blog.name = "blog";
   blog.target_name = "neondb";
-  blog.method = "copy";
+  blog.method = Method::kCopy;
   blog.method_reason = "wal_level is replica";
-  blog.state = "failed";
+  blog.state = DatabaseState::kFailed;
   blog.error = "pg_restore: error: could not execute query:\nERROR: extension \"postgis\"";
   blog.hint = "install postgis on the target";
   blog.tables_total = 4;
@@ -52,17 +52,17 @@ StatusView Sample() {
 
   StoredStep phase;
   phase.database = "shop";
-  phase.kind = "phase";
+  phase.kind = StepKind::kPhase;
   phase.object = "pre-data";
-  phase.state = "done";
+  phase.state = StepState::kDone;
   phase.seconds = 1.25;
   phase.attempts = 1;
   StoredStep copy;
   copy.database = "shop";
-  copy.kind = "copy";
+  copy.kind = StepKind::kCopy;
   copy.object = "public.orders";
   copy.part = "[blocks 0..1024)";
-  copy.state = "failed";
+  copy.state = StepState::kFailed;
   copy.rows = 1234;
   copy.bytes = 2048;
   copy.seconds = 3.5;
@@ -94,13 +94,13 @@ TEST(StatusReportTest, OverallState) {
   EXPECT_EQ(OverallState(view), "interrupted") << "running, but no process holds the directory";
   view.live = true;
   EXPECT_EQ(OverallState(view), "running");
-  view.run->state = "cancelled";
+  view.run->state = RunState::kCancelled;
   EXPECT_EQ(OverallState(view), "cancelled");
-  view.run->state = "done";
+  view.run->state = RunState::kDone;
   EXPECT_EQ(OverallState(view), "failed") << "a database failed";
-  view.databases[1].state = "done";
+  view.databases[1].state = DatabaseState::kDone;
   EXPECT_EQ(OverallState(view), "done");
-  view.run->state = "failed";
+  view.run->state = RunState::kFailed;
   EXPECT_EQ(OverallState(view), "failed");
 }
 
@@ -174,7 +174,7 @@ TEST(StatusReportTest, TextOfEmptyAndFinishedRuns) {
   StatusView empty;
   EXPECT_NE(RenderStatusText(empty, false).find("EMPTY"), std::string::npos);
   StatusView done = Sample();
-  done.run->state = "done";
+  done.run->state = RunState::kDone;
   done.run->finished_at = "2024-05-01T12:00:00Z";
   done.databases.pop_back();
   std::string text = RenderStatusText(done, false);
