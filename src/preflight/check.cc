@@ -23,4 +23,10 @@ int CheckReport::Count(CheckStatus status) const {
       items.begin(), items.end(), [status](const CheckItem& i) { return i.status == status; }));
 }
 
+SessionBudget MigrationSessions(int jobs, int databases) {
+  jobs = std::max(1, jobs);
+  const int in_flight = std::max(1, std::min(jobs, databases));
+  return {2 * jobs + 2 * in_flight, 2 * jobs + in_flight * (jobs + 1)};
+}
+
 }  // namespace pgcourier

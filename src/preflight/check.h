@@ -129,4 +129,19 @@ struct CheckOptions {
   const CancelToken* cancel = nullptr;
 };
 
+// The most sessions a migration opens at once on each server, with `jobs`
+// jobs and `databases` databases (of which min(jobs, databases) are in
+// flight at once). What `check` budgets, and what the migration keeps to:
+//   source: per job a session at the snapshot for copies and one for
+//           comparisons; per database in flight the snapshot's holder and
+//           pg_dump or the final verification;
+//   target: per job a loading session and one for comparisons; per database
+//           in flight pg_restore's post-data (--jobs workers and its leader)
+//           or one session of its own.
+struct SessionBudget {
+  int source = 0;
+  int target = 0;
+};
+SessionBudget MigrationSessions(int jobs, int databases);
+
 }  // namespace pgcourier

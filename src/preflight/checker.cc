@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -144,7 +145,8 @@ class Checker {
   // by the source user.
   Status CheckReadable(Connection& source_db, const DatabasePlan& plan);
   void CheckRoles();
-  void CheckConnections(const Side& side, int needed, const char* code);
+  // `needed(jobs)`: the sessions a migration with that many jobs opens there.
+  void CheckConnections(const Side& side, const std::function<int(int)>& needed, const char* code);
   void CheckSize();
   void CheckLockTables();
   void CheckReplication();
@@ -625,7 +627,8 @@ void Checker::CheckRoles() {
   }
 }
 
-void Checker::CheckConnections(const Side& side, int needed, const char* code) {
+void Checker::CheckConnections(const Side& side, const std::function<int(int)>& needed,
+                               const char* code) {
   const ServerFacts& f = *side.facts;
   int64_t max = f.SettingInt("max_connections");
   int64_t reserved = 0;
@@ -650,14 +653,15 @@ void Checker::CheckConnections(const Side& side, int needed, const char* code) {
       "{} free connection slot(s){} of max_connections {} ({} in use, {} reserved); --jobs {} "
       "needs {}",
       std::max<int64_t>(free, 0), limit_note, max, f.connections_used, reserved, options_.jobs,
-      needed);
-  const int64_t overhead = needed - options_.jobs;
-  if (free >= needed) {
+      needed(options_.jobs));
+  int fitting = options_.jobs;  // the most jobs that fit
+  while (fitting > 0 && needed(fitting) > free) --fitting;
+  if (fitting == options_.jobs) {
     Add(code, CheckStatus::kPass, side.role, detail);
-  } else if (free > overhead) {
+  } else if (fitting > 0) {
     Add(code, CheckStatus::kWarn, side.role, detail,
         fmt::format("use --jobs {}, or close idle connections / raise max_connections on the {}",
-                    free - overhead, side.role));
+                    fitting, side.role));
   } else {
     Add(code, CheckStatus::kFail, side.role, detail,
         fmt::format("free connection slots on the {}: close idle connections, use a direct (not "
@@ -926,8 +930,13 @@ Result<CheckReport> Checker::Run() {
   if (!SelectDatabases()) return std::move(report_);
   PGC_RETURN_IF_ERROR(CheckDatabases());
   CheckRoles();
-  CheckConnections(source_, options_.jobs + 2, check_code::kSourceConnections);
-  CheckConnections(target_, options_.jobs + 1, check_code::kTargetConnections);
+  const int databases = static_cast<int>(report_.databases.size());
+  CheckConnections(
+      source_, [databases](int jobs) { return MigrationSessions(jobs, databases).source; },
+      check_code::kSourceConnections);
+  CheckConnections(
+      target_, [databases](int jobs) { return MigrationSessions(jobs, databases).target; },
+      check_code::kTargetConnections);
   CheckSize();
   CheckLockTables();
   if (options_.method != Method::kCopy) CheckReplication();

@@ -312,7 +312,9 @@ TEST_F(CheckTest, UnreachableSourceIsTranslated) {
 
 TEST_F(CheckTest, FullTargetServer) {
   testing::SourceAndTargetOptions servers = LogicalSource();
-  servers.target.settings = {"max_connections = 6", "superuser_reserved_connections = 0"};
+  // --jobs 4 and one database need 13 target sessions (MigrationSessions);
+  // with 3 of 12 slots held, 9 are free: enough for --jobs 2.
+  servers.target.settings = {"max_connections = 12", "superuser_reserved_connections = 0"};
   ASSERT_NO_FATAL_FAILURE(StartServers(servers));
   Result<ConnInfo> info = ConnInfo::Parse(target_->ConnString());
   ASSERT_TRUE(info.ok());
@@ -328,9 +330,10 @@ TEST_F(CheckTest, FullTargetServer) {
   Result<CheckReport> tight = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(tight.ok());
   ASSERT_TRUE(HasCheck(*tight, check_code::kTargetConnections, "target", CheckStatus::kWarn));
-  EXPECT_NE(Find(*tight, check_code::kTargetConnections)->hint.find("--jobs"), std::string::npos);
+  EXPECT_NE(Find(*tight, check_code::kTargetConnections)->hint.find("--jobs 2"), std::string::npos)
+      << Find(*tight, check_code::kTargetConnections)->hint;
 
-  ASSERT_NO_FATAL_FAILURE(hold(3));  // now every slot is taken
+  ASSERT_NO_FATAL_FAILURE(hold(9));  // now every slot is taken
   Result<CheckReport> full = Check(ClusterConn(*source_), ClusterConn(*target_));
   ASSERT_TRUE(full.ok());
   EXPECT_TRUE(full->blocked());
