@@ -15,6 +15,7 @@
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "pg/version.h"
+#include "preflight/checker_internal.h"
 #include "preflight/pg_tools.h"
 #include "roles/provider_roles.h"
 #include "util/pattern.h"
@@ -27,14 +28,9 @@ constexpr std::array<std::string_view, 8> kProviderAdminDatabases = {
     "_aiven",        "rdsadmin",     "azure_maintenance", "azure_sys",
     "cloudsqladmin", "alloydbadmin", "alloydbmetadata",   "_supabase"};
 
-struct ProviderExtension {
-  std::string_view name;
-  std::string_view advice;
-};
-
 // Extensions that exist only at one provider (or hold provider-managed
 // state): never created on the target by pgcourier.
-constexpr std::array<ProviderExtension, 15> kProviderExtensions = {{
+constexpr std::array<checker_internal::ProviderExtension, 15> kProviderExtensions = {{
     {"aiven_extras", "Aiven's helper extension; not needed on the target and left out"},
     {"pg_cron",
      "its jobs live in the provider-managed cron schema and are not moved; re-create the "
@@ -54,6 +50,10 @@ constexpr std::array<ProviderExtension, 15> kProviderExtensions = {{
     {"supautils", "Supabase only; left out"},
 }};
 
+}  // namespace
+
+namespace checker_internal {
+
 const ProviderExtension* FindProviderExtension(const std::string& name) {
   for (const auto& e : kProviderExtensions) {
     if (e.name == name) return &e;
@@ -61,7 +61,7 @@ const ProviderExtension* FindProviderExtension(const std::string& name) {
   return nullptr;
 }
 
-std::string JoinNames(const std::vector<std::string>& names, size_t limit = 10) {
+std::string JoinNames(const std::vector<std::string>& names, size_t limit) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < limit; ++i) {
     if (i > 0) out += ", ";
@@ -71,7 +71,7 @@ std::string JoinNames(const std::vector<std::string>& names, size_t limit = 10) 
   return out;
 }
 
-std::string JoinTables(const std::vector<TableName>& tables, size_t limit = 10) {
+std::string JoinTables(const std::vector<TableName>& tables, size_t limit) {
   std::vector<std::string> names;
   names.reserve(tables.size());
   for (const auto& t : tables) names.push_back(t.Display());
@@ -92,77 +92,6 @@ std::set<std::string> SplitList(const std::string& list) {
   }
   return out;
 }
-
-// One connected side of the move.
-struct Side {
-  std::string role;  // "source" or "target"
-  ConnInfo info;
-  std::unique_ptr<Connection> conn;
-  std::optional<ServerFacts> facts;
-};
-
-class Checker {
- public:
-  explicit Checker(const CheckOptions& options) : options_(options) {}
-
-  Result<CheckReport> Run();
-
- private:
-  void Add(const char* code, CheckStatus status, std::string object, std::string detail,
-           std::string hint = {}) {
-    report_.items.push_back({code, status, std::move(object), std::move(detail), std::move(hint)});
-  }
-  // The status of a replication precondition that does not hold: a failure
-  // when replication was asked for, a warning that selects copy under auto.
-  CheckStatus ReplicationProblem() const {
-    return options_.method == Method::kReplication ? CheckStatus::kFail : CheckStatus::kWarn;
-  }
-  Deadline QueryDeadline() const { return Deadline::After(options_.query_timeout); }
-  ConnectOptions ConnectOptionsFor(const std::string& role) const {
-    ConnectOptions o;
-    o.role = role;
-    o.total_timeout = options_.connect_timeout;
-    o.attempt_timeout =
-        std::min<std::chrono::milliseconds>(options_.connect_timeout, std::chrono::seconds(15));
-    o.cancel = options_.cancel;
-    return o;
-  }
-
-  Status ConnectSide(Side& side, const char* connect_code, const char* encryption_code);
-  // Whether the side's session is encrypted (with the TLS version); a warning
-  // when it is not and reaches another machine.
-  void AddEncryption(Side& side, const char* code);
-  void CheckDistinct();
-  void CheckVersions();
-  void CheckTools();
-  bool SelectDatabases();
-  Status CheckDatabases();
-  void CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& source_db,
-                       const std::optional<DatabaseFacts>& target_db);
-  void CheckLanguages(const DatabasePlan& plan, const DatabaseFacts& source_db);
-  // database.readable: every table and sequence the move dumps is readable
-  // by the source user.
-  Status CheckReadable(Connection& source_db, const DatabasePlan& plan);
-  void CheckRoles();
-  void CheckConnections(const Side& side, int needed, const char* code);
-  void CheckSize();
-  void CheckLockTables();
-  void CheckReplication();
-  bool ExtensionCreatable(const std::string& name, const AvailableExtension& available) const;
-
-  const CheckOptions& options_;
-  CheckReport report_;
-  Side source_;
-  Side target_;
-  // The database named in each connection string, if any.
-  std::string source_named_db_;
-  std::string target_named_db_;
-  // Per selected database (same order as report_.databases).
-  std::vector<DatabaseFacts> source_dbs_;
-  // Databases whose own preconditions for replication fail, with the reason.
-  std::map<std::string, std::string> replication_blocked_;
-  std::string replication_server_problem_;
-};
 
 Status Checker::ConnectSide(Side& side, const char* connect_code, const char* encryption_code) {
   ServerSummary& summary = side.role == "source" ? report_.source : report_.target;
@@ -961,7 +890,7 @@ Result<CheckReport> Checker::Run() {
   return std::move(report_);
 }
 
-}  // namespace
+}  // namespace checker_internal
 
 bool IsProviderAdminDatabase(const std::string& name) {
   return std::find(kProviderAdminDatabases.begin(), kProviderAdminDatabases.end(), name) !=
@@ -1004,7 +933,7 @@ Result<CheckReport> RunChecks(const CheckOptions& options) {
   if (options.jobs < 1) {
     return Status(StatusCode::kInvalidArgument, "--jobs must be 1 or more");
   }
-  Checker checker(options);
+  checker_internal::Checker checker(options);
   return checker.Run();
 }
 
