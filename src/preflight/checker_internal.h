@@ -93,7 +93,23 @@ class Checker {
   void CheckConnections(const Side& side, int needed, const char* code);
   void CheckSize();
   void CheckLockTables();
+  // The preconditions of logical replication, in four steps: the source's
+  // version, wal_level, slots and WAL senders; the users' rights to
+  // replicate and to subscribe; the target's workers and origins; and, per
+  // database, what its tables allow (publishable, replica identity, large
+  // objects, unlogged tables).
   void CheckReplication();
+  void CheckSourceWal();
+  void CheckReplicationRights();
+  void CheckSubscriptionCapacity();
+  void CheckReplicatedTables();
+  // One slot, WAL sender, worker and origin per database moved.
+  int64_t SubscriptionsNeeded() const;
+  // A failed precondition of the servers (not of one database): added with
+  // ReplicationProblem()'s status, and the first one is the reason every
+  // database is copied instead.
+  void AddServerProblem(const char* code, const std::string& object, const std::string& detail,
+                        const std::string& hint);
   bool ExtensionCreatable(const std::string& name, const AvailableExtension& available) const;
 
   const CheckOptions& options_;

@@ -12,37 +12,51 @@
 
 namespace pgcourier::checker_internal {
 
-void Checker::CheckReplication() {
-  const ServerFacts& s = *source_.facts;
-  const ServerFacts& t = *target_.facts;
-  const auto needed = static_cast<int64_t>(report_.databases.size());
-  const CheckStatus problem = ReplicationProblem();
-  auto server_problem = [&](const char* code, const std::string& object, const std::string& detail,
-                            const std::string& hint) {
-    Add(code, problem, object, detail, hint);
-    if (replication_server_problem_.empty()) replication_server_problem_ = detail;
-  };
-  auto has_extension = [](const ServerFacts& f, const char* name) {
-    return std::any_of(f.available_extensions.begin(), f.available_extensions.end(),
-                       [&](const AvailableExtension& a) { return a.name == name; });
-  };
+namespace {
 
+bool HasExtension(const ServerFacts& f, const char* name) {
+  return std::any_of(f.available_extensions.begin(), f.available_extensions.end(),
+                     [&](const AvailableExtension& a) { return a.name == name; });
+}
+
+}  // namespace
+
+void Checker::CheckReplication() {
+  CheckSourceWal();
+  CheckReplicationRights();
+  CheckSubscriptionCapacity();
+  CheckReplicatedTables();
+}
+
+int64_t Checker::SubscriptionsNeeded() const {
+  return static_cast<int64_t>(report_.databases.size());
+}
+
+void Checker::AddServerProblem(const char* code, const std::string& object,
+                               const std::string& detail, const std::string& hint) {
+  Add(code, ReplicationProblem(), object, detail, hint);
+  if (replication_server_problem_.empty()) replication_server_problem_ = detail;
+}
+
+void Checker::CheckSourceWal() {
+  const ServerFacts& s = *source_.facts;
+  const int64_t needed = SubscriptionsNeeded();
   if (s.major < 10) {
-    server_problem(check_code::kWalLevel, "source",
-                   "logical replication needs PostgreSQL 10 or newer on the source",
-                   "use --method copy");
+    AddServerProblem(check_code::kWalLevel, "source",
+                     "logical replication needs PostgreSQL 10 or newer on the source",
+                     "use --method copy");
   }
   std::string wal_level = s.Setting("wal_level");
   if (wal_level == "logical") {
     Add(check_code::kWalLevel, CheckStatus::kPass, "source", "wal_level is logical");
   } else {
-    server_problem(check_code::kWalLevel, "source",
-                   "wal_level is " + (wal_level.empty() ? std::string("unknown") : wal_level) +
-                       ", not logical",
-                   "set wal_level = logical and restart the source (ALTER SYSTEM SET wal_level = "
-                   "logical; on RDS set rds.logical_replication = 1 in the parameter group; on "
-                   "Cloud SQL the flag cloudsql.logical_decoding = on; on Azure the server "
-                   "parameter wal_level), or use --method copy");
+    AddServerProblem(check_code::kWalLevel, "source",
+                     "wal_level is " + (wal_level.empty() ? std::string("unknown") : wal_level) +
+                         ", not logical",
+                     "set wal_level = logical and restart the source (ALTER SYSTEM SET wal_level = "
+                     "logical; on RDS set rds.logical_replication = 1 in the parameter group; on "
+                     "Cloud SQL the flag cloudsql.logical_decoding = on; on Azure the server "
+                     "parameter wal_level), or use --method copy");
   }
 
   int64_t free_slots = s.SettingInt("max_replication_slots") - s.replication_slots_used;
@@ -54,9 +68,9 @@ void Checker::CheckReplication() {
   if (free_slots >= needed) {
     Add(check_code::kReplicationSlots, CheckStatus::kPass, "source", slots);
   } else {
-    server_problem(check_code::kReplicationSlots, "source", slots,
-                   "raise max_replication_slots on the source (restart needed), or drop unused "
-                   "slots listed in pg_replication_slots");
+    AddServerProblem(check_code::kReplicationSlots, "source", slots,
+                     "raise max_replication_slots on the source (restart needed), or drop unused "
+                     "slots listed in pg_replication_slots");
   }
 
   int64_t free_senders = s.SettingInt("max_wal_senders") - s.wal_senders_used;
@@ -68,11 +82,14 @@ void Checker::CheckReplication() {
   if (free_senders >= needed) {
     Add(check_code::kWalSenders, CheckStatus::kPass, "source", senders);
   } else {
-    server_problem(check_code::kWalSenders, "source", senders,
-                   "raise max_wal_senders on the source (restart needed)");
+    AddServerProblem(check_code::kWalSenders, "source", senders,
+                     "raise max_wal_senders on the source (restart needed)");
   }
+}
 
-  bool source_aiven_extras = has_extension(s, "aiven_extras");
+void Checker::CheckReplicationRights() {
+  const ServerFacts& s = *source_.facts;
+  const ServerFacts& t = *target_.facts;
   // The slot is made over a replication connection, which aiven_extras
   // does not open for anyone: REPLICATION (or a provider's equivalent) it is.
   if (s.is_superuser || s.can_replicate || s.member_of.count("rds_replication") != 0) {
@@ -82,15 +99,15 @@ void Checker::CheckReplication() {
     Add(check_code::kSourceReplicationPrivilege, CheckStatus::kPass, "source",
         fmt::format("{} {}", s.current_user, how));
   } else {
-    server_problem(check_code::kSourceReplicationPrivilege, "source",
-                   fmt::format("{} may not replicate (not a superuser, no REPLICATION attribute)",
-                               s.current_user),
-                   fmt::format("ALTER ROLE {} REPLICATION (on RDS: GRANT rds_replication TO {}), "
-                               "or use --method copy",
-                               s.current_user, s.current_user));
+    AddServerProblem(check_code::kSourceReplicationPrivilege, "source",
+                     fmt::format("{} may not replicate (not a superuser, no REPLICATION attribute)",
+                                 s.current_user),
+                     fmt::format("ALTER ROLE {} REPLICATION (on RDS: GRANT rds_replication TO {}), "
+                                 "or use --method copy",
+                                 s.current_user, s.current_user));
   }
 
-  bool target_aiven_extras = has_extension(t, "aiven_extras");
+  bool target_aiven_extras = HasExtension(t, "aiven_extras");
   bool can_subscribe = t.is_superuser ||
                        (t.major >= 16 && t.member_of.count("pg_create_subscription") != 0) ||
                        target_aiven_extras;
@@ -98,16 +115,20 @@ void Checker::CheckReplication() {
     Add(check_code::kTargetSubscriptionPrivilege, CheckStatus::kPass, "target",
         fmt::format("{} may create subscriptions", t.current_user));
   } else {
-    server_problem(check_code::kTargetSubscriptionPrivilege, "target",
-                   fmt::format("{} may not create subscriptions", t.current_user),
-                   t.major >= 16 ? fmt::format("GRANT pg_create_subscription TO {} on the "
-                                               "target, or use --method copy",
-                                               t.current_user)
-                                 : "connect to the target as a superuser (PostgreSQL 16+ also "
-                                   "allows members of pg_create_subscription), or use --method "
-                                   "copy");
+    AddServerProblem(check_code::kTargetSubscriptionPrivilege, "target",
+                     fmt::format("{} may not create subscriptions", t.current_user),
+                     t.major >= 16 ? fmt::format("GRANT pg_create_subscription TO {} on the "
+                                                 "target, or use --method copy",
+                                                 t.current_user)
+                                   : "connect to the target as a superuser (PostgreSQL 16+ also "
+                                     "allows members of pg_create_subscription), or use --method "
+                                     "copy");
   }
+}
 
+void Checker::CheckSubscriptionCapacity() {
+  const ServerFacts& t = *target_.facts;
+  const int64_t needed = SubscriptionsNeeded();
   int64_t workers = t.SettingInt("max_logical_replication_workers") - t.subscription_workers_used;
   std::string worker_detail = fmt::format(
       "{} free logical replication worker(s) on the target (max_logical_replication_workers {}, "
@@ -117,9 +138,9 @@ void Checker::CheckReplication() {
   if (workers >= needed) {
     Add(check_code::kTargetWorkers, CheckStatus::kPass, "target", worker_detail);
   } else {
-    server_problem(check_code::kTargetWorkers, "target", worker_detail,
-                   "raise max_logical_replication_workers (and max_worker_processes) on the "
-                   "target (restart needed)");
+    AddServerProblem(check_code::kTargetWorkers, "target", worker_detail,
+                     "raise max_logical_replication_workers (and max_worker_processes) on the "
+                     "target (restart needed)");
   }
 
   // Each subscription needs a replication origin, limited on the target by
@@ -135,10 +156,15 @@ void Checker::CheckReplication() {
   if (origins >= needed) {
     Add(check_code::kTargetOrigins, CheckStatus::kPass, "target", origin_detail);
   } else {
-    server_problem(check_code::kTargetOrigins, "target", origin_detail,
-                   fmt::format("raise {} on the target (restart needed)", origin_setting));
+    AddServerProblem(check_code::kTargetOrigins, "target", origin_detail,
+                     fmt::format("raise {} on the target (restart needed)", origin_setting));
   }
+}
 
+void Checker::CheckReplicatedTables() {
+  const ServerFacts& s = *source_.facts;
+  const CheckStatus problem = ReplicationProblem();
+  const bool source_aiven_extras = HasExtension(s, "aiven_extras");
   for (size_t i = 0; i < report_.databases.size() && i < source_dbs_.size(); ++i) {
     const DatabasePlan& plan = report_.databases[i];
     const DatabaseFacts& db = source_dbs_[i];
