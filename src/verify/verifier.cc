@@ -17,6 +17,7 @@
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "pg/transaction.h"
+#include "verify/verify_session.h"
 
 namespace pgcourier {
 
@@ -30,17 +31,16 @@ int DatabaseVerification::Mismatches() const {
 
 namespace {
 
-// The same output settings on both sides, so that a row's text (and so its
-// hash) depends only on its values. Row level security off: a table whose
-// policies would hide rows from the user is an error, never a silently
-// smaller count. Long scans must not be cut short, and a session idle in its
-// transaction (the one holding the shared snapshot, while the workers read)
-// must not be ended.
-constexpr const char* kSessionSettings =
-    "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; "
-    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
-    "SET row_security = off; SET statement_timeout = 0; "
-    "SET idle_in_transaction_session_timeout = 0";
+using verify_internal::ConnectSession;
+using verify_internal::GuardedRead;
+using verify_internal::OpenSession;
+using verify_internal::Read;
+using verify_internal::ReadOptions;
+using verify_internal::Session;
+using verify_internal::SessionSpec;
+using verify_internal::ShareSnapshot;
+using verify_internal::VerifyRun;
+
 constexpr const char* kMissingOnTarget = "missing on the target";
 
 // "AND the object was not made as part of another one" (deptype 'i').
@@ -153,169 +153,6 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                    "SELECT n.nspname, e.extname, NULL FROM pg_extension e "
                    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'"});
   return kinds;
-}
-
-// What every thread of one VerifyDatabase call shares: a token that all of
-// its connections wait on, raised on the first failure (so the other sides'
-// long scans end at once), when the caller cancels, and at the end.
-class VerifyRun {
- public:
-  explicit VerifyRun(const CancelToken* caller) : caller_(caller) {
-    if (caller_ == nullptr) return;
-    // Relays the caller's cancellation to `stop_`, waiting on both without
-    // spinning.
-    relay_ = std::thread([this] {
-      while (!stop_.cancelled()) {
-        Deadline deadline =
-            stop_.fd() >= 0 ? Deadline::Never() : Deadline::After(std::chrono::milliseconds(200));
-        WaitResult waited = WaitForSocket(stop_.fd(), true, false, deadline, caller_);
-        if (waited == WaitResult::kCancelled) {
-          stop_.Cancel();
-          return;
-        }
-        if (waited == WaitResult::kError) return;
-      }
-    });
-  }
-  ~VerifyRun() {
-    stop_.Cancel();
-    if (relay_.joinable()) relay_.join();
-  }
-  VerifyRun(const VerifyRun&) = delete;
-  VerifyRun& operator=(const VerifyRun&) = delete;
-
-  const CancelToken* token() const { return &stop_; }
-  bool stopped() const { return stop_.cancelled(); }
-
-  // Records the first failure and stops everything.
-  void Fail(const Status& status) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!first_error_) first_error_ = status;
-    }
-    stop_.Cancel();
-  }
-
-  // The error to return for `status`: the caller's cancellation, else the
-  // first failure (a later one may only be the stop it caused).
-  Status Explain(const Status& status) {
-    if (caller_ != nullptr && caller_->cancelled()) {
-      return Status(StatusCode::kCancelled, "verification cancelled");
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (first_error_) return *first_error_;
-    return status;
-  }
-
-  // After all workers ended: the failure, if any.
-  std::optional<Status> Failure() {
-    if (caller_ != nullptr && caller_->cancelled()) {
-      return Status(StatusCode::kCancelled, "verification cancelled");
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    return first_error_;
-  }
-
- private:
-  const CancelToken* caller_;
-  CancelToken stop_;
-  std::thread relay_;
-  std::mutex mu_;
-  std::optional<Status> first_error_;
-};
-
-struct SessionSpec {
-  const ConnInfo* info = nullptr;
-  std::string role;  // "source" or "target"
-  std::chrono::milliseconds connect_timeout{0};
-  const CancelToken* cancel = nullptr;
-};
-
-// Every read is in a read-only repeatable read transaction, at `snapshot`
-// when given.
-TransactionOptions ReadOptions(const std::optional<std::string>& snapshot) {
-  TransactionOptions options;
-  options.isolation = IsolationLevel::kRepeatableRead;
-  options.read_only = true;
-  options.snapshot = snapshot.value_or("");
-  return options;
-}
-
-// A connection in the transaction it reads in for its whole life. The
-// transaction is declared last, so it ends before the connection closes.
-struct Session {
-  std::unique_ptr<Connection> conn;
-  std::optional<Transaction> txn;
-};
-
-// Connects and applies the output settings.
-Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec) {
-  ConnectOptions connect;
-  connect.role = spec.role;
-  connect.total_timeout = spec.connect_timeout;
-  connect.cancel = spec.cancel;
-  Result<std::unique_ptr<Connection>> conn = Connection::Connect(*spec.info, connect);
-  if (!conn.ok()) return conn.status();
-  Connection& c = **conn;
-  std::string settings = kSessionSettings;
-  if (c.server_version() >= 170000) settings += "; SET transaction_timeout = 0";
-  Status set = c.Run(settings);
-  if (!set.ok()) return set.WithContext("preparing the " + spec.role + " session");
-  return conn;
-}
-
-// ConnectSession, then begins the session's transaction, at `snapshot` when
-// given.
-Result<Session> OpenSession(const SessionSpec& spec, const std::optional<std::string>& snapshot) {
-  Result<std::unique_ptr<Connection>> conn = ConnectSession(spec);
-  if (!conn.ok()) return conn.status();
-  Result<Transaction> begun = Transaction::Begin(**conn, ReadOptions(snapshot));
-  if (!begun.ok()) {
-    return begun.status().WithContext(snapshot
-                                          ? "reading the " + spec.role + " at snapshot " + *snapshot
-                                          : "starting a transaction on the " + spec.role);
-  }
-  Session session;
-  session.conn = std::move(*conn);
-  session.txn.emplace(std::move(*begun));
-  return session;
-}
-
-// Exports the session's snapshot for the other sessions of the same side.
-// Where the server refuses, the transaction is begun again and nullopt
-// returned: every session then takes its own.
-Result<std::optional<std::string>> ShareSnapshot(Session& session) {
-  Connection& conn = *session.conn;
-  Result<QueryResult> exported = conn.Exec("SELECT pg_export_snapshot()");
-  if (exported.ok()) return std::optional<std::string>(exported->GetString(0, 0));
-  if (exported.status().code() != StatusCode::kServerError) return exported.status();
-  spdlog::debug("cannot export a snapshot on {}: {}", conn.display(), exported.status().ToString());
-  PGC_RETURN_IF_ERROR(session.txn->Rollback());
-  Result<Transaction> again = Transaction::Begin(conn, ReadOptions(std::nullopt));
-  if (!again.ok()) return again.status();
-  session.txn = std::move(*again);
-  return std::optional<std::string>();
-}
-
-// A read whose rejection by the server (no privilege, a relation dropped
-// meanwhile, an unlogged table on a standby) is a finding, not a failure.
-struct Read {
-  std::optional<QueryResult> result;
-  std::string error;  // the server's error when result is empty
-};
-
-// Runs `sql` inside a savepoint, so that a rejected statement leaves the
-// transaction, and its snapshot, usable. Other failures (connection,
-// cancellation) are returned as the Status.
-Result<Read> GuardedRead(Connection& conn, const std::string& sql) {
-  Result<QueryResult> result = conn.Exec("SAVEPOINT pgc_verify; " + sql);
-  if (result.ok()) {
-    PGC_RETURN_IF_ERROR(conn.Run("RELEASE SAVEPOINT pgc_verify"));
-    return Read{std::move(*result), ""};
-  }
-  if (result.status().code() != StatusCode::kServerError) return result.status();
-  PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT pgc_verify; RELEASE SAVEPOINT pgc_verify"));
-  return Read{std::nullopt, result.status().ToString()};
 }
 
 struct RelationKey {
