@@ -11,12 +11,12 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <filesystem>
 #include <random>
 #include <thread>
 #include <utility>
 
+#include "state/sqlite_statement.h"
 #include "state/sqlite_transaction.h"
 
 namespace pgcourier {
@@ -125,52 +125,6 @@ std::string RandomHexId() {
 std::string DbPath(const std::string& dir) { return dir + "/" + kDbFile; }
 std::string LockPath(const std::string& dir) { return dir + "/" + kLockFile; }
 
-// A prepared statement, finalized when it goes out of scope. Bound strings
-// are kept alive here until the statement is done with them.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  void Bind(int index, std::string value) {
-    if (rc_ != SQLITE_OK) return;
-    const std::string& kept = kept_.emplace_back(std::move(value));
-    // nullptr is SQLITE_STATIC: the text lives in kept_ as long as the
-    // statement does.
-    rc_ = sqlite3_bind_text(stmt_, index, kept.data(), static_cast<int>(kept.size()), nullptr);
-  }
-  void Bind(int index, int64_t value) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(stmt_, index, value);
-  }
-  void Bind(int index, double value) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_double(stmt_, index, value);
-  }
-
-  // SQLITE_ROW, SQLITE_DONE, or the error of preparing, binding or stepping.
-  int Step() {
-    if (rc_ != SQLITE_OK) return rc_;
-    return sqlite3_step(stmt_);
-  }
-
-  std::string Text(int column) const {
-    const unsigned char* text = sqlite3_column_text(stmt_, column);
-    if (text == nullptr) return {};
-    return {reinterpret_cast<const char*>(text),
-            static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
-  }
-  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
-  double Real(int column) const { return sqlite3_column_double(stmt_, column); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-  std::deque<std::string> kept_;
-};
-
 Status ErrnoError(const std::string& what, const std::string& path) {
   return Status(StatusCode::kIoError, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
 }
@@ -242,12 +196,12 @@ Status MakeWorkDir(const std::string& dir) {
 // Reads PRAGMA user_version and whether the file holds any table at all.
 Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
   {
-    Statement stmt(db, "PRAGMA user_version");
+    SqliteStatement stmt(db, "PRAGMA user_version");
     int rc = stmt.Step();
     if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot read the catalog version");
     version = static_cast<int>(stmt.Int(0));
   }
-  Statement stmt(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
+  SqliteStatement stmt(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
   int rc = stmt.Step();
   if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot read the catalog");
   has_tables = stmt.Int(0) > 0;
@@ -282,7 +236,7 @@ constexpr const char* kStepColumns =
     "db_name, kind, object, part, state, row_count, byte_count, seconds, attempts, error, "
     "updated_at";
 
-StoredDatabase ReadDatabase(const Statement& s) {
+StoredDatabase ReadDatabase(const SqliteStatement& s) {
   StoredDatabase db;
   db.name = s.Text(0);
   db.target_name = s.Text(1);
@@ -306,7 +260,7 @@ StoredDatabase ReadDatabase(const Statement& s) {
   return db;
 }
 
-StoredStep ReadStep(const Statement& s) {
+StoredStep ReadStep(const SqliteStatement& s) {
   StoredStep step;
   step.database = s.Text(0);
   step.kind = ParseName<StepKind>(s.Text(1)).value_or(StepKind::kPhase);
@@ -363,7 +317,7 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenForRun(const std::string& di
   PGC_RETURN_IF_ERROR(ReadVersion(db, path, version, has_tables));
   PGC_RETURN_IF_ERROR(CheckVersion(path, version, has_tables));
   {
-    Statement wal(db, "PRAGMA journal_mode = WAL");
+    SqliteStatement wal(db, "PRAGMA journal_mode = WAL");
     rc = wal.Step();
     if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot switch to WAL");
     if (wal.Text(0) != "wal") {
@@ -432,7 +386,7 @@ bool StateStore::RunIsLive(const std::string& dir) {
 Status StateStore::Exec(const char* sql) { return SqliteExec(db_, path_, sql); }
 
 Status StateStore::TouchRun() {
-  Statement stmt(db_, "UPDATE run SET updated_at = ?1");
+  SqliteStatement stmt(db_, "UPDATE run SET updated_at = ?1");
   stmt.Bind(1, NowUtc());
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot update the run");
@@ -451,7 +405,7 @@ Status ReadOnlyError(const std::string& path) {
 Result<std::optional<StoredRun>> StateStore::Run() {
   std::lock_guard<std::mutex> guard(mu_);
   if (!has_schema_) return std::optional<StoredRun>();
-  Statement stmt(db_, fmt::format("SELECT {} FROM run", kRunColumns).c_str());
+  SqliteStatement stmt(db_, fmt::format("SELECT {} FROM run", kRunColumns).c_str());
   int rc = stmt.Step();
   if (rc == SQLITE_DONE) return std::optional<StoredRun>();
   if (rc != SQLITE_ROW) return SqliteError(db_, path_, rc, "cannot read the run");
@@ -476,7 +430,7 @@ Status StateStore::BeginRun(const StoredRun& run) {
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
   if (!txn.ok()) return txn.status();
   {
-    Statement existing(db_, "SELECT id, state, started_at FROM run");
+    SqliteStatement existing(db_, "SELECT id, state, started_at FROM run");
     int rc = existing.Step();
     if (rc == SQLITE_ROW) {
       return Status(StatusCode::kFailedPrecondition,
@@ -487,10 +441,10 @@ Status StateStore::BeginRun(const StoredRun& run) {
     if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the run");
   }
   const std::string now = NowUtc();
-  Statement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
-                                  "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                                  kRunColumns)
-                          .c_str());
+  SqliteStatement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
+                                        "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                        kRunColumns)
+                                .c_str());
   stmt.Bind(1, run.id.empty() ? RandomHexId() : run.id);
   stmt.Bind(2, run.source);
   stmt.Bind(3, run.target);
@@ -510,9 +464,9 @@ Status StateStore::BeginRun(const StoredRun& run) {
 Status StateStore::ResumeRun(int64_t pid) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_,
-                 "UPDATE run SET resumes = resumes + 1, pid = ?1, state = 'running', "
-                 "finished_at = '', error = '', updated_at = ?2");
+  SqliteStatement stmt(db_,
+                       "UPDATE run SET resumes = resumes + 1, pid = ?1, state = 'running', "
+                       "finished_at = '', error = '', updated_at = ?2");
   stmt.Bind(1, pid);
   stmt.Bind(2, NowUtc());
   int rc = stmt.Step();
@@ -528,7 +482,8 @@ Status StateStore::ResumeRun(int64_t pid) {
 Status StateStore::FinishRun(RunState state, const std::string& error) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_, "UPDATE run SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3");
+  SqliteStatement stmt(db_,
+                       "UPDATE run SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3");
   stmt.Bind(1, std::string(Name(state)));
   stmt.Bind(2, error);
   stmt.Bind(3, NowUtc());
@@ -547,7 +502,7 @@ Status StateStore::PutDatabase(const StoredDatabase& db) {
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
   if (!txn.ok()) return txn.status();
   // An upsert, not INSERT OR REPLACE: the row keeps its position.
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("INSERT INTO databases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
                        "ON CONFLICT (name) DO UPDATE SET target_name = excluded.target_name, "
@@ -595,7 +550,7 @@ Result<std::vector<StoredDatabase>> StateStore::Databases() {
   std::lock_guard<std::mutex> guard(mu_);
   std::vector<StoredDatabase> out;
   if (!has_schema_) return out;
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("SELECT {} FROM databases ORDER BY position", kDatabaseColumns).c_str());
   int rc = 0;
   while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadDatabase(stmt));
@@ -606,8 +561,8 @@ Result<std::vector<StoredDatabase>> StateStore::Databases() {
 Result<std::optional<StoredDatabase>> StateStore::Database(const std::string& name) {
   std::lock_guard<std::mutex> guard(mu_);
   if (!has_schema_) return std::optional<StoredDatabase>();
-  Statement stmt(db_,
-                 fmt::format("SELECT {} FROM databases WHERE name = ?1", kDatabaseColumns).c_str());
+  SqliteStatement stmt(
+      db_, fmt::format("SELECT {} FROM databases WHERE name = ?1", kDatabaseColumns).c_str());
   stmt.Bind(1, name);
   int rc = stmt.Step();
   if (rc == SQLITE_DONE) return std::optional<StoredDatabase>();
@@ -622,7 +577,7 @@ Status StateStore::PutStep(const StoredStep& step) {
   std::lock_guard<std::mutex> guard(mu_);
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
   if (!txn.ok()) return txn.status();
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("INSERT INTO steps ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
                        "?11) ON CONFLICT (db_name, kind, object, part) DO UPDATE SET "
                        "state = excluded.state, row_count = excluded.row_count, "
@@ -655,7 +610,7 @@ Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {
   std::lock_guard<std::mutex> guard(mu_);
   std::vector<StoredStep> out;
   if (!has_schema_) return out;
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("SELECT {} FROM steps WHERE db_name = ?1 ORDER BY position", kStepColumns)
                .c_str());
   stmt.Bind(1, database);
@@ -670,7 +625,7 @@ Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {
 Status StateStore::ClearSteps(const std::string& database) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_, "DELETE FROM steps WHERE db_name = ?1");
+  SqliteStatement stmt(db_, "DELETE FROM steps WHERE db_name = ?1");
   stmt.Bind(1, database);
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) {
@@ -683,10 +638,10 @@ Status StateStore::RecordChange(const StoredChange& change) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
   // A change made again (a resumed run) keeps its first record, made anew.
-  Statement stmt(db_,
-                 "INSERT INTO changes (db_name, side, object, undo_sql, state, made_at) "
-                 "VALUES (?1, ?2, ?3, ?4, 'made', ?5) ON CONFLICT (db_name, side, object) "
-                 "DO UPDATE SET state = 'made'");
+  SqliteStatement stmt(db_,
+                       "INSERT INTO changes (db_name, side, object, undo_sql, state, made_at) "
+                       "VALUES (?1, ?2, ?3, ?4, 'made', ?5) ON CONFLICT (db_name, side, object) "
+                       "DO UPDATE SET state = 'made'");
   stmt.Bind(1, change.database);
   stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);
@@ -703,9 +658,9 @@ Result<std::vector<StoredChange>> StateStore::Changes(const std::string& databas
   std::lock_guard<std::mutex> guard(mu_);
   std::vector<StoredChange> out;
   if (!has_schema_ || version_ < 2) return out;
-  Statement stmt(db_,
-                 "SELECT db_name, side, object, undo_sql, state, made_at FROM changes "
-                 "WHERE db_name = ?1 ORDER BY position");
+  SqliteStatement stmt(db_,
+                       "SELECT db_name, side, object, undo_sql, state, made_at FROM changes "
+                       "WHERE db_name = ?1 ORDER BY position");
   stmt.Bind(1, database);
   int rc = 0;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
@@ -723,9 +678,9 @@ Result<std::vector<StoredChange>> StateStore::Changes(const std::string& databas
 Status StateStore::MarkChangeUndone(const StoredChange& change) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_,
-                 "UPDATE changes SET state = 'undone' WHERE db_name = ?1 AND side = ?2 AND "
-                 "object = ?3");
+  SqliteStatement stmt(db_,
+                       "UPDATE changes SET state = 'undone' WHERE db_name = ?1 AND side = ?2 AND "
+                       "object = ?3");
   stmt.Bind(1, change.database);
   stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);
