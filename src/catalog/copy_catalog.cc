@@ -7,13 +7,14 @@
 #include "pg/quote.h"
 
 namespace pgcourier {
-namespace {}  // namespace
+namespace {
 
-std::string TableToCopy::QualifiedName() const { return pgcourier::QualifiedName(schema, name); }
+// The catalog's tables by (schema, name), to attach what is read about them.
+using TablesByName = std::map<std::pair<std::string, std::string>, TableToCopy*>;
 
-Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,
-                                    Deadline deadline) {
-  CopyCatalog catalog;
+// The tables to copy, largest first, with their sizes and column lists.
+Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadline,
+                  CopyCatalog& catalog) {
   std::string generated = conn.server_version() >= 120000 ? "AND a.attgenerated = ''" : "";
   Result<QueryResult> tables = conn.Exec(
       std::string("SELECT n.nspname, c.relname, pg_table_size(c.oid), c.relpersistence = 'u', "
@@ -42,7 +43,10 @@ Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
   }
+  return Status::Ok();
+}
 
+Status ReadIndexes(Connection& conn, Deadline deadline, const TablesByName& by_name) {
   // Indexes of the tables above, with the constraints they back. Indexes of
   // partitioned tables (relkind 'p') and those a partitioned parent's
   // constraint owns are left to pg_restore, which attaches them.
@@ -63,8 +67,6 @@ SELECT n.nspname, c.relname, i.indexrelid, ic.relname, pg_get_indexdef(i.indexre
    AND )sql") + sql::UserRelation() + " ORDER BY 1, 2, 4",
                                           deadline);
   if (!indexes.ok()) return indexes.status().WithContext("listing indexes");
-  std::map<std::pair<std::string, std::string>, TableToCopy*> by_name;
-  for (auto& t : catalog.tables) by_name[{t.schema, t.name}] = &t;
   for (int r = 0; r < indexes->rows(); ++r) {
     auto table = by_name.find({indexes->GetString(r, 0), indexes->GetString(r, 1)});
     if (table == by_name.end()) continue;
@@ -83,7 +85,10 @@ SELECT n.nspname, c.relname, i.indexrelid, ic.relname, pg_get_indexdef(i.indexre
     index.replica_identity = indexes->GetBool(r, 12);
     table->second->indexes.push_back(std::move(index));
   }
+  return Status::Ok();
+}
 
+Status ReadSplitKeys(Connection& conn, Deadline deadline, const TablesByName& by_name) {
   // Split keys: a NOT NULL integer column alone in a unique, non-partial
   // index (the primary key first).
   Result<QueryResult> keys = conn.Exec(std::string(R"sql(
@@ -102,7 +107,11 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
     auto table = by_name.find({keys->GetString(r, 0), keys->GetString(r, 1)});
     if (table != by_name.end()) table->second->split_column = keys->GetString(r, 2);
   }
+  return Status::Ok();
+}
 
+Status ReadSequences(Connection& conn, const ObjectFilter& filter, Deadline deadline,
+                     CopyCatalog& catalog) {
   // With the table of an identity column's sequence (NULL for others).
   Result<QueryResult> sequences = conn.Exec(
       std::string("SELECT n.nspname, c.relname, (SELECT t.relname FROM pg_depend d "
@@ -121,7 +130,11 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
     }
     catalog.sequences.push_back({std::move(schema), sequences->GetString(r, 1)});
   }
+  return Status::Ok();
+}
 
+Status ReadMaterializedViews(Connection& conn, const ObjectFilter& filter, Deadline deadline,
+                             CopyCatalog& catalog) {
   Result<QueryResult> matviews = conn.Exec(
       std::string("SELECT n.nspname, c.relname, c.relispopulated FROM pg_class c "
                   "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' AND ") +
@@ -133,13 +146,34 @@ SELECT DISTINCT ON (c.oid) n.nspname, c.relname, a.attname
     catalog.materialized_views.push_back(
         {matviews->GetString(r, 0), matviews->GetString(r, 1), matviews->GetBool(r, 2)});
   }
+  return Status::Ok();
+}
 
+Status ReadLargeObjects(Connection& conn, Deadline deadline, CopyCatalog& catalog) {
   Result<QueryResult> blobs =
       conn.Exec("SELECT oid FROM pg_largeobject_metadata ORDER BY oid", deadline);
   if (!blobs.ok()) return blobs.status().WithContext("listing large objects");
   for (int r = 0; r < blobs->rows(); ++r) {
     catalog.large_objects.push_back(static_cast<uint32_t>(blobs->GetInt(r, 0)));
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string TableToCopy::QualifiedName() const { return pgcourier::QualifiedName(schema, name); }
+
+Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,
+                                    Deadline deadline) {
+  CopyCatalog catalog;
+  PGC_RETURN_IF_ERROR(ReadTables(conn, filter, deadline, catalog));
+  TablesByName by_name;
+  for (auto& t : catalog.tables) by_name[{t.schema, t.name}] = &t;
+  PGC_RETURN_IF_ERROR(ReadIndexes(conn, deadline, by_name));
+  PGC_RETURN_IF_ERROR(ReadSplitKeys(conn, deadline, by_name));
+  PGC_RETURN_IF_ERROR(ReadSequences(conn, filter, deadline, catalog));
+  PGC_RETURN_IF_ERROR(ReadMaterializedViews(conn, filter, deadline, catalog));
+  PGC_RETURN_IF_ERROR(ReadLargeObjects(conn, deadline, catalog));
   return catalog;
 }
 

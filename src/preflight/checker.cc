@@ -5,17 +5,14 @@
 #include <algorithm>
 #include <array>
 #include <functional>
-#include <map>
 #include <memory>
 #include <set>
 #include <string_view>
 
 #include "catalog/database_facts.h"
 #include "catalog/server_facts.h"
-#include "catalog/user_objects.h"
 #include "pg/connection.h"
-#include "pg/quote.h"
-#include "pg/version.h"
+#include "preflight/checker_internal.h"
 #include "preflight/pg_tools.h"
 #include "roles/provider_roles.h"
 #include "util/pattern.h"
@@ -28,14 +25,9 @@ constexpr std::array<std::string_view, 8> kProviderAdminDatabases = {
     "_aiven",        "rdsadmin",     "azure_maintenance", "azure_sys",
     "cloudsqladmin", "alloydbadmin", "alloydbmetadata",   "_supabase"};
 
-struct ProviderExtension {
-  std::string_view name;
-  std::string_view advice;
-};
-
 // Extensions that exist only at one provider (or hold provider-managed
 // state): never created on the target by pgcourier.
-constexpr std::array<ProviderExtension, 15> kProviderExtensions = {{
+constexpr std::array<checker_internal::ProviderExtension, 15> kProviderExtensions = {{
     {"aiven_extras", "Aiven's helper extension; not needed on the target and left out"},
     {"pg_cron",
      "its jobs live in the provider-managed cron schema and are not moved; re-create the "
@@ -55,6 +47,10 @@ constexpr std::array<ProviderExtension, 15> kProviderExtensions = {{
     {"supautils", "Supabase only; left out"},
 }};
 
+}  // namespace
+
+namespace checker_internal {
+
 const ProviderExtension* FindProviderExtension(const std::string& name) {
   for (const auto& e : kProviderExtensions) {
     if (e.name == name) return &e;
@@ -62,7 +58,7 @@ const ProviderExtension* FindProviderExtension(const std::string& name) {
   return nullptr;
 }
 
-std::string JoinNames(const std::vector<std::string>& names, size_t limit = 10) {
+std::string JoinNames(const std::vector<std::string>& names, size_t limit) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < limit; ++i) {
     if (i > 0) out += ", ";
@@ -72,7 +68,7 @@ std::string JoinNames(const std::vector<std::string>& names, size_t limit = 10) 
   return out;
 }
 
-std::string JoinTables(const std::vector<TableName>& tables, size_t limit = 10) {
+std::string JoinTables(const std::vector<TableName>& tables, size_t limit) {
   std::vector<std::string> names;
   names.reserve(tables.size());
   for (const auto& t : tables) names.push_back(t.Display());
@@ -93,78 +89,6 @@ std::set<std::string> SplitList(const std::string& list) {
   }
   return out;
 }
-
-// One connected side of the move.
-struct Side {
-  std::string role;  // "source" or "target"
-  ConnInfo info;
-  std::unique_ptr<Connection> conn;
-  std::optional<ServerFacts> facts;
-};
-
-class Checker {
- public:
-  explicit Checker(const CheckOptions& options) : options_(options) {}
-
-  Result<CheckReport> Run();
-
- private:
-  void Add(const char* code, CheckStatus status, std::string object, std::string detail,
-           std::string hint = {}) {
-    report_.items.push_back({code, status, std::move(object), std::move(detail), std::move(hint)});
-  }
-  // The status of a replication precondition that does not hold: a failure
-  // when replication was asked for, a warning that selects copy under auto.
-  CheckStatus ReplicationProblem() const {
-    return options_.method == Method::kReplication ? CheckStatus::kFail : CheckStatus::kWarn;
-  }
-  Deadline QueryDeadline() const { return Deadline::After(options_.query_timeout); }
-  ConnectOptions ConnectOptionsFor(const std::string& role) const {
-    ConnectOptions o;
-    o.role = role;
-    o.total_timeout = options_.connect_timeout;
-    o.attempt_timeout =
-        std::min<std::chrono::milliseconds>(options_.connect_timeout, std::chrono::seconds(15));
-    o.cancel = options_.cancel;
-    return o;
-  }
-
-  Status ConnectSide(Side& side, const char* connect_code, const char* encryption_code);
-  // Whether the side's session is encrypted (with the TLS version); a warning
-  // when it is not and reaches another machine.
-  void AddEncryption(Side& side, const char* code);
-  void CheckDistinct();
-  void CheckVersions();
-  void CheckTools();
-  bool SelectDatabases();
-  Status CheckDatabases();
-  void CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& source_db,
-                       const std::optional<DatabaseFacts>& target_db);
-  void CheckLanguages(const DatabasePlan& plan, const DatabaseFacts& source_db);
-  // database.readable: every table and sequence the move dumps is readable
-  // by the source user.
-  Status CheckReadable(Connection& source_db, const DatabasePlan& plan);
-  void CheckRoles();
-  // `needed(jobs)`: the sessions a migration with that many jobs opens there.
-  void CheckConnections(const Side& side, const std::function<int(int)>& needed, const char* code);
-  void CheckSize();
-  void CheckLockTables();
-  void CheckReplication();
-  bool ExtensionCreatable(const std::string& name, const AvailableExtension& available) const;
-
-  const CheckOptions& options_;
-  CheckReport report_;
-  Side source_;
-  Side target_;
-  // The database named in each connection string, if any.
-  std::string source_named_db_;
-  std::string target_named_db_;
-  // Per selected database (same order as report_.databases).
-  std::vector<DatabaseFacts> source_dbs_;
-  // Databases whose own preconditions for replication fail, with the reason.
-  std::map<std::string, std::string> replication_blocked_;
-  std::string replication_server_problem_;
-};
 
 Status Checker::ConnectSide(Side& side, const char* connect_code, const char* encryption_code) {
   ServerSummary& summary = side.role == "source" ? report_.source : report_.target;
@@ -369,222 +293,6 @@ bool Checker::SelectDatabases() {
   return true;
 }
 
-Status Checker::CheckDatabases() {
-  for (auto& plan : report_.databases) {
-    Result<std::unique_ptr<Connection>> conn = Connection::Connect(
-        source_.info.WithDatabase(plan.name), ConnectOptionsFor("source database " + plan.name));
-    if (!conn.ok()) {
-      if (conn.status().code() == StatusCode::kCancelled) return conn.status();
-      Add(check_code::kDatabaseConnect, CheckStatus::kFail, plan.name, conn.status().message(),
-          conn.status().hint());
-      source_dbs_.emplace_back();
-      continue;
-    }
-    Result<DatabaseFacts> facts = ReadDatabaseFacts(**conn, QueryDeadline());
-    if (!facts.ok()) {
-      if (facts.status().code() == StatusCode::kCancelled) return facts.status();
-      Add(check_code::kDatabaseConnect, CheckStatus::kFail, plan.name, facts.status().ToString(),
-          "the source user must be able to read the database's catalogs");
-      source_dbs_.emplace_back();
-      continue;
-    }
-    source_dbs_.push_back(std::move(*facts));
-    const DatabaseFacts& source_db = source_dbs_.back();
-    // A resumed database was checked when its run began.
-    if (options_.owned_target_databases.count(plan.target_name) == 0) {
-      PGC_RETURN_IF_ERROR(CheckReadable(**conn, plan));
-    }
-
-    std::optional<DatabaseFacts> target_db;
-    if (plan.exists_on_target) {
-      Result<std::unique_ptr<Connection>> tconn =
-          Connection::Connect(target_.info.WithDatabase(plan.target_name),
-                              ConnectOptionsFor("target database " + plan.target_name));
-      Result<DatabaseFacts> tfacts = tconn.ok() ? ReadDatabaseFacts(**tconn, QueryDeadline())
-                                                : Result<DatabaseFacts>(tconn.status());
-      if (!tfacts.ok()) {
-        if (tfacts.status().code() == StatusCode::kCancelled) return tfacts.status();
-        Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
-            "the database exists on the target but cannot be read: " + tfacts.status().message(),
-            tfacts.status().hint().empty() ? "grant the target user CONNECT on it, or drop it"
-                                           : tfacts.status().hint());
-      } else if (options_.owned_target_databases.count(plan.target_name) != 0) {
-        Add(check_code::kDatabaseTarget, CheckStatus::kPass, plan.target_name,
-            "being filled by the migration that is resumed");
-        target_db = std::move(*tfacts);
-      } else if (tfacts->user_relations > 0) {
-        Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
-            fmt::format("the target database already holds user data: {} relation(s), e.g. {}",
-                        tfacts->user_relations, JoinTables(tfacts->sample_user_relations, 5)),
-            "move into an empty database: drop it or pick another name (pgcourier never mixes "
-            "data into a database that has its own)");
-        target_db = std::move(*tfacts);
-      } else if (!target_.facts->is_superuser && !tfacts->can_create_in_database) {
-        // Schemas and the progress marks are created in it.
-        Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
-            fmt::format("exists on the target and is empty, but the target user {} may not "
-                        "CREATE in it",
-                        target_.facts->current_user),
-            fmt::format("GRANT CREATE ON DATABASE {} TO {} on the target, or connect as its owner",
-                        QuoteIdent(plan.target_name), QuoteIdent(target_.facts->current_user)));
-        target_db = std::move(*tfacts);
-      } else {
-        Add(check_code::kDatabaseTarget, CheckStatus::kPass, plan.target_name,
-            "exists on the target and holds no user data");
-        target_db = std::move(*tfacts);
-      }
-    } else {
-      std::string detail = "does not exist on the target; it will be created";
-      if (!target_.facts->can_create_db && !target_.facts->is_superuser) {
-        Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name,
-            detail + ", but the target user may not create databases",
-            "create it on the target first (CREATE DATABASE ... OWNER <target user>), or grant "
-            "CREATEDB to the target user");
-      } else {
-        Add(check_code::kDatabaseTarget, CheckStatus::kPass, plan.target_name, detail);
-      }
-    }
-    CheckExtensions(plan, source_db, target_db);
-    CheckLanguages(plan, source_db);
-  }
-  return Status::Ok();
-}
-
-Status Checker::CheckReadable(Connection& source_db, const DatabasePlan& plan) {
-  if (source_.facts->is_superuser) return Status::Ok();
-  // pg_dump locks and reads every table and sequence it dumps: one the user
-  // may not read fails the schema dump, after the target database was made.
-  Result<QueryResult> unreadable = source_db.Exec(
-      "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
-      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE c.relkind IN ('r', 'p', 'm', 'S', 'f') AND " +
-          sql::UserRelation() +
-          "AND NOT (pg_catalog.has_schema_privilege(n.oid, 'USAGE') AND "
-          "pg_catalog.has_table_privilege(c.oid, 'SELECT')) ORDER BY 1, 2",
-      QueryDeadline());
-  if (!unreadable.ok()) {
-    if (unreadable.status().code() == StatusCode::kCancelled) return unreadable.status();
-    Add(check_code::kDatabaseReadable, CheckStatus::kWarn, plan.name,
-        "could not list the tables the source user may not read: " + unreadable.status().message());
-    return Status::Ok();
-  }
-  std::vector<TableName> blocked;
-  for (int row = 0; row < unreadable->rows(); ++row) {
-    TableName table{unreadable->GetString(row, 0), unreadable->GetString(row, 1)};
-    if (!options_.filter.ExcludesTable(table.schema, table.name)) blocked.push_back(table);
-  }
-  if (blocked.empty()) {
-    Add(check_code::kDatabaseReadable, CheckStatus::kPass, plan.name,
-        "the source user may read every table and sequence");
-    return Status::Ok();
-  }
-  Add(check_code::kDatabaseReadable, CheckStatus::kFail, plan.name,
-      fmt::format("the source user {} may not read {} table(s) or sequence(s): {}",
-                  source_.facts->current_user, blocked.size(), JoinTables(blocked, 5)),
-      fmt::format("GRANT SELECT on them (and USAGE on their schemas) to {} on the source, connect "
-                  "as their owner or a superuser, or leave them out with --exclude-table",
-                  QuoteIdent(source_.facts->current_user)));
-  return Status::Ok();
-}
-
-bool Checker::ExtensionCreatable(const std::string& name,
-                                 const AvailableExtension& available) const {
-  const ServerFacts& t = *target_.facts;
-  if (t.is_superuser || !available.superuser || available.trusted) return true;
-  for (const char* setting :
-       {"extwlist.extensions", "azure.extensions", "rds.allowed_extensions"}) {
-    std::set<std::string> allowed = SplitList(t.Setting(setting));
-    if (allowed.count(name) != 0 || allowed.count("*") != 0) return true;
-  }
-  return false;
-}
-
-void Checker::CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& source_db,
-                              const std::optional<DatabaseFacts>& target_db) {
-  const ServerFacts& t = *target_.facts;
-  for (const auto& ext : source_db.extensions) {
-    if (ext.name == "plpgsql") continue;
-    std::string object = plan.name + ": extension " + ext.name;
-    if (const ProviderExtension* provider = FindProviderExtension(ext.name)) {
-      Add(check_code::kExtensionProvider, CheckStatus::kWarn, object, std::string(provider->advice),
-          "objects that depend on it must be re-created by hand on the target");
-      continue;
-    }
-    if (target_db) {
-      auto installed =
-          std::find_if(target_db->extensions.begin(), target_db->extensions.end(),
-                       [&](const InstalledExtension& e) { return e.name == ext.name; });
-      if (installed != target_db->extensions.end() &&
-          CompareExtensionVersions(installed->version, ext.version) >= 0) {
-        Add(check_code::kExtensionAvailable, CheckStatus::kPass, object,
-            fmt::format("already installed in the target database (version {})",
-                        installed->version));
-        continue;
-      }
-    }
-    const AvailableExtension* best = nullptr;
-    for (const auto& a : t.available_extensions) {
-      if (a.name != ext.name) continue;
-      if (best == nullptr || CompareExtensionVersions(a.version, best->version) > 0) best = &a;
-    }
-    if (best == nullptr) {
-      Add(check_code::kExtensionAvailable, CheckStatus::kFail, object,
-          fmt::format("version {} is installed in the source, but the target server does not "
-                      "offer the extension at all",
-                      ext.version),
-          "install the extension's package on the target server (or enable it in the provider's "
-          "console), or drop it from the source database if nothing uses it");
-      continue;
-    }
-    if (CompareExtensionVersions(best->version, ext.version) < 0) {
-      Add(check_code::kExtensionAvailable, CheckStatus::kFail, object,
-          fmt::format("the source has version {}, the target offers at most {}", ext.version,
-                      best->version),
-          "install a newer build of the extension on the target");
-      continue;
-    }
-    // Find whether the source's exact version is installable or only newer.
-    const AvailableExtension* same = nullptr;
-    for (const auto& a : t.available_extensions) {
-      if (a.name == ext.name && a.version == ext.version) same = &a;
-    }
-    const AvailableExtension& use = same != nullptr ? *same : *best;
-    if (!ExtensionCreatable(ext.name, use)) {
-      Add(check_code::kExtensionAvailable, CheckStatus::kFail, object,
-          fmt::format("available on the target, but only a superuser may create it and {} is "
-                      "not one",
-                      t.current_user),
-          fmt::format("ask the target's administrator to run CREATE EXTENSION {} in the target "
-                      "database first, or allow-list it in the provider's settings",
-                      ext.name));
-      continue;
-    }
-    Add(check_code::kExtensionAvailable, CheckStatus::kPass, object,
-        same != nullptr ? fmt::format("version {} is available on the target", ext.version)
-                        : fmt::format("the target offers version {} (source has {})", best->version,
-                                      ext.version));
-  }
-}
-
-void Checker::CheckLanguages(const DatabasePlan& plan, const DatabaseFacts& source_db) {
-  const ServerFacts& t = *target_.facts;
-  for (const auto& lang : source_db.languages) {
-    if (lang.name == "plpgsql" || lang.from_extension) continue;  // extensions are checked above
-    std::string object = plan.name + ": language " + lang.name;
-    bool available = t.languages.count(lang.name) != 0 ||
-                     std::any_of(t.available_extensions.begin(), t.available_extensions.end(),
-                                 [&](const AvailableExtension& a) { return a.name == lang.name; });
-    if (available) {
-      Add(check_code::kLanguageAvailable, CheckStatus::kPass, object, "available on the target");
-    } else {
-      Add(check_code::kLanguageAvailable, CheckStatus::kFail, object,
-          "the procedural language is used in the source but the target does not have it",
-          "install the language's package on the target server (e.g. postgresql-plperl-NN), or "
-          "drop the language and its functions from the source if unused");
-    }
-  }
-}
-
 void Checker::CheckRoles() {
   std::set<std::string> referenced;
   for (const auto& db : source_dbs_)
@@ -740,172 +448,6 @@ void Checker::CheckSize() {
   }
 }
 
-void Checker::CheckReplication() {
-  const ServerFacts& s = *source_.facts;
-  const ServerFacts& t = *target_.facts;
-  const auto needed = static_cast<int64_t>(report_.databases.size());
-  const CheckStatus problem = ReplicationProblem();
-  auto server_problem = [&](const char* code, const std::string& object, const std::string& detail,
-                            const std::string& hint) {
-    Add(code, problem, object, detail, hint);
-    if (replication_server_problem_.empty()) replication_server_problem_ = detail;
-  };
-  auto has_extension = [](const ServerFacts& f, const char* name) {
-    return std::any_of(f.available_extensions.begin(), f.available_extensions.end(),
-                       [&](const AvailableExtension& a) { return a.name == name; });
-  };
-
-  if (s.major < 10) {
-    server_problem(check_code::kWalLevel, "source",
-                   "logical replication needs PostgreSQL 10 or newer on the source",
-                   "use --method copy");
-  }
-  std::string wal_level = s.Setting("wal_level");
-  if (wal_level == "logical") {
-    Add(check_code::kWalLevel, CheckStatus::kPass, "source", "wal_level is logical");
-  } else {
-    server_problem(check_code::kWalLevel, "source",
-                   "wal_level is " + (wal_level.empty() ? std::string("unknown") : wal_level) +
-                       ", not logical",
-                   "set wal_level = logical and restart the source (ALTER SYSTEM SET wal_level = "
-                   "logical; on RDS set rds.logical_replication = 1 in the parameter group; on "
-                   "Cloud SQL the flag cloudsql.logical_decoding = on; on Azure the server "
-                   "parameter wal_level), or use --method copy");
-  }
-
-  int64_t free_slots = s.SettingInt("max_replication_slots") - s.replication_slots_used;
-  std::string slots = fmt::format(
-      "{} free replication slot(s) (max_replication_slots {}, {} in "
-      "use); {} needed, one per database",
-      std::max<int64_t>(free_slots, 0), s.SettingInt("max_replication_slots"),
-      s.replication_slots_used, needed);
-  if (free_slots >= needed) {
-    Add(check_code::kReplicationSlots, CheckStatus::kPass, "source", slots);
-  } else {
-    server_problem(check_code::kReplicationSlots, "source", slots,
-                   "raise max_replication_slots on the source (restart needed), or drop unused "
-                   "slots listed in pg_replication_slots");
-  }
-
-  int64_t free_senders = s.SettingInt("max_wal_senders") - s.wal_senders_used;
-  std::string senders = fmt::format(
-      "{} free WAL sender(s) (max_wal_senders {}, {} in use); {} "
-      "needed",
-      std::max<int64_t>(free_senders, 0), s.SettingInt("max_wal_senders"), s.wal_senders_used,
-      needed);
-  if (free_senders >= needed) {
-    Add(check_code::kWalSenders, CheckStatus::kPass, "source", senders);
-  } else {
-    server_problem(check_code::kWalSenders, "source", senders,
-                   "raise max_wal_senders on the source (restart needed)");
-  }
-
-  bool source_aiven_extras = has_extension(s, "aiven_extras");
-  // The slot is made over a replication connection, which aiven_extras
-  // does not open for anyone: REPLICATION (or a provider's equivalent) it is.
-  if (s.is_superuser || s.can_replicate || s.member_of.count("rds_replication") != 0) {
-    std::string how = s.is_superuser    ? "is a superuser"
-                      : s.can_replicate ? "has the REPLICATION attribute"
-                                        : "is a member of rds_replication";
-    Add(check_code::kSourceReplicationPrivilege, CheckStatus::kPass, "source",
-        fmt::format("{} {}", s.current_user, how));
-  } else {
-    server_problem(check_code::kSourceReplicationPrivilege, "source",
-                   fmt::format("{} may not replicate (not a superuser, no REPLICATION attribute)",
-                               s.current_user),
-                   fmt::format("ALTER ROLE {} REPLICATION (on RDS: GRANT rds_replication TO {}), "
-                               "or use --method copy",
-                               s.current_user, s.current_user));
-  }
-
-  bool target_aiven_extras = has_extension(t, "aiven_extras");
-  bool can_subscribe = t.is_superuser ||
-                       (t.major >= 16 && t.member_of.count("pg_create_subscription") != 0) ||
-                       target_aiven_extras;
-  if (can_subscribe) {
-    Add(check_code::kTargetSubscriptionPrivilege, CheckStatus::kPass, "target",
-        fmt::format("{} may create subscriptions", t.current_user));
-  } else {
-    server_problem(check_code::kTargetSubscriptionPrivilege, "target",
-                   fmt::format("{} may not create subscriptions", t.current_user),
-                   t.major >= 16 ? fmt::format("GRANT pg_create_subscription TO {} on the "
-                                               "target, or use --method copy",
-                                               t.current_user)
-                                 : "connect to the target as a superuser (PostgreSQL 16+ also "
-                                   "allows members of pg_create_subscription), or use --method "
-                                   "copy");
-  }
-
-  int64_t workers = t.SettingInt("max_logical_replication_workers") - t.subscription_workers_used;
-  std::string worker_detail = fmt::format(
-      "{} free logical replication worker(s) on the target (max_logical_replication_workers {}, "
-      "{} in use); {} needed",
-      std::max<int64_t>(workers, 0), t.SettingInt("max_logical_replication_workers"),
-      t.subscription_workers_used, needed);
-  if (workers >= needed) {
-    Add(check_code::kTargetWorkers, CheckStatus::kPass, "target", worker_detail);
-  } else {
-    server_problem(check_code::kTargetWorkers, "target", worker_detail,
-                   "raise max_logical_replication_workers (and max_worker_processes) on the "
-                   "target (restart needed)");
-  }
-
-  // Each subscription needs a replication origin, limited on the target by
-  // max_replication_slots before PostgreSQL 18.
-  std::string origin_setting = t.settings.count("max_active_replication_origins") != 0
-                                   ? "max_active_replication_origins"
-                                   : "max_replication_slots";
-  int64_t origins = t.SettingInt(origin_setting) - t.replication_origins_used;
-  std::string origin_detail =
-      fmt::format("{} free replication origin(s) on the target ({} {}, {} in use); {} needed",
-                  std::max<int64_t>(origins, 0), origin_setting, t.SettingInt(origin_setting),
-                  t.replication_origins_used, needed);
-  if (origins >= needed) {
-    Add(check_code::kTargetOrigins, CheckStatus::kPass, "target", origin_detail);
-  } else {
-    server_problem(check_code::kTargetOrigins, "target", origin_detail,
-                   fmt::format("raise {} on the target (restart needed)", origin_setting));
-  }
-
-  for (size_t i = 0; i < report_.databases.size() && i < source_dbs_.size(); ++i) {
-    const DatabasePlan& plan = report_.databases[i];
-    const DatabaseFacts& db = source_dbs_[i];
-    if (db.name.empty()) continue;  // unreadable: already failed
-    if (!s.is_superuser && !source_aiven_extras && !db.tables_not_owned.empty()) {
-      std::string detail =
-          fmt::format("{} may not publish {} table(s) it does not own: {}", s.current_user,
-                      db.tables_not_owned.size(), JoinTables(db.tables_not_owned));
-      Add(check_code::kPublishPrivilege, problem, plan.name, detail,
-          "connect to the source as the tables' owner or a superuser, or use --method copy");
-      replication_blocked_.emplace(plan.name, detail);
-    }
-    if (db.tables_without_identity.empty()) {
-      Add(check_code::kReplicaIdentity, CheckStatus::kPass, plan.name,
-          "every table has a primary key or replica identity");
-    } else {
-      Add(check_code::kReplicaIdentity, CheckStatus::kWarn, plan.name,
-          fmt::format("{} table(s) have no primary key or replica identity: {}; publishing them "
-                      "would make UPDATE and DELETE fail on the source, so they are not "
-                      "published and are copied again at cutover",
-                      db.tables_without_identity.size(), JoinTables(db.tables_without_identity)),
-          "add a primary key to them, or accept the copy at cutover (REPLICA IDENTITY FULL only "
-          "if you ask for it)");
-    }
-    if (db.large_objects > 0) {
-      Add(check_code::kLargeObjects, CheckStatus::kWarn, plan.name,
-          fmt::format("{} large object(s): logical replication does not carry them; they are "
-                      "copied again at cutover",
-                      db.large_objects));
-    }
-    if (!db.unlogged_tables.empty()) {
-      Add(check_code::kUnloggedTables, CheckStatus::kWarn, plan.name,
-          fmt::format("{} unlogged table(s) are not replicated and are copied again at "
-                      "cutover: {}",
-                      db.unlogged_tables.size(), JoinTables(db.unlogged_tables)));
-    }
-  }
-}
-
 Result<CheckReport> Checker::Run() {
   report_.method = options_.method;
   Result<ConnInfo> source_info = ConnInfo::Parse(options_.source);
@@ -970,7 +512,7 @@ Result<CheckReport> Checker::Run() {
   return std::move(report_);
 }
 
-}  // namespace
+}  // namespace checker_internal
 
 bool IsProviderAdminDatabase(const std::string& name) {
   return std::find(kProviderAdminDatabases.begin(), kProviderAdminDatabases.end(), name) !=
@@ -1013,7 +555,7 @@ Result<CheckReport> RunChecks(const CheckOptions& options) {
   if (options.jobs < 1) {
     return Status(StatusCode::kInvalidArgument, "--jobs must be 1 or more");
   }
-  Checker checker(options);
+  checker_internal::Checker checker(options);
   return checker.Run();
 }
 

@@ -11,12 +11,13 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
-#include <deque>
 #include <filesystem>
 #include <random>
 #include <thread>
 #include <utility>
 
+#include "state/catalog_schema.h"
+#include "state/sqlite_statement.h"
 #include "state/sqlite_transaction.h"
 
 namespace pgcourier {
@@ -32,80 +33,6 @@ constexpr int kBusyTimeoutMs = 5000;
 // busy.
 constexpr int kLockAttempts = 20;
 constexpr std::chrono::milliseconds kLockRetryDelay{10};
-
-// Version 1 of the catalog. Every value is bound as a parameter; nothing is
-// ever spliced into SQL text.
-constexpr const char* kSchemaV1 = R"sql(
-CREATE TABLE run (
-  singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
-  id TEXT NOT NULL,
-  source TEXT NOT NULL,
-  target TEXT NOT NULL,
-  options_json TEXT NOT NULL,
-  state TEXT NOT NULL,
-  started_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  finished_at TEXT NOT NULL,
-  pid INTEGER NOT NULL,
-  resumes INTEGER NOT NULL,
-  error TEXT NOT NULL
-) STRICT;
-CREATE TABLE databases (
-  position INTEGER PRIMARY KEY,
-  name TEXT NOT NULL UNIQUE,
-  target_name TEXT NOT NULL,
-  method TEXT NOT NULL,
-  method_reason TEXT NOT NULL,
-  state TEXT NOT NULL,
-  error TEXT NOT NULL,
-  hint TEXT NOT NULL,
-  created_target INTEGER NOT NULL,
-  consistent INTEGER NOT NULL,
-  snapshot TEXT NOT NULL,
-  tables_total INTEGER NOT NULL,
-  tables_done INTEGER NOT NULL,
-  indexes_total INTEGER NOT NULL,
-  indexes_done INTEGER NOT NULL,
-  bytes_total INTEGER NOT NULL,
-  bytes_done INTEGER NOT NULL,
-  rows_done INTEGER NOT NULL,
-  started_at TEXT NOT NULL,
-  finished_at TEXT NOT NULL
-) STRICT;
-CREATE TABLE steps (
-  position INTEGER PRIMARY KEY,
-  db_name TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  object TEXT NOT NULL,
-  part TEXT NOT NULL,
-  state TEXT NOT NULL,
-  row_count INTEGER NOT NULL,
-  byte_count INTEGER NOT NULL,
-  seconds REAL NOT NULL,
-  attempts INTEGER NOT NULL,
-  error TEXT NOT NULL,
-  updated_at TEXT NOT NULL,
-  UNIQUE (db_name, kind, object, part)
-) STRICT;
-PRAGMA user_version = 1;
-)sql";
-
-// Version 2 adds the changes pgcourier made to a server besides its own
-// replication objects (REPLICA IDENTITY FULL, an extension it installed, a
-// read-only database), each with the SQL that undoes it.
-constexpr const char* kSchemaV2 = R"sql(
-CREATE TABLE changes (
-  position INTEGER PRIMARY KEY,
-  db_name TEXT NOT NULL,
-  side TEXT NOT NULL,
-  object TEXT NOT NULL,
-  undo_sql TEXT NOT NULL,
-  state TEXT NOT NULL,
-  made_at TEXT NOT NULL,
-  UNIQUE (db_name, side, object)
-) STRICT;
-PRAGMA user_version = 2;
-)sql";
 
 std::string NowUtc() {
   std::time_t now = std::time(nullptr);
@@ -124,52 +51,6 @@ std::string RandomHexId() {
 
 std::string DbPath(const std::string& dir) { return dir + "/" + kDbFile; }
 std::string LockPath(const std::string& dir) { return dir + "/" + kLockFile; }
-
-// A prepared statement, finalized when it goes out of scope. Bound strings
-// are kept alive here until the statement is done with them.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  void Bind(int index, std::string value) {
-    if (rc_ != SQLITE_OK) return;
-    const std::string& kept = kept_.emplace_back(std::move(value));
-    // nullptr is SQLITE_STATIC: the text lives in kept_ as long as the
-    // statement does.
-    rc_ = sqlite3_bind_text(stmt_, index, kept.data(), static_cast<int>(kept.size()), nullptr);
-  }
-  void Bind(int index, int64_t value) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_int64(stmt_, index, value);
-  }
-  void Bind(int index, double value) {
-    if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_double(stmt_, index, value);
-  }
-
-  // SQLITE_ROW, SQLITE_DONE, or the error of preparing, binding or stepping.
-  int Step() {
-    if (rc_ != SQLITE_OK) return rc_;
-    return sqlite3_step(stmt_);
-  }
-
-  std::string Text(int column) const {
-    const unsigned char* text = sqlite3_column_text(stmt_, column);
-    if (text == nullptr) return {};
-    return {reinterpret_cast<const char*>(text),
-            static_cast<size_t>(sqlite3_column_bytes(stmt_, column))};
-  }
-  int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
-  double Real(int column) const { return sqlite3_column_double(stmt_, column); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-  std::deque<std::string> kept_;
-};
 
 Status ErrnoError(const std::string& what, const std::string& path) {
   return Status(StatusCode::kIoError, fmt::format("{} {}: {}", what, path, std::strerror(errno)));
@@ -239,38 +120,6 @@ Status MakeWorkDir(const std::string& dir) {
   return Status::Ok();
 }
 
-// Reads PRAGMA user_version and whether the file holds any table at all.
-Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
-  {
-    Statement stmt(db, "PRAGMA user_version");
-    int rc = stmt.Step();
-    if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot read the catalog version");
-    version = static_cast<int>(stmt.Int(0));
-  }
-  Statement stmt(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
-  int rc = stmt.Step();
-  if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot read the catalog");
-  has_tables = stmt.Int(0) > 0;
-  return Status::Ok();
-}
-
-Status CheckVersion(const std::string& path, int version, bool has_tables) {
-  if (version > StateStore::kSchemaVersion) {
-    return Status(
-        StatusCode::kFailedPrecondition,
-        fmt::format("{} was written by a newer pgcourier (catalog version {}; this one knows "
-                    "version {} and older)",
-                    path, version, StateStore::kSchemaVersion),
-        "use the pgcourier that started this migration, or another --dir");
-  }
-  if (version <= 0 && has_tables) {
-    return Status(StatusCode::kFailedPrecondition,
-                  fmt::format("{} is an SQLite database, but not a pgcourier catalog", path),
-                  "another program's file has that name; use another --dir");
-  }
-  return Status::Ok();
-}
-
 constexpr const char* kRunColumns =
     "id, source, target, options_json, state, started_at, updated_at, finished_at, pid, "
     "resumes, error";
@@ -282,7 +131,7 @@ constexpr const char* kStepColumns =
     "db_name, kind, object, part, state, row_count, byte_count, seconds, attempts, error, "
     "updated_at";
 
-StoredDatabase ReadDatabase(const Statement& s) {
+StoredDatabase ReadDatabase(const SqliteStatement& s) {
   StoredDatabase db;
   db.name = s.Text(0);
   db.target_name = s.Text(1);
@@ -306,7 +155,7 @@ StoredDatabase ReadDatabase(const Statement& s) {
   return db;
 }
 
-StoredStep ReadStep(const Statement& s) {
+StoredStep ReadStep(const SqliteStatement& s) {
   StoredStep step;
   step.database = s.Text(0);
   step.kind = ParseName<StepKind>(s.Text(1)).value_or(StepKind::kPhase);
@@ -363,7 +212,7 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenForRun(const std::string& di
   PGC_RETURN_IF_ERROR(ReadVersion(db, path, version, has_tables));
   PGC_RETURN_IF_ERROR(CheckVersion(path, version, has_tables));
   {
-    Statement wal(db, "PRAGMA journal_mode = WAL");
+    SqliteStatement wal(db, "PRAGMA journal_mode = WAL");
     rc = wal.Step();
     if (rc != SQLITE_ROW) return SqliteError(db, path, rc, "cannot switch to WAL");
     if (wal.Text(0) != "wal") {
@@ -377,11 +226,7 @@ Result<std::unique_ptr<StateStore>> StateStore::OpenForRun(const std::string& di
   std::lock_guard<std::mutex> guard(store->mu_);
   PGC_RETURN_IF_ERROR(store->Exec("PRAGMA synchronous = NORMAL"));
   if (version < kSchemaVersion) {
-    Result<SqliteTransaction> txn = SqliteTransaction::Begin(store->db_, store->path_);
-    if (!txn.ok()) return txn.status();
-    if (version < 1) PGC_RETURN_IF_ERROR(store->Exec(kSchemaV1));
-    PGC_RETURN_IF_ERROR(store->Exec(kSchemaV2));
-    PGC_RETURN_IF_ERROR(txn->Commit());
+    PGC_RETURN_IF_ERROR(UpgradeCatalog(store->db_, store->path_, version));
   }
   store->version_ = kSchemaVersion;
   return store;
@@ -432,7 +277,7 @@ bool StateStore::RunIsLive(const std::string& dir) {
 Status StateStore::Exec(const char* sql) { return SqliteExec(db_, path_, sql); }
 
 Status StateStore::TouchRun() {
-  Statement stmt(db_, "UPDATE run SET updated_at = ?1");
+  SqliteStatement stmt(db_, "UPDATE run SET updated_at = ?1");
   stmt.Bind(1, NowUtc());
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot update the run");
@@ -451,7 +296,7 @@ Status ReadOnlyError(const std::string& path) {
 Result<std::optional<StoredRun>> StateStore::Run() {
   std::lock_guard<std::mutex> guard(mu_);
   if (!has_schema_) return std::optional<StoredRun>();
-  Statement stmt(db_, fmt::format("SELECT {} FROM run", kRunColumns).c_str());
+  SqliteStatement stmt(db_, fmt::format("SELECT {} FROM run", kRunColumns).c_str());
   int rc = stmt.Step();
   if (rc == SQLITE_DONE) return std::optional<StoredRun>();
   if (rc != SQLITE_ROW) return SqliteError(db_, path_, rc, "cannot read the run");
@@ -476,7 +321,7 @@ Status StateStore::BeginRun(const StoredRun& run) {
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
   if (!txn.ok()) return txn.status();
   {
-    Statement existing(db_, "SELECT id, state, started_at FROM run");
+    SqliteStatement existing(db_, "SELECT id, state, started_at FROM run");
     int rc = existing.Step();
     if (rc == SQLITE_ROW) {
       return Status(StatusCode::kFailedPrecondition,
@@ -487,10 +332,10 @@ Status StateStore::BeginRun(const StoredRun& run) {
     if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the run");
   }
   const std::string now = NowUtc();
-  Statement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
-                                  "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                                  kRunColumns)
-                          .c_str());
+  SqliteStatement stmt(db_, fmt::format("INSERT INTO run (singleton, {}) VALUES "
+                                        "(1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                        kRunColumns)
+                                .c_str());
   stmt.Bind(1, run.id.empty() ? RandomHexId() : run.id);
   stmt.Bind(2, run.source);
   stmt.Bind(3, run.target);
@@ -510,9 +355,9 @@ Status StateStore::BeginRun(const StoredRun& run) {
 Status StateStore::ResumeRun(int64_t pid) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_,
-                 "UPDATE run SET resumes = resumes + 1, pid = ?1, state = 'running', "
-                 "finished_at = '', error = '', updated_at = ?2");
+  SqliteStatement stmt(db_,
+                       "UPDATE run SET resumes = resumes + 1, pid = ?1, state = 'running', "
+                       "finished_at = '', error = '', updated_at = ?2");
   stmt.Bind(1, pid);
   stmt.Bind(2, NowUtc());
   int rc = stmt.Step();
@@ -528,7 +373,8 @@ Status StateStore::ResumeRun(int64_t pid) {
 Status StateStore::FinishRun(RunState state, const std::string& error) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_, "UPDATE run SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3");
+  SqliteStatement stmt(db_,
+                       "UPDATE run SET state = ?1, error = ?2, finished_at = ?3, updated_at = ?3");
   stmt.Bind(1, std::string(Name(state)));
   stmt.Bind(2, error);
   stmt.Bind(3, NowUtc());
@@ -547,7 +393,7 @@ Status StateStore::PutDatabase(const StoredDatabase& db) {
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
   if (!txn.ok()) return txn.status();
   // An upsert, not INSERT OR REPLACE: the row keeps its position.
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("INSERT INTO databases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) "
                        "ON CONFLICT (name) DO UPDATE SET target_name = excluded.target_name, "
@@ -595,7 +441,7 @@ Result<std::vector<StoredDatabase>> StateStore::Databases() {
   std::lock_guard<std::mutex> guard(mu_);
   std::vector<StoredDatabase> out;
   if (!has_schema_) return out;
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("SELECT {} FROM databases ORDER BY position", kDatabaseColumns).c_str());
   int rc = 0;
   while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadDatabase(stmt));
@@ -606,8 +452,8 @@ Result<std::vector<StoredDatabase>> StateStore::Databases() {
 Result<std::optional<StoredDatabase>> StateStore::Database(const std::string& name) {
   std::lock_guard<std::mutex> guard(mu_);
   if (!has_schema_) return std::optional<StoredDatabase>();
-  Statement stmt(db_,
-                 fmt::format("SELECT {} FROM databases WHERE name = ?1", kDatabaseColumns).c_str());
+  SqliteStatement stmt(
+      db_, fmt::format("SELECT {} FROM databases WHERE name = ?1", kDatabaseColumns).c_str());
   stmt.Bind(1, name);
   int rc = stmt.Step();
   if (rc == SQLITE_DONE) return std::optional<StoredDatabase>();
@@ -622,7 +468,7 @@ Status StateStore::PutStep(const StoredStep& step) {
   std::lock_guard<std::mutex> guard(mu_);
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
   if (!txn.ok()) return txn.status();
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("INSERT INTO steps ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
                        "?11) ON CONFLICT (db_name, kind, object, part) DO UPDATE SET "
                        "state = excluded.state, row_count = excluded.row_count, "
@@ -655,7 +501,7 @@ Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {
   std::lock_guard<std::mutex> guard(mu_);
   std::vector<StoredStep> out;
   if (!has_schema_) return out;
-  Statement stmt(
+  SqliteStatement stmt(
       db_, fmt::format("SELECT {} FROM steps WHERE db_name = ?1 ORDER BY position", kStepColumns)
                .c_str());
   stmt.Bind(1, database);
@@ -670,7 +516,7 @@ Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {
 Status StateStore::ClearSteps(const std::string& database) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_, "DELETE FROM steps WHERE db_name = ?1");
+  SqliteStatement stmt(db_, "DELETE FROM steps WHERE db_name = ?1");
   stmt.Bind(1, database);
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) {
@@ -683,10 +529,10 @@ Status StateStore::RecordChange(const StoredChange& change) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
   // A change made again (a resumed run) keeps its first record, made anew.
-  Statement stmt(db_,
-                 "INSERT INTO changes (db_name, side, object, undo_sql, state, made_at) "
-                 "VALUES (?1, ?2, ?3, ?4, 'made', ?5) ON CONFLICT (db_name, side, object) "
-                 "DO UPDATE SET state = 'made'");
+  SqliteStatement stmt(db_,
+                       "INSERT INTO changes (db_name, side, object, undo_sql, state, made_at) "
+                       "VALUES (?1, ?2, ?3, ?4, 'made', ?5) ON CONFLICT (db_name, side, object) "
+                       "DO UPDATE SET state = 'made'");
   stmt.Bind(1, change.database);
   stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);
@@ -703,9 +549,9 @@ Result<std::vector<StoredChange>> StateStore::Changes(const std::string& databas
   std::lock_guard<std::mutex> guard(mu_);
   std::vector<StoredChange> out;
   if (!has_schema_ || version_ < 2) return out;
-  Statement stmt(db_,
-                 "SELECT db_name, side, object, undo_sql, state, made_at FROM changes "
-                 "WHERE db_name = ?1 ORDER BY position");
+  SqliteStatement stmt(db_,
+                       "SELECT db_name, side, object, undo_sql, state, made_at FROM changes "
+                       "WHERE db_name = ?1 ORDER BY position");
   stmt.Bind(1, database);
   int rc = 0;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
@@ -723,9 +569,9 @@ Result<std::vector<StoredChange>> StateStore::Changes(const std::string& databas
 Status StateStore::MarkChangeUndone(const StoredChange& change) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
-  Statement stmt(db_,
-                 "UPDATE changes SET state = 'undone' WHERE db_name = ?1 AND side = ?2 AND "
-                 "object = ?3");
+  SqliteStatement stmt(db_,
+                       "UPDATE changes SET state = 'undone' WHERE db_name = ?1 AND side = ?2 AND "
+                       "object = ?3");
   stmt.Bind(1, change.database);
   stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);

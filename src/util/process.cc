@@ -64,6 +64,89 @@ struct Pipe {
   }
 };
 
+// The child's side of RunProcess, between fork and exec: only
+// async-signal-safe calls. Never returns; a failure before exec is written
+// (errno) to `exec_pipe` for the parent.
+[[noreturn]] void ExecChild(const std::string& program, char* const* argv, char* const* env,
+                            const Pipe& out_pipe, const Pipe& err_pipe, const Pipe& exec_pipe,
+                            pid_t parent, const ProcessOptions& options) {
+  // The child ends with pgcourier, even when pgcourier is killed with
+  // SIGKILL: no pg_restore goes on writing into a target that a resumed run
+  // is working on.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+  int dev_null = ::open("/dev/null", O_RDONLY);
+  if (dev_null >= 0) ::dup2(dev_null, STDIN_FILENO);
+  ::dup2(out_pipe.fds[1], STDOUT_FILENO);
+  ::dup2(err_pipe.fds[1], STDERR_FILENO);
+  ::setpgid(0, 0);  // own process group, so a timeout can kill its children too
+  int err = 0;
+  if (options.run_as_gid && (::setgroups(0, nullptr) != 0 || ::setgid(*options.run_as_gid) != 0)) {
+    err = errno;
+  }
+  if (err == 0 && options.run_as_uid && ::setuid(*options.run_as_uid) != 0) err = errno;
+  if (err == 0 && !options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) {
+    err = errno;
+  }
+  if (err == 0) {
+    ::execve(program.c_str(), argv, env);
+    err = errno;
+  }
+  ssize_t ignored = ::write(exec_pipe.fds[1], &err, sizeof(err));
+  (void)ignored;
+  ::_exit(127);
+}
+
+// How the reading of a child's output ended.
+enum class Ending { kEnded, kTimedOut, kCancelled };
+
+// Reads the child's stdout and stderr into `result` until both close, the
+// timeout passes or the cancel token is raised; on the last two the child's
+// process group is killed.
+Ending CollectOutput(pid_t pid, int out_fd, int err_fd, const ProcessOptions& options,
+                     ProcessResult& result) {
+  auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  const int cancel_fd = options.cancel != nullptr ? options.cancel->fd() : -1;
+  struct pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+  std::string* sinks[2] = {&result.out, &result.err};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(-pid, SIGKILL);
+      return Ending::kTimedOut;
+    }
+    if (options.cancel != nullptr && options.cancel->cancelled()) {
+      // Ask politely (pg_restore ends its sessions), then insist.
+      ::kill(-pid, SIGTERM);
+      for (int i = 0; i < 50 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) {
+        ::poll(nullptr, 0, 100);
+      }
+      ::kill(-pid, SIGKILL);
+      return Ending::kCancelled;
+    }
+    int n = ::poll(fds, cancel_fd >= 0 ? 3 : 2,
+                   static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Ending::kEnded;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      ssize_t got = ::read(fds[i].fd, buf, sizeof(buf));
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  return Ending::kEnded;
+}
+
 }  // namespace
 
 Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
@@ -98,32 +181,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   pid_t pid = ::fork();
   if (pid < 0) return Status(StatusCode::kIoError, std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    // The child ends with pgcourier, even when pgcourier is killed with
-    // SIGKILL: no pg_restore goes on writing into a target that a resumed run
-    // is working on.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    int dev_null = ::open("/dev/null", O_RDONLY);
-    if (dev_null >= 0) ::dup2(dev_null, STDIN_FILENO);
-    ::dup2(out_pipe.fds[1], STDOUT_FILENO);
-    ::dup2(err_pipe.fds[1], STDERR_FILENO);
-    ::setpgid(0, 0);  // own process group, so a timeout can kill its children too
-    int err = 0;
-    if (options.run_as_gid &&
-        (::setgroups(0, nullptr) != 0 || ::setgid(*options.run_as_gid) != 0)) {
-      err = errno;
-    }
-    if (err == 0 && options.run_as_uid && ::setuid(*options.run_as_uid) != 0) err = errno;
-    if (err == 0 && !options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) {
-      err = errno;
-    }
-    if (err == 0) {
-      ::execve(program.c_str(), c_argv.data(), c_env.data());
-      err = errno;
-    }
-    ssize_t ignored = ::write(exec_pipe.fds[1], &err, sizeof(err));
-    (void)ignored;
-    ::_exit(127);
+    ExecChild(program, c_argv.data(), c_env.data(), out_pipe, err_pipe, exec_pipe, parent, options);
   }
 
   out_pipe.CloseEnd(1);
@@ -132,50 +190,9 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv,
   if (options.on_start) options.on_start(pid);
 
   ProcessResult result;
-  auto deadline = std::chrono::steady_clock::now() + options.timeout;
-  bool timed_out = false;
-  bool cancelled = false;
-  const int cancel_fd = options.cancel != nullptr ? options.cancel->fd() : -1;
-  struct pollfd fds[3] = {
-      {out_pipe.fds[0], POLLIN, 0}, {err_pipe.fds[0], POLLIN, 0}, {cancel_fd, POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  int open_fds = 2;
-  char buf[65536];
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      ::kill(-pid, SIGKILL);
-      break;
-    }
-    if (options.cancel != nullptr && options.cancel->cancelled()) {
-      // Ask politely (pg_restore ends its sessions), then insist.
-      cancelled = true;
-      ::kill(-pid, SIGTERM);
-      for (int i = 0; i < 50 && ::waitpid(pid, nullptr, WNOHANG) == 0; ++i) {
-        ::poll(nullptr, 0, 100);
-      }
-      ::kill(-pid, SIGKILL);
-      break;
-    }
-    int n = ::poll(fds, cancel_fd >= 0 ? 3 : 2,
-                   static_cast<int>(std::min<long long>(left.count(), 1000 * 60)));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      ssize_t got = ::read(fds[i].fd, buf, sizeof(buf));
-      if (got > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
+  const Ending ending = CollectOutput(pid, out_pipe.fds[0], err_pipe.fds[0], options, result);
+  const bool timed_out = ending == Ending::kTimedOut;
+  const bool cancelled = ending == Ending::kCancelled;
 
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -17,6 +17,7 @@
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "pg/transaction.h"
+#include "verify/verify_session.h"
 
 namespace pgcourier {
 
@@ -30,17 +31,16 @@ int DatabaseVerification::Mismatches() const {
 
 namespace {
 
-// The same output settings on both sides, so that a row's text (and so its
-// hash) depends only on its values. Row level security off: a table whose
-// policies would hide rows from the user is an error, never a silently
-// smaller count. Long scans must not be cut short, and a session idle in its
-// transaction (the one holding the shared snapshot, while the workers read)
-// must not be ended.
-constexpr const char* kSessionSettings =
-    "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; "
-    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
-    "SET row_security = off; SET statement_timeout = 0; "
-    "SET idle_in_transaction_session_timeout = 0";
+using verify_internal::ConnectSession;
+using verify_internal::GuardedRead;
+using verify_internal::OpenSession;
+using verify_internal::Read;
+using verify_internal::ReadOptions;
+using verify_internal::Session;
+using verify_internal::SessionSpec;
+using verify_internal::ShareSnapshot;
+using verify_internal::VerifyRun;
+
 constexpr const char* kMissingOnTarget = "missing on the target";
 
 // "AND the object was not made as part of another one" (deptype 'i').
@@ -153,169 +153,6 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                    "SELECT n.nspname, e.extname, NULL FROM pg_extension e "
                    "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql'"});
   return kinds;
-}
-
-// What every thread of one VerifyDatabase call shares: a token that all of
-// its connections wait on, raised on the first failure (so the other sides'
-// long scans end at once), when the caller cancels, and at the end.
-class VerifyRun {
- public:
-  explicit VerifyRun(const CancelToken* caller) : caller_(caller) {
-    if (caller_ == nullptr) return;
-    // Relays the caller's cancellation to `stop_`, waiting on both without
-    // spinning.
-    relay_ = std::thread([this] {
-      while (!stop_.cancelled()) {
-        Deadline deadline =
-            stop_.fd() >= 0 ? Deadline::Never() : Deadline::After(std::chrono::milliseconds(200));
-        WaitResult waited = WaitForSocket(stop_.fd(), true, false, deadline, caller_);
-        if (waited == WaitResult::kCancelled) {
-          stop_.Cancel();
-          return;
-        }
-        if (waited == WaitResult::kError) return;
-      }
-    });
-  }
-  ~VerifyRun() {
-    stop_.Cancel();
-    if (relay_.joinable()) relay_.join();
-  }
-  VerifyRun(const VerifyRun&) = delete;
-  VerifyRun& operator=(const VerifyRun&) = delete;
-
-  const CancelToken* token() const { return &stop_; }
-  bool stopped() const { return stop_.cancelled(); }
-
-  // Records the first failure and stops everything.
-  void Fail(const Status& status) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!first_error_) first_error_ = status;
-    }
-    stop_.Cancel();
-  }
-
-  // The error to return for `status`: the caller's cancellation, else the
-  // first failure (a later one may only be the stop it caused).
-  Status Explain(const Status& status) {
-    if (caller_ != nullptr && caller_->cancelled()) {
-      return Status(StatusCode::kCancelled, "verification cancelled");
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (first_error_) return *first_error_;
-    return status;
-  }
-
-  // After all workers ended: the failure, if any.
-  std::optional<Status> Failure() {
-    if (caller_ != nullptr && caller_->cancelled()) {
-      return Status(StatusCode::kCancelled, "verification cancelled");
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    return first_error_;
-  }
-
- private:
-  const CancelToken* caller_;
-  CancelToken stop_;
-  std::thread relay_;
-  std::mutex mu_;
-  std::optional<Status> first_error_;
-};
-
-struct SessionSpec {
-  const ConnInfo* info = nullptr;
-  std::string role;  // "source" or "target"
-  std::chrono::milliseconds connect_timeout{0};
-  const CancelToken* cancel = nullptr;
-};
-
-// Every read is in a read-only repeatable read transaction, at `snapshot`
-// when given.
-TransactionOptions ReadOptions(const std::optional<std::string>& snapshot) {
-  TransactionOptions options;
-  options.isolation = IsolationLevel::kRepeatableRead;
-  options.read_only = true;
-  options.snapshot = snapshot.value_or("");
-  return options;
-}
-
-// A connection in the transaction it reads in for its whole life. The
-// transaction is declared last, so it ends before the connection closes.
-struct Session {
-  std::unique_ptr<Connection> conn;
-  std::optional<Transaction> txn;
-};
-
-// Connects and applies the output settings.
-Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec) {
-  ConnectOptions connect;
-  connect.role = spec.role;
-  connect.total_timeout = spec.connect_timeout;
-  connect.cancel = spec.cancel;
-  Result<std::unique_ptr<Connection>> conn = Connection::Connect(*spec.info, connect);
-  if (!conn.ok()) return conn.status();
-  Connection& c = **conn;
-  std::string settings = kSessionSettings;
-  if (c.server_version() >= 170000) settings += "; SET transaction_timeout = 0";
-  Status set = c.Run(settings);
-  if (!set.ok()) return set.WithContext("preparing the " + spec.role + " session");
-  return conn;
-}
-
-// ConnectSession, then begins the session's transaction, at `snapshot` when
-// given.
-Result<Session> OpenSession(const SessionSpec& spec, const std::optional<std::string>& snapshot) {
-  Result<std::unique_ptr<Connection>> conn = ConnectSession(spec);
-  if (!conn.ok()) return conn.status();
-  Result<Transaction> begun = Transaction::Begin(**conn, ReadOptions(snapshot));
-  if (!begun.ok()) {
-    return begun.status().WithContext(snapshot
-                                          ? "reading the " + spec.role + " at snapshot " + *snapshot
-                                          : "starting a transaction on the " + spec.role);
-  }
-  Session session;
-  session.conn = std::move(*conn);
-  session.txn.emplace(std::move(*begun));
-  return session;
-}
-
-// Exports the session's snapshot for the other sessions of the same side.
-// Where the server refuses, the transaction is begun again and nullopt
-// returned: every session then takes its own.
-Result<std::optional<std::string>> ShareSnapshot(Session& session) {
-  Connection& conn = *session.conn;
-  Result<QueryResult> exported = conn.Exec("SELECT pg_export_snapshot()");
-  if (exported.ok()) return std::optional<std::string>(exported->GetString(0, 0));
-  if (exported.status().code() != StatusCode::kServerError) return exported.status();
-  spdlog::debug("cannot export a snapshot on {}: {}", conn.display(), exported.status().ToString());
-  PGC_RETURN_IF_ERROR(session.txn->Rollback());
-  Result<Transaction> again = Transaction::Begin(conn, ReadOptions(std::nullopt));
-  if (!again.ok()) return again.status();
-  session.txn = std::move(*again);
-  return std::optional<std::string>();
-}
-
-// A read whose rejection by the server (no privilege, a relation dropped
-// meanwhile, an unlogged table on a standby) is a finding, not a failure.
-struct Read {
-  std::optional<QueryResult> result;
-  std::string error;  // the server's error when result is empty
-};
-
-// Runs `sql` inside a savepoint, so that a rejected statement leaves the
-// transaction, and its snapshot, usable. Other failures (connection,
-// cancellation) are returned as the Status.
-Result<Read> GuardedRead(Connection& conn, const std::string& sql) {
-  Result<QueryResult> result = conn.Exec("SAVEPOINT pgc_verify; " + sql);
-  if (result.ok()) {
-    PGC_RETURN_IF_ERROR(conn.Run("RELEASE SAVEPOINT pgc_verify"));
-    return Read{std::move(*result), ""};
-  }
-  if (result.status().code() != StatusCode::kServerError) return result.status();
-  PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT pgc_verify; RELEASE SAVEPOINT pgc_verify"));
-  return Read{std::nullopt, result.status().ToString()};
 }
 
 struct RelationKey {
@@ -521,6 +358,168 @@ Status ReadChecksum(Connection& conn, const RelationKey& table, Checksum* out) {
   return Status::Ok();
 }
 
+// The relations and sequences of both sides, as the filter leaves them.
+struct Catalogs {
+  std::map<RelationKey, RelationInfo> source_relations;
+  std::map<RelationKey, RelationInfo> target_relations;
+  std::set<RelationKey> source_sequences;
+  std::set<RelationKey> target_sequences;
+};
+
+Status SourceCatalogContext(const Status& s) { return s.WithContext("reading the source catalog"); }
+Status TargetCatalogContext(const Status& s) { return s.WithContext("reading the target catalog"); }
+
+Result<Catalogs> ReadCatalogs(Connection& src_conn, Connection& dst_conn,
+                              const ObjectFilter& filter) {
+  Catalogs out;
+  auto source_relations = ReadRelations(src_conn, filter);
+  if (!source_relations.ok()) return SourceCatalogContext(source_relations.status());
+  auto target_relations = ReadRelations(dst_conn, filter);
+  if (!target_relations.ok()) return TargetCatalogContext(target_relations.status());
+  auto source_sequences = ReadSequences(src_conn, filter);
+  if (!source_sequences.ok()) return SourceCatalogContext(source_sequences.status());
+  auto target_sequences = ReadSequences(dst_conn, filter);
+  if (!target_sequences.ok()) return TargetCatalogContext(target_sequences.status());
+  out.source_relations = std::move(*source_relations);
+  out.target_relations = std::move(*target_relations);
+  out.source_sequences = std::move(*source_sequences);
+  out.target_sequences = std::move(*target_sequences);
+  return out;
+}
+
+// The names of every schema kind on both sides, compared.
+Result<std::vector<SchemaVerification>> VerifySchema(Connection& src_conn, Connection& dst_conn,
+                                                     const VerifyOptions& options) {
+  const std::vector<SchemaKind> kinds = SchemaKinds(src_conn.server_version());
+  auto source_names = ReadSchemaNames(src_conn, kinds, options.filter, options.left_out_extensions);
+  if (!source_names.ok()) return SourceCatalogContext(source_names.status());
+  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()),
+                                      options.filter, options.left_out_extensions);
+  if (!target_names.ok()) return TargetCatalogContext(target_names.status());
+  return CompareSchema(kinds, *source_names, *target_names);
+}
+
+// Sequences. Their values are not transactional: they are read as they
+// are now, whatever the snapshot.
+Result<std::vector<SequenceVerification>> VerifySequences(Connection& src_conn,
+                                                          Connection& dst_conn,
+                                                          const Catalogs& catalogs) {
+  std::vector<SequenceVerification> out;
+  for (const RelationKey& seq : catalogs.source_sequences) {
+    SequenceVerification v;
+    v.schema = seq.schema;
+    v.name = seq.name;
+    std::string error;
+    Result<std::optional<int64_t>> value = ReadSequenceValue(src_conn, seq, &error);
+    if (!value.ok()) return value.status();
+    v.source_last_value = *value;
+    if (!error.empty()) {
+      v.error = "source: " + error;
+    } else if (catalogs.target_sequences.count(seq) == 0) {
+      v.error = kMissingOnTarget;
+    } else {
+      value = ReadSequenceValue(dst_conn, seq, &error);
+      if (!value.ok()) return value.status();
+      v.target_last_value = *value;
+      if (!error.empty()) v.error = "target: " + error;
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+using TableList = std::vector<std::pair<RelationKey, RelationInfo>>;
+
+// Tables: leaves only (a partitioned table has no rows of its own), and
+// materialized views that are populated on the source; not the tables
+// whose data the filter excludes. Largest first, so that a big table does
+// not start last. The tables the caller compared already go to `done`
+// instead.
+TableList TablesToChecksum(const Catalogs& catalogs, const VerifyOptions& options,
+                           std::vector<TableVerification>* done) {
+  std::map<RelationKey, const TableVerification*> compared;
+  for (const auto& table : options.compared_tables) compared[{table.schema, table.name}] = &table;
+  TableList tables;
+  for (const auto& [key, info] : catalogs.source_relations) {
+    if (info.kind == 'p' || (info.kind == 'm' && !info.populated)) continue;
+    if (info.kind != 'm' && options.filter.ExcludesTableData(key.schema, key.name)) continue;
+    auto found = compared.find(key);
+    if (found != compared.end()) {
+      done->push_back(*found->second);
+      continue;
+    }
+    tables.emplace_back(key, info);
+  }
+  std::stable_sort(tables.begin(), tables.end(),
+                   [](const auto& a, const auto& b) { return a.second.size > b.second.size; });
+  return tables;
+}
+
+// Gives each side its queries (none where the target lacks the table, or
+// has it unpopulated: the reason in `target_errors`).
+void PlanChecksums(const TableList& tables, const Catalogs& catalogs, SideWork& source_work,
+                   SideWork& target_work, std::vector<std::string>& target_errors) {
+  target_errors.assign(tables.size(), "");
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const RelationKey& key = tables[i].first;
+    source_work.queries.push_back(ChecksumSql(key));
+    auto found = catalogs.target_relations.find(key);
+    std::string sql;
+    if (found == catalogs.target_relations.end()) {
+      target_errors[i] = kMissingOnTarget;
+    } else if (found->second.kind == 'm' && !found->second.populated) {
+      target_errors[i] = "not populated on the target";
+    } else {
+      sql = ChecksumSql(key);
+    }
+    target_work.queries.push_back(std::move(sql));
+  }
+  source_work.results.resize(tables.size());
+  target_work.results.resize(tables.size());
+}
+
+// Runs both sides' workers and waits for them; the failure, if any.
+std::optional<Status> RunChecksumWorkers(VerifyRun& run, SideWork& source_work,
+                                         SideWork& target_work, int jobs) {
+  std::vector<std::thread> threads;
+  try {
+    for (SideWork* work : {&source_work, &target_work}) {
+      for (int w = 0; w < work->Workers(jobs); ++w) {
+        threads.emplace_back([work, w] { work->Worker(w); });
+      }
+    }
+  } catch (const std::system_error& e) {
+    run.Fail(Status(StatusCode::kIoError, std::string("cannot start a thread: ") + e.what()));
+  }
+  for (auto& t : threads) t.join();
+  return run.Failure();
+}
+
+// One TableVerification per table, from both sides' checksums.
+void CollectChecksums(const TableList& tables, const SideWork& source_work,
+                      const SideWork& target_work, const std::vector<std::string>& target_errors,
+                      std::vector<TableVerification>* out) {
+  for (size_t i = 0; i < tables.size(); ++i) {
+    TableVerification v;
+    v.schema = tables[i].first.schema;
+    v.name = tables[i].first.name;
+    const Checksum& s = source_work.results[i];
+    const Checksum& t = target_work.results[i];
+    v.source_rows = s.rows;
+    v.source_checksum = s.checksum;
+    v.target_rows = t.rows;
+    v.target_checksum = t.checksum;
+    if (!s.error.empty()) {
+      v.error = "source: " + s.error;
+    } else if (!target_errors[i].empty()) {
+      v.error = target_errors[i];
+    } else if (!t.error.empty()) {
+      v.error = "target: " + t.error;
+    }
+    out->push_back(std::move(v));
+  }
+}
+
 }  // namespace
 
 TableChecksums::TableChecksums(std::unique_ptr<Connection> source, Transaction source_txn,
@@ -610,70 +609,19 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   result.source_database = src_conn.database();
   result.target_database = dst_conn.database();
 
-  // Catalogs.
-  auto source_context = [](const Status& s) { return s.WithContext("reading the source catalog"); };
-  auto target_context = [](const Status& s) { return s.WithContext("reading the target catalog"); };
-  auto source_relations = ReadRelations(src_conn, filter);
-  if (!source_relations.ok()) return run.Explain(source_context(source_relations.status()));
-  auto target_relations = ReadRelations(dst_conn, filter);
-  if (!target_relations.ok()) return run.Explain(target_context(target_relations.status()));
-  auto source_sequences = ReadSequences(src_conn, filter);
-  if (!source_sequences.ok()) return run.Explain(source_context(source_sequences.status()));
-  auto target_sequences = ReadSequences(dst_conn, filter);
-  if (!target_sequences.ok()) return run.Explain(target_context(target_sequences.status()));
-
-  const std::vector<SchemaKind> kinds = SchemaKinds(src_conn.server_version());
-  auto source_names = ReadSchemaNames(src_conn, kinds, filter, options.left_out_extensions);
-  if (!source_names.ok()) return run.Explain(source_context(source_names.status()));
-  auto target_names = ReadSchemaNames(dst_conn, SchemaKinds(dst_conn.server_version()), filter,
-                                      options.left_out_extensions);
-  if (!target_names.ok()) return run.Explain(target_context(target_names.status()));
-  result.schema = CompareSchema(kinds, *source_names, *target_names);
-
-  // Sequences. Their values are not transactional: they are read as they
-  // are now, whatever the snapshot.
-  for (const RelationKey& seq : *source_sequences) {
-    if (!options.sequences) break;
-    SequenceVerification v;
-    v.schema = seq.schema;
-    v.name = seq.name;
-    std::string error;
-    Result<std::optional<int64_t>> value = ReadSequenceValue(src_conn, seq, &error);
-    if (!value.ok()) return run.Explain(value.status());
-    v.source_last_value = *value;
-    if (!error.empty()) {
-      v.error = "source: " + error;
-    } else if (target_sequences->count(seq) == 0) {
-      v.error = kMissingOnTarget;
-    } else {
-      value = ReadSequenceValue(dst_conn, seq, &error);
-      if (!value.ok()) return run.Explain(value.status());
-      v.target_last_value = *value;
-      if (!error.empty()) v.error = "target: " + error;
-    }
-    result.sequences.push_back(std::move(v));
+  Result<Catalogs> catalogs = ReadCatalogs(src_conn, dst_conn, filter);
+  if (!catalogs.ok()) return run.Explain(catalogs.status());
+  Result<std::vector<SchemaVerification>> schema = VerifySchema(src_conn, dst_conn, options);
+  if (!schema.ok()) return run.Explain(schema.status());
+  result.schema = std::move(*schema);
+  if (options.sequences) {
+    Result<std::vector<SequenceVerification>> sequences =
+        VerifySequences(src_conn, dst_conn, *catalogs);
+    if (!sequences.ok()) return run.Explain(sequences.status());
+    result.sequences = std::move(*sequences);
   }
 
-  // Tables: leaves only (a partitioned table has no rows of its own), and
-  // materialized views that are populated on the source; not the tables
-  // whose data the filter excludes. Largest first, so that a big table does
-  // not start last.
-  std::map<RelationKey, const TableVerification*> compared;
-  for (const auto& table : options.compared_tables) compared[{table.schema, table.name}] = &table;
-  std::vector<std::pair<RelationKey, RelationInfo>> tables;
-  for (const auto& [key, info] : *source_relations) {
-    if (info.kind == 'p' || (info.kind == 'm' && !info.populated)) continue;
-    if (info.kind != 'm' && filter.ExcludesTableData(key.schema, key.name)) continue;
-    auto found = compared.find(key);
-    if (found != compared.end()) {
-      result.tables.push_back(*found->second);
-      continue;
-    }
-    tables.emplace_back(key, info);
-  }
-  std::stable_sort(tables.begin(), tables.end(),
-                   [](const auto& a, const auto& b) { return a.second.size > b.second.size; });
-
+  const TableList tables = TablesToChecksum(*catalogs, options, &result.tables);
   SideWork source_work;
   SideWork target_work;
   source_work.run = target_work.run = &run;
@@ -683,56 +631,14 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   target_work.snapshot = *target_snapshot;
   source_work.main = &src_conn;
   target_work.main = &dst_conn;
-  std::vector<std::string> target_errors(tables.size());
-  for (size_t i = 0; i < tables.size(); ++i) {
-    const RelationKey& key = tables[i].first;
-    source_work.queries.push_back(ChecksumSql(key));
-    auto found = target_relations->find(key);
-    std::string sql;
-    if (found == target_relations->end()) {
-      target_errors[i] = kMissingOnTarget;
-    } else if (found->second.kind == 'm' && !found->second.populated) {
-      target_errors[i] = "not populated on the target";
-    } else {
-      sql = ChecksumSql(key);
-    }
-    target_work.queries.push_back(std::move(sql));
+  std::vector<std::string> target_errors;
+  PlanChecksums(tables, *catalogs, source_work, target_work, target_errors);
+  if (std::optional<Status> failure =
+          RunChecksumWorkers(run, source_work, target_work, options.jobs)) {
+    return *failure;
   }
-  source_work.results.resize(tables.size());
-  target_work.results.resize(tables.size());
+  CollectChecksums(tables, source_work, target_work, target_errors, &result.tables);
 
-  std::vector<std::thread> threads;
-  try {
-    for (SideWork* work : {&source_work, &target_work}) {
-      for (int w = 0; w < work->Workers(options.jobs); ++w) {
-        threads.emplace_back([work, w] { work->Worker(w); });
-      }
-    }
-  } catch (const std::system_error& e) {
-    run.Fail(Status(StatusCode::kIoError, std::string("cannot start a thread: ") + e.what()));
-  }
-  for (auto& t : threads) t.join();
-  if (std::optional<Status> failure = run.Failure()) return *failure;
-
-  for (size_t i = 0; i < tables.size(); ++i) {
-    TableVerification v;
-    v.schema = tables[i].first.schema;
-    v.name = tables[i].first.name;
-    const Checksum& s = source_work.results[i];
-    const Checksum& t = target_work.results[i];
-    v.source_rows = s.rows;
-    v.source_checksum = s.checksum;
-    v.target_rows = t.rows;
-    v.target_checksum = t.checksum;
-    if (!s.error.empty()) {
-      v.error = "source: " + s.error;
-    } else if (!target_errors[i].empty()) {
-      v.error = target_errors[i];
-    } else if (!t.error.empty()) {
-      v.error = "target: " + t.error;
-    }
-    result.tables.push_back(std::move(v));
-  }
   std::sort(result.tables.begin(), result.tables.end(), [](const auto& a, const auto& b) {
     return std::tie(a.schema, a.name) < std::tie(b.schema, b.name);
   });

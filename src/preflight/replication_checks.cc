@@ -1,0 +1,207 @@
+// The checks of `pgcourier check` that only logical replication needs: the
+// source's WAL settings and slots, both users' rights, the target's workers
+// and origins, and what each database's tables allow.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string>
+
+#include "catalog/database_facts.h"
+#include "catalog/server_facts.h"
+#include "preflight/checker_internal.h"
+
+namespace pgcourier::checker_internal {
+
+namespace {
+
+bool HasExtension(const ServerFacts& f, const char* name) {
+  return std::any_of(f.available_extensions.begin(), f.available_extensions.end(),
+                     [&](const AvailableExtension& a) { return a.name == name; });
+}
+
+}  // namespace
+
+void Checker::CheckReplication() {
+  CheckSourceWal();
+  CheckReplicationRights();
+  CheckSubscriptionCapacity();
+  CheckReplicatedTables();
+}
+
+int64_t Checker::SubscriptionsNeeded() const {
+  return static_cast<int64_t>(report_.databases.size());
+}
+
+void Checker::AddServerProblem(const char* code, const std::string& object,
+                               const std::string& detail, const std::string& hint) {
+  Add(code, ReplicationProblem(), object, detail, hint);
+  if (replication_server_problem_.empty()) replication_server_problem_ = detail;
+}
+
+void Checker::CheckSourceWal() {
+  const ServerFacts& s = *source_.facts;
+  const int64_t needed = SubscriptionsNeeded();
+  if (s.major < 10) {
+    AddServerProblem(check_code::kWalLevel, "source",
+                     "logical replication needs PostgreSQL 10 or newer on the source",
+                     "use --method copy");
+  }
+  std::string wal_level = s.Setting("wal_level");
+  if (wal_level == "logical") {
+    Add(check_code::kWalLevel, CheckStatus::kPass, "source", "wal_level is logical");
+  } else {
+    AddServerProblem(check_code::kWalLevel, "source",
+                     "wal_level is " + (wal_level.empty() ? std::string("unknown") : wal_level) +
+                         ", not logical",
+                     "set wal_level = logical and restart the source (ALTER SYSTEM SET wal_level = "
+                     "logical; on RDS set rds.logical_replication = 1 in the parameter group; on "
+                     "Cloud SQL the flag cloudsql.logical_decoding = on; on Azure the server "
+                     "parameter wal_level), or use --method copy");
+  }
+
+  int64_t free_slots = s.SettingInt("max_replication_slots") - s.replication_slots_used;
+  std::string slots = fmt::format(
+      "{} free replication slot(s) (max_replication_slots {}, {} in "
+      "use); {} needed, one per database",
+      std::max<int64_t>(free_slots, 0), s.SettingInt("max_replication_slots"),
+      s.replication_slots_used, needed);
+  if (free_slots >= needed) {
+    Add(check_code::kReplicationSlots, CheckStatus::kPass, "source", slots);
+  } else {
+    AddServerProblem(check_code::kReplicationSlots, "source", slots,
+                     "raise max_replication_slots on the source (restart needed), or drop unused "
+                     "slots listed in pg_replication_slots");
+  }
+
+  int64_t free_senders = s.SettingInt("max_wal_senders") - s.wal_senders_used;
+  std::string senders = fmt::format(
+      "{} free WAL sender(s) (max_wal_senders {}, {} in use); {} "
+      "needed",
+      std::max<int64_t>(free_senders, 0), s.SettingInt("max_wal_senders"), s.wal_senders_used,
+      needed);
+  if (free_senders >= needed) {
+    Add(check_code::kWalSenders, CheckStatus::kPass, "source", senders);
+  } else {
+    AddServerProblem(check_code::kWalSenders, "source", senders,
+                     "raise max_wal_senders on the source (restart needed)");
+  }
+}
+
+void Checker::CheckReplicationRights() {
+  const ServerFacts& s = *source_.facts;
+  const ServerFacts& t = *target_.facts;
+  // The slot is made over a replication connection, which aiven_extras
+  // does not open for anyone: REPLICATION (or a provider's equivalent) it is.
+  if (s.is_superuser || s.can_replicate || s.member_of.count("rds_replication") != 0) {
+    std::string how = s.is_superuser    ? "is a superuser"
+                      : s.can_replicate ? "has the REPLICATION attribute"
+                                        : "is a member of rds_replication";
+    Add(check_code::kSourceReplicationPrivilege, CheckStatus::kPass, "source",
+        fmt::format("{} {}", s.current_user, how));
+  } else {
+    AddServerProblem(check_code::kSourceReplicationPrivilege, "source",
+                     fmt::format("{} may not replicate (not a superuser, no REPLICATION attribute)",
+                                 s.current_user),
+                     fmt::format("ALTER ROLE {} REPLICATION (on RDS: GRANT rds_replication TO {}), "
+                                 "or use --method copy",
+                                 s.current_user, s.current_user));
+  }
+
+  bool target_aiven_extras = HasExtension(t, "aiven_extras");
+  bool can_subscribe = t.is_superuser ||
+                       (t.major >= 16 && t.member_of.count("pg_create_subscription") != 0) ||
+                       target_aiven_extras;
+  if (can_subscribe) {
+    Add(check_code::kTargetSubscriptionPrivilege, CheckStatus::kPass, "target",
+        fmt::format("{} may create subscriptions", t.current_user));
+  } else {
+    AddServerProblem(check_code::kTargetSubscriptionPrivilege, "target",
+                     fmt::format("{} may not create subscriptions", t.current_user),
+                     t.major >= 16 ? fmt::format("GRANT pg_create_subscription TO {} on the "
+                                                 "target, or use --method copy",
+                                                 t.current_user)
+                                   : "connect to the target as a superuser (PostgreSQL 16+ also "
+                                     "allows members of pg_create_subscription), or use --method "
+                                     "copy");
+  }
+}
+
+void Checker::CheckSubscriptionCapacity() {
+  const ServerFacts& t = *target_.facts;
+  const int64_t needed = SubscriptionsNeeded();
+  int64_t workers = t.SettingInt("max_logical_replication_workers") - t.subscription_workers_used;
+  std::string worker_detail = fmt::format(
+      "{} free logical replication worker(s) on the target (max_logical_replication_workers {}, "
+      "{} in use); {} needed",
+      std::max<int64_t>(workers, 0), t.SettingInt("max_logical_replication_workers"),
+      t.subscription_workers_used, needed);
+  if (workers >= needed) {
+    Add(check_code::kTargetWorkers, CheckStatus::kPass, "target", worker_detail);
+  } else {
+    AddServerProblem(check_code::kTargetWorkers, "target", worker_detail,
+                     "raise max_logical_replication_workers (and max_worker_processes) on the "
+                     "target (restart needed)");
+  }
+
+  // Each subscription needs a replication origin, limited on the target by
+  // max_replication_slots before PostgreSQL 18.
+  std::string origin_setting = t.settings.count("max_active_replication_origins") != 0
+                                   ? "max_active_replication_origins"
+                                   : "max_replication_slots";
+  int64_t origins = t.SettingInt(origin_setting) - t.replication_origins_used;
+  std::string origin_detail =
+      fmt::format("{} free replication origin(s) on the target ({} {}, {} in use); {} needed",
+                  std::max<int64_t>(origins, 0), origin_setting, t.SettingInt(origin_setting),
+                  t.replication_origins_used, needed);
+  if (origins >= needed) {
+    Add(check_code::kTargetOrigins, CheckStatus::kPass, "target", origin_detail);
+  } else {
+    AddServerProblem(check_code::kTargetOrigins, "target", origin_detail,
+                     fmt::format("raise {} on the target (restart needed)", origin_setting));
+  }
+}
+
+void Checker::CheckReplicatedTables() {
+  const ServerFacts& s = *source_.facts;
+  const CheckStatus problem = ReplicationProblem();
+  const bool source_aiven_extras = HasExtension(s, "aiven_extras");
+  for (size_t i = 0; i < report_.databases.size() && i < source_dbs_.size(); ++i) {
+    const DatabasePlan& plan = report_.databases[i];
+    const DatabaseFacts& db = source_dbs_[i];
+    if (db.name.empty()) continue;  // unreadable: already failed
+    if (!s.is_superuser && !source_aiven_extras && !db.tables_not_owned.empty()) {
+      std::string detail =
+          fmt::format("{} may not publish {} table(s) it does not own: {}", s.current_user,
+                      db.tables_not_owned.size(), JoinTables(db.tables_not_owned));
+      Add(check_code::kPublishPrivilege, problem, plan.name, detail,
+          "connect to the source as the tables' owner or a superuser, or use --method copy");
+      replication_blocked_.emplace(plan.name, detail);
+    }
+    if (db.tables_without_identity.empty()) {
+      Add(check_code::kReplicaIdentity, CheckStatus::kPass, plan.name,
+          "every table has a primary key or replica identity");
+    } else {
+      Add(check_code::kReplicaIdentity, CheckStatus::kWarn, plan.name,
+          fmt::format("{} table(s) have no primary key or replica identity: {}; publishing them "
+                      "would make UPDATE and DELETE fail on the source, so they are not "
+                      "published and are copied again at cutover",
+                      db.tables_without_identity.size(), JoinTables(db.tables_without_identity)),
+          "add a primary key to them, or accept the copy at cutover (REPLICA IDENTITY FULL only "
+          "if you ask for it)");
+    }
+    if (db.large_objects > 0) {
+      Add(check_code::kLargeObjects, CheckStatus::kWarn, plan.name,
+          fmt::format("{} large object(s): logical replication does not carry them; they are "
+                      "copied again at cutover",
+                      db.large_objects));
+    }
+    if (!db.unlogged_tables.empty()) {
+      Add(check_code::kUnloggedTables, CheckStatus::kWarn, plan.name,
+          fmt::format("{} unlogged table(s) are not replicated and are copied again at "
+                      "cutover: {}",
+                      db.unlogged_tables.size(), JoinTables(db.unlogged_tables)));
+    }
+  }
+}
+
+}  // namespace pgcourier::checker_internal

@@ -1,0 +1,86 @@
+#include "verify/verify_session.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+namespace pgcourier::verify_internal {
+namespace {
+
+// The same output settings on both sides, so that a row's text (and so its
+// hash) depends only on its values. Row level security off: a table whose
+// policies would hide rows from the user is an error, never a silently
+// smaller count. Long scans must not be cut short, and a session idle in its
+// transaction (the one holding the shared snapshot, while the workers read)
+// must not be ended.
+constexpr const char* kSessionSettings =
+    "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; "
+    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
+    "SET row_security = off; SET statement_timeout = 0; "
+    "SET idle_in_transaction_session_timeout = 0";
+
+}  // namespace
+
+TransactionOptions ReadOptions(const std::optional<std::string>& snapshot) {
+  TransactionOptions options;
+  options.isolation = IsolationLevel::kRepeatableRead;
+  options.read_only = true;
+  options.snapshot = snapshot.value_or("");
+  return options;
+}
+
+Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec) {
+  ConnectOptions connect;
+  connect.role = spec.role;
+  connect.total_timeout = spec.connect_timeout;
+  connect.cancel = spec.cancel;
+  Result<std::unique_ptr<Connection>> conn = Connection::Connect(*spec.info, connect);
+  if (!conn.ok()) return conn.status();
+  Connection& c = **conn;
+  std::string settings = kSessionSettings;
+  if (c.server_version() >= 170000) settings += "; SET transaction_timeout = 0";
+  Status set = c.Run(settings);
+  if (!set.ok()) return set.WithContext("preparing the " + spec.role + " session");
+  return conn;
+}
+
+Result<Session> OpenSession(const SessionSpec& spec, const std::optional<std::string>& snapshot) {
+  Result<std::unique_ptr<Connection>> conn = ConnectSession(spec);
+  if (!conn.ok()) return conn.status();
+  Result<Transaction> begun = Transaction::Begin(**conn, ReadOptions(snapshot));
+  if (!begun.ok()) {
+    return begun.status().WithContext(snapshot
+                                          ? "reading the " + spec.role + " at snapshot " + *snapshot
+                                          : "starting a transaction on the " + spec.role);
+  }
+  Session session;
+  session.conn = std::move(*conn);
+  session.txn.emplace(std::move(*begun));
+  return session;
+}
+
+Result<std::optional<std::string>> ShareSnapshot(Session& session) {
+  Connection& conn = *session.conn;
+  Result<QueryResult> exported = conn.Exec("SELECT pg_export_snapshot()");
+  if (exported.ok()) return std::optional<std::string>(exported->GetString(0, 0));
+  if (exported.status().code() != StatusCode::kServerError) return exported.status();
+  spdlog::debug("cannot export a snapshot on {}: {}", conn.display(), exported.status().ToString());
+  PGC_RETURN_IF_ERROR(session.txn->Rollback());
+  Result<Transaction> again = Transaction::Begin(conn, ReadOptions(std::nullopt));
+  if (!again.ok()) return again.status();
+  session.txn = std::move(*again);
+  return std::optional<std::string>();
+}
+
+Result<Read> GuardedRead(Connection& conn, const std::string& sql) {
+  Result<QueryResult> result = conn.Exec("SAVEPOINT pgc_verify; " + sql);
+  if (result.ok()) {
+    PGC_RETURN_IF_ERROR(conn.Run("RELEASE SAVEPOINT pgc_verify"));
+    return Read{std::move(*result), ""};
+  }
+  if (result.status().code() != StatusCode::kServerError) return result.status();
+  PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT pgc_verify; RELEASE SAVEPOINT pgc_verify"));
+  return Read{std::nullopt, result.status().ToString()};
+}
+
+}  // namespace pgcourier::verify_internal
