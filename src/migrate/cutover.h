@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "migrate/migration.h"
+#include "migrate/options.h"
+#include "verify/verifier.h"
 
 namespace pgcourier {
 

@@ -195,23 +195,23 @@ Status DataPhase::LockWait(const Task& task, WorkerSessions& s, Clock::duration 
   return Status::Ok();
 }
 
-// A session that cannot be opened fails the task: its error names it.
+// A session that cannot be opened fails the task: its error names it. Its
+// lock waits are rounds (kLockRound), set as it connects.
 Status DataPhase::OpenSessions(const Task& task, WorkerSessions& s) {
   const std::string doing = Doing(task);
-  const std::string round = LockTimeoutSql(lock_round_);
   if (task.kind == Kind::kCopy && !s.source) {
-    Result<std::unique_ptr<Connection>> c = setup_.sessions->Source(setup_.source_database);
+    Result<std::unique_ptr<Connection>> c =
+        setup_.sessions->Source(setup_.source_database, lock_round_);
     if (!c.ok()) return c.status().WithContext(doing);
     s.source = std::move(*c);
-    PGC_RETURN_IF_ERROR(s.source->Run(round).WithContext(doing));
     PGC_RETURN_IF_ERROR(ExportedSnapshot::BeginAt(*s.source, setup_.snapshot, Deadline::Never())
                             .WithContext(doing));
   }
   if (!s.target) {
-    Result<std::unique_ptr<Connection>> c = setup_.sessions->Target(setup_.target_database);
+    Result<std::unique_ptr<Connection>> c = setup_.sessions->Target(
+        setup_.target_database, SessionFactory::TargetUse::kLoad, lock_round_);
     if (!c.ok()) return c.status().WithContext(doing);
     s.target = std::move(*c);
-    PGC_RETURN_IF_ERROR(s.target->Run(round).WithContext(doing));
   }
   return Status::Ok();
 }

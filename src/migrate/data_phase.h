@@ -15,7 +15,8 @@
 #include <vector>
 
 #include "catalog/copy_catalog.h"
-#include "migrate/migration.h"
+#include "migrate/options.h"
+#include "migrate/outcome.h"
 #include "migrate/recorded_run.h"
 #include "migrate/resume_plan.h"
 #include "migrate/session_pool.h"

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "migrate/migration.h"
+#include "migrate/options.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "replication/replication.h"

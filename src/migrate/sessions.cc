@@ -36,17 +36,20 @@ ConnectOptions SessionFactory::BareOptions(const std::string& role) const {
   return o;
 }
 
-Result<std::unique_ptr<Connection>> SessionFactory::Source(const std::string& database) const {
+Result<std::unique_ptr<Connection>> SessionFactory::Source(
+    const std::string& database, std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("source");
-  o.settings =
-      fmt::format("{}; {}; {}", kTimeoutsOff, kSourceSettings, LockTimeoutSql(lock_timeout_));
+  o.settings = fmt::format("{}; {}; {}", kTimeoutsOff, kSourceSettings,
+                           LockTimeoutSql(lock_timeout.value_or(lock_timeout_)));
   return Connection::Connect(source_.WithDatabase(database), o);
 }
 
-Result<std::unique_ptr<Connection>> SessionFactory::Target(const std::string& database,
-                                                           TargetUse use) const {
+Result<std::unique_ptr<Connection>> SessionFactory::Target(
+    const std::string& database, TargetUse use,
+    std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("target");
-  o.settings = fmt::format("{}; {}", kTimeoutsOff, LockTimeoutSql(lock_timeout_));
+  o.settings =
+      fmt::format("{}; {}", kTimeoutsOff, LockTimeoutSql(lock_timeout.value_or(lock_timeout_)));
   if (use == TargetUse::kLoad) o.settings += std::string("; ") + kTargetLoadSettings;
   return Connection::Connect(target_.WithDatabase(database), o);
 }

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "pg/connection.h"
@@ -37,11 +38,15 @@ class SessionFactory {
   SessionFactory(ConnInfo source, ConnInfo target, std::chrono::milliseconds connect_timeout,
                  const CancelToken* cancel, std::chrono::milliseconds lock_timeout);
 
-  // A session in `database` of the source.
-  Result<std::unique_ptr<Connection>> Source(const std::string& database) const;
+  // A session in `database` of the source. `lock_timeout` replaces the
+  // factory's for this session (the data phase waits in shorter rounds).
+  Result<std::unique_ptr<Connection>> Source(
+      const std::string& database,
+      std::optional<std::chrono::milliseconds> lock_timeout = std::nullopt) const;
   // A session in `database` of the target.
-  Result<std::unique_ptr<Connection>> Target(const std::string& database,
-                                             TargetUse use = TargetUse::kLoad) const;
+  Result<std::unique_ptr<Connection>> Target(
+      const std::string& database, TargetUse use = TargetUse::kLoad,
+      std::optional<std::chrono::milliseconds> lock_timeout = std::nullopt) const;
   // The source's or target's maintenance database ("postgres"): CREATE and
   // DROP DATABASE, reading pg_database.
   Result<std::unique_ptr<Connection>> SourceServer() const;
