@@ -92,8 +92,7 @@ class Checker {
   Status CheckReadable(Connection& source_db, const DatabasePlan& plan);
   void CheckRoles();
   // `needed(jobs)`: the sessions a migration with that many jobs opens there.
-  void CheckConnections(const Side& side, const std::function<int(int)>& needed,
-                        const char* code);
+  void CheckConnections(const Side& side, const std::function<int(int)>& needed, const char* code);
   void CheckSize();
   void CheckLockTables();
   // The preconditions of logical replication, in four steps: the source's
