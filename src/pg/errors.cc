@@ -18,7 +18,7 @@ struct Translation {
 
 // Ordered: the first match wins. libpq's own messages are in English because
 // pgcourier never calls setlocale(); the server's depend on its lc_messages.
-constexpr std::array<Translation, 24> kTranslations = {{
+constexpr std::array<Translation, 26> kTranslations = {{
     {"server does not support SSL, but SSL was required", StatusCode::kInvalidArgument, "08P01",
      "the server does not accept SSL connections, but sslmode asks for SSL",
      "for a local server use sslmode=disable or sslmode=prefer; for a remote one enable ssl on the "
@@ -100,6 +100,14 @@ constexpr std::array<Translation, 24> kTranslations = {{
      "close that role's idle connections or raise its limit (ALTER ROLE ... CONNECTION LIMIT)"},
     {"the database system is starting up", StatusCode::kConnectionFailed, "57P03",
      "the server is still starting", "wait a moment and try again"},
+    // After a crash the server replays WAL before it lets anyone in: PostgreSQL
+    // 14+ says "not yet accepting connections", older ones "in recovery mode".
+    {"the database system is not yet accepting connections", StatusCode::kConnectionFailed,
+     "57P03", "the server is recovering and does not accept connections yet",
+     "wait until its recovery ends, or raise --connect-timeout"},
+    {"the database system is in recovery mode", StatusCode::kConnectionFailed, "57P03",
+     "the server is recovering and does not accept connections yet",
+     "wait until its recovery ends, or raise --connect-timeout"},
     {"the database system is shutting down", StatusCode::kConnectionFailed, "57P03",
      "the server is shutting down", "wait until it is back and try again"},
     {"does not exist", StatusCode::kInvalidArgument, "3D000",
