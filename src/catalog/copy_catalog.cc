@@ -1,5 +1,6 @@
 #include "catalog/copy_catalog.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -43,6 +44,54 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
   }
+  return Status::Ok();
+}
+
+// The leaves of each partition tree loaded through its root become one
+// entry, the root's; the list stays largest first.
+Status GroupRootLoadedTrees(Connection& conn, const ObjectFilter& filter, Deadline deadline,
+                            CopyCatalog& catalog) {
+  Result<std::vector<RootLoadedTree>> trees = ReadRootLoadedTrees(conn, deadline);
+  if (!trees.ok()) return trees.status();
+  if (trees->empty()) return Status::Ok();
+  std::map<std::pair<std::string, std::string>, size_t> at;
+  for (size_t i = 0; i < catalog.tables.size(); ++i) {
+    at[{catalog.tables[i].schema, catalog.tables[i].name}] = i;
+  }
+  std::vector<bool> grouped(catalog.tables.size(), false);
+  std::vector<TableToCopy> roots;
+  for (auto& tree : *trees) {
+    TableToCopy root;
+    root.schema = tree.schema;
+    root.name = tree.name;
+    root.column_list = tree.column_list;
+    root.through_root_reason = tree.reason;
+    root.replicable = true;
+    for (auto& leaf : tree.leaves) {
+      auto found = at.find({leaf.schema, leaf.name});
+      if (found == at.end()) continue;  // its data is excluded
+      grouped[found->second] = true;
+      const TableToCopy& t = catalog.tables[found->second];
+      root.bytes += t.bytes;
+      root.unlogged = root.unlogged || t.unlogged;
+      root.replicable = root.replicable && t.replicable;
+      leaf.replicable = t.replicable;
+      root.partitions.push_back(std::move(leaf));
+    }
+    if (!root.partitions.empty() && !filter.ExcludesTableData(root.schema, root.name)) {
+      roots.push_back(std::move(root));
+    }
+  }
+  std::vector<TableToCopy> tables;
+  for (size_t i = 0; i < catalog.tables.size(); ++i) {
+    if (!grouped[i]) tables.push_back(std::move(catalog.tables[i]));
+  }
+  catalog.total_bytes = 0;
+  for (auto& root : roots) tables.push_back(std::move(root));
+  std::stable_sort(tables.begin(), tables.end(),
+                   [](const TableToCopy& a, const TableToCopy& b) { return a.bytes > b.bytes; });
+  for (const auto& t : tables) catalog.total_bytes += t.bytes;
+  catalog.tables = std::move(tables);
   return Status::Ok();
 }
 
@@ -163,10 +212,18 @@ Status ReadLargeObjects(Connection& conn, Deadline deadline, CopyCatalog& catalo
 
 std::string TableToCopy::QualifiedName() const { return pgcourier::QualifiedName(schema, name); }
 
+std::string LoadedThroughRootNote(const TableToCopy& table) {
+  return "loaded through the root " + table.Display() + " (" +
+         std::to_string(table.partitions.size()) +
+         (table.partitions.size() == 1 ? " partition): " : " partitions): ") +
+         table.through_root_reason + ", whose hash can differ on the target";
+}
+
 Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,
                                     Deadline deadline) {
   CopyCatalog catalog;
   PGC_RETURN_IF_ERROR(ReadTables(conn, filter, deadline, catalog));
+  PGC_RETURN_IF_ERROR(GroupRootLoadedTrees(conn, filter, deadline, catalog));
   TablesByName by_name;
   for (auto& t : catalog.tables) by_name[{t.schema, t.name}] = &t;
   PGC_RETURN_IF_ERROR(ReadIndexes(conn, deadline, by_name));

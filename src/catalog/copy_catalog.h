@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "catalog/object_filter.h"
+#include "catalog/partition_trees.h"
 #include "pg/connection.h"
 #include "util/status.h"
 
@@ -51,9 +52,23 @@ struct TableToCopy {
   // a large table is split into ranges of it. Empty when there is none.
   std::string split_column;
   std::vector<IndexToBuild> indexes;
+  // A partition tree loaded through its topmost root (catalog/
+  // partition_trees.h): this entry is the root, and its rows are those of
+  // `partitions`, the source's leaf tables, each copied into the root on the
+  // target, which puts every row in the partition its own hash names there.
+  // `bytes` is theirs, `replicable` says all of them are, `unlogged` that one
+  // is; their indexes are left to pg_restore. Empty for any other table.
+  std::vector<PartitionLeaf> partitions;
+  std::string through_root_reason;  // RootLoadedTree::reason
+  bool through_root() const { return !partitions.empty(); }
   std::string QualifiedName() const;
   std::string Display() const { return schema + "." + name; }
 };
+
+// What a report says of a tree loaded through its root: "loaded through the
+// root public.t (4 partitions): public.t is hash partitioned on type
+// public.mood, whose hash can differ on the target".
+std::string LoadedThroughRootNote(const TableToCopy& table);
 
 struct SequenceToSet {
   std::string schema;
@@ -81,7 +96,9 @@ struct CopyCatalog {
 // materialized views of excluded schemas, and the identity sequences of
 // excluded tables (pg_dump leaves those out with their table; a serial
 // column's sequence it keeps, as a sequence of its own, and so does this).
-// Large objects belong to no schema and are always copied.
+// Large objects belong to no schema and are always copied. The leaves of a
+// tree loaded through its root are one entry, the root's (left out with the
+// root's data; a leaf whose data is excluded is left out of its parts).
 Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,
                                     Deadline deadline);
 

@@ -87,12 +87,13 @@ std::string InsertProgressMarkSql(const std::string& step, const ProgressMark& m
       QuoteLiteral(step), QuoteLiteral(mark.object), mark.parts, mark.rows, mark.bytes);
 }
 
-Status ResetTableCopy(Connection& target, const std::string& table, Deadline deadline) {
+Status ResetTableCopy(Connection& target, const std::string& table, bool partition_tree,
+                      Deadline deadline) {
   // One round trip for the whole transaction.
   Status reset = RunInTransaction(
       target,
-      fmt::format("TRUNCATE ONLY {}; DELETE FROM {} WHERE object = {} AND step LIKE 'copy %'",
-                  table, Table(), QuoteLiteral(table)),
+      fmt::format("TRUNCATE {}{}; DELETE FROM {} WHERE object = {} AND step LIKE 'copy %'",
+                  partition_tree ? "" : "ONLY ", table, Table(), QuoteLiteral(table)),
       deadline);
   return reset.WithContext("emptying " + table + " to copy it again");
 }

@@ -48,8 +48,9 @@ std::string InsertProgressMarkSql(const std::string& step, const ProgressMark& m
 
 // Empties `table` (quoted, qualified) and forgets its copy marks, in one
 // transaction: a table whose slices were copied at an older snapshot is
-// copied again from empty.
-Status ResetTableCopy(Connection& target, const std::string& table,
+// copied again from empty. With `partition_tree`, `table` is the root of a
+// tree loaded through it, emptied with all its partitions.
+Status ResetTableCopy(Connection& target, const std::string& table, bool partition_tree = false,
                       Deadline deadline = Deadline::Never());
 
 // Drops the schema with its marks (nothing else is in it).

@@ -22,6 +22,7 @@ std::string Slice::Condition(const TableToCopy& table) const {
 }
 
 std::string Slice::Display() const {
+  if (kind == Kind::kPartition) return "[partition " + partition + "]";
   if (kind == Kind::kKeys) return fmt::format("[keys {}..{}]", first, last);
   if (last < 0) return fmt::format("[blocks {}..end]", first);
   return fmt::format("[blocks {}..{})", first, last);
@@ -37,67 +38,77 @@ std::string IndexStepName(const IndexToBuild& index) {
   return "index " + QualifiedName(index.schema, index.name);
 }
 
-Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
-                                 const std::optional<Slice>& slice, int parts,
-                                 const std::string& mark, Deadline deadline) {
-  auto started = std::chrono::steady_clock::now();
+namespace {
+
+// The statements of one copy: what runs first in the target transaction, the
+// target's COPY, and the source's COPYs, whose rows follow one another.
+struct CopyStatements {
+  std::string target_first;
+  std::string target_copy;
+  std::vector<std::string> source_copies;
+};
+
+CopyStatements Statements(const TableToCopy& table, const std::optional<Slice>& slice) {
   const std::string name = table.QualifiedName();
   const std::string columns = table.column_list.empty() ? "" : " (" + table.column_list + ")";
-  std::string what = table.Display();
-  std::string source_copy = "COPY " + name + columns + " TO STDOUT";
-  // Sent with the BEGIN, in its round trip.
-  std::string target_first = "TRUNCATE ONLY " + name;
+  CopyStatements out;
+  if (table.through_root()) {
+    // The root routes every row to its partition on the target.
+    out.target_copy = "COPY " + name + columns + " FROM STDIN";
+    if (slice) {
+      out.source_copies.push_back("COPY " + slice->partition + columns + " TO STDOUT");
+      return out;
+    }
+    out.target_first = "TRUNCATE " + name;
+    for (const auto& leaf : table.partitions) {
+      out.source_copies.push_back("COPY " + leaf.QualifiedName() + columns + " TO STDOUT");
+    }
+    return out;
+  }
+  if (slice) {
+    out.source_copies.push_back("COPY (SELECT " + table.column_list + " FROM ONLY " + name +
+                                " WHERE " + slice->Condition(table) + ") TO STDOUT");
+    out.target_copy = "COPY " + name + columns + " FROM STDIN";
+    return out;
+  }
   // FREEZE writes the rows already frozen (no later anti-wraparound rewrite
   // on the target); it needs the TRUNCATE in the same transaction.
-  std::string target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE)";
-  if (slice) {
-    what += " " + slice->Display();
-    source_copy = "COPY (SELECT " + table.column_list + " FROM ONLY " + name + " WHERE " +
-                  slice->Condition(table) + ") TO STDOUT";
-    target_first.clear();
-    target_copy = "COPY " + name + columns + " FROM STDIN";
-  }
+  out.target_first = "TRUNCATE ONLY " + name;
+  out.source_copies.push_back("COPY " + name + columns + " TO STDOUT");
+  out.target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE)";
+  return out;
+}
 
-  // On every failure below, the streams end first (an unfinished COPY is
-  // aborted), then the target transaction rolls back, as they are destroyed.
-  auto fail = [&](const Status& status) -> Result<TableCopyStats> {
-    return status.WithContext("copying " + what);
-  };
-
-  Result<Transaction> txn = Transaction::Begin(target, {}, target_first, deadline);
-  if (!txn.ok()) return fail(txn.status());
-  Result<CopyInStream> in = CopyInStream::Start(target, target_copy, deadline);
-  if (!in.ok()) return fail(in.status());
+// Moves the rows of one source COPY into `in`. COPY ... TO STDOUT yields one
+// message per row; the target is sent batches of rows instead (a COPY stream
+// may be cut anywhere), which saves the server a message per row. A row
+// larger than the batch goes alone. On failure `in` is aborted.
+Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in,
+            TableCopyStats& stats, Deadline deadline) {
   Result<CopyOutStream> out = CopyOutStream::Start(source, source_copy, deadline);
   if (!out.ok()) {
-    in->Abort("source failed");
-    return fail(out.status());
+    in.Abort("source failed");
+    return out.status();
   }
-
-  // COPY ... TO STDOUT yields one message per row; the target is sent
-  // batches of rows instead (a COPY stream may be cut anywhere), which saves
-  // the server a message per row. A row larger than the batch goes alone.
   constexpr size_t kBatchBytes = 256 * 1024;
-  TableCopyStats stats;
   std::string batch;
   batch.reserve(kBatchBytes);
   auto send = [&](std::string_view data) -> Status {
-    Status written = in->Write(data, deadline);
-    if (!written.ok()) in->Abort("target failed");
+    Status written = in.Write(data, deadline);
+    if (!written.ok()) in.Abort("target failed");
     return written;
   };
   std::string_view chunk;
   for (;;) {
     Result<bool> more = out->Next(&chunk, deadline);
     if (!more.ok()) {
-      in->Abort("source failed");
-      return fail(more.status());
+      in.Abort("source failed");
+      return more.status();
     }
     if (!*more) break;
     stats.bytes += static_cast<int64_t>(chunk.size());
     if (batch.size() + chunk.size() > kBatchBytes && !batch.empty()) {
-      Status sent = send(batch);
-      if (!sent.ok()) return fail(sent);
+      PGC_RETURN_IF_ERROR(send(batch));
       batch.clear();
     }
     if (chunk.size() >= kBatchBytes) {
@@ -105,21 +116,46 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
       // (200 MB of text for a 100 MB bytea) would be copied into libpq's
       // send buffer, which never shrinks, on top of the row itself.
       for (size_t at = 0; at < chunk.size(); at += kBatchBytes) {
-        Status sent = send(chunk.substr(at, kBatchBytes));
-        if (!sent.ok()) return fail(sent);
+        PGC_RETURN_IF_ERROR(send(chunk.substr(at, kBatchBytes)));
       }
     } else {
       batch.append(chunk);
     }
   }
-  if (!batch.empty()) {
-    Status sent = send(batch);
-    if (!sent.ok()) return fail(sent);
+  if (!batch.empty()) PGC_RETURN_IF_ERROR(send(batch));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
+                                 const std::optional<Slice>& slice, int parts,
+                                 const std::string& mark, Deadline deadline) {
+  auto started = std::chrono::steady_clock::now();
+  const CopyStatements statements = Statements(table, slice);
+  std::string what = table.Display();
+  if (slice) what += " " + slice->Display();
+
+  // On every failure below, the streams end first (an unfinished COPY is
+  // aborted), then the target transaction rolls back, as they are destroyed.
+  auto fail = [&](const Status& status) -> Result<TableCopyStats> {
+    return status.WithContext("copying " + what);
+  };
+
+  // target_first is sent with the BEGIN, in its round trip.
+  Result<Transaction> txn = Transaction::Begin(target, {}, statements.target_first, deadline);
+  if (!txn.ok()) return fail(txn.status());
+  Result<CopyInStream> in = CopyInStream::Start(target, statements.target_copy, deadline);
+  if (!in.ok()) return fail(in.status());
+  TableCopyStats stats;
+  for (const auto& source_copy : statements.source_copies) {
+    Status pumped = Pump(source, source_copy, *in, stats, deadline);
+    if (!pumped.ok()) return fail(pumped);
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
-  Status marked =
-      target.Run(InsertProgressMarkSql(mark, {name, parts, *stored, stats.bytes}), deadline);
+  Status marked = target.Run(
+      InsertProgressMarkSql(mark, {table.QualifiedName(), parts, *stored, stats.bytes}), deadline);
   if (!marked.ok()) return fail(marked);
   Status committed = txn->Commit(deadline);
   if (!committed.ok()) return fail(committed);

@@ -19,9 +19,10 @@ struct TableCopyStats {
 
 // A part of a large table, copied on its own so that one table can use
 // every job: a range of heap blocks (read with a TID range scan, 14+), or,
-// on older sources, a range of an integer key.
+// on older sources, a range of an integer key. For a partition tree loaded
+// through its root (TableToCopy::through_root), one source partition.
 struct Slice {
-  enum class Kind { kBlocks, kKeys };
+  enum class Kind { kBlocks, kKeys, kPartition };
   Kind kind = Kind::kBlocks;
   // Blocks: [first, last), last < 0 meaning "to the end" (the table may have
   // grown since the snapshot; the rows the snapshot sees are all in blocks
@@ -29,9 +30,12 @@ struct Slice {
   // Keys: first..last of the split column, both included.
   int64_t first = 0;
   int64_t last = 0;
+  // kPartition: the source leaf table, quoted and qualified.
+  std::string partition = {};
   // The SQL condition selecting the slice's rows of `table`.
   std::string Condition(const TableToCopy& table) const;
-  std::string Display() const;  // "[blocks 0..1024)", "[keys 1..5000]"
+  // "[blocks 0..1024)", "[keys 1..5000]", "[partition "public"."t_0"]"
+  std::string Display() const;
 };
 
 // Copies `table` (or the slice `slice` of it) as a COPY ... TO STDOUT on the
@@ -42,6 +46,13 @@ struct Slice {
 // mark are committed or nothing is, so after any failure the mark says
 // whether to copy again (HasProgressMark). `source` must already be in a
 // transaction at the migration's snapshot; `target` must be idle.
+//
+// A tree loaded through its root goes into the root (`COPY root (columns)
+// FROM STDIN`, no FREEZE, which a partitioned table refuses): whole, the root
+// is TRUNCATEd (with every partition) and each source partition's rows
+// follow one another into one COPY; a kPartition slice adds one source
+// partition's rows. Since those rows may land in any target partition, a
+// slice never empties anything: its transaction and mark make it exact.
 // `parts` is the number of slices the table was cut into (1: whole).
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
                                  const std::optional<Slice>& slice, int parts,

@@ -29,7 +29,12 @@ class DataPhase {
         plans_(*setup.plans) {
     for (const auto& t : tables_) indexes_total_ += t.indexes.size();
     results_.resize(tables_.size());
-    for (size_t t = 0; t < tables_.size(); ++t) results_[t].table = tables_[t].Display();
+    for (size_t t = 0; t < tables_.size(); ++t) {
+      results_[t].table = tables_[t].Display();
+      if (tables_[t].through_root()) {
+        results_[t].note = LoadedThroughRootNote(tables_[t]);
+      }
+    }
   }
 
   Result<DataPhaseResult> Run();
@@ -226,7 +231,8 @@ Status DataPhase::Compare(const Task& task, WorkerSessions& s) {
     if (!opened.ok()) return opened.status();
     s.checksums = std::move(*opened);
   }
-  Result<TableVerification> compared = s.checksums->Compare(table.schema, table.name);
+  Result<TableVerification> compared =
+      s.checksums->Compare(table.schema, table.name, table.through_root());
   if (!compared.ok()) return compared.status().WithContext("verifying " + table.Display());
   {
     std::lock_guard<std::mutex> lock(compared_mu_);

@@ -150,20 +150,38 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   Result<CopyCatalog> now = ReadCopyCatalog(holder, options_.filter, Deadline::Never());
   if (!now.ok()) return now.status();
   std::vector<std::string> published;
+  bool via_root = false;
   for (const auto& t : now->tables) {
     if (!t.replicable && !t.unlogged && options_.replica_identity_full) {
-      PGC_RETURN_IF_ERROR(SetReplicaIdentityFull(holder, t));
+      if (t.through_root()) {
+        // The identity that matters is each partition's.
+        for (const auto& leaf : t.partitions) {
+          if (leaf.replicable) continue;
+          TableToCopy partition;
+          partition.schema = leaf.schema;
+          partition.name = leaf.name;
+          PGC_RETURN_IF_ERROR(SetReplicaIdentityFull(holder, partition));
+        }
+      } else {
+        PGC_RETURN_IF_ERROR(SetReplicaIdentityFull(holder, t));
+      }
       published.push_back(t.QualifiedName());
     } else if (t.replicable) {
       published.push_back(t.QualifiedName());
+    } else {
+      continue;
     }
+    via_root = via_root || t.through_root();
   }
-  Result<std::string> id =
-      StartReplication(sessions_.source().WithDatabase(outcome_.name), holder, names_, published,
-                       sessions_.BareOptions("source"), record_.ChangeRecorder(Side::kSource));
+  Result<std::string> id = StartReplication(sessions_.source().WithDatabase(outcome_.name), holder,
+                                            names_, published, sessions_.BareOptions("source"),
+                                            record_.ChangeRecorder(Side::kSource), via_root);
   if (!id.ok()) return id.status();
-  Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created",
-                                   names_.publication, published.size(), names_.slot));
+  Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created{}",
+                                   names_.publication, published.size(), names_.slot,
+                                   via_root ? " (partition trees loaded through their root are "
+                                              "published through it: publish_via_partition_root)"
+                                            : ""));
   return id;
 }
 
@@ -212,6 +230,9 @@ Status DatabaseMigration::ReadCatalogAtSnapshot() {
   Progress("snapshot",
            fmt::format("snapshot {}: {} table(s), {}{}", snapshot_->id(), catalog_.tables.size(),
                        FormatBytes(catalog_.total_bytes), left_out));
+  for (const auto& t : catalog_.tables) {
+    if (t.through_root()) Progress("snapshot", t.Display() + ": " + LoadedThroughRootNote(t));
+  }
   return Status::Ok();
 }
 

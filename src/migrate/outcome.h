@@ -26,6 +26,9 @@ struct TableOutcome {
   double seconds = 0;
   int attempts = 0;
   bool earlier_run = false;  // copied by the run that was resumed
+  // How it was loaded when not as itself: "loaded through the root
+  // public.t (4 partitions): public.t is hash partitioned on type public.mood"
+  std::string note;
 };
 
 struct DatabaseOutcome {

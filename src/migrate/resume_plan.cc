@@ -11,6 +11,19 @@ Result<std::vector<TablePlan>> PlanTables(Connection& at_snapshot, const CopyCat
   plans.reserve(catalog.tables.size());
   for (const auto& table : catalog.tables) {
     TablePlan plan;
+    if (table.through_root()) {
+      // One part per source partition: rows of one may land in any target
+      // partition, so parts add rows and never empty anything.
+      for (const auto& leaf : table.partitions) {
+        Slice part;
+        part.kind = Slice::Kind::kPartition;
+        part.partition = leaf.QualifiedName();
+        plan.slices.push_back(std::move(part));
+      }
+      plan.pending = plan.parts();
+      plans.push_back(std::move(plan));
+      continue;
+    }
     Result<std::vector<Slice>> slices = PlanTableSlices(at_snapshot, table, slice);
     if (!slices.ok()) {
       return slices.status().WithContext("planning the slices of " + table.Display());
@@ -49,7 +62,7 @@ Result<ResumePlan> ReconcileWithMarks(Connection& target, const CopyCatalog& cat
       plan.pending = 0;
       continue;
     }
-    PGC_RETURN_IF_ERROR(ResetTableCopy(target, table.QualifiedName()));
+    PGC_RETURN_IF_ERROR(ResetTableCopy(target, table.QualifiedName(), table.through_root()));
     out.recopied.push_back(table.Display());
   }
   return out;

@@ -24,7 +24,8 @@ struct TablePlan {
 };
 
 // Plans every table of `catalog`: slices per copy/slice_plan.h, read at the
-// snapshot through `at_snapshot`.
+// snapshot through `at_snapshot`; a tree loaded through its root gets one
+// slice per source partition (Slice::Kind::kPartition).
 Result<std::vector<TablePlan>> PlanTables(Connection& at_snapshot, const CopyCatalog& catalog,
                                           int64_t split_bytes, int jobs);
 
@@ -39,7 +40,9 @@ struct ResumePlan {
 // from the earlier snapshot); a table with only some of its slices marked is
 // emptied and copied again whole at this run's snapshot (slices of two
 // snapshots could hold a row twice, or miss one that moved). Index builds
-// that are marked are done. Updates `plans` accordingly.
+// that are marked are done. Updates `plans` accordingly. A tree loaded
+// through its root is one table here: with some of its partitions marked, the
+// root is emptied with every partition, and the whole tree copied again.
 Result<ResumePlan> ReconcileWithMarks(Connection& target, const CopyCatalog& catalog,
                                       std::vector<TablePlan>& plans);
 

@@ -92,7 +92,7 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
                                      const ConnectOptions& connect,
-                                     const RecordChangeFn& record_change) {
+                                     const RecordChangeFn& record_change, bool via_partition_root) {
   // The publication first: the slot decodes with the catalog as of its
   // starting point, which must already hold it.
   std::string publication = "CREATE PUBLICATION " + QuoteIdent(names.publication);
@@ -103,7 +103,15 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
       publication += "ONLY " + tables[i];
     }
   }
+  if (via_partition_root) publication += " WITH (publish_via_partition_root = true)";
   Status published = holder.Run(publication);
+  if (!published.ok() && published.sqlstate() == "42501" && via_partition_root) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "publishing a partition tree through its root needs "
+                  "publish_via_partition_root, which aiven_extras cannot set",
+                  "connect to the source as the tables' owner or a superuser, or use "
+                  "--method copy");
+  }
   if (!published.ok() && published.sqlstate() == "42501") {
     PGC_RETURN_IF_ERROR(UseAivenExtras(
         holder, record_change, published,

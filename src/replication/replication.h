@@ -46,11 +46,22 @@ ReplicationNames NamesFor(const std::string& run_id, int index);
 // publishes them through Aiven's aiven_extras extension when the server
 // offers it, installing it first when needed (recorded through
 // `record_change`, so cleanup removes it).
+//
+// `via_partition_root`: some of `tables` are roots of partition trees loaded
+// through their root (catalog/partition_trees.h). The publication is then
+// made WITH (publish_via_partition_root = true), so that a change to one of
+// their partitions reaches the target as a change to the root, which puts
+// the row where its hash says on the target (applied to the same-named
+// partition, it could break that partition's constraint). Tables listed
+// without their root are published as themselves all the same. aiven_extras
+// cannot set that option: a kFailedPrecondition then, with --method copy as
+// the hint.
 Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
                                      const ConnectOptions& connect,
-                                     const RecordChangeFn& record_change);
+                                     const RecordChangeFn& record_change,
+                                     bool via_partition_root = false);
 
 // The subscription on the target (its current database), using the existing
 // slot and copying nothing: changes after the snapshot stream in. `source`

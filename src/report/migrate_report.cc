@@ -72,6 +72,9 @@ std::string RenderMigrateText(const MigrationOutcome& outcome) {
                            FormatBytes(t.bytes), t.seconds,
                            t.attempts > 1 ? fmt::format(" ({} attempts)", t.attempts) : "");
       }
+      for (const auto& t : db.tables) {
+        if (!t.note.empty()) out += fmt::format("    {}: {}\n", t.table, t.note);
+      }
     }
     if (db.verification) out += RenderVerifyDatabaseText(*db.verification);
   }
@@ -113,7 +116,8 @@ nlohmann::json MigrateToJson(const MigrationOutcome& outcome) {
                         {"bytes", t.bytes},
                         {"seconds", t.seconds},
                         {"attempts", t.attempts},
-                        {"earlier_run", t.earlier_run}});
+                        {"earlier_run", t.earlier_run},
+                        {"note", t.note.empty() ? nlohmann::json() : nlohmann::json(t.note)}});
     }
     nlohmann::json verification = nullptr;
     if (db.verification) verification = VerifyToJson({*db.verification})["databases"][0];

@@ -18,11 +18,16 @@ std::string SequenceValue(const std::optional<int64_t>& value, bool read) {
   return value ? std::to_string(*value) : "not called";
 }
 
-std::string TableResult(const TableVerification& t) {
+std::string TableVerdict(const TableVerification& t) {
   if (!t.error.empty()) return t.error;
   if (t.source_rows != t.target_rows) return "row count differs";
   if (t.source_checksum != t.target_checksum) return "checksum differs";
   return "ok";
+}
+
+std::string TableResult(const TableVerification& t) {
+  if (!t.partition_tree) return TableVerdict(t);
+  return TableVerdict(t) + " (whole partition tree, compared at its root)";
 }
 
 std::string NameList(const std::vector<std::string>& names) {
@@ -184,6 +189,7 @@ nlohmann::json VerifyToJson(const std::vector<DatabaseVerification>& databases) 
            {"source_checksum", NullIfEmpty(t.source_checksum)},
            {"target_checksum", NullIfEmpty(t.target_checksum)},
            {"match", t.match()},
+           {"partition_tree", t.partition_tree},
            {"error", NullIfEmpty(t.error)}});
     }
     nlohmann::json sequences = nlohmann::json::array();

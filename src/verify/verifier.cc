@@ -13,6 +13,7 @@
 #include <tuple>
 #include <utility>
 
+#include "catalog/partition_trees.h"
 #include "catalog/user_objects.h"
 #include "pg/connection.h"
 #include "pg/quote.h"
@@ -167,6 +168,7 @@ struct RelationInfo {
   char kind = 'r';
   bool populated = true;
   int64_t size = 0;
+  bool partition_tree = false;  // the root of a tree compared whole
 };
 
 // Tables, partitioned tables and materialized views of the user, outside the
@@ -266,10 +268,13 @@ struct Checksum {
 // database's collation). sum(bigint) is numeric: it cannot overflow. The
 // row is `t.*`, never a bare `t`: in a table with a column named t, that
 // names the column, and only it would be compared.
-std::string ChecksumSql(const RelationKey& table) {
-  return "SELECT count(*), coalesce(sum(hashtextextended((t.*)::text COLLATE pg_catalog.\"C\", "
-         "0)), 0) FROM ONLY " +
-         QualifiedName(table.schema, table.name) + " AS t";
+// A partition tree loaded through its root is read at the root, with its
+// partitions (not ONLY); the row text is the root's row type on both sides.
+std::string ChecksumSql(const RelationKey& table, bool partition_tree) {
+  return std::string(
+             "SELECT count(*), coalesce(sum(hashtextextended((t.*)::text COLLATE "
+             "pg_catalog.\"C\", 0)), 0) FROM ") +
+         (partition_tree ? "" : "ONLY ") + QualifiedName(table.schema, table.name) + " AS t";
 }
 
 // The tables of one side, read by up to `jobs` sessions in parallel, each
@@ -346,8 +351,9 @@ std::vector<SchemaVerification> CompareSchema(const std::vector<SchemaKind>& kin
 }
 
 // The one side's checksum of `table`; the server's refusal in `error`.
-Status ReadChecksum(Connection& conn, const RelationKey& table, Checksum* out) {
-  Result<Read> read = GuardedRead(conn, ChecksumSql(table));
+Status ReadChecksum(Connection& conn, const RelationKey& table, bool partition_tree,
+                    Checksum* out) {
+  Result<Read> read = GuardedRead(conn, ChecksumSql(table, partition_tree));
   if (!read.ok()) return read.status();
   if (read->result) {
     out->rows = read->result->GetInt(0, 0);
@@ -364,6 +370,9 @@ struct Catalogs {
   std::map<RelationKey, RelationInfo> target_relations;
   std::set<RelationKey> source_sequences;
   std::set<RelationKey> target_sequences;
+  // Partition trees loaded through their root, as the source has them.
+  std::set<RelationKey> tree_roots;
+  std::set<RelationKey> tree_leaves;
 };
 
 Status SourceCatalogContext(const Status& s) { return s.WithContext("reading the source catalog"); }
@@ -384,6 +393,12 @@ Result<Catalogs> ReadCatalogs(Connection& src_conn, Connection& dst_conn,
   out.target_relations = std::move(*target_relations);
   out.source_sequences = std::move(*source_sequences);
   out.target_sequences = std::move(*target_sequences);
+  Result<std::vector<RootLoadedTree>> trees = ReadRootLoadedTrees(src_conn);
+  if (!trees.ok()) return SourceCatalogContext(trees.status());
+  for (const auto& tree : *trees) {
+    out.tree_roots.insert({tree.schema, tree.name});
+    for (const auto& leaf : tree.leaves) out.tree_leaves.insert({leaf.schema, leaf.name});
+  }
   return out;
 }
 
@@ -440,8 +455,12 @@ TableList TablesToChecksum(const Catalogs& catalogs, const VerifyOptions& option
   std::map<RelationKey, const TableVerification*> compared;
   for (const auto& table : options.compared_tables) compared[{table.schema, table.name}] = &table;
   TableList tables;
-  for (const auto& [key, info] : catalogs.source_relations) {
-    if (info.kind == 'p' || (info.kind == 'm' && !info.populated)) continue;
+  for (auto [key, info] : catalogs.source_relations) {
+    info.partition_tree = catalogs.tree_roots.count(key) != 0;
+    if (catalogs.tree_leaves.count(key) != 0) continue;  // compared with its root
+    if ((info.kind == 'p' && !info.partition_tree) || (info.kind == 'm' && !info.populated)) {
+      continue;
+    }
     if (info.kind != 'm' && options.filter.ExcludesTableData(key.schema, key.name)) continue;
     auto found = compared.find(key);
     if (found != compared.end()) {
@@ -462,7 +481,8 @@ void PlanChecksums(const TableList& tables, const Catalogs& catalogs, SideWork& 
   target_errors.assign(tables.size(), "");
   for (size_t i = 0; i < tables.size(); ++i) {
     const RelationKey& key = tables[i].first;
-    source_work.queries.push_back(ChecksumSql(key));
+    const bool tree = tables[i].second.partition_tree;
+    source_work.queries.push_back(ChecksumSql(key, tree));
     auto found = catalogs.target_relations.find(key);
     std::string sql;
     if (found == catalogs.target_relations.end()) {
@@ -470,7 +490,7 @@ void PlanChecksums(const TableList& tables, const Catalogs& catalogs, SideWork& 
     } else if (found->second.kind == 'm' && !found->second.populated) {
       target_errors[i] = "not populated on the target";
     } else {
-      sql = ChecksumSql(key);
+      sql = ChecksumSql(key, tree);
     }
     target_work.queries.push_back(std::move(sql));
   }
@@ -503,6 +523,7 @@ void CollectChecksums(const TableList& tables, const SideWork& source_work,
     TableVerification v;
     v.schema = tables[i].first.schema;
     v.name = tables[i].first.name;
+    v.partition_tree = tables[i].second.partition_tree;
     const Checksum& s = source_work.results[i];
     const Checksum& t = target_work.results[i];
     v.source_rows = s.rows;
@@ -542,16 +563,19 @@ Result<std::unique_ptr<TableChecksums>> TableChecksums::Open(
 }
 
 Result<TableVerification> TableChecksums::Compare(const std::string& schema,
-                                                  const std::string& name) {
+                                                  const std::string& name, bool partition_tree) {
   const RelationKey key{schema, name};
   Checksum source_sum;
   Checksum target_sum;
   Status source_status;
   // The source's scan runs beside the target's, each on its own server.
-  std::thread source_side([&] { source_status = ReadChecksum(*source_, key, &source_sum); });
+  std::thread source_side(
+      [&] { source_status = ReadChecksum(*source_, key, partition_tree, &source_sum); });
   Result<Transaction> target_txn = Transaction::Begin(*target_, ReadOptions(std::nullopt));
   Status target_status = target_txn.status();
-  if (target_status.ok()) target_status = ReadChecksum(*target_, key, &target_sum);
+  if (target_status.ok()) {
+    target_status = ReadChecksum(*target_, key, partition_tree, &target_sum);
+  }
   if (target_status.ok()) target_status = target_txn->Commit();
   source_side.join();
   if (!source_status.ok()) return source_status.WithContext("checksumming on the source");
@@ -563,6 +587,7 @@ Result<TableVerification> TableChecksums::Compare(const std::string& schema,
   v.source_checksum = source_sum.checksum;
   v.target_rows = target_sum.rows;
   v.target_checksum = target_sum.checksum;
+  v.partition_tree = partition_tree;
   if (!source_sum.error.empty()) {
     v.error = "source: " + source_sum.error;
   } else if (!target_sum.error.empty()) {

@@ -27,6 +27,10 @@ struct TableVerification {
   std::string source_checksum;  // decimal text of the server-side checksum
   std::string target_checksum;
   std::string error;  // set when the table could not be read on one side
+  // The rows of a whole partition tree loaded through its root
+  // (catalog/partition_trees.h), compared at the root: its partitions hold
+  // different rows on each side by design.
+  bool partition_tree = false;
   bool match() const {
     return error.empty() && source_rows == target_rows && source_checksum == target_checksum;
   }
@@ -103,7 +107,10 @@ struct VerifyOptions {
 // select nothing is an error, kInvalidArgument):
 //   - tables: ordinary tables and partitions (not partitioned parents, which
 //     hold no rows; FROM ONLY, so an inheritance parent does not count its
-//     children) and materialized views populated on the source; per side
+//     children) and materialized views populated on the source; a
+//     partition tree loaded through its root (ReadRootLoadedTrees on the
+//     source) is one table, its root, read with its partitions
+//     (partition_tree), and its partitions are not compared one by one; per side
 //     count(*) and the sum of hashtextextended(row text) as numeric. `error`
 //     is "missing on the target", "not populated on the target", or the
 //     server's refusal prefixed "source: " / "target: " (no privilege, row
@@ -137,7 +144,10 @@ class TableChecksums {
 
   // Differences and a side's refusal to read the table are in the result;
   // errors are lost connections and cancellation.
-  Result<TableVerification> Compare(const std::string& schema, const std::string& name);
+  // With `partition_tree`, `name` is the root of a tree loaded through it,
+  // read with all its partitions.
+  Result<TableVerification> Compare(const std::string& schema, const std::string& name,
+                                    bool partition_tree = false);
 
  private:
   TableChecksums(std::unique_ptr<Connection> source, Transaction source_txn,
