@@ -107,8 +107,8 @@ std::string TreeFingerprint(const PgCluster& cluster, const std::string& db,
 // Which partition holds each row.
 std::string Placement(const PgCluster& cluster, const std::string& db, const std::string& root) {
   Result<std::string> out = cluster.Sql(
-      "SELECT string_agg(id || ' ' || m || ' ' || tableoid::regclass, ', ' ORDER BY id, m) FROM " +
-          root,
+      "SELECT string_agg(t::text || ' ' || tableoid::regclass, ', ' ORDER BY t::text) FROM " +
+          root + " t",
       db);
   EXPECT_TRUE(out.ok()) << out.status().ToString();
   return out.ok() ? *out : "";
