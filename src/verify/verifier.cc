@@ -101,7 +101,8 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
   // older source compares with a newer target. The clones of a partitioned
   // table's constraints (on its partitions, and of a foreign key once per
   // referenced partition) are left out too: 18 names a foreign key's clones
-  // itself (fk_1, fk_2, ...), older servers give them the parent's name.
+  // after the constraint (fk_1, fk_2, ...), older servers after its columns
+  // (t_col_fkey1, ...).
   // Compared are the constraints that were created (conparentid = 0).
   kinds.push_back(
       {"constraint", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
