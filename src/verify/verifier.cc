@@ -177,26 +177,7 @@ struct RelationInfo {
   char kind = 'r';
   bool populated = true;
   int64_t size = 0;
-  // The columns the row checksum reads ("t.a, t.b") when the table has
-  // stored generated columns, else empty (the whole row).
-  std::string compared_columns;
 };
-
-// For the pg_class row `c`: its columns as "t.a, t.b", without the stored
-// generated ones, when it has such columns; else NULL. The target computes
-// generated columns itself (the copy never writes them), and servers of
-// different versions may compute them differently (13 and 14 split non-ASCII
-// text into tsvector words differently in the C locale); they follow from
-// the columns compared and the definition, which the schema comparison
-// covers. Before 12 there are none.
-std::string ComparedColumnsSql(int server_version) {
-  if (server_version < 120000) return "NULL::text";
-  return "CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid "
-         "AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated <> '') "
-         "THEN (SELECT string_agg('t.' || pg_catalog.quote_ident(a.attname), ', ' ORDER BY "
-         "a.attnum) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
-         "AND NOT a.attisdropped AND a.attgenerated = '') END";
-}
 
 // Tables, partitioned tables and materialized views of the user, outside the
 // excluded schemas, without the excluded tables.
@@ -204,9 +185,7 @@ Result<std::map<RelationKey, RelationInfo>> ReadRelations(Connection& conn,
                                                           const ObjectFilter& filter) {
   Result<QueryResult> rows =
       conn.Exec(std::string("SELECT n.nspname, c.relname, c.relkind, c.relispopulated, "
-                            "pg_relation_size(c.oid), ") +
-                ComparedColumnsSql(conn.server_version()) +
-                std::string(" FROM pg_class c "
+                            "pg_relation_size(c.oid) FROM pg_class c "
                             "JOIN pg_namespace n ON n.oid = c.relnamespace "
                             "WHERE c.relkind IN ('r', 'p', 'm') AND") +
                 sql::kUserSchema + sql::NotExtensionMember("pg_class", "c.oid"));
@@ -220,8 +199,7 @@ Result<std::map<RelationKey, RelationInfo>> ReadRelations(Connection& conn,
     if (relkind == 'm' ? filter.ExcludesSchema(schema) : filter.ExcludesTable(schema, name)) {
       continue;
     }
-    out[{std::move(schema), std::move(name)}] = {relkind, rows->GetBool(r, 3), rows->GetInt(r, 4),
-                                                 rows->GetString(r, 5)};
+    out[{std::move(schema), std::move(name)}] = {relkind, rows->GetBool(r, 3), rows->GetInt(r, 4)};
   }
   return out;
 }
@@ -297,12 +275,10 @@ struct Checksum {
 // row's text in the byte order of the "C" collation (so independent of the
 // database's collation). sum(bigint) is numeric: it cannot overflow. The
 // row is `t.*`, never a bare `t`: in a table with a column named t, that
-// names the column, and only it would be compared. `columns` ("t.a, t.b"),
-// when given, are compared instead of the whole row (ComparedColumnsSql).
-std::string ChecksumSql(const RelationKey& table, const std::string& columns = "") {
-  const std::string row = columns.empty() ? "(t.*)" : "ROW(" + columns + ")";
-  return "SELECT count(*), coalesce(sum(hashtextextended(" + row +
-         "::text COLLATE pg_catalog.\"C\", 0)), 0) FROM ONLY " +
+// names the column, and only it would be compared.
+std::string ChecksumSql(const RelationKey& table) {
+  return "SELECT count(*), coalesce(sum(hashtextextended((t.*)::text COLLATE pg_catalog.\"C\", "
+         "0)), 0) FROM ONLY " +
          QualifiedName(table.schema, table.name) + " AS t";
 }
 
@@ -381,16 +357,7 @@ std::vector<SchemaVerification> CompareSchema(const std::vector<SchemaKind>& kin
 
 // The one side's checksum of `table`; the server's refusal in `error`.
 Status ReadChecksum(Connection& conn, const RelationKey& table, Checksum* out) {
-  Result<Read> columns =
-      GuardedRead(conn, "SELECT " + ComparedColumnsSql(conn.server_version()) +
-                            " FROM pg_catalog.pg_class c WHERE c.oid = " +
-                            QuoteLiteral(QualifiedName(table.schema, table.name)) + "::regclass");
-  if (!columns.ok()) return columns.status();
-  if (!columns->result) {
-    out->error = columns->error;
-    return Status::Ok();
-  }
-  Result<Read> read = GuardedRead(conn, ChecksumSql(table, columns->result->GetString(0, 0)));
+  Result<Read> read = GuardedRead(conn, ChecksumSql(table));
   if (!read.ok()) return read.status();
   if (read->result) {
     out->rows = read->result->GetInt(0, 0);
@@ -505,7 +472,7 @@ void PlanChecksums(const TableList& tables, const Catalogs& catalogs, SideWork& 
   target_errors.assign(tables.size(), "");
   for (size_t i = 0; i < tables.size(); ++i) {
     const RelationKey& key = tables[i].first;
-    source_work.queries.push_back(ChecksumSql(key, tables[i].second.compared_columns));
+    source_work.queries.push_back(ChecksumSql(key));
     auto found = catalogs.target_relations.find(key);
     std::string sql;
     if (found == catalogs.target_relations.end()) {
@@ -513,7 +480,7 @@ void PlanChecksums(const TableList& tables, const Catalogs& catalogs, SideWork& 
     } else if (found->second.kind == 'm' && !found->second.populated) {
       target_errors[i] = "not populated on the target";
     } else {
-      sql = ChecksumSql(key, found->second.compared_columns);
+      sql = ChecksumSql(key);
     }
     target_work.queries.push_back(std::move(sql));
   }
