@@ -99,7 +99,7 @@ std::string SettingValueForComparison(std::string_view config_entry) {
   std::string out;
   for (size_t i = 0; i < elements->size(); ++i) {
     if (i > 0) out += ", ";
-    out += QuoteIdent((*elements)[i]);
+    out += DisplayIdent((*elements)[i]);
   }
   return out;
 }

@@ -43,7 +43,7 @@ Status ReadSettings(Connection& conn, Properties& out) {
     if (!rows->IsNull(r, 0)) {
       role = rows->GetString(r, 0);
       if (IsProviderRole(role)) continue;
-      property = "role " + QuoteIdent(role) + ": " + property;
+      property = "role " + DisplayIdent(role) + ": " + property;
     } else if (name == kReadOnlySetting) {
       continue;
     }
