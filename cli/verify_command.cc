@@ -14,6 +14,8 @@ struct VerifyArgs {
   ServerArgs server;
   ObjectFilter filter;
   bool show_matches = false;
+  bool owners = false;
+  bool grants = false;
 };
 
 int RunVerify(const VerifyArgs& args) {
@@ -28,6 +30,8 @@ int RunVerify(const VerifyArgs& args) {
   options.filter = args.filter;
   options.connect_timeout = server.connect_timeout;
   options.cancel = server.cancel;
+  options.owners = args.owners;
+  options.grants = args.grants;
   Result<std::vector<DatabaseVerification>> verified = VerifyServers(options);
   if (!verified.ok()) return ReportError("verify", verified.status());
   const std::vector<DatabaseVerification>& results = *verified;
@@ -49,11 +53,18 @@ void AddVerifyCommand(CLI::App& app, std::function<int()>& run) {
   CLI::App* cmd = app.add_subcommand(
       "verify",
       "Compares source and target: row counts and content checksums of every table (computed "
-      "on the servers), sequence values, and the schema objects present. Exit status 0 when "
-      "they match. On a source that takes writes, run it after writes stopped.");
+      "on the servers), sequence values, the schema objects present, the database's settings, "
+      "comment and connection limit, and its large objects. Exit status 0 when they match. On a "
+      "source that takes writes, run it after writes stopped.");
   AddServerOptions(cmd, args->server);
   AddFilterOptions(cmd, args->filter);
   cmd->add_flag("--all", args->show_matches, "List matching tables too, not only differences");
+  cmd->add_flag("--preserve-owners", args->owners,
+                "Compare the owners of large objects too (a move with --preserve-owners keeps "
+                "them)");
+  cmd->add_flag("--preserve-acl", args->grants,
+                "Compare the grants on the database and its large objects too (a move with "
+                "--preserve-acl keeps them)");
   cmd->callback([&run, args] { run = [args] { return RunVerify(*args); }; });
 }
 

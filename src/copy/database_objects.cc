@@ -1,9 +1,14 @@
 #include "copy/database_objects.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 
+#include "catalog/acl.h"
 #include "catalog/user_objects.h"
 #include "copy/progress_marks.h"
 #include "pg/quote.h"
@@ -11,9 +16,78 @@
 
 namespace pgcourier {
 
+namespace {
+
+// One large object's comment, owner and grants on the source.
+struct LargeObjectMeta {
+  std::optional<std::string> comment;
+  std::string owner;
+  std::vector<AclGrant> grants;
+};
+
+Result<std::map<uint32_t, LargeObjectMeta>> ReadLargeObjectMeta(Connection& at_snapshot,
+                                                                bool grants) {
+  std::map<uint32_t, LargeObjectMeta> out;
+  Result<QueryResult> rows = at_snapshot.Exec(
+      "SELECT m.oid, pg_catalog.obj_description(m.oid, 'pg_largeobject'), "
+      "pg_catalog.pg_get_userbyid(m.lomowner) FROM pg_catalog.pg_largeobject_metadata m");
+  if (!rows.ok()) return rows.status().WithContext("reading the large objects' owners");
+  for (int r = 0; r < rows->rows(); ++r) {
+    LargeObjectMeta& meta = out[static_cast<uint32_t>(rows->GetInt(r, 0))];
+    meta.comment = rows->GetOptional(r, 1);
+    meta.owner = rows->GetString(r, 2);
+  }
+  if (!grants) return out;
+  Result<QueryResult> acl = at_snapshot.Exec(
+      GrantRowsSql("m.oid", "m.lomacl", "m.lomowner", "pg_catalog.pg_largeobject_metadata m"));
+  if (!acl.ok()) return acl.status().WithContext("reading the large objects' grants");
+  for (int r = 0; r < acl->rows(); ++r) {
+    out[static_cast<uint32_t>(acl->GetInt(r, 0))].grants.push_back(ReadGrant(*acl, r, 1));
+  }
+  return out;
+}
+
+// Comment, grants, then owner (the grants are made as their owner, the
+// target user, before it gives the object away).
+Status WriteLargeObjectMeta(Connection& target, uint32_t oid, const LargeObjectMeta& meta,
+                            const LargeObjectPolicy& policy, const std::set<std::string>& present,
+                            std::set<std::string>* missing) {
+  const std::string object = fmt::format("LARGE OBJECT {}", oid);
+  if (meta.comment) {
+    PGC_RETURN_IF_ERROR(target.Run("COMMENT ON " + object + " IS " + QuoteLiteral(*meta.comment)));
+  }
+  if (policy.grants && !meta.grants.empty()) {
+    for (const std::string& statement :
+         GrantStatements(object, "CURRENT_USER", meta.grants, present, missing)) {
+      PGC_RETURN_IF_ERROR(target.Run(statement));
+    }
+  }
+  if (policy.owners) {
+    if (present.count(meta.owner) == 0) {
+      missing->insert(meta.owner);
+    } else {
+      PGC_RETURN_IF_ERROR(target.Run("ALTER " + object + " OWNER TO " + QuoteIdent(meta.owner)));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection& target,
-                                            const std::vector<uint32_t>& oids) {
+                                            const std::vector<uint32_t>& oids,
+                                            const LargeObjectPolicy& policy) {
   LargeObjectsCopied copied;
+  Result<std::map<uint32_t, LargeObjectMeta>> metas =
+      ReadLargeObjectMeta(at_snapshot, policy.grants);
+  if (!metas.ok()) return metas.status();
+  std::set<std::string> present;
+  if (policy.owners || policy.grants) {
+    Result<QueryResult> roles = target.Exec("SELECT rolname FROM pg_catalog.pg_roles");
+    if (!roles.ok()) return roles.status().WithContext("reading the target's roles");
+    for (int r = 0; r < roles->rows(); ++r) present.insert(roles->GetString(r, 0));
+  }
+  std::set<std::string> missing;
   Result<Transaction> transaction = Transaction::Begin(target);
   if (!transaction.ok()) return transaction.status();
   for (uint32_t oid : oids) {
@@ -26,8 +100,25 @@ Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection&
                          .status();
     if (!written.ok()) return written.WithContext(fmt::format("writing large object {}", oid));
     copied.bytes += static_cast<int64_t>(data->Get(0, 0).size() / 2);
+    auto meta = metas->find(oid);
+    if (meta == metas->end()) continue;
+    Status described = WriteLargeObjectMeta(target, oid, meta->second, policy, present, &missing);
+    if (!described.ok()) {
+      Status error = described.WithContext(fmt::format("large object {}", oid));
+      if (policy.owners) {
+        error = error.WithHint(
+            "to give large objects their owners, the target user must be a superuser or a "
+            "member of the owners' roles");
+      }
+      return error;
+    }
   }
   copied.count = static_cast<int64_t>(oids.size());
+  if (!missing.empty()) {
+    copied.notes.push_back(
+        fmt::format("large objects' owners and grants to {} not copied: no such role on the target",
+                    fmt::join(missing, ", ")));
+  }
   PGC_RETURN_IF_ERROR(target.Run(InsertProgressMarkSql(
       kLargeObjectsStep, {kLargeObjectsStep, 1, copied.count, copied.bytes})));
   PGC_RETURN_IF_ERROR(transaction->Commit());

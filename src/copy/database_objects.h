@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "catalog/copy_catalog.h"
@@ -19,12 +20,24 @@ inline constexpr const char* kLargeObjectsStep = "large objects";
 struct LargeObjectsCopied {
   int64_t count = 0;
   int64_t bytes = 0;
+  // What was left out: owners and grantees missing on the target.
+  std::vector<std::string> notes;
 };
 
-// Copies the large objects `oids`, keeping their OIDs, in one target
-// transaction with the progress mark kLargeObjectsStep: all of them or none.
+// What of a large object besides its data and comment is copied.
+struct LargeObjectPolicy {
+  bool owners = false;  // --preserve-owners: ALTER LARGE OBJECT ... OWNER TO
+  bool grants = false;  // --preserve-acl: its GRANTs
+};
+
+// Copies the large objects `oids`, keeping their OIDs, with their comments
+// and, as `policy` says, owners (those present on the target) and grants (to
+// roles present on the target), in one target transaction with the
+// progress mark kLargeObjectsStep: all of them or none. Each object's data
+// is read whole (lo_get): memory holds one object at a time.
 Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection& target,
-                                            const std::vector<uint32_t>& oids);
+                                            const std::vector<uint32_t>& oids,
+                                            const LargeObjectPolicy& policy = {});
 
 // Sets every sequence of `sequences` on the target to the source's
 // last_value and is_called. Returns how many were set.

@@ -162,8 +162,9 @@ Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
   if (!catalog_.large_objects.empty()) {
     PGC_RETURN_IF_ERROR(
         target_->Run("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata"));
-    Result<LargeObjectsCopied> copied =
-        CopyLargeObjects(snapshot_->conn(), *target_, catalog_.large_objects);
+    Result<LargeObjectsCopied> copied = CopyLargeObjects(
+        snapshot_->conn(), *target_, catalog_.large_objects,
+        {migration_.options.policy.preserve_owners, migration_.options.policy.preserve_acl});
     if (!copied.ok()) return copied.status();
   }
   return RefreshMaterializedViews(*target_, catalog_.materialized_views).status();

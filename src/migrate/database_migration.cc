@@ -11,6 +11,7 @@
 #include "migrate/data_phase.h"
 #include "migrate/lock_waits.h"
 #include "preflight/checker.h"
+#include "schema/database_properties.h"
 #include "schema/present_objects.h"
 #include "schema/target_database.h"
 #include "util/size.h"
@@ -257,22 +258,21 @@ Status DatabaseMigration::CreateTarget() {
     source = sessions_.Source(outcome_.name);
     if (!source.ok()) return source.status();
   }
-  const TargetDatabaseSpec spec{outcome_.name, outcome_.target_name, options_.roles};
+  const TargetDatabaseSpec spec{outcome_.name, outcome_.target_name};
   // Recorded first: a run killed right after the CREATE still knows the
   // database is its own (dropping one that does not exist is harmless).
   auto mine = [this] {
     record_.Update([](StoredDatabase& d) { d.created_target = true; });
     return Status::Ok();
   };
-  auto note = [this](const std::string& line) { Progress("create", line); };
-  Status created = CreateTargetDatabase(**source, **target, spec, mine, note);
+  Status created = CreateTargetDatabase(**source, **target, spec, mine);
   if (!created.ok() && dropped_incomplete_ &&
       (created.sqlstate() == "23505" || created.sqlstate() == "42P04")) {
     // The killed run's CREATE DATABASE was still running on the server when
     // its database was dropped, and committed since: it is that run's, and
     // as incomplete.
     if (DropTargetDatabase(**target, outcome_.target_name).ok()) {
-      created = CreateTargetDatabase(**source, **target, spec, mine, note);
+      created = CreateTargetDatabase(**source, **target, spec, mine);
     }
   }
   if (!created.ok()) {
@@ -402,9 +402,11 @@ Status DatabaseMigration::CopyLargeObjects() {
   if (!target.ok()) return target.status();
   // Read at the snapshot through its holder, written in one transaction.
   Result<LargeObjectsCopied> copied =
-      pgcourier::CopyLargeObjects(snapshot_->conn(), **target, catalog_.large_objects);
+      pgcourier::CopyLargeObjects(snapshot_->conn(), **target, catalog_.large_objects,
+                                  {options_.policy.preserve_owners, options_.policy.preserve_acl});
   if (!copied.ok()) return copied.status();
   outcome_.large_objects = copied->count;
+  for (const auto& line : copied->notes) Progress("data", line);
   Progress("data", fmt::format("{} large object(s) copied", copied->count));
   return Status::Ok();
 }
@@ -443,6 +445,18 @@ Status DatabaseMigration::AnalyzeRest() {
   return AnalyzeRemaining(**target);
 }
 
+// Settings, role settings, comment, connection limit and grants of the
+// database, read at the snapshot; after the data, so that none of them
+// stands in the way of the move's own sessions.
+Status DatabaseMigration::ApplyProperties() {
+  Result<std::unique_ptr<Connection>> target = sessions_.TargetServer();
+  if (!target.ok()) return target.status();
+  const DatabasePropertiesSpec spec{outcome_.name, outcome_.target_name,
+                                    options_.policy.preserve_acl};
+  auto note = [this](const std::string& line) { Progress("database properties", line); };
+  return ApplyDatabaseProperties(snapshot_->conn(), **target, spec, note);
+}
+
 Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
                                                  const SessionFactory& sessions,
                                                  const std::string& source_database,
@@ -461,6 +475,8 @@ Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
   verify.compared_tables = std::move(compared);
   verify.left_out_extensions = ProviderOnlyExtensions();
   verify.sequences = sequences;
+  verify.owners = options.policy.preserve_owners;
+  verify.grants = options.policy.preserve_acl;
   Result<DatabaseVerification> verified =
       VerifyDatabase(sessions.source().WithDatabase(source_database),
                      sessions.target().WithDatabase(target_database), verify);
@@ -605,6 +621,7 @@ Status DatabaseMigration::Run() {
   PGC_RETURN_IF_ERROR(Phase("sequences", [&] { return SetSequences(); }));
   PGC_RETURN_IF_ERROR(Phase("materialized views", [&] { return RefreshMaterializedViews(); }));
   PGC_RETURN_IF_ERROR(Phase("analyze", [&] { return AnalyzeRest(); }));
+  PGC_RETURN_IF_ERROR(Phase("database properties", [&] { return ApplyProperties(); }));
   record_.Update([](StoredDatabase& db) { db.state = DatabaseState::kVerifying; });
   PGC_RETURN_IF_ERROR(Phase("verify", [&] { return Verify(); }));
   PGC_RETURN_IF_ERROR(Phase("finish", [&] { return FinishDurably(); }));

@@ -67,6 +67,7 @@ class DatabaseMigration {
   Status SetSequences();
   Status RefreshMaterializedViews();
   Status AnalyzeRest();
+  Status ApplyProperties();
   Status Verify();
   Status FinishDurably();
   // Whether the target server restarted since the data phase began, or

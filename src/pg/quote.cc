@@ -12,6 +12,14 @@ std::string QuoteIdent(std::string_view name) {
   return out;
 }
 
+std::string DisplayIdent(std::string_view name) {
+  bool plain = !name.empty() && !(name[0] >= '0' && name[0] <= '9') && name[0] != '$';
+  for (char c : name) {
+    plain = plain && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$');
+  }
+  return plain ? std::string(name) : QuoteIdent(name);
+}
+
 std::string QualifiedName(std::string_view schema, std::string_view name) {
   return QuoteIdent(schema) + "." + QuoteIdent(name);
 }

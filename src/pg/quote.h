@@ -11,6 +11,10 @@ namespace pgcourier {
 // "name" with embedded double quotes doubled; always quoted, so any case or
 // keyword is safe.
 std::string QuoteIdent(std::string_view name);
+
+// For display, not SQL: the name as it is, when it is lower-case letters,
+// digits, '_' and '$' not starting with a digit or '$'; else QuoteIdent.
+std::string DisplayIdent(std::string_view name);
 // schema.name, each part quoted.
 std::string QualifiedName(std::string_view schema, std::string_view name);
 // A string literal valid with standard_conforming_strings on or off:

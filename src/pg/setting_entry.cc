@@ -89,4 +89,19 @@ std::optional<std::string> SettingAssignment(std::string_view config_entry) {
   return out;
 }
 
+std::string SettingValueForComparison(std::string_view config_entry) {
+  size_t eq = config_entry.find('=');
+  if (eq == std::string_view::npos) return std::string(config_entry);
+  std::string_view value = config_entry.substr(eq + 1);
+  if (!IsListQuoteSetting(config_entry.substr(0, eq))) return std::string(value);
+  std::optional<std::vector<std::string>> elements = SplitSettingList(value);
+  if (!elements) return std::string(value);
+  std::string out;
+  for (size_t i = 0; i < elements->size(); ++i) {
+    if (i > 0) out += ", ";
+    out += DisplayIdent((*elements)[i]);
+  }
+  return out;
+}
+
 }  // namespace pgcourier

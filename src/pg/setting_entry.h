@@ -10,6 +10,11 @@
 
 namespace pgcourier {
 
+// The database setting a move never copies, nor compares: a source made
+// read-only for the move (by its owner, or by `cutover --stop-source-writes`)
+// would leave the target read-only.
+inline constexpr const char* kReadOnlySetting = "default_transaction_read_only";
+
 // The setting's name: the entry up to its first '='.
 std::string SettingName(std::string_view entry);
 
@@ -19,5 +24,12 @@ std::string SettingName(std::string_view entry);
 // into one literal per element; any other value is one literal. std::nullopt
 // when the entry has no '='.
 std::optional<std::string> SettingAssignment(std::string_view config_entry);
+
+// The entry's value as it is compared between servers: for the list
+// settings above, the parsed elements, each quoted as an identifier where it
+// needs to be, joined by ", " (so `app, public` and one quoted name
+// `"app, public"` differ, however either was spelled); any other value as
+// stored.
+std::string SettingValueForComparison(std::string_view config_entry);
 
 }  // namespace pgcourier

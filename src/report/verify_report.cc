@@ -42,6 +42,52 @@ std::string NameList(const std::vector<std::string>& names) {
   return out;
 }
 
+// A property's value in the text report: "(none)" when absent, long ones
+// cut (the JSON has them whole).
+std::string PropertyValue(const std::string& value) {
+  constexpr size_t kMaxValueWidth = 40;
+  if (value.empty()) return "(none)";
+  if (value.size() <= kMaxValueWidth) return value;
+  return value.substr(0, kMaxValueWidth - 3) + "...";
+}
+
+// Left-out properties are always listed: something did not arrive.
+bool Shown(const PropertyVerification& p, bool show_matches) {
+  return show_matches || !p.match() || !p.left_out.empty();
+}
+
+std::string PropertyResult(const PropertyVerification& p) {
+  if (!p.left_out.empty()) return "left out: " + p.left_out;
+  return p.match() ? "ok" : "differs";
+}
+
+void RenderProperties(const DatabaseVerification& db, bool show_matches, std::string& out) {
+  bool any = std::any_of(db.properties.begin(), db.properties.end(),
+                         [&](const PropertyVerification& p) { return Shown(p, show_matches); });
+  if (!any) return;
+  size_t width = 8;
+  size_t source_width = 6;
+  size_t target_width = 6;
+  for (const auto& p : db.properties) {
+    if (!Shown(p, show_matches)) continue;
+    width = std::max(width, p.property.size());
+    source_width = std::max(source_width, PropertyValue(p.source_value).size());
+    target_width = std::max(target_width, PropertyValue(p.target_value).size());
+  }
+  width = std::min(width, kMaxNameWidth);
+  auto line = [&](const std::string& name, const std::string& source, const std::string& target,
+                  const std::string& result) {
+    out += fmt::format("  {:<{}}  {:<{}}  {:<{}}  {}\n", name, width, source, source_width, target,
+                       target_width, result);
+  };
+  line("PROPERTY", "SOURCE", "TARGET", "RESULT");
+  for (const auto& p : db.properties) {
+    if (!Shown(p, show_matches)) continue;
+    line(p.property, PropertyValue(p.source_value), PropertyValue(p.target_value),
+         PropertyResult(p));
+  }
+}
+
 std::string Plural(size_t n, const char* one, const char* many) {
   return fmt::format("{} {}", n, n == 1 ? one : many);
 }
@@ -122,6 +168,8 @@ void RenderDatabase(const DatabaseVerification& db, bool show_matches, bool head
       }
     }
   }
+
+  RenderProperties(db, show_matches, out);
 
   int mismatches = db.Mismatches();
   out += fmt::format("  {}: {}, {}, {} verified: {}\n", db.source_database,
@@ -210,6 +258,14 @@ nlohmann::json VerifyToJson(const std::vector<DatabaseVerification>& databases) 
                         {"extra_on_target", k.extra_on_target},
                         {"match", k.match()}});
     }
+    nlohmann::json properties = nlohmann::json::array();
+    for (const auto& p : db.properties) {
+      properties.push_back({{"property", p.property},
+                            {"source", NullIfEmpty(p.source_value)},
+                            {"target", NullIfEmpty(p.target_value)},
+                            {"match", p.match()},
+                            {"left_out", NullIfEmpty(p.left_out)}});
+    }
     all_ok = all_ok && db.ok();
     dbs.push_back({{"source_database", db.source_database},
                    {"target_database", db.target_database},
@@ -217,7 +273,8 @@ nlohmann::json VerifyToJson(const std::vector<DatabaseVerification>& databases) 
                    {"mismatches", db.Mismatches()},
                    {"tables", tables},
                    {"sequences", sequences},
-                   {"schema", schema}});
+                   {"schema", schema},
+                   {"properties", properties}});
   }
   return {{"format", "pgcourier.verify/1"}, {"ok", all_ok}, {"databases", dbs}};
 }

@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 
 #include "pg/quote.h"
-#include "pg/setting_entry.h"
-#include "roles/role_copy.h"
 
 namespace pgcourier {
 namespace {
@@ -32,30 +30,10 @@ Result<std::string> CreateStatement(const QueryResult& db, const std::string& ta
   return sql;
 }
 
-// Database-level settings (ALTER DATABASE ... SET), best effort: a setting
-// the target user may not set is noted, not fatal.
-void CopyDatabaseSettings(Connection& source, Connection& target, const TargetDatabaseSpec& spec,
-                          const std::function<void(const std::string&)>& note) {
-  Result<QueryResult> settings = source.ExecParams(
-      "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d "
-      "ON d.oid = s.setdatabase WHERE d.datname = $1 AND s.setrole = 0",
-      {spec.source_name});
-  if (!settings.ok()) return;
-  for (int r = 0; r < settings->rows(); ++r) {
-    const std::string entry = settings->GetString(r, 0);
-    std::optional<std::string> assignment = SettingAssignment(entry);
-    if (!assignment) continue;
-    Status set =
-        target.Run("ALTER DATABASE " + QuoteIdent(spec.target_name) + " SET " + *assignment);
-    if (!set.ok() && note) note("database setting " + entry + " not applied: " + set.message());
-  }
-}
-
 }  // namespace
 
 Status CreateTargetDatabase(Connection& source, Connection& target, const TargetDatabaseSpec& spec,
-                            const std::function<Status()>& before_create,
-                            const std::function<void(const std::string&)>& note) {
+                            const std::function<Status()>& before_create) {
   const int version = source.server_version();
   const std::string provider = version >= 150000 ? "d.datlocprovider" : "'c'";
   const std::string icu = version >= 170000   ? "d.datlocale"
@@ -78,14 +56,6 @@ Status CreateTargetDatabase(Connection& source, Connection& target, const Target
     return created.WithContext("creating database " + spec.target_name + " on the target")
         .WithHint("the target must offer the source's encoding and locale (" + db->GetString(0, 1) +
                   "); install the locale or create the database by hand");
-  }
-  CopyDatabaseSettings(source, target, spec, note);
-  if (spec.role_settings) {
-    Status role_settings = CopyRoleDatabaseSettings(source, target, spec.source_name,
-                                                    spec.target_name, Deadline::Never());
-    if (!role_settings.ok() && note) {
-      note("per-database role settings: " + role_settings.message());
-    }
   }
   return Status::Ok();
 }

@@ -18,6 +18,8 @@
 #include "pg/connection.h"
 #include "pg/quote.h"
 #include "pg/transaction.h"
+#include "verify/database_properties.h"
+#include "verify/large_objects.h"
 #include "verify/verify_session.h"
 
 namespace pgcourier {
@@ -27,6 +29,7 @@ int DatabaseVerification::Mismatches() const {
   for (const auto& t : tables) count += t.match() ? 0 : 1;
   for (const auto& s : sequences) count += s.match() ? 0 : 1;
   for (const auto& k : schema) count += k.match() ? 0 : 1;
+  for (const auto& p : properties) count += p.match() ? 0 : 1;
   return count;
 }
 
@@ -649,6 +652,11 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   Result<std::vector<SchemaVerification>> schema = VerifySchema(src_conn, dst_conn, options);
   if (!schema.ok()) return run.Explain(schema.status());
   result.schema = std::move(*schema);
+  for (auto compare : {CompareDatabaseProperties, CompareLargeObjects}) {
+    Result<std::vector<PropertyVerification>> properties = compare(src_conn, dst_conn, options);
+    if (!properties.ok()) return run.Explain(properties.status());
+    result.properties.insert(result.properties.end(), properties->begin(), properties->end());
+  }
   if (options.sequences) {
     Result<std::vector<SequenceVerification>> sequences =
         VerifySequences(src_conn, dst_conn, *catalogs);

@@ -59,12 +59,28 @@ struct SchemaVerification {
   bool match() const { return missing_on_target.empty() && extra_on_target.empty(); }
 };
 
+// One property of the database compared between the servers
+// (verify/database_properties.h, verify/large_objects.h): a setting of the
+// database or of a role in it, its comment, connection limit or grants, the
+// number of large objects, or what differs in one of them. Values are text;
+// "" is absent. A property that cannot be on the target (a setting of a role
+// the target does not have) is left out, with the reason: no mismatch, but
+// listed.
+struct PropertyVerification {
+  std::string property;  // "setting search_path", "role app: setting work_mem", "comment", ...
+  std::string source_value;
+  std::string target_value;
+  std::string left_out;  // why it was not compared, e.g. "no such role on the target"
+  bool match() const { return !left_out.empty() || source_value == target_value; }
+};
+
 struct DatabaseVerification {
   std::string source_database;
   std::string target_database;
   std::vector<TableVerification> tables;
   std::vector<SequenceVerification> sequences;
   std::vector<SchemaVerification> schema;
+  std::vector<PropertyVerification> properties;
   int Mismatches() const;
   bool ok() const { return Mismatches() == 0; }
 };
@@ -87,6 +103,11 @@ struct VerifyOptions {
   // replication will bring up to date: its sequences are synced at cutover,
   // and compared then.
   bool sequences = true;
+  // Compare the owners of large objects (a move with --preserve-owners keeps
+  // them), and the grants on the database and its large objects
+  // (--preserve-acl).
+  bool owners = false;
+  bool grants = false;
   // Tables already compared (by TableChecksums, right after their copy):
   // taken as they are, not read again.
   std::vector<TableVerification> compared_tables;
@@ -123,6 +144,11 @@ struct VerifyOptions {
 //     "materialized view", "foreign table", "sequence", "index",
 //     "constraint", "function", "trigger", "policy", "type", "extension").
 //     A missing table or sequence is also listed here under its kind.
+//   - properties: the database's settings, the settings of roles in it, its
+//     comment, connection limit and (options.grants) grants
+//     (verify/database_properties.h); its large objects' number, data,
+//     comments and (options.owners, options.grants) owners and grants
+//     (verify/large_objects.h).
 Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnInfo& target,
                                             const VerifyOptions& options);
 

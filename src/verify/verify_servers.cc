@@ -40,6 +40,8 @@ Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptio
   VerifyOptions verify;
   verify.jobs = options.jobs;
   verify.filter = options.filter;
+  verify.owners = options.owners;
+  verify.grants = options.grants;
   verify.left_out_extensions = ProviderOnlyExtensions();
   verify.connect_timeout = options.connect_timeout;
   verify.cancel = options.cancel;

@@ -21,6 +21,8 @@ struct VerifyServersOptions {
   std::vector<std::string> exclude_databases;
   int jobs = 4;         // tables checksummed in parallel, on each side
   ObjectFilter filter;  // objects left out on both sides (see VerifyDatabase)
+  bool owners = false;  // VerifyOptions::owners
+  bool grants = false;  // VerifyOptions::grants
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
 };

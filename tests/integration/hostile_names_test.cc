@@ -246,8 +246,8 @@ TEST_F(HostileNamesTest, EverythingMovesExactlyAndNothingRuns) {
   run("INSERT INTO public.strings VALUES (0, NULL, NULL)");
   run("CREATE VIEW public." + QuoteIdent("v" + touch + markers_[4]) + " AS SELECT " +
       QuoteLiteral(touch + markers_[4]) + "::text AS " + QuoteIdent(touch + markers_[4]));
-  // Not moved (pg_dump writes database comments only with --create), but it
-  // must not run either.
+  // Moved by pgcourier itself (pg_dump writes database comments only with
+  // --create); it must not run either.
   run("COMMENT ON DATABASE shop IS " + QuoteLiteral(touch + markers_[0]));
   conn.reset();
   for (const auto& marker : markers_) ASSERT_FALSE(fs::exists(marker)) << marker;

@@ -42,6 +42,18 @@ TEST(RolesSettingAssignmentTest, ListSettingsAreSplitIntoLiterals) {
   EXPECT_EQ(SettingAssignment("search_path=a,"), R"("search_path" TO E'a,')");
 }
 
+TEST(RolesSettingAssignmentTest, ValuesAreComparedByMeaning) {
+  // Two names, however spelled, differ from one name that holds a comma.
+  EXPECT_EQ(SettingValueForComparison("search_path=app, public"), "app, public");
+  EXPECT_EQ(SettingValueForComparison(R"(search_path="app","public")"), "app, public");
+  EXPECT_EQ(SettingValueForComparison(R"(search_path="app, public")"), R"("app, public")");
+  EXPECT_EQ(SettingValueForComparison(R"(search_path="$user", "My Schema")"),
+            R"("$user", "My Schema")");
+  // Other settings compare as stored.
+  EXPECT_EQ(SettingValueForComparison("DateStyle=ISO, MDY"), "ISO, MDY");
+  EXPECT_EQ(SettingValueForComparison("work_mem=12MB"), "12MB");
+}
+
 TEST(RolesSettingAssignmentTest, EntryWithoutNameIsRejected) {
   EXPECT_FALSE(SettingAssignment("work_mem").has_value());
   EXPECT_FALSE(SettingAssignment("=1").has_value());

@@ -129,6 +129,49 @@ TEST(VerifyReportTest, TextListsMismatchesAndVerdict) {
   EXPECT_NE(all.find("not called"), std::string::npos) << all;
 }
 
+TEST(VerifyReportTest, PropertiesAreCountedListedAndInJson) {
+  DatabaseVerification db = Sample();
+  db.tables[1].target_checksum = db.tables[1].source_checksum;
+  db.schema[1].missing_on_target.clear();
+  PropertyVerification comment;
+  comment.property = "comment";
+  comment.source_value = comment.target_value = "the shop";
+  db.properties.push_back(comment);
+  PropertyVerification left;
+  left.property = "role gone: setting work_mem";
+  left.source_value = "5MB";
+  left.left_out = "no such role on the target";
+  db.properties.push_back(left);
+  EXPECT_TRUE(db.ok()) << "left out is no mismatch";
+  std::string text = RenderVerifyText({db}, false);
+  EXPECT_NE(text.find("role gone: setting work_mem  5MB     (none)  left out: no such role on "
+                      "the target"),
+            std::string::npos)
+      << "left out is always listed\n"
+      << text;
+  EXPECT_EQ(text.find("the shop"), std::string::npos) << "matches hidden\n" << text;
+
+  PropertyVerification path;
+  path.property = "setting search_path";
+  path.source_value = "app, public";
+  path.target_value = "\"app, public\"";
+  db.properties.push_back(path);
+  EXPECT_EQ(db.Mismatches(), 1);
+  text = RenderVerifyText({db}, false);
+  EXPECT_NE(text.find("setting search_path"), std::string::npos) << text;
+  EXPECT_NE(text.find("differs"), std::string::npos) << text;
+
+  const nlohmann::json j = VerifyToJson({db})["databases"][0]["properties"];
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["property"], "comment");
+  EXPECT_EQ(j[0]["match"], true);
+  EXPECT_TRUE(j[0]["left_out"].is_null());
+  EXPECT_TRUE(j[1]["target"].is_null());
+  EXPECT_EQ(j[1]["left_out"], "no such role on the target");
+  EXPECT_EQ(j[2]["target"], "\"app, public\"");
+  EXPECT_EQ(j[2]["match"], false);
+}
+
 TEST(VerifyReportTest, TextSaysVerifiedWhenEverythingMatches) {
   DatabaseVerification db = Sample();
   db.target_database = db.source_database;
