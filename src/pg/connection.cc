@@ -86,9 +86,7 @@ std::string SetupSql(PGconn* conn, const ConnectOptions& options) {
   }
   if (options.pin_formats) {
     const char* own = PQparameterStatus(conn, "server_encoding");
-    std::string encoding = options.client_encoding;
-    if (encoding.empty() && own != nullptr) encoding = own;
-    parts.push_back(PinnedFormatsSql(encoding));
+    parts.push_back(PinnedFormatsSql(own != nullptr ? own : ""));
   }
   if (!options.settings.empty()) parts.push_back(options.settings);
   std::string sql;

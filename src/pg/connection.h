@@ -37,10 +37,9 @@ struct ConnectOptions {
   // (PinnedFormatsSql), whatever the server's, the database's or the role's
   // defaults say. Off only for a session that moves no value (a replication
   // connection that creates a slot).
+  // client_encoding is the encoding of the database connected to, so that
+  // the server converts nothing.
   bool pin_formats = true;
-  // The session's client_encoding when pin_formats; empty: the encoding of
-  // the database connected to, so that the server converts nothing.
-  std::string client_encoding;
   // Statements (SET ...; SET ...) run once connected, in the same round trip
   // as the search_path and the pinned formats; a failure fails the
   // connection.
