@@ -16,6 +16,7 @@
 #include "migrate/cutover.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "version_pairs.h"
 
@@ -59,7 +60,8 @@ constexpr const char* kOddTargetDefaults =
 // fixed output settings (the same on both servers, whatever their defaults).
 std::string Rows(const PgCluster& cluster, const std::string& db) {
   Result<std::string> tables = cluster.Sql(
-      "SELECT string_agg(format('%I.%I', schemaname, tablename), chr(10) ORDER BY 1) "
+      "SELECT string_agg(format('%I.%I', schemaname, tablename), chr(10) "
+      "ORDER BY format('%I.%I', schemaname, tablename) COLLATE \"C\") "
       "FROM pg_tables "
       "WHERE schemaname NOT IN ('pg_catalog', 'information_schema', '_pgcourier')",
       db);
@@ -78,6 +80,12 @@ std::string Rows(const PgCluster& cluster, const std::string& db) {
         "t::text COLLATE \"C\"), '')) FROM {0} t;\n",
         table);
   }
+  Result<std::string> out = cluster.Sql(sql, db);
+  return out.ok() ? *out : out.status().ToString();
+}
+
+// The result of `sql`, or its error.
+std::string Value(const PgCluster& cluster, const std::string& sql, const std::string& db) {
   Result<std::string> out = cluster.Sql(sql, db);
   return out.ok() ? *out : out.status().ToString();
 }
@@ -185,16 +193,17 @@ TEST_P(ReplicationFormatsTest, CutoverRecopiesUnderOddDefaultsAndFiresNoUserTrig
   ASSERT_EQ(migrated->databases[0].state, "syncing") << migrated->databases[0].error;
 
   // Rows written while syncing, to replicated and re-copied tables alike.
-  ASSERT_TRUE(source_
-                  ->Sql("INSERT INTO public.measures VALUES (4, '2.2250738585072014e-308', "
-                        "'3.4e-38', '0044-03-15 12:00:00+00 BC', '-1 days +02:00:00', decode('dead', "
-                        "'hex'), '-0.01'); "
-                        "INSERT INTO public.loose SELECT f, r, d, iv, b, m FROM public.measures "
-                        "WHERE id = 4; "
-                        "INSERT INTO public.docs (body) VALUES ('written while syncing'); "
-                        "INSERT INTO public.ledger (what) VALUES ('written while syncing')",
-                        "shop")
-                  .ok());
+  ASSERT_TRUE(
+      source_
+          ->Sql("INSERT INTO public.measures VALUES (4, '2.2250738585072014e-308', "
+                "'3.4e-38', '0044-03-15 12:00:00+00 BC', '-1 days +02:00:00', decode('dead', "
+                "'hex'), '-0.01'); "
+                "INSERT INTO public.loose SELECT f, r, d, iv, b, m FROM public.measures "
+                "WHERE id = 4; "
+                "INSERT INTO public.docs (body) VALUES ('written while syncing'); "
+                "INSERT INTO public.ledger (what) VALUES ('written while syncing')",
+                "shop")
+          .ok());
   // Every ledger row is older than a second by the time cutover copies it.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
 
@@ -215,9 +224,10 @@ TEST_P(ReplicationFormatsTest, CutoverRecopiesUnderOddDefaultsAndFiresNoUserTrig
 
   // The rows are the source's: no trigger counted them again or refused them.
   EXPECT_EQ(Rows(*target_, "shop"), Rows(*source_, "shop"));
-  EXPECT_EQ(*target_->Sql("SELECT count(*) FILTER (WHERE seen <> 1) || '/' || count(*) "
-                          "FROM public.docs",
-                          "shop"),
+  EXPECT_EQ(Value(*target_,
+                  "SELECT count(*) FILTER (WHERE seen <> 1) || '/' || count(*) "
+                  "FROM public.docs",
+                  "shop"),
             "0/101");
   // How, said in the output: the replica role where every trigger of the
   // table is an ordinary one, disabled triggers where one fires always.
@@ -232,12 +242,14 @@ TEST_P(ReplicationFormatsTest, CutoverRecopiesUnderOddDefaultsAndFiresNoUserTrig
             std::string::npos)
       << all;
   // The triggers are as they were, and fire for the application's rows.
-  EXPECT_EQ(*target_->Sql("SELECT string_agg(tgname || ' ' || tgenabled, ', ' ORDER BY tgname) "
-                          "FROM pg_trigger WHERE NOT tgisinternal",
-                          "shop"),
+  EXPECT_EQ(Value(*target_,
+                  "SELECT string_agg(tgname || ' ' || tgenabled::text, ', ' ORDER BY tgname) "
+                  "FROM pg_trigger WHERE NOT tgisinternal",
+                  "shop"),
             "docs_seen O, ledger_fresh A");
-  EXPECT_EQ(*target_->Sql("INSERT INTO public.docs (body) VALUES ('after') RETURNING seen", "shop"),
-            "1");
+  EXPECT_EQ(
+      Value(*target_, "INSERT INTO public.docs (body) VALUES ('after') RETURNING seen", "shop"),
+      "1");
   EXPECT_FALSE(
       target_->Sql("INSERT INTO public.ledger VALUES (now() - interval '1 hour', 'old')", "shop")
           .ok());
