@@ -130,11 +130,28 @@ Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in
 
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
                                  const std::optional<Slice>& slice, int parts,
-                                 const std::string& mark, Deadline deadline) {
+                                 const std::string& mark, Deadline deadline,
+                                 const QuietTriggers& quiet) {
   auto started = std::chrono::steady_clock::now();
-  const CopyStatements statements = Statements(table, slice);
+  CopyStatements statements = Statements(table, slice);
   std::string what = table.Display();
   if (slice) what += " " + slice->Display();
+
+  // The rows' text (and the names in the statements) come in the source
+  // session's encoding. Both sessions pin their own database's, which is
+  // the same when pgcourier created the target; a target database in
+  // another encoding converts from the source's, from here on.
+  if (!source.client_encoding().empty() && source.client_encoding() != target.client_encoding()) {
+    Status set =
+        target.Run("SET client_encoding = " + QuoteLiteral(source.client_encoding()), deadline);
+    if (!set.ok()) return set.WithContext("copying " + what);
+  }
+  // Sent with the BEGIN too, before the TRUNCATE: what keeps the target's
+  // triggers quiet.
+  if (!quiet.before.empty()) {
+    statements.target_first =
+        quiet.before + (statements.target_first.empty() ? "" : "; " + statements.target_first);
+  }
 
   // On every failure below, the streams end first (an unfinished COPY is
   // aborted), then the target transaction rolls back, as they are destroyed.
@@ -154,8 +171,9 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
-  Status marked = target.Run(
-      InsertProgressMarkSql(mark, {table.QualifiedName(), parts, *stored, stats.bytes}), deadline);
+  std::string last = InsertProgressMarkSql(mark, {table.QualifiedName(), parts, *stored, stats.bytes});
+  if (!quiet.after.empty()) last = quiet.after + "; " + last;
+  Status marked = target.Run(last, deadline);
   if (!marked.ok()) return fail(marked);
   Status committed = txn->Commit(deadline);
   if (!committed.ok()) return fail(committed);

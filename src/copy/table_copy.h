@@ -7,6 +7,7 @@
 #include <string>
 
 #include "catalog/copy_catalog.h"
+#include "copy/quiet_triggers.h"
 #include "pg/connection.h"
 
 namespace pgcourier {
@@ -54,9 +55,14 @@ struct Slice {
 // partition's rows. Since those rows may land in any target partition, a
 // slice never empties anything: its transaction and mark make it exact.
 // `parts` is the number of slices the table was cut into (1: whole).
+// The COPY text passes in the source session's client_encoding: a target
+// session in another one is set to the source's. `quiet`
+// keeps the target's user triggers from firing, inside the transaction
+// (copy/quiet_triggers.h).
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
                                  const std::optional<Slice>& slice, int parts,
-                                 const std::string& mark, Deadline deadline = Deadline::Never());
+                                 const std::string& mark, Deadline deadline = Deadline::Never(),
+                                 const QuietTriggers& quiet = {});
 
 // The progress mark of a table's copy, or of one slice of it.
 std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice);

@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <set>
+#include <vector>
 
 #include "copy/database_objects.h"
 #include "copy/progress_marks.h"
+#include "copy/quiet_triggers.h"
 #include "copy/snapshot.h"
 #include "copy/table_copy.h"
 #include "migrate/database_migration.h"
@@ -150,14 +153,24 @@ Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
   // made again, each one emptying its table first).
   PGC_RETURN_IF_ERROR(DropProgressMarks(*target_));
   PGC_RETURN_IF_ERROR(CreateProgressMarks(*target_));
+  std::vector<TableToCopy> again;
   for (const auto& table : catalog_.tables) {
-    if (carried.count(table.QualifiedName()) != 0) continue;
+    if (carried.count(table.QualifiedName()) == 0) again.push_back(table);
+  }
+  // The target has its triggers by now; the rows already carry their effects.
+  Result<std::map<std::string, QuietTriggers>> quiet = PlanQuietTriggers(*target_, again);
+  if (!quiet.ok()) return quiet.status();
+  for (const auto& table : again) {
+    auto quieted = quiet->find(table.QualifiedName());
+    const QuietTriggers none;
+    const QuietTriggers& q = quieted == quiet->end() ? none : quieted->second;
     Result<TableCopyStats> copied =
-        CopyTable(**copier, *target_, table, std::nullopt, 1, "cutover " + table.QualifiedName());
+        CopyTable(**copier, *target_, table, std::nullopt, 1, "cutover " + table.QualifiedName(),
+                  Deadline::Never(), q);
     if (!copied.ok()) return copied.status();
     ++out.tables_recopied;
-    Progress(
-        fmt::format("{} (not replicated) copied again: {} rows", table.Display(), copied->rows));
+    Progress(fmt::format("{} (not replicated) copied again: {} rows{}", table.Display(),
+                         copied->rows, q.how.empty() ? "" : " (" + q.how + ")"));
   }
   if (!catalog_.large_objects.empty()) {
     PGC_RETURN_IF_ERROR(

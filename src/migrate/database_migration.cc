@@ -298,7 +298,12 @@ RestoreListFilter DatabaseMigration::RestoreFilter() const {
 }
 
 Status DatabaseMigration::RestorePreData() {
-  const ConnInfo source_db = sessions_.source().WithDatabase(outcome_.name);
+  // pg_dump writes in its session's client_encoding, which a database or
+  // role default could set to one that cannot hold every name: the
+  // database's own, as every session of pgcourier (pg/connection.h).
+  const ConnInfo source_db = sessions_.source()
+                                 .WithDatabase(outcome_.name)
+                                 .With("client_encoding", snapshot_->conn().server_encoding());
   const ConnInfo target_db = sessions_.target().WithDatabase(outcome_.target_name);
   Status dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);
   if (!dumped.ok() && dumped.message().find("max_locks_per_transaction") != std::string::npos) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -76,7 +77,40 @@ Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
   return conn;
 }
 
+// The statements run once connected, in one round trip: the search_path
+// first, then the pinned formats, then the caller's settings.
+std::string SetupSql(PGconn* conn, const ConnectOptions& options) {
+  std::vector<std::string> parts;
+  if (options.secure_search_path) {
+    parts.emplace_back("SELECT pg_catalog.set_config('search_path', '', false)");
+  }
+  if (options.pin_formats) {
+    const char* own = PQparameterStatus(conn, "server_encoding");
+    parts.push_back(PinnedFormatsSql(own != nullptr ? own : ""));
+  }
+  if (!options.settings.empty()) parts.push_back(options.settings);
+  std::string sql;
+  for (const auto& part : parts) sql += (sql.empty() ? "" : "; ") + part;
+  return sql;
+}
+
 }  // namespace
+
+std::string PinnedFormatsSql(std::string_view client_encoding) {
+  std::string sql =
+      "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; "
+      "SET bytea_output = 'hex'; SET TimeZone = 'UTC'; SET standard_conforming_strings = on; "
+      "SET xmloption = content; SET lc_monetary = 'C'";
+  if (!client_encoding.empty()) {
+    // An encoding name is letters, digits and '_' (pg_encoding_to_char).
+    std::string name;
+    for (char c : client_encoding) {
+      if (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_') name.push_back(c);
+    }
+    sql += "; SET client_encoding = '" + name + "'";
+  }
+  return sql;
+}
 
 Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
                                                         const ConnectOptions& options) {
@@ -103,11 +137,7 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
             spdlog::debug("server notice: {}", text);
           },
           nullptr);
-      std::string setup = options.settings;
-      if (options.secure_search_path) {
-        setup = "SELECT pg_catalog.set_config('search_path', '', false)" +
-                (setup.empty() ? "" : "; " + setup);
-      }
+      const std::string setup = SetupSql(*conn, options);
       if (!setup.empty()) {
         Status set = connection->Run(setup, Deadline::After(options.attempt_timeout));
         if (!set.ok()) return set.WithContext("preparing the session on " + who);
@@ -158,6 +188,15 @@ std::string Connection::user() const {
 std::string Connection::database() const {
   const char* d = PQdb(conn_);
   return d != nullptr ? d : "";
+}
+
+std::string Connection::client_encoding() const {
+  const char* e = PQparameterStatus(conn_, "client_encoding");
+  return e != nullptr ? e : "";
+}
+std::string Connection::server_encoding() const {
+  const char* e = PQparameterStatus(conn_, "server_encoding");
+  return e != nullptr ? e : "";
 }
 
 std::string Connection::host_address() const {

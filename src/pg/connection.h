@@ -33,11 +33,30 @@ struct ConnectOptions {
   // Run `SET search_path = ''` first, so that no object of the server's
   // schemas can capture an unqualified name (a source is untrusted input).
   bool secure_search_path = true;
+  // Pin the settings that change how values are written and read as text
+  // (PinnedFormatsSql), whatever the server's, the database's or the role's
+  // defaults say. Off only for a session that moves no value (a replication
+  // connection that creates a slot).
+  // client_encoding is the encoding of the database connected to, so that
+  // the server converts nothing.
+  bool pin_formats = true;
   // Statements (SET ...; SET ...) run once connected, in the same round trip
-  // as the search_path; a failure fails the connection.
+  // as the search_path and the pinned formats; a failure fails the
+  // connection.
   std::string settings;
   const CancelToken* cancel = nullptr;
 };
+
+// The settings that decide how a value is written as text and read back
+// (COPY, query results, literals), as SET statements: DateStyle ISO,
+// IntervalStyle postgres, extra_float_digits 3 (exact floats), bytea_output
+// hex, TimeZone UTC, standard_conforming_strings on, xmloption content,
+// lc_monetary C, and client_encoding `client_encoding`. Every session of
+// pgcourier runs them as it connects (ConnectOptions::pin_formats): a source
+// whose database or role says `extra_float_digits = 0` or
+// `DateStyle = 'SQL, DMY'` would otherwise write text the target reads
+// differently, or refuses.
+std::string PinnedFormatsSql(std::string_view client_encoding);
 
 using QueryParams = std::vector<std::optional<std::string>>;
 
@@ -89,6 +108,10 @@ class Connection {
   std::string port() const;
   std::string user() const;
   std::string database() const;
+  // The session's client_encoding and the database's encoding, as the
+  // server last reported them ("UTF8", "LATIN1", "SQL_ASCII").
+  std::string client_encoding() const;
+  std::string server_encoding() const;
   // The IP address the connection reached (PQhostaddr); empty over a unix
   // socket or when unknown.
   std::string host_address() const;

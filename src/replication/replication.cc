@@ -142,7 +142,9 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   if (!published.ok()) return published.WithContext("creating the publication on the source");
 
   ConnectOptions replication_connect = connect;
-  replication_connect.secure_search_path = false;  // no SQL before the slot
+  // No SQL before the slot; it moves no value either.
+  replication_connect.secure_search_path = false;
+  replication_connect.pin_formats = false;
   Result<std::unique_ptr<Connection>> walsender =
       Connection::Connect(source_db.With("replication", "database"), replication_connect);
   if (!walsender.ok()) return walsender.status().WithContext("opening a replication connection");

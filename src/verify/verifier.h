@@ -117,9 +117,9 @@ struct VerifyOptions {
 // `target` name the databases to compare. Errors are connection failures or
 // cancellation; differences are reported in the result, never as an error.
 //
-// Both sides are read in read-only repeatable read transactions with the same
-// output settings (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
-// bytea_output, lc_monetary) and row_security off, every session of a side at
+// Both sides are read in read-only repeatable read transactions with the
+// value formats every session pins (PinnedFormatsSql in pg/connection.h) and
+// row_security off, every session of a side at
 // one snapshot (options.source_snapshot, else one the first session exports).
 // Compared, outside system schemas, extension members and what
 // options.filter leaves out (its schemas, and its tables with their indexes,

@@ -7,17 +7,18 @@
 namespace pgcourier::verify_internal {
 namespace {
 
-// The same output settings on both sides, so that a row's text (and so its
-// hash) depends only on its values. Row level security off: a table whose
-// policies would hide rows from the user is an error, never a silently
-// smaller count. Long scans must not be cut short, and a session idle in its
-// transaction (the one holding the shared snapshot, while the workers read)
-// must not be ended.
+// Value formats are pinned by every session (pg/connection.h,
+// PinnedFormatsSql), so that a row's text (and so its hash) depends only on
+// its values. Row level security off: a table whose policies would hide rows
+// from the user is an error, never a silently smaller count. Long scans must
+// not be cut short, and a session idle in its transaction (the one holding
+// the shared snapshot, while the workers read) must not be ended;
+// transaction_timeout exists from 17 on.
 constexpr const char* kSessionSettings =
-    "SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET IntervalStyle = 'postgres'; "
-    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
     "SET row_security = off; SET statement_timeout = 0; "
-    "SET idle_in_transaction_session_timeout = 0";
+    "SET idle_in_transaction_session_timeout = 0; "
+    "SELECT pg_catalog.set_config('transaction_timeout', '0', false) "
+    "WHERE pg_catalog.current_setting('server_version_num')::int >= 170000";
 
 }  // namespace
 
@@ -34,14 +35,8 @@ Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec) {
   connect.role = spec.role;
   connect.total_timeout = spec.connect_timeout;
   connect.cancel = spec.cancel;
-  Result<std::unique_ptr<Connection>> conn = Connection::Connect(*spec.info, connect);
-  if (!conn.ok()) return conn.status();
-  Connection& c = **conn;
-  std::string settings = kSessionSettings;
-  if (c.server_version() >= 170000) settings += "; SET transaction_timeout = 0";
-  Status set = c.Run(settings);
-  if (!set.ok()) return set.WithContext("preparing the " + spec.role + " session");
-  return conn;
+  connect.settings = kSessionSettings;
+  return Connection::Connect(*spec.info, connect);
 }
 
 Result<Session> OpenSession(const SessionSpec& spec, const std::optional<std::string>& snapshot) {
