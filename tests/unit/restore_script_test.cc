@@ -75,7 +75,7 @@ TEST(RestoreScriptTest, CutsEntriesAndDropsRestrictLines) {
   EXPECT_NE((*entries)[2].sql.find("-- Name: inside"), std::string::npos);
   EXPECT_EQ((*entries)[3].Describe(), "TABLE app.docs");
   EXPECT_EQ((*entries)[4].Describe(), "POLICY app.docs readers");
-  EXPECT_EQ((*entries)[4].line, 49);
+  EXPECT_EQ((*entries)[4].line, 40);
   EXPECT_EQ((*entries)[4].sql.find("\\unrestrict"), std::string::npos);
 }
 
