@@ -19,12 +19,20 @@ struct CheckArgs {
   std::string method = "auto";
   bool quiet = false;
   std::string target_storage_limit;
+  bool roles = false;
+  bool preserve_owners = false;
+  bool preserve_acl = false;
+  bool no_schema_trial = false;
 };
 
 int RunCheck(const CheckArgs& args) {
   CheckOptions options;
   if (!FillCheckOptions("check", args.server, options)) return kExitUsage;
   options.method = *ParseName<Method>(args.method);
+  options.roles = args.roles;
+  options.preserve_owners = args.preserve_owners;
+  options.preserve_acl = args.preserve_acl;
+  options.schema_trial = !args.no_schema_trial;
   if (!args.target_storage_limit.empty()) {
     Result<int64_t> limit = ParseByteSize(args.target_storage_limit);
     if (!limit.ok())
@@ -59,6 +67,16 @@ void AddCheckCommand(CLI::App& app, std::function<int()>& run) {
       ->capture_default_str();
   cmd->add_option("--target-storage-limit", args->target_storage_limit,
                   "Storage the target may use, e.g. 10GB: checked against 1.3x the data.");
+  cmd->add_flag("--roles", args->roles,
+                "Check for a migrate --roles, which creates the source's missing roles first");
+  cmd->add_flag("--preserve-owners", args->preserve_owners,
+                "Check for a migrate --preserve-owners (owners' roles must exist on the target)");
+  cmd->add_flag("--preserve-acl", args->preserve_acl,
+                "Check for a migrate --preserve-acl (grantees' roles must exist on the target)");
+  cmd->add_flag("--no-schema-trial", args->no_schema_trial,
+                "Do not try the schema's restore on the target (in a transaction rolled back; "
+                "for a database that does not exist there yet, in a scratch database dropped "
+                "after it)");
   cmd->add_flag("--quiet,-q", args->quiet, "Show only warnings and failures");
   cmd->callback([&run, args] { run = [args] { return RunCheck(*args); }; });
 }

@@ -31,6 +31,7 @@ struct MigrateArgs {
   std::string slice_size;
   double lock_timeout = 600;  // seconds
   bool quiet = false;
+  bool no_schema_trial = false;
 };
 
 int RunMigrate(const MigrateArgs& args) {
@@ -64,6 +65,7 @@ int RunMigrate(const MigrateArgs& args) {
     return kExitUsage;
   }
   options.resume = args.resume;
+  options.check.schema_trial = !args.no_schema_trial;
   if (!args.slice_size.empty()) {
     Result<int64_t> size = ParseByteSize(args.slice_size);
     if (!size.ok() || *size <= 0) {
@@ -147,6 +149,9 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
                   "it the database fails (resume once the lock is gone). 0: no limit")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_flag("--no-schema-trial", args->no_schema_trial,
+                "Skip the checks' trial restore of the schema on the target (a failure the "
+                "target would raise then comes after the data)");
   cmd->add_flag("--quiet,-q", args->quiet, "No progress lines on standard error");
   cmd->callback([&run, args] { run = [args] { return RunMigrate(*args); }; });
 }

@@ -245,6 +245,9 @@ Result<MigrationOutcome> Run::Execute() {
 
   CheckOptions check = options_.check;
   check.filter = options_.filter;  // also a resumed run's, as recorded
+  check.preserve_owners = options_.policy.preserve_owners;
+  check.preserve_acl = options_.policy.preserve_acl;
+  check.roles = options_.roles;
   Progress("", "check", "running pre-flight checks");
   Result<CheckReport> report = RunChecks(check);
   if (!report.ok()) return report.status();

@@ -39,6 +39,8 @@ inline constexpr const char* kExtensionProvider = "extension.provider";
 inline constexpr const char* kLanguageAvailable = "language.available";
 inline constexpr const char* kRolesMissing = "roles.missing";
 inline constexpr const char* kRolesPasswords = "roles.passwords";
+inline constexpr const char* kRolesRequired = "roles.required";
+inline constexpr const char* kSchemaRestorable = "schema.restorable";
 inline constexpr const char* kSourceConnections = "connections.source";
 inline constexpr const char* kTargetConnections = "connections.target";
 inline constexpr const char* kTargetSize = "size.target";
@@ -124,6 +126,18 @@ struct CheckOptions {
   // The object filter the migration applies: tables it leaves out need not
   // be readable by the source user.
   ObjectFilter filter;
+  // How the migration restores the schema: with preserve_owners the source's
+  // owners, with preserve_acl its grants and default privileges; both name
+  // roles that must exist on the target (roles.required).
+  bool preserve_owners = false;
+  bool preserve_acl = false;
+  // migrate --roles: the source's roles missing on the target are created
+  // before any schema, so objects naming them can be restored.
+  bool roles = false;
+  // schema.restorable: the whole schema (pre-data and post-data, as
+  // pg_restore would run it) is restored on the target in a transaction that
+  // is rolled back. Off: not tried.
+  bool schema_trial = true;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds query_timeout{std::chrono::minutes(2)};
   const CancelToken* cancel = nullptr;

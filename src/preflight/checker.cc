@@ -311,6 +311,11 @@ void Checker::CheckRoles() {
                           provider.empty()
                               ? ""
                               : " (provider roles left out: " + JoinNames(provider) + ")"));
+  } else if (options_.roles) {
+    Add(check_code::kRolesMissing, CheckStatus::kPass, "roles",
+        fmt::format("{} role(s) that own objects or hold grants in the source are missing on the "
+                    "target; --roles creates them first: {}",
+                    missing.size(), JoinNames(missing)));
   } else {
     Add(check_code::kRolesMissing, CheckStatus::kWarn, "roles",
         fmt::format(
@@ -472,6 +477,7 @@ Result<CheckReport> Checker::Run() {
   if (!SelectDatabases()) return std::move(report_);
   PGC_RETURN_IF_ERROR(CheckDatabases());
   CheckRoles();
+  CheckRequiredRoles();
   const int databases = static_cast<int>(report_.databases.size());
   CheckConnections(
       source_, [databases](int jobs) { return MigrationSessions(jobs, databases).source; },
@@ -509,6 +515,8 @@ Result<CheckReport> Checker::Run() {
           "fix the replication checks above, or use --method auto to copy instead");
     }
   }
+  // Last: it is not tried for a database whose other checks failed.
+  PGC_RETURN_IF_ERROR(CheckSchemaTrials());
   return std::move(report_);
 }
 

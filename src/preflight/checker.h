@@ -13,7 +13,10 @@ namespace pgcourier {
 // Runs every check and returns the findings. Problems with the servers are
 // findings (fail/warn items), never an error: the only errors are bad input
 // (an unparsable connection string: kInvalidArgument) and cancellation.
-// Reads from both servers; writes nothing anywhere.
+// Reads from both servers; writes nothing anywhere, except the trial restore
+// of schema.restorable: a transaction on the target that is rolled back (in
+// a scratch database, dropped after it, when the target database does not
+// exist yet) and a temporary directory removed after it.
 //
 // Database selection: when the source connection string names a database,
 // only that one is moved (into the database the target string names, if it

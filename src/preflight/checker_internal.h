@@ -21,6 +21,7 @@
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "preflight/check.h"
+#include "schema/restore_script.h"
 #include "util/status.h"
 
 namespace pgcourier::checker_internal {
@@ -91,6 +92,20 @@ class Checker {
   // by the source user.
   Status CheckReadable(Connection& source_db, const DatabasePlan& plan);
   void CheckRoles();
+  // The objects of a source database whose restore names a role (policies,
+  // user mappings; owners with preserve_owners; grants and default
+  // privileges with preserve_acl), into role_references_.
+  Status CollectRoleReferences(Connection& source_db, const DatabasePlan& plan);
+  // roles.required: a role named by the restore that is missing on the
+  // target and not created by --roles fails the check.
+  void CheckRequiredRoles();
+  // schema.restorable, per database (schema_trial.cc).
+  Status CheckSchemaTrials();
+  Status CheckSchemaRestorable(const DatabasePlan& plan);
+  // Runs the restore script's entries on the target (in the target database
+  // when it exists, else in a scratch database made and dropped for it).
+  Status TrySchema(const DatabasePlan& plan, const std::vector<ScriptEntry>& entries,
+                   double dump_seconds);
   // `needed(jobs)`: the sessions a migration with that many jobs opens there.
   void CheckConnections(const Side& side, const std::function<int(int)>& needed, const char* code);
   void CheckSize();
@@ -125,6 +140,15 @@ class Checker {
   std::vector<DatabaseFacts> source_dbs_;
   // Databases whose own preconditions for replication fail, with the reason.
   std::map<std::string, std::string> replication_blocked_;
+  struct RoleReference {
+    std::string role;
+    std::string database;  // on the source
+    std::string object;    // "policy readers on table public.docs"
+  };
+  std::vector<RoleReference> role_references_;
+  // Roles the restore names that are missing on the target: the schema
+  // trial creates them in its transaction, so it tries everything else.
+  std::set<std::string> trial_roles_;
   std::string replication_server_problem_;
 };
 

@@ -39,6 +39,7 @@ Status Checker::CheckDatabases() {
     }
     source_dbs_.push_back(std::move(*facts));
     const DatabaseFacts& source_db = source_dbs_.back();
+    PGC_RETURN_IF_ERROR(CollectRoleReferences(**conn, plan));
     // A resumed database was checked when its run began.
     if (options_.owned_target_databases.count(plan.target_name) == 0) {
       PGC_RETURN_IF_ERROR(CheckReadable(**conn, plan));

@@ -50,10 +50,10 @@ std::vector<std::string> DumpExclusionArgs(const ResolvedObjectFilter& excluded)
 
 Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
                   const ResolvedObjectFilter& excluded, const std::string& archive) {
-  std::vector<std::string> argv = {
-      tools.pg_dump,       "--schema-only",
-      "--format=custom",   "--snapshot=" + snapshot,
-      "--file=" + archive, "--dbname=" + source_db.ToKeyValueWithoutSecrets()};
+  std::vector<std::string> argv = {tools.pg_dump, "--schema-only", "--format=custom",
+                                   "--file=" + archive,
+                                   "--dbname=" + source_db.ToKeyValueWithoutSecrets()};
+  if (!snapshot.empty()) argv.push_back("--snapshot=" + snapshot);
   for (auto& arg : DumpExclusionArgs(excluded)) argv.push_back(std::move(arg));
   if (tools.lock_wait_timeout.count() > 0) {
     // Without it pg_dump waits for a table locked by another session as
@@ -144,6 +144,21 @@ Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
   if (!ran.ok()) return ran.status().WithContext("pg_restore");
   if (!ran->ok()) return ToolFailed("pg_restore --section=" + section, *ran);
   return Status::Ok();
+}
+
+Result<std::string> RestoreScript(const SchemaTools& tools, const std::string& archive,
+                                  const std::string& list_path, const RestorePolicy& policy) {
+  std::vector<std::string> argv = {tools.pg_restore, "--file=-", "--use-list=" + list_path};
+  if (!policy.preserve_owners) argv.emplace_back("--no-owner");
+  if (!policy.preserve_acl) argv.emplace_back("--no-privileges");
+  argv.push_back(archive);
+  ProcessOptions options;
+  options.timeout = std::chrono::minutes(10);
+  options.cancel = tools.cancel;
+  Result<ProcessResult> ran = RunProcess(argv, options);
+  if (!ran.ok()) return ran.status().WithContext("pg_restore --file=-");
+  if (!ran->ok()) return ToolFailed("pg_restore --file=-", *ran);
+  return std::move(ran->out);
 }
 
 }  // namespace pgcourier

@@ -43,7 +43,8 @@ struct RestorePolicy {
 std::vector<std::string> DumpExclusionArgs(const ResolvedObjectFilter& excluded);
 
 // pg_dump --schema-only --format=custom --snapshot=... into `archive`,
-// without the schemas and tables `excluded` names.
+// without the schemas and tables `excluded` names. An empty `snapshot` dumps
+// at pg_dump's own snapshot.
 Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std::string& snapshot,
                   const ResolvedObjectFilter& excluded, const std::string& archive);
 
@@ -73,5 +74,11 @@ Result<int> WriteRestoreList(const std::string& listing, const RestoreListFilter
 Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
                       const std::string& archive, const std::string& list_path,
                       const std::string& section, int jobs, const RestorePolicy& policy);
+
+// The SQL script that pg_restore would run for the entries of `list_path`
+// (WriteRestoreList's file): `pg_restore --file=-`, every section, with
+// --no-owner / --no-privileges as `policy` says.
+Result<std::string> RestoreScript(const SchemaTools& tools, const std::string& archive,
+                                  const std::string& list_path, const RestorePolicy& policy);
 
 }  // namespace pgcourier
