@@ -9,7 +9,7 @@
 namespace pgcourier {
 namespace {
 
-// One row per configuration relation; unnest of the two arrays in FROM keeps
+// One row per configuration relation; the two arrays unnested side by side keep
 // each table with its condition.
 constexpr const char* kConfigSql = R"sql(
 SELECT e.extname, n.nspname, c.relname, c.oid, c.relkind = 'S', coalesce(cfg.cond, ''),
@@ -27,7 +27,8 @@ SELECT e.extname, n.nspname, c.relname, c.oid, c.relkind = 'S', coalesce(cfg.con
                  WHERE con.confrelid = c.oid AND con.contype = 'f'
                    AND con.conrelid <> c.oid), '')
 FROM pg_catalog.pg_extension e
-CROSS JOIN LATERAL pg_catalog.unnest(e.extconfig, e.extcondition) AS cfg(reloid, cond)
+CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition))
+  AS cfg(reloid, cond)
 JOIN pg_catalog.pg_class c ON c.oid = cfg.reloid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'S')
