@@ -1,6 +1,6 @@
 #include "copy/extension_config.h"
 
-#include <fmt/format.h>
+#include <ranges>
 
 #include "copy/progress_marks.h"
 #include "pg/copy.h"
@@ -55,14 +55,15 @@ Result<ExtensionConfigCopied> CopyInTransaction(Connection& at_snapshot, Connect
   ExtensionConfigCopied copied;
   Result<Transaction> txn = Transaction::Begin(target);
   if (!txn.ok()) return txn.status();
-  for (auto t = tables.rbegin(); t != tables.rend(); ++t) {
-    if (t->sequence) continue;
-    std::string sql = "DELETE FROM ONLY " + t->QualifiedName();
-    if (!t->condition.empty()) sql += " " + t->condition;
+  // Referencing tables first.
+  for (const auto& t : std::ranges::reverse_view(tables)) {
+    if (t.sequence) continue;
+    std::string sql = "DELETE FROM ONLY " + t.QualifiedName();
+    if (!t.condition.empty()) sql += " " + t.condition;
     Status deleted = target.Run(sql);
     if (!deleted.ok()) {
-      return deleted.WithContext("emptying " + t->QualifiedName() + " (configuration of " +
-                                 t->extension + ")");
+      return deleted.WithContext("emptying " + t.QualifiedName() + " (configuration of " +
+                                 t.extension + ")");
     }
   }
   for (const auto& t : tables) {
