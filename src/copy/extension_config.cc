@@ -1,7 +1,5 @@
 #include "copy/extension_config.h"
 
-#include <ranges>
-
 #include "copy/progress_marks.h"
 #include "pg/copy.h"
 #include "pg/transaction.h"
@@ -56,7 +54,8 @@ Result<ExtensionConfigCopied> CopyInTransaction(Connection& at_snapshot, Connect
   Result<Transaction> txn = Transaction::Begin(target);
   if (!txn.ok()) return txn.status();
   // Referencing tables first.
-  for (const auto& t : std::ranges::reverse_view(tables)) {
+  for (size_t i = tables.size(); i-- > 0;) {
+    const ExtensionConfigTable& t = tables[i];
     if (t.sequence) continue;
     std::string sql = "DELETE FROM ONLY " + t.QualifiedName();
     if (!t.condition.empty()) sql += " " + t.condition;
