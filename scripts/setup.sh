@@ -43,6 +43,8 @@ work=""  # install_pg_major's scratch dir, removed on exit
 packages=(
   build-essential cmake pkg-config git
   libpq-dev postgresql-15 postgresql-client-15
+  # Real extensions whose configuration tables the tests move.
+  postgresql-15-postgis-3 postgresql-15-partman postgresql-15-cron
   # Part of postgresql-15 on Debian 12 (a tiny metapackage); harmless.
   postgresql-contrib
   libgtest-dev libgmock-dev

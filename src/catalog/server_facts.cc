@@ -114,6 +114,14 @@ Result<ServerFacts> ReadServerFacts(Connection& conn, Deadline deadline) {
     if (!settings->IsNull(r, 1))
       facts.settings[settings->GetString(r, 0)] = settings->GetString(r, 1);
   }
+  // Superuser-only settings of modules: pg_settings leaves out what the user
+  // may not read, where current_setting would fail.
+  Result<QueryResult> module_settings = conn.Exec(
+      "SELECT name, setting FROM pg_settings WHERE name IN ('cron.database_name')", deadline);
+  if (!module_settings.ok()) return module_settings.status().WithContext(where);
+  for (int r = 0; r < module_settings->rows(); ++r) {
+    facts.settings[module_settings->GetString(r, 0)] = module_settings->GetString(r, 1);
+  }
 
   Result<QueryResult> usage = conn.Exec(kUsageSql, deadline);
   if (!usage.ok()) return usage.status().WithContext(where);

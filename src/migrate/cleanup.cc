@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "copy/progress_marks.h"
 #include "migrate/recorded_run.h"
 #include "migrate/sessions.h"
 #include "replication/replication.h"
@@ -64,6 +65,17 @@ void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, size_
     return;
   }
   for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
+  // The marks of an interrupted cutover: without replication no resume
+  // needs them (a resumed replication starts its database over).
+  if (dst.ok() && db.method == Method::kReplication) {
+    Result<bool> marks = ProgressMarksExist(**dst);
+    Status dropped = marks.ok() && *marks ? DropProgressMarks(**dst) : marks.status();
+    if (!dropped.ok()) {
+      outcome.problems.push_back(db.name + ": " + dropped.ToString());
+    } else if (*marks) {
+      outcome.removed.push_back(db.name + ": schema " + std::string(kProgressSchema) + " (target)");
+    }
+  }
   UndoChanges(*m.store, db, changes, src, dst, outcome);
   if (src.ok() && dst.ok() && Replicating(db.state)) {
     StoredDatabase cancelled = db;

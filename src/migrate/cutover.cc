@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "copy/database_objects.h"
+#include "copy/extension_config.h"
 #include "copy/progress_marks.h"
 #include "copy/quiet_triggers.h"
 #include "copy/snapshot.h"
@@ -15,6 +16,7 @@
 #include "migrate/recorded_run.h"
 #include "migrate/sessions.h"
 #include "pg/quote.h"
+#include "preflight/checker.h"
 #include "replication/replication.h"
 
 namespace pgcourier {
@@ -45,6 +47,7 @@ class DatabaseCutover {
   Status CatchUp();
   Status TakeSnapshot();
   Status CopyUnreplicated(CutoverDatabase& out);
+  Status CopyExtensionRows();
   Status Verify(CutoverDatabase& out);
   Status RemoveReplication(CutoverDatabase& out);
 
@@ -180,7 +183,29 @@ Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
         {migration_.options.policy.preserve_owners, migration_.options.policy.preserve_acl});
     if (!copied.ok()) return copied.status();
   }
+  PGC_RETURN_IF_ERROR(CopyExtensionRows());
   return RefreshMaterializedViews(*target_, catalog_.materialized_views).status();
+}
+
+// The extensions' configuration rows, which replication does not carry,
+// copied again; not those of a table that another table references by
+// foreign key (replacing its rows could cascade into replicated ones): a
+// change there shows in the verification.
+Status DatabaseCutover::CopyExtensionRows() {
+  Result<std::string> cron = ReadCronDatabase(*target_);
+  if (!cron.ok()) return cron.status();
+  Result<std::vector<ExtensionConfigTable>> tables = ReadExtensionConfig(
+      snapshot_->conn(), migration_.options.filter, LeftOutExtensions(stored_.target_name, *cron));
+  if (!tables.ok()) return tables.status();
+  std::erase_if(*tables, [](const ExtensionConfigTable& t) { return t.referenced_from_outside; });
+  Result<ExtensionConfigCopied> copied =
+      CopyExtensionConfig(snapshot_->conn(), *target_, *tables, std::nullopt);
+  if (!copied.ok()) return copied.status();
+  if (copied->tables + copied->sequences > 0) {
+    Progress(fmt::format("{} row(s) of {} extension configuration table(s) copied again",
+                         copied->rows, copied->tables));
+  }
+  return Status::Ok();
 }
 
 // The whole database compared (the source is quiet: sequences too), then

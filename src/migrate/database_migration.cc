@@ -7,6 +7,7 @@
 #include <set>
 
 #include "copy/database_objects.h"
+#include "copy/extension_config.h"
 #include "copy/progress_marks.h"
 #include "migrate/data_phase.h"
 #include "migrate/lock_waits.h"
@@ -187,6 +188,13 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
 }
 
 Status DatabaseMigration::TakeSnapshot() {
+  {
+    Result<std::unique_ptr<Connection>> target = sessions_.TargetServer();
+    if (!target.ok()) return target.status();
+    Result<std::string> cron = ReadCronDatabase(**target);
+    if (!cron.ok()) return cron.status();
+    left_out_extensions_ = LeftOutExtensions(outcome_.target_name, *cron);
+  }
   Result<std::unique_ptr<Connection>> holder = sessions_.Source(outcome_.name);
   if (!holder.ok()) return holder.status();
   if (replication_) {
@@ -213,6 +221,19 @@ Status DatabaseMigration::ReadCatalogAtSnapshot() {
       ReadCopyCatalog(snapshot_->conn(), options_.filter, Deadline::Never());
   if (!catalog.ok()) return catalog.status();
   catalog_ = std::move(*catalog);
+  Result<std::vector<ExtensionConfigTable>> config =
+      ReadExtensionConfig(snapshot_->conn(), options_.filter, left_out_extensions_);
+  if (!config.ok()) return config.status();
+  extension_config_ = std::move(*config);
+  Result<QueryResult> publications =
+      snapshot_->conn().Exec("SELECT pubname FROM pg_catalog.pg_publication");
+  if (!publications.ok()) return publications.status();
+  own_publications_.clear();
+  for (int r = 0; r < publications->rows(); ++r) {
+    if (IsRunObjectName(publications->GetString(r, 0))) {
+      own_publications_.push_back(publications->GetString(r, 0));
+    }
+  }
   size_t indexes = 0;
   for (const auto& t : catalog_.tables) indexes += t.indexes.size();
   record_.Update([&](StoredDatabase& db) {
@@ -283,11 +304,13 @@ Status DatabaseMigration::CreateTarget() {
   return Status::Ok();
 }
 
-// What the restore leaves out: provider-only extensions, and the indexes and
-// constraints that the data phase builds itself.
+// What the restore leaves out: provider-only extensions, pgcourier's own
+// publications, and the indexes and constraints that the data phase builds
+// itself.
 RestoreListFilter DatabaseMigration::RestoreFilter() const {
   RestoreListFilter filter;
-  filter.extensions = ProviderOnlyExtensions();
+  filter.extensions = left_out_extensions_;
+  filter.publications = own_publications_;
   for (const auto& table : catalog_.tables) {
     for (const auto& index : table.indexes) {
       filter.index_oids.insert(index.index_oid);
@@ -329,6 +352,35 @@ Status DatabaseMigration::RestorePreData() {
   PGC_RETURN_IF_ERROR((*target)->Run("SET synchronous_commit = on"));
   PGC_RETURN_IF_ERROR(CreateProgressMarks(**target));
   Progress("pre-data", "schema restored (pre-data)");
+  return Status::Ok();
+}
+
+// The rows of the extensions' configuration tables, once the restore made
+// the extensions (and their own rows), before any user table, foreign key
+// or trigger could refer to them; once: a resumed run keeps a committed copy.
+Status DatabaseMigration::CopyExtensionData() {
+  if (extension_config_.empty()) return Status::Ok();
+  Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
+  if (!target.ok()) return target.status();
+  ProgressMark mark;
+  Result<bool> done = HasProgressMark(**target, kExtensionConfigStep, &mark);
+  if (!done.ok()) return done.status();
+  if (*done) {
+    // Rows of the earlier snapshot, as a table kept from the interrupted run.
+    outcome_.consistent = false;
+    record_.Update([](StoredDatabase& db) { db.consistent = false; });
+    Progress("extension config",
+             "configuration rows of the extensions copied by the "
+             "interrupted run");
+    return Status::Ok();
+  }
+  Result<ExtensionConfigCopied> copied = pgcourier::CopyExtensionConfig(
+      snapshot_->conn(), **target, extension_config_, std::string(kExtensionConfigStep));
+  if (!copied.ok()) return copied.status();
+  Progress("extension config",
+           fmt::format("{} row(s) of {} extension configuration table(s) copied, {} "
+                       "configuration sequence(s) set",
+                       copied->rows, copied->tables, copied->sequences));
   return Status::Ok();
 }
 
@@ -478,7 +530,14 @@ Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
   verify.connect_timeout = sessions.connect_timeout();
   verify.cancel = sessions.cancel();
   verify.compared_tables = std::move(compared);
-  verify.left_out_extensions = ProviderOnlyExtensions();
+  {
+    Result<std::unique_ptr<Connection>> target =
+        sessions.Target(target_database, SessionFactory::TargetUse::kAdmin);
+    if (!target.ok()) return target.status();
+    Result<std::string> cron = ReadCronDatabase(**target);
+    if (!cron.ok()) return cron.status();
+    verify.left_out_extensions = LeftOutExtensions(target_database, *cron);
+  }
   verify.sequences = sequences;
   verify.owners = options.policy.preserve_owners;
   verify.grants = options.policy.preserve_acl;
@@ -621,6 +680,7 @@ Status DatabaseMigration::Run() {
     Progress("pre-data", "schema restored by the interrupted run; resuming its data");
   }
   record_.Update([](StoredDatabase& db) { db.state = DatabaseState::kCopying; });
+  PGC_RETURN_IF_ERROR(Phase("extension config", [&] { return CopyExtensionData(); }));
   PGC_RETURN_IF_ERROR(Phase("data", [&] { return CopyData(); }));
   record_.Update([](StoredDatabase& db) { db.state = DatabaseState::kIndexing; });
   PGC_RETURN_IF_ERROR(Phase("sequences", [&] { return SetSequences(); }));

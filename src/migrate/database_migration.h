@@ -11,6 +11,7 @@
 #include <string>
 
 #include "catalog/copy_catalog.h"
+#include "catalog/extension_config.h"
 #include "catalog/object_filter.h"
 #include "copy/snapshot.h"
 #include "migrate/options.h"
@@ -61,6 +62,7 @@ class DatabaseMigration {
   Status CreateTarget();
   RestoreListFilter RestoreFilter() const;
   Status RestorePreData();
+  Status CopyExtensionData();
   Status CopyData();
   Status PostData();
   Status CopyLargeObjects();
@@ -92,6 +94,13 @@ class DatabaseMigration {
   std::unique_ptr<ExportedSnapshot> snapshot_;
   ResolvedObjectFilter filtered_;  // options_.filter at the snapshot
   CopyCatalog catalog_;
+  // Extensions the move leaves out (LeftOutExtensions), and the
+  // configuration tables of the others, read at the snapshot.
+  std::vector<std::string> left_out_extensions_;
+  std::vector<ExtensionConfigTable> extension_config_;
+  // pgcourier's publications on the source (of any run), left out of the
+  // restore.
+  std::vector<std::string> own_publications_;
   std::vector<TablePlan> plans_;
   ResumePlan resume_;
   std::vector<TableVerification> compared_;  // right after their copy

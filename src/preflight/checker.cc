@@ -559,6 +559,24 @@ std::vector<std::string> ProviderOnlyExtensions() {
   return names;
 }
 
+Result<std::string> ReadCronDatabase(Connection& target) {
+  // pg_settings leaves out what the user may not read, where
+  // current_setting would fail.
+  Result<QueryResult> rows =
+      target.Exec("SELECT setting FROM pg_catalog.pg_settings WHERE name = 'cron.database_name'");
+  if (!rows.ok()) return rows.status().WithContext("reading the target's cron.database_name");
+  return rows->rows() == 0 ? std::string() : rows->GetString(0, 0);
+}
+
+std::vector<std::string> LeftOutExtensions(const std::string& target_database,
+                                           const std::string& cron_database) {
+  std::vector<std::string> names = ProviderOnlyExtensions();
+  if (!cron_database.empty() && cron_database == target_database) {
+    names.erase(std::remove(names.begin(), names.end(), "pg_cron"), names.end());
+  }
+  return names;
+}
+
 Result<CheckReport> RunChecks(const CheckOptions& options) {
   if (options.jobs < 1) {
     return Status(StatusCode::kInvalidArgument, "--jobs must be 1 or more");

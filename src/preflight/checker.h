@@ -45,4 +45,16 @@ std::string TargetDatabaseName(const std::string& source_name, bool single,
 // Extensions that exist only at one provider; never created on a target.
 std::vector<std::string> ProviderOnlyExtensions();
 
+// The target server's cron.database_name, read over any session of it;
+// empty when pg_cron is not loaded there (shared_preload_libraries) or the
+// setting is hidden from the user.
+Result<std::string> ReadCronDatabase(Connection& target);
+
+// The extensions a move into `target_database` leaves out: the
+// provider-only ones, less pg_cron when the target server runs it for that
+// database (`cron_database`, its cron.database_name, names it): then the
+// extension is created there and its jobs move as its configuration rows.
+std::vector<std::string> LeftOutExtensions(const std::string& target_database,
+                                           const std::string& cron_database);
+
 }  // namespace pgcourier

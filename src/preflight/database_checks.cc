@@ -155,7 +155,11 @@ void Checker::CheckExtensions(const DatabasePlan& plan, const DatabaseFacts& sou
   for (const auto& ext : source_db.extensions) {
     if (ext.name == "plpgsql") continue;
     std::string object = plan.name + ": extension " + ext.name;
-    if (const ProviderExtension* provider = FindProviderExtension(ext.name)) {
+    // pg_cron moves where the target runs it for this database.
+    const bool cron_moves = ext.name == "pg_cron" && !t.Setting("cron.database_name").empty() &&
+                            t.Setting("cron.database_name") == plan.target_name;
+    if (const ProviderExtension* provider = FindProviderExtension(ext.name);
+        provider != nullptr && !cron_moves) {
       Add(check_code::kExtensionProvider, CheckStatus::kWarn, object, std::string(provider->advice),
           "objects that depend on it must be re-created by hand on the target");
       continue;

@@ -165,9 +165,9 @@ Status Checker::TrySchema(const DatabasePlan& plan, const std::vector<ScriptEntr
                             std::chrono::system_clock::now().time_since_epoch().count() % 1000000)
               : plan.target_name;
   if (scratch) {
-    TargetDatabaseSpec spec{plan.name, database, false};
-    Status created = CreateTargetDatabase(
-        *source_.conn, *target_.conn, spec, [] { return Status::Ok(); }, [](const std::string&) {});
+    TargetDatabaseSpec spec{plan.name, database};
+    Status created =
+        CreateTargetDatabase(*source_.conn, *target_.conn, spec, [] { return Status::Ok(); });
     if (created.code() == StatusCode::kCancelled) return created;
     if (!created.ok()) {
       // What the migration's CREATE DATABASE would meet too.

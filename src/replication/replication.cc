@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <regex>
 #include <set>
 #include <string>
 #include <utility>
@@ -86,6 +87,11 @@ Status FreeSlot(Connection& source, const std::string& slot) {
 ReplicationNames NamesFor(const std::string& run_id, int index) {
   const std::string base = "pgcourier_" + run_id;
   return {base, fmt::format("{}_{}", base, index), base};
+}
+
+bool IsRunObjectName(const std::string& name) {
+  static const std::regex kRunObject("^pgcourier_[0-9a-f]+$");
+  return std::regex_match(name, kRunObject);
 }
 
 Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
@@ -364,6 +370,14 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
       PGC_RETURN_IF_ERROR(
           target->Run("DROP SUBSCRIPTION " + name).WithContext("dropping the subscription"));
       removed.push_back("subscription " + names.subscription + " (target)");
+    }
+    Result<QueryResult> pub = target->ExecParams(
+        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.publication});
+    if (!pub.ok()) return pub.status().WithContext("looking for a publication on the target");
+    if (pub->rows() > 0) {
+      PGC_RETURN_IF_ERROR(target->Run("DROP PUBLICATION " + QuoteIdent(names.publication))
+                              .WithContext("dropping the publication on the target"));
+      removed.push_back("publication " + names.publication + " (target)");
     }
   }
   if (source != nullptr) {

@@ -35,6 +35,11 @@ using RecordChangeFn = std::function<Status(const std::string& object, const std
 // `run_id` (hex).
 ReplicationNames NamesFor(const std::string& run_id, int index);
 
+// Whether `name` has the form of a publication (or subscription) of some
+// pgcourier run ("pgcourier_" and a run id): pgcourier's own, never the
+// user's, whichever run made it.
+bool IsRunObjectName(const std::string& name);
+
 // The source side of a zero-gap start: the publication of `tables` (quoted,
 // qualified; those with a primary key or replica identity), then the slot,
 // created on a replication connection that exports its snapshot. The
@@ -102,9 +107,10 @@ Status WaitApplied(Connection& source, const ReplicationNames& names, const std:
                    Deadline deadline, const CancelToken* cancel);
 
 // Removes the subscription (target), slot and publication (source) when they
-// exist, and returns what it removed. The subscription is detached from its
-// slot first, so it can be dropped when the source is unreachable. Safe on
-// any partial state and idempotent; either connection may be null.
+// exist, and returns what it removed; also a publication of the same name on
+// the target (one that came in with the schema of an earlier version). The subscription is detached
+// from its slot first, so it can be dropped when the source is unreachable. Safe on any partial
+// state and idempotent; either connection may be null.
 //
 // A subscription made through aiven_extras (owned by the extension's
 // superuser) is disabled and dropped through it too; aiven_extras drops its

@@ -122,7 +122,10 @@ void RenderDatabase(const DatabaseVerification& db, bool show_matches, bool head
     for (const auto& t : db.tables) {
       if (!shown(t.match())) continue;
       out += fmt::format("  {:<{}}  {:>12}  {:>12}  {}\n", t.schema + "." + t.name, width,
-                         Rows(t.source_rows), Rows(t.target_rows), TableResult(t));
+                         Rows(t.source_rows), Rows(t.target_rows),
+                         t.extension.empty()
+                             ? TableResult(t)
+                             : TableResult(t) + " (" + t.extension + " configuration rows)");
     }
   }
 
@@ -239,6 +242,7 @@ nlohmann::json VerifyToJson(const std::vector<DatabaseVerification>& databases) 
            {"match", t.match()},
            {"partition_tree", t.partition_tree},
            {"error", NullIfEmpty(t.error)}});
+      if (!t.extension.empty()) tables.back()["extension"] = t.extension;
     }
     nlohmann::json sequences = nlohmann::json::array();
     for (const auto& s : db.sequences) {

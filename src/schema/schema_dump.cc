@@ -83,6 +83,18 @@ bool Filtered(const std::string& line, const RestoreListFilter& filter) {
       return true;
     }
   }
+  // "PUBLICATION - name owner", "COMMENT - PUBLICATION name owner", and the
+  // members: "PUBLICATION TABLE schema name table", "PUBLICATION TABLES IN
+  // SCHEMA - name schema".
+  for (const auto& pub : filter.publications) {
+    if (rest.rfind("PUBLICATION - " + pub + " ", 0) == 0 ||
+        rest.rfind("COMMENT - PUBLICATION " + pub + " ", 0) == 0) {
+      return true;
+    }
+    static const std::regex kMember(R"(^PUBLICATION (TABLE|TABLES IN SCHEMA) \S+ (\S+) .*$)");
+    std::smatch member;
+    if (std::regex_match(rest, member, kMember) && member[2].str() == pub) return true;
+  }
   const auto catalog = static_cast<uint32_t>(std::stoul(m[1].str()));
   const auto oid = static_cast<uint32_t>(std::stoul(m[2].str()));
   if (filter.present.count({catalog, oid}) != 0) return true;

@@ -51,6 +51,9 @@ Status DumpSchema(const SchemaTools& tools, const ConnInfo& source_db, const std
 // What a restore list leaves out.
 struct RestoreListFilter {
   std::vector<std::string> extensions;  // provider-only ones, with their comments
+  // Publications (pgcourier's own on the source), with their tables,
+  // schemas and comments.
+  std::vector<std::string> publications;
   // Source OIDs of indexes (pg_class) and constraints (pg_constraint) that
   // pgcourier builds itself as soon as their table's data is in.
   std::set<uint32_t> index_oids;

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <utility>
 
+#include "catalog/extension_config.h"
 #include "catalog/partition_trees.h"
 #include "catalog/user_objects.h"
 #include "pg/connection.h"
@@ -290,6 +291,15 @@ std::string ChecksumSql(const RelationKey& table, bool partition_tree) {
          (partition_tree ? "" : "ONLY ") + QualifiedName(table.schema, table.name) + " AS t";
 }
 
+// The checksum of the rows of an extension's configuration table that its
+// condition selects: the same sum as ChecksumSql, over the same query on
+// both sides (the source's columns and condition).
+std::string ConfigChecksumSql(const ExtensionConfigTable& table) {
+  return "SELECT count(*), coalesce(sum(hashtextextended((t.*)::text COLLATE pg_catalog.\"C\", "
+         "0)), 0) FROM (" +
+         table.SelectSql() + ") AS t";
+}
+
 // The tables of one side, read by up to `jobs` sessions in parallel, each
 // taking the next table from the shared queue. Session 0 is the side's main
 // session; the others are opened at the shared snapshot.
@@ -554,6 +564,72 @@ void CollectChecksums(const TableList& tables, const SideWork& source_work,
   }
 }
 
+// The extensions' configuration tables (their selected rows) and
+// sequences, read on each side's main session.
+Status VerifyExtensionConfig(Connection& src_conn, Connection& dst_conn,
+                             const VerifyOptions& options, DatabaseVerification* result) {
+  Result<std::vector<ExtensionConfigTable>> source =
+      ReadExtensionConfig(src_conn, options.filter, options.left_out_extensions);
+  if (!source.ok()) return SourceCatalogContext(source.status());
+  Result<std::vector<ExtensionConfigTable>> target =
+      ReadExtensionConfig(dst_conn, options.filter, options.left_out_extensions);
+  if (!target.ok()) return TargetCatalogContext(target.status());
+  std::set<RelationKey> on_target;
+  for (const auto& t : *target) on_target.insert({t.schema, t.name});
+  for (const auto& t : *source) {
+    const RelationKey key{t.schema, t.name};
+    const bool present = on_target.count(key) != 0;
+    if (t.sequence) {
+      if (!options.sequences) continue;
+      SequenceVerification v;
+      v.schema = t.schema;
+      v.name = t.name;
+      std::string error;
+      Result<std::optional<int64_t>> value = ReadSequenceValue(src_conn, key, &error);
+      if (!value.ok()) return value.status();
+      v.source_last_value = *value;
+      if (!error.empty()) {
+        v.error = "source: " + error;
+      } else if (!present) {
+        v.error = kMissingOnTarget;
+      } else {
+        value = ReadSequenceValue(dst_conn, key, &error);
+        if (!value.ok()) return value.status();
+        v.target_last_value = *value;
+        if (!error.empty()) v.error = "target: " + error;
+      }
+      result->sequences.push_back(std::move(v));
+      continue;
+    }
+    TableVerification v;
+    v.schema = t.schema;
+    v.name = t.name;
+    v.extension = t.extension;
+    Result<Read> read = GuardedRead(src_conn, ConfigChecksumSql(t));
+    if (!read.ok()) return read.status().WithContext("checksumming on the source");
+    if (read->result) {
+      v.source_rows = read->result->GetInt(0, 0);
+      v.source_checksum = read->result->GetString(0, 1);
+    } else {
+      v.error = "source: " + read->error;
+    }
+    if (!present) {
+      if (v.error.empty()) v.error = kMissingOnTarget;
+    } else {
+      read = GuardedRead(dst_conn, ConfigChecksumSql(t));
+      if (!read.ok()) return read.status().WithContext("checksumming on the target");
+      if (read->result) {
+        v.target_rows = read->result->GetInt(0, 0);
+        v.target_checksum = read->result->GetString(0, 1);
+      } else if (v.error.empty()) {
+        v.error = "target: " + read->error;
+      }
+    }
+    result->tables.push_back(std::move(v));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 TableChecksums::TableChecksums(std::unique_ptr<Connection> source, Transaction source_txn,
@@ -681,6 +757,8 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
     return *failure;
   }
   CollectChecksums(tables, source_work, target_work, target_errors, &result.tables);
+  Status config = VerifyExtensionConfig(src_conn, dst_conn, options, &result);
+  if (!config.ok()) return run.Explain(config);
 
   std::sort(result.tables.begin(), result.tables.end(), [](const auto& a, const auto& b) {
     return std::tie(a.schema, a.name) < std::tie(b.schema, b.name);

@@ -31,6 +31,10 @@ struct TableVerification {
   // (catalog/partition_trees.h), compared at the root: its partitions hold
   // different rows on each side by design.
   bool partition_tree = false;
+  // Set for an extension's configuration table (catalog/extension_config.h):
+  // the extension's name. Its rows compared are those the extension's
+  // condition selects (the source's condition, on both sides).
+  std::string extension;
   bool match() const {
     return error.empty() && source_rows == target_rows && source_checksum == target_checksum;
   }
@@ -140,6 +144,11 @@ struct VerifyOptions {
 //     the schema comparison.
 //   - sequences: last_value, read as it is now (sequences are not
 //     transactional, so a live source can be ahead of the snapshot).
+//   - extensions' configuration tables (pg_extension_config_dump; those the
+//     move carries, ReadExtensionConfig): in `tables` with `extension` set,
+//     the count and checksum of the rows the source's condition selects,
+//     read with that condition on both sides; their configuration sequences
+//     in `sequences` (when options.sequences).
 //   - schema: object names per kind ("schema", "table", "view",
 //     "materialized view", "foreign table", "sequence", "index",
 //     "constraint", "function", "trigger", "policy", "type", "extension").

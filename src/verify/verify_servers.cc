@@ -42,12 +42,26 @@ Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptio
   verify.filter = options.filter;
   verify.owners = options.owners;
   verify.grants = options.grants;
-  verify.left_out_extensions = ProviderOnlyExtensions();
   verify.connect_timeout = options.connect_timeout;
   verify.cancel = options.cancel;
+  std::string cron_database;  // the target's cron.database_name
+  {
+    ConnectOptions connect;
+    connect.role = "target";
+    connect.total_timeout = options.connect_timeout;
+    connect.cancel = options.cancel;
+    const std::string named_target = target->ExplicitDatabase();
+    Result<std::unique_ptr<Connection>> conn = Connection::Connect(
+        named_target.empty() ? target->WithDatabase("postgres") : *target, connect);
+    // Unreadable: pg_cron is left out, as everywhere it does not move.
+    Result<std::string> cron =
+        conn.ok() ? ReadCronDatabase(**conn) : Result<std::string>(conn.status());
+    if (cron.ok()) cron_database = *cron;
+  }
   std::vector<DatabaseVerification> results;
   for (const auto& name : names) {
     std::string target_name = TargetDatabaseName(name, single, target->ExplicitDatabase());
+    verify.left_out_extensions = LeftOutExtensions(target_name, cron_database);
     Result<DatabaseVerification> verified =
         VerifyDatabase(source->WithDatabase(name), target->WithDatabase(target_name), verify);
     if (!verified.ok()) return verified.status();

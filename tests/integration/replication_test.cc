@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cli_runner.h"
+#include "copy/progress_marks.h"
 #include "migrate/cleanup.h"
 #include "migrate/cutover.h"
 #include "migrate/migration.h"
@@ -318,6 +319,64 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   ASSERT_TRUE(cleaned.ok());
   EXPECT_TRUE(cleaned->removed.empty()) << "idempotent";
   EXPECT_TRUE(cleaned->undone.empty());
+}
+
+// Nothing of pgcourier's own is left on the target after migrate, cutover
+// or cleanup: no publication of a run (it would come in with the schema, as
+// pg_dump dumps publications), no _pgcourier schema, no subscription; the
+// user's own publication moves.
+TEST_F(ReplicationTest, NothingOfPgcourierIsLeftOnTheTarget) {
+  ASSERT_TRUE(source_->Sql("CREATE PUBLICATION shop_pub FOR TABLE public.events", "shop").ok());
+  constexpr const char* kOwnPublications =
+      "SELECT count(*) FROM pg_publication WHERE pubname ~ '^pgcourier_'";
+  constexpr const char* kOwnSchema =
+      "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'";
+  Result<MigrationOutcome> migrated = Migrate(Options());
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  EXPECT_EQ(OnSource(kOwnPublications), "1");
+  EXPECT_EQ(OnTarget(kOwnPublications), "0") << "the run's publication came in with the schema";
+  EXPECT_EQ(OnTarget(kOwnSchema), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'shop_pub' "
+                     "AND tablename = 'events'"),
+            "1");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "1");
+
+  // One that an earlier version left on the target goes at cutover.
+  const std::string publication = NamesFor(RunId(), 0).publication;
+  ASSERT_TRUE(
+      target_->Sql("CREATE PUBLICATION " + publication + " FOR TABLE public.events", "shop").ok());
+  CutoverOptions cut;
+  cut.work_dir = dir_;
+  cut.timeout = std::chrono::seconds(60);
+  cut.connect_timeout = std::chrono::seconds(10);
+  Result<CutoverOutcome> cutover = Cutover(cut);
+  ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
+  ASSERT_EQ(cutover->databases.at(0).state, "done") << cutover->databases.at(0).error;
+  EXPECT_EQ(OnTarget(kOwnPublications), "0");
+  EXPECT_EQ(OnTarget(kOwnSchema), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_publication WHERE pubname = 'shop_pub'"), "1");
+  EXPECT_EQ(OnSource(kOwnPublications), "0");
+
+  // And at cleanup, with the progress marks of an interrupted cutover.
+  ASSERT_TRUE(
+      target_->Sql("CREATE PUBLICATION " + publication + " FOR TABLE public.events", "shop").ok());
+  {
+    Result<std::unique_ptr<Connection>> conn =
+        Connection::Connect(*ConnInfo::Parse(target_->ConnString("shop")), {});
+    ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+    ASSERT_TRUE(CreateProgressMarks(**conn).ok());
+  }
+  CleanupOptions clean;
+  clean.work_dir = dir_;
+  Result<CleanupOutcome> cleaned = Cleanup(clean);
+  ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
+  EXPECT_TRUE(cleaned->ok());
+  EXPECT_EQ(cleaned->removed.size(), 2u);
+  EXPECT_EQ(OnTarget(kOwnPublications), "0");
+  EXPECT_EQ(OnTarget(kOwnSchema), "0");
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_publication WHERE pubname = 'shop_pub'"), "1");
 }
 
 TEST_F(ReplicationTest, ReplicaIdentityFullOnlyWhenAsked) {
