@@ -56,17 +56,19 @@ SELECT coalesce(r.rolname, '-') || ' ' || array_to_string(s.setconfig, ';')
   LEFT JOIN pg_roles r ON r.oid = s.setrole
  WHERE d.datname = 'app' ORDER BY 1;
 SELECT shobj_description(d.oid, 'pg_database'), d.datconnlimit,
-       (SELECT string_agg(pg_get_userbyid(a.grantee) || ':' || a.privilege_type
-                          || a.is_grantable::text, ',' ORDER BY 1)
-          FROM aclexplode(d.datacl) a WHERE a.grantee <> d.datdba)
+       (SELECT string_agg(g, ',' ORDER BY g)
+          FROM (SELECT pg_get_userbyid(a.grantee) || ':' || a.privilege_type
+                       || a.is_grantable::text AS g
+                  FROM aclexplode(d.datacl) a WHERE a.grantee <> d.datdba) x)
   FROM pg_database d WHERE d.datname = 'app';
 )sql";
 
 constexpr const char* kLargeObjectsSql = R"sql(
 SELECT m.oid, md5(lo_get(m.oid)), obj_description(m.oid, 'pg_largeobject'),
        pg_get_userbyid(m.lomowner),
-       (SELECT string_agg(pg_get_userbyid(a.grantee) || ':' || a.privilege_type, ',' ORDER BY 1)
-          FROM aclexplode(m.lomacl) a WHERE a.grantee <> m.lomowner)
+       (SELECT string_agg(g, ',' ORDER BY g)
+          FROM (SELECT pg_get_userbyid(a.grantee) || ':' || a.privilege_type AS g
+                  FROM aclexplode(m.lomacl) a WHERE a.grantee <> m.lomowner) x)
   FROM pg_largeobject_metadata m ORDER BY 1;
 )sql";
 
