@@ -171,7 +171,8 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
-  std::string last = InsertProgressMarkSql(mark, {table.QualifiedName(), parts, *stored, stats.bytes});
+  std::string last =
+      InsertProgressMarkSql(mark, {table.QualifiedName(), parts, *stored, stats.bytes});
   if (!quiet.after.empty()) last = quiet.after + "; " + last;
   Status marked = target.Run(last, deadline);
   if (!marked.ok()) return fail(marked);

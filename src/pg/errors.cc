@@ -102,8 +102,8 @@ constexpr std::array<Translation, 26> kTranslations = {{
      "the server is still starting", "wait a moment and try again"},
     // After a crash the server replays WAL before it lets anyone in: PostgreSQL
     // 14+ says "not yet accepting connections", older ones "in recovery mode".
-    {"the database system is not yet accepting connections", StatusCode::kConnectionFailed,
-     "57P03", "the server is recovering and does not accept connections yet",
+    {"the database system is not yet accepting connections", StatusCode::kConnectionFailed, "57P03",
+     "the server is recovering and does not accept connections yet",
      "wait until its recovery ends, or raise --connect-timeout"},
     {"the database system is in recovery mode", StatusCode::kConnectionFailed, "57P03",
      "the server is recovering and does not accept connections yet",
