@@ -67,11 +67,11 @@ TEST(TranslateTest, RetryableMatchesTransientFailures) {
   EXPECT_TRUE(TranslateConnectFailure("timeout expired", "x").retryable());
   EXPECT_TRUE(TranslateConnectFailure("FATAL:  sorry, too many clients already", "x").retryable());
   // A server replaying WAL after a crash lets clients in once it is done.
-  EXPECT_TRUE(TranslateConnectFailure(
-                  "FATAL:  the database system is not yet accepting connections\n"
-                  "DETAIL:  Consistent recovery state has not been yet reached.",
-                  "x")
-                  .retryable());
+  EXPECT_TRUE(
+      TranslateConnectFailure("FATAL:  the database system is not yet accepting connections\n"
+                              "DETAIL:  Consistent recovery state has not been yet reached.",
+                              "x")
+          .retryable());
   EXPECT_TRUE(
       TranslateConnectFailure("FATAL:  the database system is in recovery mode", "x").retryable());
   EXPECT_FALSE(TranslateConnectFailure("password authentication failed", "x").retryable());
