@@ -113,6 +113,7 @@ Status ApplyGrants(Connection& source, Connection& target, const DatabasePropert
   if (!rows.ok()) return rows.status().WithContext("reading the database's grants");
   if (rows->rows() == 0) return Status::Ok();  // the default privileges
   std::vector<AclGrant> grants;
+  grants.reserve(static_cast<size_t>(rows->rows()));
   for (int r = 0; r < rows->rows(); ++r) grants.push_back(ReadGrant(*rows, r, 1));
   Result<QueryResult> owner = target.ExecParams(
       "SELECT pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(datdba)) "
