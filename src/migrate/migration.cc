@@ -248,6 +248,7 @@ Result<MigrationOutcome> Run::Execute() {
   check.preserve_owners = options_.policy.preserve_owners;
   check.preserve_acl = options_.policy.preserve_acl;
   check.roles = options_.roles;
+  check.lock_timeout = options_.lock_timeout;
   Progress("", "check", "running pre-flight checks");
   Result<CheckReport> report = RunChecks(check);
   if (!report.ok()) return report.status();

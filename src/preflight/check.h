@@ -138,6 +138,9 @@ struct CheckOptions {
   // pg_restore would run it) is restored on the target in a transaction that
   // is rolled back. Off: not tried.
   bool schema_trial = true;
+  // How long the trial's pg_dump waits for a lock on the source (migrate's
+  // --lock-timeout); 0: query_timeout.
+  std::chrono::milliseconds lock_timeout{0};
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds query_timeout{std::chrono::minutes(2)};
   const CancelToken* cancel = nullptr;

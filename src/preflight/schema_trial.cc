@@ -291,24 +291,44 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
                 "set TMPDIR to a writable directory");
   }
   ResolvedObjectFilter excluded;
+  Result<std::unique_ptr<Connection>> conn = Connection::Connect(
+      source_.info.WithDatabase(plan.name), ConnectOptionsFor("source database " + plan.name));
+  if (!conn.ok()) {
+    if (conn.status().code() == StatusCode::kCancelled) return conn.status();
+    return fail("the source database could not be read: " + conn.status().message(),
+                conn.status().hint());
+  }
   if (!options_.filter.empty()) {
-    Result<std::unique_ptr<Connection>> conn = Connection::Connect(
-        source_.info.WithDatabase(plan.name), ConnectOptionsFor("source database " + plan.name));
     Result<ResolvedObjectFilter> resolved =
-        conn.ok() ? ResolveObjectFilter(**conn, options_.filter, QueryDeadline())
-                  : Result<ResolvedObjectFilter>(conn.status());
+        ResolveObjectFilter(**conn, options_.filter, QueryDeadline());
     if (!resolved.ok()) {
       if (resolved.status().code() == StatusCode::kCancelled) return resolved.status();
+      if (resolved.status().code() == StatusCode::kInvalidArgument) {
+        // A selection that matches nothing: the move of this database fails
+        // on it before it touches the target, saying so.
+        Add(check_code::kSchemaRestorable, CheckStatus::kWarn, plan.name,
+            "the schema's restore on the target was not tried: " + resolved.status().message(),
+            resolved.status().hint());
+        return Status::Ok();
+      }
       return fail("the object filter could not be resolved: " + resolved.status().message(),
                   resolved.status().hint());
     }
     excluded = std::move(*resolved);
   }
-  const SchemaTools tools{report_.tools.pg_dump, report_.tools.pg_restore, options_.cancel,
-                          std::chrono::milliseconds(0)};
+  // pg_dump waits for the locks it takes no longer than a query may run (or
+  // migrate's --lock-timeout).
+  const SchemaTools tools{
+      report_.tools.pg_dump, report_.tools.pg_restore, options_.cancel,
+      options_.lock_timeout.count() > 0 ? options_.lock_timeout : options_.query_timeout};
   const std::string archive = dir.path() + "/schema.dump";
   const std::string list = dir.path() + "/schema.list";
-  Status dumped = DumpSchema(tools, source_.info.WithDatabase(plan.name), "", excluded, archive);
+  // pg_dump in the database's own encoding, as migrate runs it: a database or
+  // role default could set one that cannot hold every name.
+  Status dumped = DumpSchema(
+      tools,
+      source_.info.WithDatabase(plan.name).With("client_encoding", (*conn)->server_encoding()), "",
+      excluded, archive);
   Result<std::string> listing = dumped.ok() ? ListArchive(tools, archive) : dumped;
   RestoreListFilter filter;
   filter.extensions = ProviderOnlyExtensions();
@@ -318,6 +338,17 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
       kept.ok() ? RestoreScript(tools, archive, list, policy) : kept.status();
   if (!script.ok()) {
     if (script.status().code() == StatusCode::kCancelled) return script.status();
+    // pg_dump's --lock-wait-timeout cancels its LOCK TABLE.
+    if (script.status().message().find("LOCK TABLE") != std::string::npos) {
+      // A lock held on the source now says nothing about the target; the
+      // move waits for it in its turn, bounded and naming the holder.
+      Add(check_code::kSchemaRestorable, CheckStatus::kWarn, plan.name,
+          "the schema's restore on the target was not tried: pg_dump waited too long for a "
+          "lock on the source: " +
+              script.status().message(),
+          "end the session that holds the lock, or run the check again later");
+      return Status::Ok();
+    }
     return fail("the schema could not be dumped to try it: " + script.status().message(),
                 script.status().hint());
   }

@@ -109,7 +109,11 @@ TEST_P(SessionFormatsTest, OddDefaultsOfDatabaseAndRolesChangeNoValueMovedOrComp
   options.work_dir = dir_;
   Result<MigrationOutcome> outcome = Migrate(options);
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
-  ASSERT_EQ(outcome->databases.size(), 1u);
+  std::string blocked;
+  for (const auto& item : outcome->check.items) {
+    if (item.status == CheckStatus::kFail) blocked += item.code + ": " + item.detail + "\n";
+  }
+  ASSERT_EQ(outcome->databases.size(), 1u) << blocked;
   const DatabaseOutcome& db = outcome->databases[0];
   ASSERT_EQ(db.state, "done") << db.error;
   ASSERT_TRUE(db.verification.has_value());
