@@ -7,12 +7,6 @@
 namespace pgcourier {
 namespace {
 
-// transaction_timeout exists from 17 on; the filter keeps older servers from
-// being asked about it.
-constexpr const char* kTimeoutsOff =
-    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
-    "SELECT pg_catalog.set_config('transaction_timeout', '0', false) "
-    "WHERE pg_catalog.current_setting('server_version_num')::int >= 170000";
 constexpr const char* kSourceSettings = "SET default_transaction_read_only = off";
 constexpr const char* kTargetLoadSettings =
     "SET synchronous_commit = off; SET maintenance_work_mem = '512MB'";
@@ -39,8 +33,8 @@ ConnectOptions SessionFactory::BareOptions(const std::string& role) const {
 Result<std::unique_ptr<Connection>> SessionFactory::Source(
     const std::string& database, std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("source");
-  o.settings = fmt::format("{}; {}; {}", kTimeoutsOff, kSourceSettings,
-                           LockTimeoutSql(lock_timeout.value_or(lock_timeout_)));
+  o.settings =
+      fmt::format("{}; {}", kSourceSettings, LockTimeoutSql(lock_timeout.value_or(lock_timeout_)));
   return Connection::Connect(source_.WithDatabase(database), o);
 }
 
@@ -48,8 +42,7 @@ Result<std::unique_ptr<Connection>> SessionFactory::Target(
     const std::string& database, TargetUse use,
     std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("target");
-  o.settings =
-      fmt::format("{}; {}", kTimeoutsOff, LockTimeoutSql(lock_timeout.value_or(lock_timeout_)));
+  o.settings = LockTimeoutSql(lock_timeout.value_or(lock_timeout_));
   if (use == TargetUse::kLoad) o.settings += std::string("; ") + kTargetLoadSettings;
   return Connection::Connect(target_.WithDatabase(database), o);
 }

@@ -1,10 +1,12 @@
 // The only way migrate/ connects to a server: every session of a kind gets
 // the same settings, sent in the round trip that secures its search_path.
 //
-//   source          statement_timeout, idle_in_transaction_session_timeout
-//                   and (17+) transaction_timeout off, so that the
-//                   snapshot's holder may stay idle in its transaction for
-//                   the whole move; default_transaction_read_only off, so
+//   source          (as every session of pgcourier: ConnectOptions::
+//                   timeouts_off) statement_timeout,
+//                   idle_in_transaction_session_timeout and (17+)
+//                   transaction_timeout off, so that the snapshot's holder
+//                   may stay idle in its transaction for the whole move;
+//                   default_transaction_read_only off, so
 //                   that a database cutover made read-only stays writable
 //                   for pgcourier's own objects (reads are in READ ONLY
 //                   transactions anyway); lock_timeout.

@@ -78,7 +78,7 @@ Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
 }
 
 // The statements run once connected, in one round trip: the search_path
-// first, then the pinned formats, then the caller's settings.
+// first, then the pinned formats, the timeouts, then the caller's settings.
 std::string SetupSql(PGconn* conn, const ConnectOptions& options) {
   std::vector<std::string> parts;
   if (options.secure_search_path) {
@@ -87,6 +87,11 @@ std::string SetupSql(PGconn* conn, const ConnectOptions& options) {
   if (options.pin_formats) {
     const char* own = PQparameterStatus(conn, "server_encoding");
     parts.push_back(PinnedFormatsSql(own != nullptr ? own : ""));
+  }
+  if (options.timeouts_off) {
+    parts.emplace_back("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0");
+    // transaction_timeout exists from 17 on.
+    if (PQserverVersion(conn) >= 170000) parts.emplace_back("SET transaction_timeout = 0");
   }
   if (!options.settings.empty()) parts.push_back(options.settings);
   std::string sql;

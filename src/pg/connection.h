@@ -40,6 +40,13 @@ struct ConnectOptions {
   // client_encoding is the encoding of the database connected to, so that
   // the server converts nothing.
   bool pin_formats = true;
+  // Turn off the role's and the database's statement_timeout,
+  // idle_in_transaction_session_timeout and (17+) transaction_timeout for
+  // this session: every wait of pgcourier has its own deadline, kept by the
+  // client (Deadline), and a role made for applications may cut statements
+  // after a fraction of a second, which the copy of a big table, an index
+  // build or a catalog read on a loaded server outlasts.
+  bool timeouts_off = true;
   // Statements (SET ...; SET ...) run once connected, in the same round trip
   // as the search_path and the pinned formats; a failure fails the
   // connection.

@@ -38,7 +38,10 @@ Status StatusFromResult(const PGresult* result) {
   if (!detail.empty()) message += " (" + detail + ")";
   StatusCode code =
       sqlstate.rfind("08", 0) == 0 ? StatusCode::kConnectionFailed : StatusCode::kServerError;
-  if (sqlstate == "57014") code = StatusCode::kCancelled;  // query_canceled
+  // A query_canceled (57014) that arrives as a result was not asked for by
+  // this process (its own cancels end in Wait): a statement_timeout or
+  // another session's pg_cancel_backend. It is the server's error, with the
+  // server's reason, never mistaken for the user's Ctrl-C.
   return Status(code, message, field(PG_DIAG_MESSAGE_HINT), sqlstate);
 }
 

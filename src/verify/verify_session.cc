@@ -10,15 +10,11 @@ namespace {
 // Value formats are pinned by every session (pg/connection.h,
 // PinnedFormatsSql), so that a row's text (and so its hash) depends only on
 // its values. Row level security off: a table whose policies would hide rows
-// from the user is an error, never a silently smaller count. Long scans must
-// not be cut short, and a session idle in its transaction (the one holding
-// the shared snapshot, while the workers read) must not be ended;
-// transaction_timeout exists from 17 on.
-constexpr const char* kSessionSettings =
-    "SET row_security = off; SET statement_timeout = 0; "
-    "SET idle_in_transaction_session_timeout = 0; "
-    "SELECT pg_catalog.set_config('transaction_timeout', '0', false) "
-    "WHERE pg_catalog.current_setting('server_version_num')::int >= 170000";
+// from the user is an error, never a silently smaller count. The role's
+// timeouts are off in every session (ConnectOptions::timeouts_off): long
+// scans are not cut short, and the session holding the shared snapshot may
+// stay idle in its transaction while the workers read.
+constexpr const char* kSessionSettings = "SET row_security = off";
 
 }  // namespace
 

@@ -84,6 +84,32 @@ TEST_F(ConnectionTest, ServerErrorsCarrySqlstateAndHint) {
   EXPECT_TRUE(conn->Run("SELECT 1").ok());
 }
 
+// A role made for an application cuts statements after 100 ms and sessions idle
+// in a transaction after 50 ms: a session of pgcourier turns both off as it
+// connects. One that keeps them (timeouts_off = false) sees the server's
+// statement timeout as the server's error, with its reason, never as the
+// user's Ctrl-C.
+TEST_F(ConnectionTest, TheRolesTimeoutsAreOffAndAServerCancelIsAServerError) {
+  Result<std::string> made = cluster_->Sql(
+      "CREATE ROLE app LOGIN; ALTER ROLE app SET statement_timeout = '100ms'; "
+      "ALTER ROLE app SET idle_in_transaction_session_timeout = '50ms'");
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  auto conn = ConnectOrDie(cluster_->ConnString("postgres", "app"));
+  ASSERT_NE(conn, nullptr);
+  EXPECT_TRUE(conn->Run("BEGIN; SELECT pg_catalog.pg_sleep(0.3)").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(conn->Run("COMMIT").ok());
+
+  ConnectOptions kept = Quick();
+  kept.timeouts_off = false;
+  auto cut = ConnectOrDie(cluster_->ConnString("postgres", "app"), kept);
+  ASSERT_NE(cut, nullptr);
+  Status s = cut->Run("SELECT pg_catalog.pg_sleep(0.3)");
+  EXPECT_EQ(s.code(), StatusCode::kServerError) << s.ToString();
+  EXPECT_EQ(s.sqlstate(), "57014");
+  EXPECT_NE(s.message().find("statement timeout"), std::string::npos) << s.ToString();
+}
+
 TEST_F(ConnectionTest, DeadlineCancelsTheStatementAndKeepsTheConnection) {
   auto conn = ConnectOrDie(cluster_->ConnString());
   ASSERT_NE(conn, nullptr);
