@@ -3,12 +3,18 @@
 # source, how fast the target catches up after the bulk copy, and how long
 # `pgcourier cutover --stop-source-writes` keeps writes stopped.
 #
-#   bench/replication.sh [--scale N] [--rate TPS] [--jobs N] [--no-build]
+#   bench/replication.sh [--scale N] [--rate TPS] [--jobs N] [--no-build] [--binary PATH]
 #
-#   --scale N    pgbench scale of the source database (default 10)
-#   --rate TPS   pgbench's rate limit during the whole run (default 500)
-#   --jobs N     pgcourier --jobs (default 2)
-#   --no-build   use build-bench/pgcourier as it is
+#   --scale N      pgbench scale of the source database (default 10)
+#   --rate TPS     pgbench's rate limit during the whole run (default 500)
+#   --jobs N       pgcourier --jobs (default 2)
+#   --no-build     use build-bench/pgcourier as it is
+#   --binary PATH  use this pgcourier binary (a RelWithDebInfo build), build nothing
+#
+# Reports the catch-up after the bulk copy, the lag while replication runs
+# under the load for 20 s (sampled every 2 s: bounded when the last sample is
+# not above the first by more than 1 MB), and the cutover: the write-stop
+# window with its phases and the verification after it (from cutover --json).
 #
 # Two throwaway PostgreSQL 15 servers on 127.0.0.1 (the source with
 # wal_level = logical) in a temporary directory under /var/tmp, removed at
@@ -24,12 +30,14 @@ scale=10
 rate=500
 jobs=2
 build=1
+pgcourier_binary=""
 while (($# > 0)); do
   case "$1" in
     --scale) scale="${2:?--scale needs a value}"; shift ;;
     --rate) rate="${2:?--rate needs a value}"; shift ;;
     --jobs) jobs="${2:?--jobs needs a value}"; shift ;;
     --no-build) build=0 ;;
+    --binary) pgcourier_binary="${2:?--binary needs a path}"; build=0; shift ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "bench/replication.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -42,7 +50,7 @@ done
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE PGSERVICE PGOPTIONS
 bindir="$(pgc_bindir 15)"
 [[ -n "${bindir}" ]] || { echo "bench/replication.sh: no PostgreSQL 15 (run scripts/setup.sh)" >&2; exit 1; }
-pgcourier="${repo}/build-bench/pgcourier"
+pgcourier="${pgcourier_binary:-${repo}/build-bench/pgcourier}"
 if ((build)); then
   bash scripts/build.sh build-bench >/tmp/pgcourier-bench-build.log 2>&1 ||
     { tail -n 30 /tmp/pgcourier-bench-build.log >&2; exit 1; }
@@ -110,7 +118,7 @@ lag_at_start=""
 caught_up=""
 catchup_started="$(now)"
 for _ in $(seq 1 600); do
-  "${pgcourier}" status --dir "${tmp}/work" --json >"${tmp}/status.json" || true
+  "${pgcourier}" status --dir "${tmp}/work" --json --rate-sample 0 >"${tmp}/status.json" || true
   read -r in_sync lag < <(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["databases"][0].get("replication") or {}
@@ -123,8 +131,33 @@ done
 [[ -n "${caught_up}" ]] || { echo "bench/replication.sh: the target never caught up" >&2; exit 1; }
 echo "    in sync ${caught_up} s later (lag when migrate returned: ${lag_at_start} bytes)"
 
-# Replication under load for a while, then the cutover.
-sleep 20
+# Replication under load for a while (the lag sampled), then the cutover.
+lags=""
+rates=""
+for _ in $(seq 1 10); do
+  sleep 1
+  # status samples the apply rate over 1 s
+  "${pgcourier}" status --dir "${tmp}/work" --json >"${tmp}/status.json" || true
+  read -r one_lag one_rate < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["databases"][0].get("replication") or {}
+print(d.get("lag_bytes", -1), int(d.get("apply_bytes_per_second") or 0))' "${tmp}/status.json")
+  lags="${lags} ${one_lag}"
+  rates="${rates} ${one_rate}"
+done
+read -r lag_first lag_max lag_last bounded < <(python3 -c '
+import sys
+v = [int(x) for x in sys.argv[1:]]
+print(v[0], max(v), v[-1], "yes" if v[-1] <= v[0] + (1 << 20) else "no")' ${lags})
+apply_rate="$(python3 -c '
+import sys
+v = [int(x) for x in sys.argv[1:]]
+print(sum(v) // len(v))' ${rates})"
+echo "    under load for 20 s: lag ${lag_first} .. ${lag_last} bytes (max ${lag_max}), bounded: ${bounded}; apply rate ${apply_rate} bytes/s"
+subscription="$("${pgcourier}" status --dir "${tmp}/work" --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["databases"][0].get("subscription_options") or "")')"
+echo "    subscription: ${subscription}"
 tps="$(grep -o '[0-9.]* tps' "${tmp}/pgbench.log" | tail -n 1 | cut -d ' ' -f 1 || true)"
 xacts_before="$(psql -At -d "${src}/bench" -c "SELECT count(*) FROM pgbench_history")"
 echo "==> pgcourier cutover --stop-source-writes (pgbench still running)"
@@ -134,14 +167,17 @@ cutover_s="$(since "${started}")"
 kill "${pgbench_pid}" 2>/dev/null || true
 wait "${pgbench_pid}" 2>/dev/null || true
 pgbench_pid=""
-read -r stopped verified < <(python3 -c '
+read -r stopped verified verification_s phases < <(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["databases"][0]
-stopped = d["writes_stopped_seconds"]
-print(f"{stopped:.2f}", "yes" if d["status"] == "done" else "no")' "${tmp}/cutover.json")
+after = {p["phase"]: p["seconds"] for p in d.get("after_switch", [])}
+phases = ",".join("%s=%.2f" % (p["phase"].replace(" ", "_"), p["seconds"]) for p in d.get("window", []))
+print("%.2f" % d["writes_stopped_seconds"], "yes" if d["status"] == "done" else "no",
+      "%.2f" % after.get("verification", 0), phases or "-")' "${tmp}/cutover.json")
 rows_target="$(psql -At -d "${tgt}/bench" -c "SELECT count(*) FROM pgbench_history")"
 rows_source="$(psql -At -d "${src}/bench" -c "SELECT count(*) FROM pgbench_history")"
-echo "    cutover ${cutover_s} s, writes stopped ${stopped} s, verified ${verified}"
+echo "    cutover ${cutover_s} s, writes stopped ${stopped} s, verified ${verified} (verification after the window: ${verification_s} s)"
+echo "    window: ${phases//,/, }"
 echo "    pgbench_history: source ${rows_source} rows, target ${rows_target} rows (${xacts_before} before the cutover)"
 
 mkdir -p bench/results
@@ -152,6 +188,11 @@ import json, sys
 json.dump({
   "format": "pgcourier.bench.replication/1",
   "command": "bench/replication.sh --scale ${scale} --rate ${rate} --jobs ${jobs}",
+  "machine": "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)",
+  "subscription": "${subscription}",
+  "lag_bytes_under_load": {"first": ${lag_first}, "max": ${lag_max}, "last": ${lag_last},
+                           "bounded": "${bounded}" == "yes"},
+  "apply_bytes_per_second_under_load": ${apply_rate},
   "commit": "$(git rev-parse --short HEAD)",
   "pgbench_rate_limit_tps": ${rate},
   "pgbench_tps_last_report": "${tps}",
@@ -161,6 +202,8 @@ json.dump({
   "catch_up_bytes_per_second": round(${lag_at_start:-0} / max(${caught_up}, 0.5)),
   "cutover_seconds": ${cutover_s},
   "writes_stopped_seconds": ${stopped},
+  "window_phases": {k: float(v) for k, v in (p.split("=") for p in "${phases}".split(",") if "=" in p)},
+  "verification_after_window_seconds": ${verification_s},
   "verified": "${verified}" == "yes",
   "history_rows_source": ${rows_source},
   "history_rows_target": ${rows_target},

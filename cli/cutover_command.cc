@@ -80,8 +80,10 @@ void AddCutoverCommands(CLI::App& app, std::function<int()>& run) {
   CLI::App* cmd = app.add_subcommand(
       "cutover",
       "Finishes the databases that replicate: waits until the target has applied every change, "
-      "syncs sequences, copies what replication does not carry, verifies, and removes the "
-      "publication, slot and subscription.");
+      "syncs sequences, copies what replication does not carry and holds a snapshot of both "
+      "sides (the switch moment: writes may go to the target from then on), removes the "
+      "publication, slot and subscription, and verifies everything at the switch moment's "
+      "snapshots.");
   AddCommon(cmd, *cut);
   cmd->add_option("--timeout", cut->timeout, "Seconds to wait for the target to catch up")
       ->capture_default_str();

@@ -25,6 +25,7 @@ struct StatusArgs {
   bool json = false;
   std::optional<double> watch;  // seconds between frames
   bool tables = false;
+  double rate_sample = 1;  // seconds between the two readings of the apply rate
 };
 
 // 0 for a migration that is going or went well (or was never started), 1 for
@@ -49,7 +50,10 @@ int RunStatus(const StatusArgs& args) {
   int exit_status = kExitOk;
   for (bool first = true;; first = false) {
     Result<StatusView> view = ReadStatus(args.dir, args.tables);
-    if (view.ok()) ReadReplication(*view, std::chrono::seconds(10));
+    if (view.ok()) {
+      ReadReplication(*view, std::chrono::seconds(10),
+                      std::chrono::milliseconds(static_cast<int64_t>(args.rate_sample * 1000)));
+    }
     if (!view.ok()) {
       Status error = view.status();
       // No work directory or no catalog in it: the user named the wrong one.
@@ -95,6 +99,12 @@ void AddStatusCommand(CLI::App& app, std::function<int()>& run) {
       ->expected(0, 1)
       ->default_str("2")
       ->check(CLI::Range(0.1, 86400.0))
+      ->type_name("SECONDS");
+  cmd->add_option("--rate-sample", args->rate_sample,
+                  "Seconds between the two readings of a replicating database's apply rate (0: "
+                  "not measured)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 60.0))
       ->type_name("SECONDS");
   cmd->add_flag("--tables", args->tables,
                 "Every step too: table copies (and their slices), index builds, phases");

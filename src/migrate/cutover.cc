@@ -18,6 +18,7 @@
 #include "pg/quote.h"
 #include "preflight/checker.h"
 #include "replication/replication.h"
+#include "verify/verifier.h"
 
 namespace pgcourier {
 namespace {
@@ -37,6 +38,7 @@ class DatabaseCutover {
         names_(std::move(names)) {}
 
   Status Run(CutoverDatabase& out);
+  void RecordPhases(const CutoverDatabase& out);
 
  private:
   void Progress(const std::string& message) const {
@@ -46,8 +48,10 @@ class DatabaseCutover {
   Status StopSourceWrites(CutoverDatabase& out);
   Status CatchUp();
   Status TakeSnapshot();
+  Status CopySequences(CutoverDatabase& out);
   Status CopyUnreplicated(CutoverDatabase& out);
   Status CopyExtensionRows();
+  Status Switch();
   Status Verify(CutoverDatabase& out);
   Status RemoveReplication(CutoverDatabase& out);
 
@@ -59,7 +63,9 @@ class DatabaseCutover {
   const ReplicationNames names_;
   std::unique_ptr<Connection> source_;
   std::unique_ptr<Connection> target_;
-  std::unique_ptr<ExportedSnapshot> snapshot_;
+  std::unique_ptr<ExportedSnapshot> snapshot_;         // the source's, from TakeSnapshot on
+  std::unique_ptr<ExportedSnapshot> target_snapshot_;  // the target's at the switch moment
+  std::optional<VerifyOptions> verify_;
   CopyCatalog catalog_;
 };
 
@@ -135,12 +141,16 @@ Status DatabaseCutover::TakeSnapshot() {
   return Status::Ok();
 }
 
-// Sequences, the tables the publication left out, large objects and
-// materialized views.
-Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
+Status DatabaseCutover::CopySequences(CutoverDatabase& out) {
   Result<int64_t> sequences = SetSequences(snapshot_->conn(), *target_, catalog_.sequences);
   if (!sequences.ok()) return sequences.status();
   out.sequences = *sequences;
+  return Status::Ok();
+}
+
+// The tables the publication left out, large objects, the extensions'
+// configuration rows and materialized views.
+Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
   Result<QueryResult> published = snapshot_->conn().ExecParams(
       "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1",
       {names_.publication});
@@ -208,20 +218,74 @@ Status DatabaseCutover::CopyExtensionRows() {
   return Status::Ok();
 }
 
-// The whole database compared (the source is quiet: sequences too), then
-// made durable.
+// The switch moment, last step of the write-stop window: the sequences
+// compared (their values are not transactional: no snapshot could read them
+// as they were later), the progress marks dropped in a transaction committed
+// with synchronous_commit on (its WAL flush covers every earlier
+// asynchronous commit, so what the target has is durable), and the target's
+// snapshot exported and held. The source's is the one TakeSnapshot holds:
+// the source took no write since (read-only, or stopped by the user).
+Status DatabaseCutover::Switch() {
+  Result<std::vector<SequenceVerification>> sequences =
+      CompareSequences(sessions_.source().WithDatabase(stored_.name),
+                       sessions_.target().WithDatabase(stored_.target_name), *verify_);
+  if (!sequences.ok()) return sequences.status().WithContext("comparing the sequences");
+  verify_->compared_sequences = std::move(*sequences);
+  PGC_RETURN_IF_ERROR(target_->Run("SET synchronous_commit = on"));
+  PGC_RETURN_IF_ERROR(DropProgressMarks(*target_));
+  Result<std::unique_ptr<Connection>> holder = sessions_.Target(stored_.target_name);
+  if (!holder.ok()) return holder.status();
+  Result<std::unique_ptr<ExportedSnapshot>> exported =
+      ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+  if (!exported.ok()) return exported.status().WithContext("holding the target's snapshot");
+  target_snapshot_ = std::move(*exported);
+  return Status::Ok();
+}
+
+// A few of the differences, named: the cutover's error says what differs.
+std::string DifferencesSummary(const DatabaseVerification& v) {
+  std::vector<std::string> named;
+  for (const auto& t : v.tables) {
+    if (t.match()) continue;
+    named.push_back(
+        QualifiedName(t.schema, t.name) +
+        (t.error.empty()
+             ? fmt::format(" ({} rows on the source, {} on the target{})", t.source_rows,
+                           t.target_rows, t.source_rows == t.target_rows ? ", contents differ" : "")
+             : " (" + t.error + ")"));
+  }
+  for (const auto& q : v.sequences) {
+    if (!q.match()) named.push_back("sequence " + QualifiedName(q.schema, q.name));
+  }
+  for (const auto& k : v.schema) {
+    if (!k.match()) named.push_back("schema: " + k.kind + "s");
+  }
+  for (const auto& p : v.properties) {
+    if (!p.match()) named.push_back(p.property);
+  }
+  std::string out;
+  for (size_t i = 0; i < named.size() && i < 5; ++i) out += (i == 0 ? "" : "; ") + named[i];
+  if (named.size() > 5) out += fmt::format("; and {} more", named.size() - 5);
+  return out;
+}
+
+// The whole database compared at the switch moment's two snapshots, while
+// the target may already take writes (they are not in its snapshot).
 Status DatabaseCutover::Verify(CutoverDatabase& out) {
-  MigrateOptions options = migration_.options;
-  options.check.jobs = options_.jobs;
+  verify_->source_snapshot = snapshot_->id();
+  verify_->target_snapshot = target_snapshot_->id();
   Result<DatabaseVerification> verified =
-      VerifyMovedDatabase(options, sessions_, stored_.name, stored_.target_name, snapshot_->id(),
-                          {}, true, stored_.consistent);
+      VerifyDatabase(sessions_.source().WithDatabase(stored_.name),
+                     sessions_.target().WithDatabase(stored_.target_name), *verify_);
   if (!verified.ok()) return verified.status();
   out.verification = std::move(*verified);
-  // Committed with synchronous_commit on: its WAL flush covers every earlier
-  // asynchronous commit, so "done" is durable.
-  PGC_RETURN_IF_ERROR(target_->Run("SET synchronous_commit = on"));
-  return DropProgressMarks(*target_);
+  Status differs = DifferencesStatus(*out.verification, stored_.consistent);
+  if (differs.ok()) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("verified at the switch moment, the target differs from the source "
+                            "in {} place(s): {}",
+                            out.verification->Mismatches(), DifferencesSummary(*out.verification)),
+                differs.hint());
 }
 
 // The replication objects, and what replication needed (an extension
@@ -243,6 +307,23 @@ Status DatabaseCutover::RemoveReplication(CutoverDatabase& out) {
   return Status::Ok();
 }
 
+// Each phase as a step of the database (kind phase, "cutover: <name>"), so
+// that status shows the last cutover's breakdown.
+void DatabaseCutover::RecordPhases(const CutoverDatabase& out) {
+  for (const auto* list : {&out.window, &out.after}) {
+    for (const CutoverPhase& phase : *list) {
+      StoredStep step;
+      step.database = stored_.name;
+      step.kind = StepKind::kPhase;
+      step.object = std::string(kCutoverPhasePrefix) + phase.name;
+      step.part = list == &out.window ? kCutoverWindowPart : kCutoverAfterPart;
+      step.state = StepState::kDone;
+      step.seconds = phase.seconds;
+      record_.Step(std::move(step));
+    }
+  }
+}
+
 Status DatabaseCutover::Run(CutoverDatabase& out) {
   Result<std::unique_ptr<Connection>> source = sessions_.Source(stored_.name);
   if (!source.ok()) return source.status();
@@ -251,15 +332,61 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
   if (!target.ok()) return target.status();
   target_ = std::move(*target);
   PGC_RETURN_IF_ERROR(ExpectReplication());
+  // Prepared before the window: it reads the target's settings.
+  MigrateOptions options = migration_.options;
+  options.check.jobs = options_.jobs;
+  Result<VerifyOptions> verify =
+      MovedDatabaseVerifyOptions(options, sessions_, stored_.target_name);
+  if (!verify.ok()) return verify.status();
+  verify_ = std::move(*verify);
+
   const auto stopped = Clock::now();
-  if (options_.stop_source_writes) PGC_RETURN_IF_ERROR(StopSourceWrites(out));
+  auto since = stopped;
+  auto timed = [&since](std::vector<CutoverPhase>& phases, const char* name) {
+    const auto now = Clock::now();
+    phases.push_back({name, std::chrono::duration<double>(now - since).count()});
+    since = now;
+  };
+  if (options_.stop_source_writes) {
+    PGC_RETURN_IF_ERROR(StopSourceWrites(out));
+    timed(out.window, "stopping writes");
+  }
   PGC_RETURN_IF_ERROR(CatchUp());
+  timed(out.window, "catching up");
   PGC_RETURN_IF_ERROR(TakeSnapshot());
+  timed(out.window, "snapshot");
+  PGC_RETURN_IF_ERROR(CopySequences(out));
+  timed(out.window, "sequences");
   PGC_RETURN_IF_ERROR(CopyUnreplicated(out));
-  PGC_RETURN_IF_ERROR(Verify(out));
-  PGC_RETURN_IF_ERROR(RemoveReplication(out));
-  out.writes_stopped_seconds = std::chrono::duration<double>(Clock::now() - stopped).count();
-  return Status::Ok();
+  timed(out.window, "unreplicated copy");
+  PGC_RETURN_IF_ERROR(Switch());
+  timed(out.window, "switch");
+  // The switch moment: the target is the primary from here on, and never
+  // cut over again (that would empty tables the applications write to).
+  out.switched = true;
+  out.writes_stopped_seconds = std::chrono::duration<double>(since - stopped).count();
+  // Until the verification ends, the record says so: a cutover killed
+  // from here on leaves this error.
+  record_.Update([](StoredDatabase& d) {
+    d.state = DatabaseState::kDone;
+    d.error =
+        "NOT VERIFIED: switched to the target, but the verification at the switch moment "
+        "did not finish";
+    d.hint =
+        "the target is the primary: do not cut over again; pgcourier cleanup removes what "
+        "is left of the replication, pgcourier verify compares the two as they are now";
+  });
+  Progress(fmt::format(
+      "switch moment: writes were stopped for {:.1f} s; the target is the primary and may take "
+      "writes; verifying at the switch moment's snapshots",
+      out.writes_stopped_seconds));
+  if (options_.on_switched) options_.on_switched(stored_.name);
+  Status removed = RemoveReplication(out);
+  timed(out.after, "removing replication");
+  PGC_RETURN_IF_ERROR(removed);
+  Status verified = Verify(out);
+  timed(out.after, "verification");
+  return verified;
 }
 
 // Runs the cutover of the i-th recorded database into `out`, and records
@@ -280,8 +407,27 @@ void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const C
     out.error = status.ToString();
     out.hint = status.hint();
   }
+  if (out.switched && !status.ok()) {
+    // Past the switch moment there is no going back: say so, and what to do.
+    const bool differs = out.verification && !out.verification->ok();
+    out.error =
+        (differs ? "NOT VERIFIED: " : "NOT VERIFIED (the cutover did not finish): ") + out.error;
+    out.hint = fmt::format(
+        "the target is already the primary and may have taken writes: do not run cutover "
+        "again. {}The old source is untouched{}: {}",
+        differs ? "The differences above are as of the switch moment. " : "",
+        out.undo.empty() ? "" : " and stays read-only",
+        differs ? "read the differing rows there and repair them on the target (pgcourier "
+                  "verify compares the two as they are now, so the target's new writes show "
+                  "as differences too)"
+                : "pgcourier cleanup removes what is left of the replication; pgcourier verify "
+                  "compares the two as they are now (the target's new writes show as "
+                  "differences)");
+  }
+  cutover.RecordPhases(out);
   record.Update([&](StoredDatabase& d) {
-    d.state = out.state == CutoverState::kDone ? DatabaseState::kDone : DatabaseState::kSyncing;
+    const bool done = out.state == CutoverState::kDone || out.switched;
+    d.state = done ? DatabaseState::kDone : DatabaseState::kSyncing;
     d.error = out.error;
     d.hint = out.hint;
   });

@@ -1,9 +1,13 @@
 // `pgcourier cutover`: finishes the databases that replicate (state
-// "syncing") of the run in a work directory: optionally stops the source's
-// writes, waits until the target applied every change, copies what logical
-// replication does not carry (sequences, tables without replica identity,
-// large objects, materialized views), verifies, and removes the replication
-// objects and what was changed for them.
+// "syncing") of the run in a work directory. Inside the write-stop window:
+// optionally stops the source's writes, waits until the target applied every
+// change, copies what logical replication does not carry (sequences, tables
+// without replica identity, large objects, materialized views), compares the
+// sequences, and holds a snapshot of each side: the switch moment, where the
+// window ends and the target is the primary. After it: removes the
+// replication objects and what was changed for them, and verifies everything
+// else at the two switch-moment snapshots, while the target already takes
+// writes.
 #pragma once
 
 #include <chrono>
@@ -31,10 +35,32 @@ struct CutoverOptions {
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
   std::function<void(const ProgressEvent&)> on_progress;
+  // Called right after the switch moment, before the verification (tests
+  // write to the target there).
+  std::function<void(const std::string& database)> on_switched;
+};
+
+// One timed phase of a cutover. Inside the write-stop window: "stopping
+// writes" (with --stop-source-writes), "catching up", "snapshot",
+// "sequences", "unreplicated copy" (tables not replicated, large objects,
+// extensions' configuration rows, materialized views), "switch" (the
+// sequences compared, the progress marks dropped durably, the target's
+// snapshot held). After it: "removing replication", "verification".
+// The phases are recorded as steps of kind phase named kCutoverPhasePrefix +
+// name, their part saying on which side of the switch moment.
+inline constexpr const char* kCutoverPhasePrefix = "cutover: ";
+inline constexpr const char* kCutoverWindowPart = "writes stopped";
+inline constexpr const char* kCutoverAfterPart = "after the switch";
+
+struct CutoverPhase {
+  std::string name;
+  double seconds = 0;
 };
 
 // How the cutover of one database ended: kSkipped when it was not
 // replicating. Name() gives "done", "failed", "cancelled", "skipped".
+// A database that switched and whose verification then failed (or could
+// not be finished) is kFailed with `switched` set.
 enum class CutoverState { kDone, kFailed, kCancelled, kSkipped };
 const char* Name(CutoverState state);
 
@@ -44,13 +70,21 @@ struct CutoverDatabase {
   CutoverState state = CutoverState::kSkipped;
   std::string error;
   std::string hint;
-  // From the moment writes were stopped (or the cutover began, when the
-  // user stopped them) to the end.
+  // The write-stop window: from the moment writes were stopped (or the
+  // cutover began, when the user stopped them) to the switch moment.
   double writes_stopped_seconds = 0;
+  std::vector<CutoverPhase> window;  // the phases inside it, in order
+  std::vector<CutoverPhase> after;   // the phases after it, in order
+  // The target is the primary: the switch moment was reached. Whatever
+  // happens after it, the database is never cut over again (that would
+  // empty tables the applications now write to).
+  bool switched = false;
   std::string undo;             // how to make the source writable again, when stopped
   int64_t tables_recopied = 0;  // left out of replication, copied again
   int64_t sequences = 0;
   std::vector<std::string> removed;  // replication objects dropped
+  // Verified at the switch moment: both sides read at the snapshots held
+  // then (sequences read inside the window).
   std::optional<DatabaseVerification> verification;
 };
 

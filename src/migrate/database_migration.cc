@@ -514,22 +514,16 @@ Status DatabaseMigration::ApplyProperties() {
   return ApplyDatabaseProperties(snapshot_->conn(), **target, spec, note);
 }
 
-Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
+Result<VerifyOptions> MovedDatabaseVerifyOptions(const MigrateOptions& options,
                                                  const SessionFactory& sessions,
-                                                 const std::string& source_database,
-                                                 const std::string& target_database,
-                                                 const std::string& snapshot,
-                                                 std::vector<TableVerification> compared,
-                                                 bool sequences, bool consistent) {
+                                                 const std::string& target_database) {
   VerifyOptions verify;
   verify.jobs = options.check.jobs;
-  verify.source_snapshot = snapshot;
   verify.filter = options.filter;
   // pgcourier's own schema on the target, dropped once the run is verified.
   verify.filter.exclude_schemas.emplace_back(kProgressSchema);
   verify.connect_timeout = sessions.connect_timeout();
   verify.cancel = sessions.cancel();
-  verify.compared_tables = std::move(compared);
   {
     Result<std::unique_ptr<Connection>> target =
         sessions.Target(target_database, SessionFactory::TargetUse::kAdmin);
@@ -538,15 +532,14 @@ Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
     if (!cron.ok()) return cron.status();
     verify.left_out_extensions = LeftOutExtensions(target_database, *cron);
   }
-  verify.sequences = sequences;
   verify.owners = options.policy.preserve_owners;
   verify.grants = options.policy.preserve_acl;
-  Result<DatabaseVerification> verified =
-      VerifyDatabase(sessions.source().WithDatabase(source_database),
-                     sessions.target().WithDatabase(target_database), verify);
-  if (!verified.ok()) return verified.status();
-  const int mismatches = verified->Mismatches();
-  if (mismatches == 0) return verified;
+  return verify;
+}
+
+Status DifferencesStatus(const DatabaseVerification& verified, bool consistent) {
+  const int mismatches = verified.Mismatches();
+  if (mismatches == 0) return Status::Ok();
   std::string hint = "see the verification report; the target database is incomplete";
   if (!consistent) {
     hint =
@@ -556,6 +549,26 @@ Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
   }
   return Status(StatusCode::kFailedPrecondition,
                 fmt::format("the target differs from the source in {} place(s)", mismatches), hint);
+}
+
+Result<DatabaseVerification> VerifyMovedDatabase(const MigrateOptions& options,
+                                                 const SessionFactory& sessions,
+                                                 const std::string& source_database,
+                                                 const std::string& target_database,
+                                                 const std::string& snapshot,
+                                                 std::vector<TableVerification> compared,
+                                                 bool sequences, bool consistent) {
+  Result<VerifyOptions> verify = MovedDatabaseVerifyOptions(options, sessions, target_database);
+  if (!verify.ok()) return verify.status();
+  verify->source_snapshot = snapshot;
+  verify->compared_tables = std::move(compared);
+  verify->sequences = sequences;
+  Result<DatabaseVerification> verified =
+      VerifyDatabase(sessions.source().WithDatabase(source_database),
+                     sessions.target().WithDatabase(target_database), *verify);
+  if (!verified.ok()) return verified.status();
+  PGC_RETURN_IF_ERROR(DifferencesStatus(*verified, consistent));
+  return verified;
 }
 
 Result<bool> DatabaseMigration::TargetRestarted(Connection& target) {
@@ -619,11 +632,23 @@ Status DatabaseMigration::FinishDurably() {
 Status DatabaseMigration::Subscribe() {
   Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
   if (!target.ok()) return target.status();
-  PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(),
-                                         sessions_.source().WithDatabase(outcome_.name), names_,
-                                         record_.ChangeRecorder(Side::kTarget)));
-  Progress("syncing", "subscription " + names_.subscription +
-                          " streams the source's changes; finish with pgcourier cutover");
+  Result<SubscriptionOptions> chosen =
+      ChooseSubscriptionOptions(**target, snapshot_->conn(), names_);
+  if (!chosen.ok()) return chosen.status();
+  Result<SubscriptionOptions> used = CreateSubscription(
+      **target, snapshot_->conn(), sessions_.source().WithDatabase(outcome_.name), names_,
+      record_.ChangeRecorder(Side::kTarget), *chosen);
+  if (!used.ok()) return used.status();
+  // Recorded as a step, so that status shows what the subscription runs with.
+  StoredStep step;
+  step.database = outcome_.name;
+  step.kind = StepKind::kPhase;
+  step.object = kSubscriptionStep;
+  step.part = used->Text();
+  step.state = StepState::kDone;
+  record_.Step(std::move(step));
+  Progress("syncing", "subscription " + names_.subscription + " (" + used->Text() +
+                          ") streams the source's changes; finish with pgcourier cutover");
   return Status::Ok();
 }
 

@@ -23,6 +23,7 @@
 #include "migrate/work_pool.h"
 #include "replication/replication.h"
 #include "schema/schema_dump.h"
+#include "verify/verifier.h"
 
 namespace pgcourier {
 
@@ -106,6 +107,22 @@ class DatabaseMigration {
   std::vector<TableVerification> compared_;  // right after their copy
   std::string target_started_;               // pg_postmaster_start_time() when the data phase began
 };
+
+// The step (kind phase) whose part records the options the subscription was
+// made with (SubscriptionOptions::Text), for status.
+inline constexpr const char* kSubscriptionStep = "subscription";
+
+// The options of the verification of a moved database: the run's filter
+// with pgcourier's progress marks left out, the extensions the move leaves
+// out, owners and grants compared as the run preserves them; no snapshot.
+Result<VerifyOptions> MovedDatabaseVerifyOptions(const MigrateOptions& options,
+                                                 const SessionFactory& sessions,
+                                                 const std::string& target_database);
+
+// The error for a verification that found differences; Ok when there is
+// none. `consistent`: the data was copied at one snapshot (the hint says
+// why it may differ when not).
+Status DifferencesStatus(const DatabaseVerification& verified, bool consistent);
 
 // The verification of a moved database (everything but the tables in
 // `compared`, which were compared right after their copy), with

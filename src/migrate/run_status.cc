@@ -4,13 +4,49 @@
 
 #include <algorithm>
 #include <memory>
+#include <thread>
 #include <utility>
 
+#include "migrate/cutover.h"
+#include "migrate/database_migration.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "util/size.h"
 
 namespace pgcourier {
+
+namespace {
+
+// The subscription's options and the last cutover's phases, from the steps
+// of one database.
+void ReadReplicationSteps(const std::string& database, const std::vector<StoredStep>& steps,
+                          StatusView& view) {
+  for (const auto& step : steps) {
+    if (step.kind != StepKind::kPhase) continue;
+    if (step.object == kSubscriptionStep) view.subscription_options[database] = step.part;
+    if (step.object.starts_with(kCutoverPhasePrefix)) {
+      view.cutover_phases[database].push_back(step);
+    }
+  }
+}
+
+// Bytes per second the slot's confirmed position moved from `confirmed`
+// over `interval`; -1 when it cannot be read.
+double ApplyRate(Connection& source, const std::string& confirmed, const std::string& slot,
+                 std::chrono::milliseconds interval) {
+  const auto started = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(interval);
+  Result<QueryResult> moved = source.ExecParams(
+      "SELECT pg_catalog.pg_wal_lsn_diff(confirmed_flush_lsn, $1::pg_catalog.pg_lsn)::bigint "
+      "FROM pg_catalog.pg_replication_slots WHERE slot_name = $2",
+      {confirmed, slot});
+  if (!moved.ok() || moved->rows() == 0 || moved->IsNull(0, 0)) return -1;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return static_cast<double>(moved->GetInt(0, 0)) / seconds;
+}
+
+}  // namespace
 
 Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
   StatusView view;
@@ -25,17 +61,17 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
   Result<std::vector<StoredDatabase>> databases = (*store)->Databases();
   if (!databases.ok()) return databases.status();
   view.databases = std::move(*databases);
-  if (with_steps) {
-    for (const auto& db : view.databases) {
-      Result<std::vector<StoredStep>> steps = (*store)->Steps(db.name);
-      if (!steps.ok()) return steps.status();
-      view.steps[db.name] = std::move(*steps);
-    }
+  for (const auto& db : view.databases) {
+    Result<std::vector<StoredStep>> steps = (*store)->Steps(db.name);
+    if (!steps.ok()) return steps.status();
+    ReadReplicationSteps(db.name, *steps, view);
+    if (with_steps) view.steps[db.name] = std::move(*steps);
   }
   return view;
 }
 
-void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout) {
+void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout,
+                     std::chrono::milliseconds rate_sample) {
   if (!view.run) return;
   Result<ConnInfo> source = ConnInfo::Parse(view.run->source);
   Result<ConnInfo> target = ConnInfo::Parse(view.run->target);
@@ -73,6 +109,10 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
           "the slot keeps {} of WAL on the source; finish with pgcourier cutover, or remove it "
           "with pgcourier cleanup before the source's disk fills",
           FormatBytes(lag->retained_bytes));
+    }
+    if (src.ok() && lag->slot_exists && rate_sample.count() > 0) {
+      out.apply_bytes_per_second = ApplyRate(
+          **src, lag->confirmed_lsn, NamesFor(view.run->id, static_cast<int>(i)).slot, rate_sample);
     }
     if (src.ok() && !lag->slot_exists) out.error = "the replication slot is missing on the source";
     if (dst.ok() && !lag->subscription_exists) {

@@ -25,6 +25,10 @@ struct ReplicationView {
   std::string error;     // a server could not be read
   std::string warning;   // WAL retained past the threshold
   bool in_sync = false;  // every table ready, lag under the threshold
+  // The apply rate: how fast the slot's confirmed_flush_lsn (what the
+  // target confirmed it applied) moved over the sampling interval, in bytes
+  // of the source's WAL per second; -1 when not sampled.
+  double apply_bytes_per_second = -1;
 };
 
 struct StatusView {
@@ -35,6 +39,12 @@ struct StatusView {
   std::map<std::string, std::vector<StoredStep>> steps;
   // Per replicating database (state syncing); filled by ReadReplication.
   std::map<std::string, ReplicationView> replication;
+  // Per source database name, read from its steps whatever `with_steps`
+  // says: the options its subscription was made with, and the phases of its
+  // last cutover (steps "cutover: <phase>", part "writes stopped" or "after
+  // the switch"), in order.
+  std::map<std::string, std::string> subscription_options;
+  std::map<std::string, std::vector<StoredStep>> cutover_phases;
 };
 
 // In sync: the target is at most this far behind the source.
@@ -51,7 +61,11 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
 // passwords from the environment or .pgpass) and reads, per replicating
 // database, the slot's lag and retained WAL and the subscription's tables.
 // A server that cannot be reached is an error in that database's view.
-void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout);
+// With a `rate_sample` interval, the slot's confirmed position is read again
+// that long after the first reading, for the apply rate (each replicating
+// database then takes that much longer to read).
+void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout,
+                     std::chrono::milliseconds rate_sample = std::chrono::milliseconds(0));
 
 // The state of the whole migration: "empty" (no run), "running",
 // "interrupted" (recorded as running, but no process holds the directory:

@@ -174,8 +174,67 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   return again->GetString(0, 0);
 }
 
-Status CreateSubscription(Connection& target, Connection& source, const ConnInfo& given,
-                          const ReplicationNames& names, const RecordChangeFn& record_change) {
+std::string SubscriptionOptions::Text() const {
+  return fmt::format("binary = {}{}, streaming = {}", binary ? "true" : "false",
+                     why.empty() ? "" : " (" + why + ")", streaming.empty() ? "off" : streaming);
+}
+
+Result<SubscriptionOptions> ChooseSubscriptionOptions(Connection& target, Connection& source,
+                                                      const ReplicationNames& names) {
+  SubscriptionOptions out;
+  const int lowest = std::min(source.server_version(), target.server_version());
+  if (lowest >= 140000) out.streaming = target.server_version() >= 160000 ? "parallel" : "on";
+  if (lowest < 140000) {
+    out.why = "a server older than 14";
+    return out;
+  }
+  // Per published column type: one without binary send/receive, or one of
+  // an extension (the type or an array's element), with the extension's
+  // name and version on the source.
+  Result<QueryResult> types = source.ExecParams(
+      "SELECT DISTINCT pg_catalog.format_type(t.oid, NULL), "
+      "(t.typsend = 0 OR t.typreceive = 0 OR e.typsend = 0 OR e.typreceive = 0), x.extname, "
+      "x.extversion "
+      "FROM pg_catalog.pg_publication_tables pt "
+      "JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname "
+      "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
+      "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+      "AND NOT a.attisdropped "
+      "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+      "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
+      "LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::regclass "
+      "AND d.objid = coalesce(e.oid, t.oid) AND d.deptype = 'e' "
+      "LEFT JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid "
+      "WHERE pt.pubname = $1 AND (t.typsend = 0 OR t.typreceive = 0 OR e.typsend = 0 "
+      "OR e.typreceive = 0 OR x.oid IS NOT NULL) ORDER BY 1",
+      {names.publication});
+  if (!types.ok()) return types.status().WithContext("reading the published column types");
+  for (int r = 0; r < types->rows(); ++r) {
+    if (types->GetBool(r, 1)) {
+      out.why = "type " + types->GetString(r, 0) + " has no binary send/receive";
+      return out;
+    }
+    Result<QueryResult> there =
+        target.ExecParams("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = $1",
+                          {types->GetString(r, 2)});
+    if (!there.ok()) return there.status().WithContext("reading the target's extensions");
+    const std::string version = there->rows() > 0 ? there->GetString(0, 0) : "";
+    if (version != types->GetString(r, 3)) {
+      out.why = fmt::format("type {} of extension {} {} on the source, {} on the target",
+                            types->GetString(r, 0), types->GetString(r, 2), types->GetString(r, 3),
+                            version.empty() ? "absent" : version);
+      return out;
+    }
+  }
+  out.binary = true;
+  return out;
+}
+
+Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& source,
+                                               const ConnInfo& given, const ReplicationNames& names,
+                                               const RecordChangeFn& record_change,
+                                               const SubscriptionOptions& with) {
+  SubscriptionOptions used = with;
   // The source as this process reached it, password included (from the
   // URI, PGPASSWORD or .pgpass): the target server connects with it.
   static const std::set<std::string> kKeep = {
@@ -215,9 +274,10 @@ Status CreateSubscription(Connection& target, Connection& source, const ConnInfo
     }
     created = target.Run(fmt::format(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
-        "slot_name = {}, copy_data = false, enabled = true)",
+        "slot_name = {}, copy_data = false, enabled = true{}{})",
         QuoteIdent(names.subscription), QuoteLiteral(conninfo), QuoteIdent(names.publication),
-        QuoteLiteral(names.slot)));
+        QuoteLiteral(names.slot), with.binary ? ", binary = true" : "",
+        with.streaming.empty() ? "" : ", streaming = " + with.streaming));
     if (superuser) (void)target.Run("RESET log_statement; RESET log_min_error_statement");
   }
   if (!created.ok() && created.sqlstate() == "42501") {
@@ -226,7 +286,10 @@ Status CreateSubscription(Connection& target, Connection& source, const ConnInfo
         "aiven_extras extension)";
     Status extras = UseAivenExtras(target, record_change, created, hint);
     if (!extras.ok()) return extras.WithHint(hint);
-    // The connection string travels as a parameter, never in the text.
+    // The connection string travels as a parameter, never in the text; the
+    // function takes no options.
+    used = SubscriptionOptions();
+    used.why = "made through aiven_extras, which takes no options";
     created = target
                   .ExecParams(
                       "SELECT aiven_extras.pg_create_subscription($1, $2, $3, $4, false, "
@@ -245,7 +308,7 @@ Status CreateSubscription(Connection& target, Connection& source, const ConnInfo
                       : "check that the target server can reach the source as pgcourier does",
                   created.sqlstate());
   }
-  return Status::Ok();
+  return used;
 }
 
 bool ReplicationLag::AllReady() const {

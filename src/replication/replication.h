@@ -68,6 +68,32 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
                                      const RecordChangeFn& record_change,
                                      bool via_partition_root = false);
 
+// The options of a subscription that help it keep up with a busy source, as
+// chosen for one database, and recorded in the run.
+//   - binary = true: values travel in their binary form (no text output and
+//     input on each side) when both servers are 14+ and every published
+//     column's type (and an array's element type) has binary send and
+//     receive functions (pg_type.typsend/typreceive), and no type of an
+//     extension whose version differs between the servers (its binary form
+//     could differ). Else off, with the reason in `why`.
+//   - streaming: "parallel" on a 16+ target (large transactions applied by
+//     parallel workers while they stream), "on" on 14 and 15 (streamed
+//     before they commit, applied at commit), "" (off) on a 13 side.
+//   - via aiven_extras, whose function takes no options: both off.
+struct SubscriptionOptions {
+  bool binary = false;
+  std::string streaming;
+  std::string why;  // why binary is off, when it is
+  // "binary = true, streaming = parallel"; "binary = false (why), ..."
+  std::string Text() const;
+};
+
+// Chooses the options for the subscription of `names.publication`; `source`
+// is a session in the source database at any point after the publication was
+// made.
+Result<SubscriptionOptions> ChooseSubscriptionOptions(Connection& target, Connection& source,
+                                                      const ReplicationNames& names);
+
 // The subscription on the target (its current database), using the existing
 // slot and copying nothing: changes after the snapshot stream in. `source`
 // is a live connection to the source database, whose effective parameters
@@ -77,9 +103,12 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
 //
 // A user who may not create subscriptions (SQLSTATE 42501: not a superuser,
 // and before 16 no pg_create_subscription) creates it through aiven_extras
-// when the server offers it, as StartReplication does.
-Status CreateSubscription(Connection& target, Connection& source, const ConnInfo& given,
-                          const ReplicationNames& names, const RecordChangeFn& record_change);
+// when the server offers it, as StartReplication does. Made `with` the
+// options (ChooseSubscriptionOptions); returns those it was made with.
+Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& source,
+                                               const ConnInfo& given, const ReplicationNames& names,
+                                               const RecordChangeFn& record_change,
+                                               const SubscriptionOptions& with);
 
 struct ReplicationLag {
   bool slot_exists = false;

@@ -11,6 +11,20 @@ nlohmann::json NullIfEmpty(const std::string& s) {
   return s.empty() ? nlohmann::json() : nlohmann::json(s);
 }
 
+std::string PhasesText(const std::vector<CutoverPhase>& phases) {
+  std::string out;
+  for (const auto& p : phases) {
+    out += fmt::format("{}{} {:.1f} s", out.empty() ? "" : ", ", p.name, p.seconds);
+  }
+  return out;
+}
+
+nlohmann::json PhasesJson(const std::vector<CutoverPhase>& phases) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : phases) out.push_back({{"phase", p.name}, {"seconds", p.seconds}});
+  return out;
+}
+
 }  // namespace
 
 std::string RenderCutoverText(const CutoverOutcome& outcome) {
@@ -19,18 +33,40 @@ std::string RenderCutoverText(const CutoverOutcome& outcome) {
     text += fmt::format("\n{}: {}\n", db.name, db.state);
     if (!db.error.empty()) text += "  error: " + db.error + "\n";
     if (!db.hint.empty()) text += "  -> " + db.hint + "\n";
-    if (db.state == CutoverState::kDone) {
+    if (db.switched) {
       text += fmt::format(
-          "  writes stopped for {:.1f} s; {} sequence(s) synced, {} table(s) not replicated "
-          "copied again\n",
-          db.writes_stopped_seconds, db.sequences, db.tables_recopied);
+          "  writes stopped for {:.1f} s ({}); {} sequence(s) synced, {} table(s) not "
+          "replicated copied again\n",
+          db.writes_stopped_seconds, PhasesText(db.window), db.sequences, db.tables_recopied);
+      text += "  after the switch moment: " + PhasesText(db.after) + "\n";
       for (const auto& r : db.removed) text += "  removed " + r + "\n";
-      if (db.verification) text += RenderVerifyDatabaseText(*db.verification);
+      if (db.verification) {
+        text += db.verification->ok() ? "  verified at the switch moment:\n"
+                                      : "  VERIFICATION AT THE SWITCH MOMENT FOUND DIFFERENCES:\n";
+        text += RenderVerifyDatabaseText(*db.verification);
+      }
+    } else if (!db.window.empty()) {
+      text += "  before it stopped: " + PhasesText(db.window) + "\n";
     }
     if (!db.undo.empty()) text += "  the source is read-only; to undo: " + db.undo + "\n";
   }
-  text += outcome.ok() ? "\nDONE: the target has everything; point the application at it.\n"
-                       : "\nINCOMPLETE: see above; replication of the others goes on.\n";
+  std::string unverified;
+  for (const auto& db : outcome.databases) {
+    if (db.switched && db.state != CutoverState::kDone) {
+      unverified += (unverified.empty() ? "" : ", ") + db.name;
+    }
+  }
+  if (outcome.ok()) {
+    text +=
+        "\nDONE: the target has everything, verified at the switch moment; point the "
+        "application at it.\n";
+  } else if (!unverified.empty()) {
+    text += "\nNOT VERIFIED: " + unverified +
+            " switched to the target, but its verification at the switch moment failed (see "
+            "above); databases that did not switch keep replicating.\n";
+  } else {
+    text += "\nINCOMPLETE: see above; replication of the others goes on.\n";
+  }
   return text;
 }
 
@@ -44,7 +80,10 @@ nlohmann::json CutoverToJson(const CutoverOutcome& outcome) {
                    {"status", db.state},
                    {"error", NullIfEmpty(db.error)},
                    {"hint", NullIfEmpty(db.hint)},
+                   {"switched", db.switched},
                    {"writes_stopped_seconds", db.writes_stopped_seconds},
+                   {"window", PhasesJson(db.window)},
+                   {"after_switch", PhasesJson(db.after)},
                    {"undo", NullIfEmpty(db.undo)},
                    {"tables_recopied", db.tables_recopied},
                    {"sequences", db.sequences},

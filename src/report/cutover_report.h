@@ -13,10 +13,14 @@
 namespace pgcourier {
 
 // Per database: a blank line and "<name>: <state>", then "  error: ..." and
-// "  -> <hint>" when set; for a database that is done, how long writes were
-// stopped, the sequences synced and the tables copied again, one
-// "  removed <object>" line per replication object dropped, and its
-// verification (RenderVerifyDatabaseText); "  the source is read-only; to
+// "  -> <hint>" when set; for a database that reached the switch moment, how
+// long writes were stopped with the phases of the window ("stopping writes
+// 0.1 s, catching up 0.4 s, ..."), the sequences synced and the tables copied
+// again, the phases after the switch, one "  removed <object>" line per
+// replication object dropped, and its verification at the switch moment
+// (RenderVerifyDatabaseText; headed in capitals when it found differences);
+// for one that stopped before, the phases it went through;
+// "  the source is read-only; to
 // undo: <sql>" when the source was made read-only. Last, after a blank line,
 // "DONE: ..." when outcome.ok() (every database done or skipped, and at least
 // one), else "INCOMPLETE: ...".
@@ -24,7 +28,8 @@ std::string RenderCutoverText(const CutoverOutcome& outcome);
 
 // {format: "pgcourier.cutover/1", ok,
 //  databases: [{dbname, target_dbname, status, error, hint,
-//    writes_stopped_seconds, undo, tables_recopied, sequences, removed,
+//    switched, writes_stopped_seconds, window: [{phase, seconds}],
+//    after_switch: [{phase, seconds}], undo, tables_recopied, sequences, removed,
 //    verification: <one database of pgcourier.verify/1>}]}
 // Empty error, hint and undo are null, and so is a verification not made.
 nlohmann::json CutoverToJson(const CutoverOutcome& outcome);

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "migrate/cutover.h"
 #include "util/size.h"
 
 namespace pgcourier {
@@ -92,6 +93,33 @@ void RenderSteps(const std::string& database, const std::vector<StoredStep>& ste
   out += Table(rows, "  ", {false, false, false, false, true, true, true, true, false});
 }
 
+// "writes stopped 1.9 s (stopping writes 0.1 s, ...); after the switch:
+// removing replication 0.2 s, verification 9.1 s"
+std::string CutoverPhasesText(const std::vector<StoredStep>& phases) {
+  double window = 0;
+  std::string in;
+  std::string after;
+  for (const auto& p : phases) {
+    const std::string name = p.object.substr(std::string(kCutoverPhasePrefix).size());
+    std::string& list = p.part == kCutoverWindowPart ? in : after;
+    list += fmt::format("{}{} {:.1f} s", list.empty() ? "" : ", ", name, p.seconds);
+    if (p.part == kCutoverWindowPart) window += p.seconds;
+  }
+  return fmt::format("writes stopped {:.1f} s ({}); after the switch: {}", window, in,
+                     after.empty() ? "-" : after);
+}
+
+nlohmann::json CutoverPhasesJson(const std::vector<StoredStep>& phases) {
+  nlohmann::json window = nlohmann::json::array();
+  nlohmann::json after = nlohmann::json::array();
+  for (const auto& p : phases) {
+    nlohmann::json one = {{"phase", p.object.substr(std::string(kCutoverPhasePrefix).size())},
+                          {"seconds", p.seconds}};
+    (p.part == kCutoverWindowPart ? window : after).push_back(std::move(one));
+  }
+  return {{"window", window}, {"after_switch", after}};
+}
+
 }  // namespace
 
 std::string RenderStatusText(const StatusView& view, bool tables) {
@@ -143,6 +171,12 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
     line_start = line_end;
     if (!db.hint.empty()) out += "    hint: " + OneLine(db.hint) + "\n";
     if (!db.consistent) out += fmt::format("    note: {}\n", kInconsistentNote);
+    if (auto o = view.subscription_options.find(db.name); o != view.subscription_options.end()) {
+      out += "    subscription: " + o->second + "\n";
+    }
+    if (auto c = view.cutover_phases.find(db.name); c != view.cutover_phases.end()) {
+      out += "    last cutover: " + CutoverPhasesText(c->second) + "\n";
+    }
     auto rep = view.replication.find(db.name);
     if (rep != view.replication.end()) {
       const ReplicationView& r = rep->second;
@@ -158,6 +192,10 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
             r.lag.lag_seconds >= 0 ? fmt::format(" (last message {:.0f} s ago)", r.lag.lag_seconds)
                                    : "",
             ready, r.lag.tables.size(), FormatBytes(std::max<int64_t>(r.lag.retained_bytes, 0)));
+      }
+      if (r.apply_bytes_per_second >= 0) {
+        out += fmt::format("    apply rate: {}/s (the slot's confirmed position)\n",
+                           FormatBytes(static_cast<int64_t>(r.apply_bytes_per_second)));
       }
       if (!r.warning.empty()) out += "    WARNING: " + r.warning + "\n";
     }
@@ -206,24 +244,36 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
                               {"rows_done", db.rows_done}}},
                             {"started_at", NullIfEmpty(db.started_at)},
                             {"finished_at", NullIfEmpty(db.finished_at)},
-                            {"replication", nullptr}};
+                            {"replication", nullptr},
+                            {"subscription_options", nullptr},
+                            {"cutover", nullptr}};
+    if (auto o = view.subscription_options.find(db.name); o != view.subscription_options.end()) {
+      entry["subscription_options"] = o->second;
+    }
+    if (auto c = view.cutover_phases.find(db.name); c != view.cutover_phases.end()) {
+      entry["cutover"] = CutoverPhasesJson(c->second);
+    }
     auto rep = view.replication.find(db.name);
     if (rep != view.replication.end()) {
       const ReplicationView& r = rep->second;
       nlohmann::json rel = nlohmann::json::array();
       for (const auto& t : r.lag.tables) rel.push_back({{"table", t.first}, {"state", t.second}});
-      entry["replication"] = {{"in_sync", r.in_sync},
-                              {"slot_exists", r.lag.slot_exists},
-                              {"slot_active", r.lag.slot_active},
-                              {"subscription_exists", r.lag.subscription_exists},
-                              {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
-                              {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
-                              {"lag_bytes", r.lag.lag_bytes},
-                              {"lag_seconds", r.lag.lag_seconds},
-                              {"retained_wal_bytes", r.lag.retained_bytes},
-                              {"tables", rel},
-                              {"warning", NullIfEmpty(r.warning)},
-                              {"error", NullIfEmpty(r.error)}};
+      entry["replication"] = {
+          {"in_sync", r.in_sync},
+          {"slot_exists", r.lag.slot_exists},
+          {"slot_active", r.lag.slot_active},
+          {"subscription_exists", r.lag.subscription_exists},
+          {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
+          {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
+          {"lag_bytes", r.lag.lag_bytes},
+          {"lag_seconds", r.lag.lag_seconds},
+          {"retained_wal_bytes", r.lag.retained_bytes},
+          {"apply_bytes_per_second", r.apply_bytes_per_second < 0
+                                         ? nlohmann::json()
+                                         : nlohmann::json(r.apply_bytes_per_second)},
+          {"tables", rel},
+          {"warning", NullIfEmpty(r.warning)},
+          {"error", NullIfEmpty(r.error)}};
     }
     if (tables) {
       nlohmann::json steps = nlohmann::json::array();

@@ -566,8 +566,10 @@ void CollectChecksums(const TableList& tables, const SideWork& source_work,
 
 // The extensions' configuration tables (their selected rows) and
 // sequences, read on each side's main session.
+// `sequences` and `tables` say which of them.
 Status VerifyExtensionConfig(Connection& src_conn, Connection& dst_conn,
-                             const VerifyOptions& options, DatabaseVerification* result) {
+                             const VerifyOptions& options, bool tables, bool sequences,
+                             DatabaseVerification* result) {
   Result<std::vector<ExtensionConfigTable>> source =
       ReadExtensionConfig(src_conn, options.filter, options.left_out_extensions);
   if (!source.ok()) return SourceCatalogContext(source.status());
@@ -580,7 +582,7 @@ Status VerifyExtensionConfig(Connection& src_conn, Connection& dst_conn,
     const RelationKey key{t.schema, t.name};
     const bool present = on_target.count(key) != 0;
     if (t.sequence) {
-      if (!options.sequences) continue;
+      if (!sequences) continue;
       SequenceVerification v;
       v.schema = t.schema;
       v.name = t.name;
@@ -601,6 +603,7 @@ Status VerifyExtensionConfig(Connection& src_conn, Connection& dst_conn,
       result->sequences.push_back(std::move(v));
       continue;
     }
+    if (!tables) continue;
     TableVerification v;
     v.schema = t.schema;
     v.name = t.name;
@@ -697,7 +700,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   SessionSpec target_spec{&target, "target", options.connect_timeout, run.token()};
   Result<Session> src = OpenSession(source_spec, options.source_snapshot);
   if (!src.ok()) return run.Explain(src.status());
-  Result<Session> dst = OpenSession(target_spec, std::nullopt);
+  Result<Session> dst = OpenSession(target_spec, options.target_snapshot);
   if (!dst.ok()) return run.Explain(dst.status());
   Connection& src_conn = *src->conn;
   Connection& dst_conn = *dst->conn;
@@ -709,7 +712,8 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
     if (!shared.ok()) return run.Explain(shared.status().WithContext("exporting a snapshot"));
     source_snapshot = *shared;
   }
-  Result<std::optional<std::string>> target_snapshot = ShareSnapshot(*dst);
+  Result<std::optional<std::string>> target_snapshot = options.target_snapshot;
+  if (!options.target_snapshot) target_snapshot = ShareSnapshot(*dst);
   if (!target_snapshot.ok()) {
     return run.Explain(target_snapshot.status().WithContext("exporting a snapshot"));
   }
@@ -733,7 +737,9 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
     if (!properties.ok()) return run.Explain(properties.status());
     result.properties.insert(result.properties.end(), properties->begin(), properties->end());
   }
-  if (options.sequences) {
+  const bool read_sequences = options.sequences && !options.compared_sequences;
+  if (options.compared_sequences) result.sequences = *options.compared_sequences;
+  if (read_sequences) {
     Result<std::vector<SequenceVerification>> sequences =
         VerifySequences(src_conn, dst_conn, *catalogs);
     if (!sequences.ok()) return run.Explain(sequences.status());
@@ -757,7 +763,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
     return *failure;
   }
   CollectChecksums(tables, source_work, target_work, target_errors, &result.tables);
-  Status config = VerifyExtensionConfig(src_conn, dst_conn, options, &result);
+  Status config = VerifyExtensionConfig(src_conn, dst_conn, options, true, read_sequences, &result);
   if (!config.ok()) return run.Explain(config);
 
   std::sort(result.tables.begin(), result.tables.end(), [](const auto& a, const auto& b) {
@@ -767,6 +773,28 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
                 result.target_database, result.tables.size(), result.sequences.size(),
                 result.Mismatches());
   return result;
+}
+
+Result<std::vector<SequenceVerification>> CompareSequences(const ConnInfo& source,
+                                                           const ConnInfo& target,
+                                                           const VerifyOptions& options) {
+  VerifyRun run(options.cancel);
+  Result<Session> src =
+      OpenSession({&source, "source", options.connect_timeout, run.token()}, std::nullopt);
+  if (!src.ok()) return run.Explain(src.status());
+  Result<Session> dst =
+      OpenSession({&target, "target", options.connect_timeout, run.token()}, std::nullopt);
+  if (!dst.ok()) return run.Explain(dst.status());
+  Result<Catalogs> catalogs = ReadCatalogs(*src->conn, *dst->conn, options.filter);
+  if (!catalogs.ok()) return run.Explain(catalogs.status());
+  Result<std::vector<SequenceVerification>> sequences =
+      VerifySequences(*src->conn, *dst->conn, *catalogs);
+  if (!sequences.ok()) return run.Explain(sequences.status());
+  DatabaseVerification config;
+  Status read = VerifyExtensionConfig(*src->conn, *dst->conn, options, false, true, &config);
+  if (!read.ok()) return run.Explain(read);
+  sequences->insert(sequences->end(), config.sequences.begin(), config.sequences.end());
+  return sequences;
 }
 
 }  // namespace pgcourier

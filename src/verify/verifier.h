@@ -95,6 +95,10 @@ struct VerifyOptions {
   // (pg_export_snapshot() of a transaction that is still open), so a live
   // source is compared as it was when the copy was taken.
   std::optional<std::string> source_snapshot;
+  // Likewise for the target: a cutover compares both sides as they were at
+  // the switch moment, while the target already takes the applications'
+  // writes.
+  std::optional<std::string> target_snapshot;
   // Objects left out on both sides (schemas, e.g. provider-only ones, and
   // tables), and tables compared by schema only (see VerifyDatabase).
   ObjectFilter filter;
@@ -115,6 +119,11 @@ struct VerifyOptions {
   // Tables already compared (by TableChecksums, right after their copy):
   // taken as they are, not read again.
   std::vector<TableVerification> compared_tables;
+  // Sequences already compared (CompareSequences, at a cutover's switch
+  // moment, before the target took writes): taken as they are, not read
+  // again (sequence values are not transactional, so no snapshot could
+  // read them as they were).
+  std::optional<std::vector<SequenceVerification>> compared_sequences;
 };
 
 // Compares one database on the source with one on the target. `source` and
@@ -124,7 +133,8 @@ struct VerifyOptions {
 // Both sides are read in read-only repeatable read transactions with the
 // value formats every session pins (PinnedFormatsSql in pg/connection.h) and
 // row_security off, every session of a side at
-// one snapshot (options.source_snapshot, else one the first session exports).
+// one snapshot (options.source_snapshot / target_snapshot, else one the
+// side's first session exports).
 // Compared, outside system schemas, extension members and what
 // options.filter leaves out (its schemas, and its tables with their indexes,
 // constraints, triggers, policies and identity sequences; the filter is
@@ -160,6 +170,15 @@ struct VerifyOptions {
 //     (verify/large_objects.h).
 Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnInfo& target,
                                             const VerifyOptions& options);
+
+// The sequence comparison of VerifyDatabase alone (with the extensions'
+// configuration sequences), read as the sequences are now: quick enough to
+// run while a cutover's writes are stopped, so that VerifyDatabase can
+// compare the rest later, at snapshots, and take these
+// (VerifyOptions::compared_sequences).
+Result<std::vector<SequenceVerification>> CompareSequences(const ConnInfo& source,
+                                                           const ConnInfo& target,
+                                                           const VerifyOptions& options);
 
 // Compares single tables, one at a time, as soon as each is loaded: the same
 // row count and checksum as VerifyDatabase, on a pair of sessions prepared

@@ -192,6 +192,13 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   cut.stop_source_writes = true;
   cut.timeout = std::chrono::seconds(60);
   cut.connect_timeout = std::chrono::seconds(10);
+  // Right after the switch moment, before the verification, an application
+  // writes to the target: the verification compares the switch moment's
+  // snapshots, so the row is no difference.
+  cut.on_switched = [this](const std::string&) {
+    EXPECT_TRUE(
+        target_->Sql("INSERT INTO public.events VALUES (900000, 'after the switch')", "shop").ok());
+  };
   Result<CutoverOutcome> cutover = Cutover(cut);
   ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
   StopWriter();
@@ -217,6 +224,28 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   EXPECT_EQ(done.removed.size(), 3u);
   ASSERT_TRUE(done.verification.has_value());
   EXPECT_TRUE(done.verification->ok());
+  // The write-stop window's phases, then what came after the switch.
+  EXPECT_TRUE(done.switched);
+  std::vector<std::string> window;
+  std::vector<std::string> after;
+  for (const auto& p : done.window) window.push_back(p.name);
+  for (const auto& p : done.after) after.push_back(p.name);
+  EXPECT_EQ(window, (std::vector<std::string>{"stopping writes", "catching up", "snapshot",
+                                              "sequences", "unreplicated copy", "switch"}));
+  EXPECT_EQ(after, (std::vector<std::string>{"removing replication", "verification"}));
+  EXPECT_GT(done.writes_stopped_seconds, 0);
+  // status shows the subscription's options and the last cutover's phases.
+  {
+    Result<StatusView> view = ReadStatus(dir_, false);
+    ASSERT_TRUE(view.ok()) << view.status().ToString();
+    EXPECT_EQ(view->subscription_options["shop"], target_->major() >= 16
+                                                      ? "binary = true, streaming = parallel"
+                                                      : "binary = true, streaming = on");
+    EXPECT_EQ(view->cutover_phases["shop"].size(), 8u);
+  }
+  // The application's row is there; without it, the two are equal.
+  EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 900000"), "after the switch");
+  ASSERT_TRUE(target_->Sql("DELETE FROM public.events WHERE id = 900000", "shop").ok());
 
   // Equal, sequences at the source's, large object there.
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
@@ -249,6 +278,49 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   EXPECT_NE(cleaned->undone[0].find("default_transaction_read_only"), std::string::npos);
   EXPECT_TRUE(cleaned->ok());
   EXPECT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
+}
+
+// A difference the target has at the switch moment is caught by the
+// verification after it: cutover says so loudly (exit status, NOT VERIFIED,
+// what differs, what to do), and the database, whose target is now the
+// primary, is never cut over again.
+TEST_F(ReplicationTest, CutoverReportsADifferenceAtTheSwitchMoment) {
+  Result<MigrationOutcome> migrated = Migrate(Options());
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  // A row lost on the target behind replication's back: nothing restores it.
+  ASSERT_TRUE(target_
+                  ->Sql("SET session_replication_role = replica; "
+                        "DELETE FROM public.events WHERE id = 7",
+                        "shop")
+                  .ok());
+  ProcessResult cut =
+      RunCli({"cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "60", "--json"});
+  EXPECT_EQ(cut.exit_code, 1) << cut.out << cut.err;
+  nlohmann::json json = nlohmann::json::parse(cut.out, nullptr, false);
+  ASSERT_FALSE(json.is_discarded()) << cut.out;
+  EXPECT_EQ(json["ok"], false);
+  const nlohmann::json& db = json["databases"][0];
+  EXPECT_EQ(db["status"], "failed");
+  EXPECT_EQ(db["switched"], true);
+  EXPECT_EQ(db["window"].size(), 6u) << db.dump(2);
+  EXPECT_EQ(db["after_switch"].back()["phase"], "verification") << db.dump(2);
+  const std::string error = db["error"].is_string() ? db["error"].get<std::string>() : "";
+  EXPECT_EQ(error.rfind("NOT VERIFIED: verified at the switch moment, the target differs", 0), 0u)
+      << error;
+  EXPECT_NE(error.find("\"public\".\"events\" (1000 rows on the source, 999 on the target)"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(db["hint"].get<std::string>().find("do not run cutover again"), std::string::npos);
+  EXPECT_EQ(db["verification"]["ok"], false) << db["verification"].dump(2);
+  // The replication is gone and the source stays read-only; the target is
+  // the primary: a second cutover finds nothing to cut over.
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
+  EXPECT_FALSE(source_->Sql("INSERT INTO public.events VALUES (-1, 'x')", "shop").ok());
+  ProcessResult again = RunCli({"cutover", "--dir", dir_, "--timeout", "5"});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("is replicating"), std::string::npos) << again.out << again.err;
+  EXPECT_EQ(OnTarget("SELECT count(*) FROM public.events"), "999");
 }
 
 TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {

@@ -30,7 +30,10 @@ CutoverDatabase Done() {
   db.name = "shop";
   db.target_name = "shop";
   db.state = CutoverState::kDone;
+  db.switched = true;
   db.writes_stopped_seconds = 1.3;
+  db.window = {{"stopping writes", 0.1}, {"catching up", 0.45}, {"switch", 0.76}};
+  db.after = {{"removing replication", 0.2}, {"verification", 9.5}};
   db.undo = "ALTER DATABASE shop RESET default_transaction_read_only";
   db.tables_recopied = 2;
   db.sequences = 3;
@@ -62,15 +65,18 @@ TEST(CutoverReportTest, TextOfADoneDatabase) {
   EXPECT_EQ(RenderCutoverText(outcome),
             "\n"
             "shop: done\n"
-            "  writes stopped for 1.3 s; 3 sequence(s) synced, 2 table(s) not replicated copied "
-            "again\n"
+            "  writes stopped for 1.3 s (stopping writes 0.1 s, catching up 0.5 s, switch 0.8 s); "
+            "3 sequence(s) synced, 2 table(s) not replicated copied again\n"
+            "  after the switch moment: removing replication 0.2 s, verification 9.5 s\n"
             "  removed subscription pgcourier_sub (target)\n"
-            "  removed slot pgcourier_slot (source)\n" +
+            "  removed slot pgcourier_slot (source)\n"
+            "  verified at the switch moment:\n" +
                 RenderVerifyDatabaseText(*outcome.databases[0].verification) +
                 "  the source is read-only; to undo: ALTER DATABASE shop RESET "
                 "default_transaction_read_only\n"
                 "\n"
-                "DONE: the target has everything; point the application at it.\n");
+                "DONE: the target has everything, verified at the switch moment; point the "
+                "application at it.\n");
   EXPECT_EQ(RenderVerifyDatabaseText(*outcome.databases[0].verification),
             "  shop: 1 table, 0 sequences, 0 object kinds verified: OK\n");
 }
@@ -84,20 +90,42 @@ TEST(CutoverReportTest, TextOfAFailedDatabase) {
   skipped.state = CutoverState::kSkipped;
   outcome.databases.push_back(skipped);
   ASSERT_FALSE(outcome.ok());
-  // Only a done database tells how long writes stopped and what was removed.
+  // Only a database that switched tells how long writes stopped and what was
+  // removed; one that stopped before names the phases it went through.
   outcome.databases[0].removed = {"slot pgcourier_slot (source)"};
+  outcome.databases[0].window = {{"stopping writes", 0.1}, {"catching up", 300.0}};
   outcome.databases[0].undo = "ALTER DATABASE blog RESET default_transaction_read_only";
   EXPECT_EQ(RenderCutoverText(outcome),
             "\n"
             "blog: failed\n"
             "  error: the target did not catch up within 300 s\n"
             "  -> run pgcourier cutover again\n"
+            "  before it stopped: stopping writes 0.1 s, catching up 300.0 s\n"
             "  the source is read-only; to undo: ALTER DATABASE blog RESET "
             "default_transaction_read_only\n"
             "\n"
             "logs: skipped\n"
             "\n"
             "INCOMPLETE: see above; replication of the others goes on.\n");
+}
+
+// Switched, then the verification at the switch moment found differences:
+// said loudly, never "replication goes on".
+TEST(CutoverReportTest, TextOfASwitchedDatabaseThatDiffers) {
+  CutoverOutcome outcome;
+  outcome.databases.push_back(Done());
+  CutoverDatabase& db = outcome.databases[0];
+  db.state = CutoverState::kFailed;
+  db.error = "NOT VERIFIED: ...";
+  db.verification->tables[0].target_rows = 2;
+  const std::string text = RenderCutoverText(outcome);
+  EXPECT_NE(text.find("  VERIFICATION AT THE SWITCH MOMENT FOUND DIFFERENCES:\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nNOT VERIFIED: shop switched to the target, but its verification at the "
+                      "switch moment failed"),
+            std::string::npos)
+      << text;
 }
 
 TEST(CutoverReportTest, TextWithoutDatabasesIsIncomplete) {
@@ -117,8 +145,9 @@ TEST(CutoverReportTest, Json) {
   ASSERT_EQ(j["databases"].size(), 2u);
 
   const std::set<std::string> keys = {
-      "dbname", "target_dbname",   "status",    "error",   "hint",        "writes_stopped_seconds",
-      "undo",   "tables_recopied", "sequences", "removed", "verification"};
+      "dbname",       "target_dbname",         "status", "error",           "hint",      "switched",
+      "window",       "after_switch",          "undo",   "tables_recopied", "sequences", "removed",
+      "verification", "writes_stopped_seconds"};
   const nlohmann::json& done = j["databases"][0];
   EXPECT_EQ(Keys(done), keys);
   EXPECT_EQ(done["dbname"], "shop");
@@ -127,6 +156,9 @@ TEST(CutoverReportTest, Json) {
   EXPECT_TRUE(done["error"].is_null());
   EXPECT_TRUE(done["hint"].is_null());
   EXPECT_EQ(done["writes_stopped_seconds"], 1.3);
+  EXPECT_EQ(done["switched"], true);
+  EXPECT_EQ(done["window"][1], nlohmann::json({{"phase", "catching up"}, {"seconds", 0.45}}));
+  EXPECT_EQ(done["after_switch"][1], nlohmann::json({{"phase", "verification"}, {"seconds", 9.5}}));
   EXPECT_EQ(done["undo"], "ALTER DATABASE shop RESET default_transaction_read_only");
   EXPECT_EQ(done["tables_recopied"], 2);
   EXPECT_EQ(done["sequences"], 3);
@@ -158,16 +190,19 @@ TEST(CutoverReportTest, JsonAsPrinted) {
             R"({
   "databases": [
     {
+      "after_switch": [],
       "dbname": "blog",
       "error": "the target did not catch up within 300 s",
       "hint": "run pgcourier cutover again",
       "removed": [],
       "sequences": 0,
       "status": "failed",
+      "switched": false,
       "tables_recopied": 0,
       "target_dbname": "neondb",
       "undo": null,
       "verification": null,
+      "window": [],
       "writes_stopped_seconds": 0.0
     }
   ],

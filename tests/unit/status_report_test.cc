@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+#include "migrate/cutover.h"
+
 namespace pgcourier {
 namespace {
 
@@ -55,7 +57,7 @@ StatusView Sample() {
   phase.kind = StepKind::kPhase;
   phase.object = "pre-data";
   phase.state = StepState::kDone;
-  phase.seconds = 1.25;
+  phase.seconds = 1.3;
   phase.attempts = 1;
   StoredStep copy;
   copy.database = "shop";
@@ -150,6 +152,36 @@ TEST(StatusReportTest, TextHeaderAndAlignedRows) {
   EXPECT_LT(shop_at, note_at);
   EXPECT_LT(note_at, blog_at);
   EXPECT_EQ(text.find("KIND"), std::string::npos) << "no steps without --tables";
+}
+
+// The subscription's options and the last cutover's phases, under the
+// database's row and in the JSON.
+TEST(StatusReportTest, SubscriptionOptionsAndLastCutover) {
+  StatusView view = Sample();
+  view.subscription_options["shop"] = "binary = true, streaming = parallel";
+  StoredStep phase;
+  phase.kind = StepKind::kPhase;
+  phase.object = "cutover: catching up";
+  phase.part = kCutoverWindowPart;
+  phase.seconds = 1.3;
+  StoredStep verification = phase;
+  verification.object = "cutover: verification";
+  verification.part = kCutoverAfterPart;
+  verification.seconds = 9.5;
+  view.cutover_phases["shop"] = {phase, verification};
+  const std::string text = RenderStatusText(view, false);
+  EXPECT_NE(text.find("    subscription: binary = true, streaming = parallel\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("    last cutover: writes stopped 1.3 s (catching up 1.3 s); after the "
+                      "switch: verification 9.5 s\n"),
+            std::string::npos)
+      << text;
+  nlohmann::json json = StatusJson(view, false);
+  EXPECT_EQ(json["databases"][0]["subscription_options"], "binary = true, streaming = parallel");
+  EXPECT_EQ(json["databases"][0]["cutover"]["window"][0],
+            nlohmann::json({{"phase", "catching up"}, {"seconds", 1.3}}));
+  EXPECT_EQ(json["databases"][0]["cutover"]["after_switch"][0]["phase"], "verification");
+  EXPECT_TRUE(json["databases"][1]["cutover"].is_null());
 }
 
 TEST(StatusReportTest, TextWithSteps) {
