@@ -288,6 +288,29 @@ Result<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptions& opti
   return cluster;
 }
 
+Result<std::unique_ptr<PgCluster>> PgCluster::StartStandby(
+    const PgCluster& primary, const std::vector<std::string>& settings) {
+  PgClusterOptions options = primary.options_;
+  options.settings = settings;
+  std::unique_ptr<PgCluster> cluster(new PgCluster(options));
+  cluster->primary_ = &primary;
+  Status status = cluster->Init();
+  if (status.ok()) status = cluster->StartServer();
+  cluster->primary_ = nullptr;
+  if (!status.ok()) {
+    if (cluster->running_) {
+      (void)cluster->RunServerCommand({cluster->bin_dir_ + "/pg_ctl", "stop", "-D",
+                                       cluster->data_dir_, "-m", "immediate", "-w"},
+                                      kPgCtlTimeout);
+      cluster->running_ = false;
+    }
+    cluster->RemoveDir();
+    return status.WithContext("starting a standby of the test cluster on port " +
+                              std::to_string(primary.port()));
+  }
+  return cluster;
+}
+
 Status PgCluster::Init() {
   bin_dir_ = PgBinDir(options_.major);
   if (bin_dir_.empty() || !IsExecutable(bin_dir_ + "/postgres")) {
@@ -337,6 +360,21 @@ Status PgCluster::Init() {
   }
   PGC_RETURN_IF_ERROR(ChownToServerUser(base_dir_));
   PGC_RETURN_IF_ERROR(ChownToServerUser(socket_dir_));
+
+  if (primary_ != nullptr) {
+    // A streaming standby: a base backup of the primary, whose
+    // configuration (pg_hba.conf, certificates) it takes along; -R writes
+    // standby.signal and primary_conninfo.
+    auto backup = RunServerCommand({bin_dir_ + "/pg_basebackup", "-h", primary_->host(), "-p",
+                                    std::to_string(primary_->port()), "-U", primary_->superuser(),
+                                    "-D", data_dir_, "-R", "-X", "stream", "-c", "fast"},
+                                   kInitdbTimeout);
+    if (!backup.ok()) return backup.status();
+    std::vector<std::string> conf = {"", "# Added by the pgcourier test harness (standby).",
+                                     "unix_socket_directories = " + ConfQuote(socket_dir_)};
+    for (const auto& line : options_.settings) conf.push_back(line);
+    return AppendToFile(data_dir_ + "/postgresql.conf", conf);
+  }
 
   auto initdb = RunServerCommand({bin_dir_ + "/initdb", "-D", data_dir_, "-A", "trust", "-N", "-U",
                                   options_.superuser, "-E", "UTF8", "--locale=" + options_.locale},
