@@ -474,7 +474,11 @@ TEST_F(ReplicationTest, SlotWaitForAnOpenTransactionIsNamedBoundedAndResumed) {
   const std::string named = fmt::format("transaction pid {} open", pid);
   const auto started = std::chrono::steady_clock::now();
   std::optional<Result<MigrationOutcome>> outcome;
-  std::thread migrating([&] { outcome.emplace(Migrate(options)); });
+  std::atomic<bool> ended{false};
+  std::thread migrating([&] {
+    outcome.emplace(Migrate(options));
+    ended = true;
+  });
   // status says what the database waits for, while it waits.
   bool status_named = false;
   const auto until = started + std::chrono::seconds(60);
@@ -487,7 +491,13 @@ TEST_F(ReplicationTest, SlotWaitForAnOpenTransactionIsNamedBoundedAndResumed) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  while (!ended && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const bool bounded = ended;
+  if (!bounded) (void)(*held)->Run("ROLLBACK");  // lets an unbounded wait end
   migrating.join();
+  ASSERT_TRUE(bounded) << "the slot's wait was not bounded by --lock-timeout";
   const auto took = std::chrono::steady_clock::now() - started;
   EXPECT_TRUE(status_named) << "status never named the transaction the slot waited for";
   ASSERT_TRUE(outcome.has_value());

@@ -92,7 +92,7 @@ TEST(SlicePlanTest, KeySlicesOfANarrowRange) {
   EXPECT_TRUE(KeySlices(7, 6, 2).empty());
 }
 
-TEST(StandbySourceTest, RecoveryConflictsNameTheStandbysSettingsAndResume) {
+TEST(StandbyFailureTest, RecoveryConflictsNameTheStandbysSettingsAndResume) {
   const Status cancelled(StatusCode::kServerError,
                          "data: copying public.big: canceling statement due to conflict with "
                          "recovery",
