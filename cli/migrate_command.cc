@@ -144,9 +144,10 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
                   "Tables over 1.5 times this size are copied in slices, in parallel "
                   "(default 256MB)");
   cmd->add_option("--lock-timeout", args->lock_timeout,
-                  "Seconds a step may wait for a table lock held by another session; while it "
-                  "waits, the table and the holding sessions are named every few seconds, past "
-                  "it the database fails (resume once the lock is gone). 0: no limit")
+                  "Seconds a step may wait for a table lock held by another session, or the "
+                  "replication slot for the transactions open on the source; while it waits, "
+                  "the sessions it waits for are named every few seconds, past it the database "
+                  "fails (resume once they are gone). 0: no limit")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_flag("--no-schema-trial", args->no_schema_trial,

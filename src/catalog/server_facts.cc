@@ -18,7 +18,7 @@ constexpr const char* kSettingNames =
     "max_worker_processes,max_sync_workers_per_subscription,max_active_replication_origins,"
     "server_encoding,ssl,extwlist.extensions,azure.extensions,"
     "rds.allowed_extensions,rds.logical_replication,cloudsql.logical_decoding,"
-    "cloudsql.enable_pglogical}";
+    "cloudsql.enable_pglogical,hot_standby_feedback,max_standby_streaming_delay}";
 
 constexpr const char* kIdentitySql = R"sql(
 SELECT current_setting('server_version'),

@@ -11,6 +11,7 @@
 #include "copy/progress_marks.h"
 #include "migrate/data_phase.h"
 #include "migrate/lock_waits.h"
+#include "migrate/standby_source.h"
 #include "preflight/checker.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
@@ -80,6 +81,7 @@ Status DatabaseMigration::Phase(const std::string& phase, const std::function<St
   record_.Step(step);
   Status status = body();
   if (IsLockTimeout(status)) status = ExplainLockTimeout(status);
+  status = ExplainStandbyFailure(status, run_.check->source.in_recovery, options_.work_dir);
   step.seconds = SecondsSince(started);
   outcome_.phases.push_back({phase, step.seconds});
   step.state = status.ok() ? StepState::kDone : StepState::kFailed;
@@ -175,9 +177,26 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
     }
     via_root = via_root || t.through_root();
   }
+  // The slot waits for the transactions open on the source: said in the
+  // progress and in status (the database's hint) while it lasts, and
+  // bounded by --lock-timeout.
+  SlotWait wait;
+  wait.limit = options_.lock_timeout;
+  wait.then = "pgcourier migrate --resume --dir " + options_.work_dir;
+  wait.on_wait = [this](const std::vector<OpenTransaction>& open, std::chrono::seconds waited) {
+    const std::string line = DescribeSlotWait(open, waited);
+    Progress("snapshot", line);
+    record_.Update([&](StoredDatabase& db) {
+      db.hint = line + "; end " + (open.size() == 1 ? "it (" : "them (") +
+                EndTransactionsHint(open) + ") or wait";
+    });
+  };
   Result<std::string> id = StartReplication(sessions_.source().WithDatabase(outcome_.name), holder,
                                             names_, published, sessions_.BareOptions("source"),
-                                            record_.ChangeRecorder(Side::kSource), via_root);
+                                            record_.ChangeRecorder(Side::kSource), wait, via_root);
+  if (!record_.Get().hint.empty()) {
+    record_.Update([](StoredDatabase& db) { db.hint.clear(); });
+  }
   if (!id.ok()) return id.status();
   Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created{}",
                                    names_.publication, published.size(), names_.slot,

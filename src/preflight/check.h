@@ -27,6 +27,7 @@ inline constexpr const char* kSourceEncryption = "source.encryption";
 inline constexpr const char* kTargetEncryption = "target.encryption";
 inline constexpr const char* kServersDistinct = "servers.distinct";
 inline constexpr const char* kTargetWritable = "target.writable";
+inline constexpr const char* kSourceStandby = "source.standby";
 inline constexpr const char* kVersionCompatible = "version.compatible";
 inline constexpr const char* kPgDump = "tools.pg_dump";
 inline constexpr const char* kPgDumpOnPath = "tools.path";
@@ -46,6 +47,7 @@ inline constexpr const char* kTargetConnections = "connections.target";
 inline constexpr const char* kTargetSize = "size.target";
 inline constexpr const char* kSourceLocks = "locks.source";
 inline constexpr const char* kTargetLocks = "locks.target";
+inline constexpr const char* kReplicationStandby = "replication.standby";
 inline constexpr const char* kWalLevel = "replication.wal_level";
 inline constexpr const char* kReplicationSlots = "replication.slots";
 inline constexpr const char* kWalSenders = "replication.senders";
@@ -57,6 +59,7 @@ inline constexpr const char* kTargetOrigins = "replication.origins";
 inline constexpr const char* kReplicaIdentity = "replication.identity";
 inline constexpr const char* kLargeObjects = "replication.large_objects";
 inline constexpr const char* kUnloggedTables = "replication.unlogged";
+inline constexpr const char* kOpenTransactions = "replication.transactions";
 inline constexpr const char* kMethod = "method";
 }  // namespace check_code
 
@@ -89,7 +92,8 @@ struct ServerSummary {
   bool encrypted = false;
   std::string user;
   bool superuser = false;
-  std::string tls_version;  // e.g. "TLSv1.3" when encrypted
+  std::string tls_version;   // e.g. "TLSv1.3" when encrypted
+  bool in_recovery = false;  // a standby
 };
 
 struct ToolChoice {

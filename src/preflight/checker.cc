@@ -125,6 +125,7 @@ Status Checker::ConnectSide(Side& side, const char* connect_code, const char* en
   summary.encrypted = side.conn->ssl_in_use();
   summary.user = side.facts->current_user;
   summary.superuser = side.facts->is_superuser;
+  summary.in_recovery = side.facts->in_recovery;
   Add(connect_code, CheckStatus::kPass, side.role,
       fmt::format("connected to PostgreSQL {} as {}{}", side.facts->version_text,
                   side.facts->current_user, side.facts->is_superuser ? " (superuser)" : ""));
@@ -195,6 +196,32 @@ void Checker::CheckDistinct() {
   } else {
     Add(check_code::kTargetWritable, CheckStatus::kPass, "target", "the target accepts writes");
   }
+  if (s.in_recovery) CheckSourceStandby();
+}
+
+// A standby can be copied from (the snapshot is exported there, and nothing
+// pgcourier does in a copy writes to the source), but its recovery cancels
+// reads that hold back the cleanup of rows the primary removed, unless it
+// tells the primary what it still reads or waits for its readers.
+void Checker::CheckSourceStandby() {
+  const ServerFacts& s = *source_.facts;
+  const std::string feedback = s.Setting("hot_standby_feedback");
+  const std::string delay = s.Setting("max_standby_streaming_delay");
+  if (feedback == "on" || delay == "-1") {
+    Add(check_code::kSourceStandby, CheckStatus::kPass, "source",
+        fmt::format(
+            "the source is a standby (in recovery); {} keeps its recovery from "
+            "cancelling the copy's reads",
+            feedback == "on" ? "hot_standby_feedback = on" : "max_standby_streaming_delay = -1"));
+    return;
+  }
+  Add(check_code::kSourceStandby, CheckStatus::kWarn, "source",
+      fmt::format("the source is a standby (in recovery) with hot_standby_feedback = {} and "
+                  "max_standby_streaming_delay = {}: its recovery may cancel a long copy "
+                  "(\"conflict with recovery\")",
+                  feedback.empty() ? "unknown" : feedback, delay.empty() ? "unknown" : delay),
+      "set hot_standby_feedback = on on the standby (or max_standby_streaming_delay = -1) and "
+      "reload it; or copy from the primary");
 }
 
 void Checker::CheckVersions() {
@@ -453,6 +480,27 @@ void Checker::CheckSize() {
   }
 }
 
+// A standby keeps unlogged tables empty and refuses to read them during
+// recovery: their copy would fail.
+void Checker::CheckStandbyUnlogged() {
+  for (size_t i = 0; i < report_.databases.size() && i < source_dbs_.size(); ++i) {
+    std::vector<TableName> unreadable;
+    for (const auto& t : source_dbs_[i].unlogged_tables) {
+      if (options_.filter.ExcludesTable(t.schema, t.name) ||
+          options_.filter.ExcludesTableData(t.schema, t.name)) {
+        continue;
+      }
+      unreadable.push_back(t);
+    }
+    if (unreadable.empty()) continue;
+    Add(check_code::kSourceStandby, CheckStatus::kFail, report_.databases[i].name,
+        fmt::format("{} unlogged table(s) cannot be read on a standby (recovery keeps them "
+                    "empty and unreadable): {}",
+                    unreadable.size(), JoinTables(unreadable)),
+        "copy from the primary, or leave their rows out with --exclude-table-data");
+  }
+}
+
 Result<CheckReport> Checker::Run() {
   report_.method = options_.method;
   Result<ConnInfo> source_info = ConnInfo::Parse(options_.source);
@@ -476,6 +524,7 @@ Result<CheckReport> Checker::Run() {
   CheckTools();
   if (!SelectDatabases()) return std::move(report_);
   PGC_RETURN_IF_ERROR(CheckDatabases());
+  if (source_.facts->in_recovery) CheckStandbyUnlogged();
   CheckRoles();
   CheckRequiredRoles();
   const int databases = static_cast<int>(report_.databases.size());

@@ -81,6 +81,11 @@ class Checker {
   // when it is not and reaches another machine.
   void AddEncryption(Side& side, const char* code);
   void CheckDistinct();
+  // source.standby: copying from a standby, and what keeps its recovery
+  // from cancelling the copy.
+  void CheckSourceStandby();
+  // source.standby per database: unlogged tables a standby cannot read.
+  void CheckStandbyUnlogged();
   void CheckVersions();
   void CheckTools();
   bool SelectDatabases();
@@ -120,6 +125,9 @@ class Checker {
   void CheckReplicationRights();
   void CheckSubscriptionCapacity();
   void CheckReplicatedTables();
+  // replication.transactions: transactions open on the source for long,
+  // which the slot's creation will wait for.
+  void CheckOpenTransactions();
   // One slot, WAL sender, worker and origin per database moved.
   int64_t SubscriptionsNeeded() const;
   // A failed precondition of the servers (not of one database): added with

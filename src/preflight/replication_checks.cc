@@ -4,15 +4,30 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <string>
 
 #include "catalog/database_facts.h"
+#include "catalog/open_transactions.h"
 #include "catalog/server_facts.h"
 #include "preflight/checker_internal.h"
 
 namespace pgcourier::checker_internal {
 
 namespace {
+
+// Open longer than this, a transaction is worth a warning: the slot will
+// wait for it. PGCOURIER_LONG_TRANSACTION_SECONDS (> 0) overrides it.
+std::chrono::seconds LongTransaction() {
+  const char* text = std::getenv("PGCOURIER_LONG_TRANSACTION_SECONDS");
+  if (text != nullptr) {
+    char* end = nullptr;
+    const long seconds = std::strtol(text, &end, 10);
+    if (end != text && *end == '\0' && seconds > 0) return std::chrono::seconds(seconds);
+  }
+  return std::chrono::minutes(5);
+}
 
 bool HasExtension(const ServerFacts& f, const char* name) {
   return std::any_of(f.available_extensions.begin(), f.available_extensions.end(),
@@ -26,6 +41,7 @@ void Checker::CheckReplication() {
   CheckReplicationRights();
   CheckSubscriptionCapacity();
   CheckReplicatedTables();
+  CheckOpenTransactions();
 }
 
 int64_t Checker::SubscriptionsNeeded() const {
@@ -41,6 +57,16 @@ void Checker::AddServerProblem(const char* code, const std::string& object,
 void Checker::CheckSourceWal() {
   const ServerFacts& s = *source_.facts;
   const int64_t needed = SubscriptionsNeeded();
+  if (s.in_recovery) {
+    // PostgreSQL 16+ decodes on a standby, but the publication is written
+    // in the catalog, which only the primary can.
+    AddServerProblem(check_code::kReplicationStandby, "source",
+                     "the source is a standby (in recovery): logical replication needs the "
+                     "primary, where the publication (and, before PostgreSQL 16, the slot) is "
+                     "made; a standby cannot write its catalog",
+                     "connect to the primary, or use --method copy");
+    return;
+  }
   if (s.major < 10) {
     AddServerProblem(check_code::kWalLevel, "source",
                      "logical replication needs PostgreSQL 10 or newer on the source",
@@ -202,6 +228,34 @@ void Checker::CheckReplicatedTables() {
                       db.unlogged_tables.size(), JoinTables(db.unlogged_tables)));
     }
   }
+}
+
+// The slot is made only once every transaction that holds a transaction id
+// has ended: one open for long now would hold the migration at its start.
+void Checker::CheckOpenTransactions() {
+  if (!replication_server_problem_.empty()) return;  // no slot will be made
+  const std::chrono::seconds long_open = LongTransaction();
+  Result<std::vector<OpenTransaction>> open =
+      ReadOpenTransactions(*source_.conn, long_open, 5, QueryDeadline());
+  if (!open.ok()) {
+    if (open.status().code() == StatusCode::kCancelled) return;
+    Add(check_code::kOpenTransactions, CheckStatus::kWarn, "source", open.status().message(),
+        "the replication slot waits for every transaction open on the source to end");
+    return;
+  }
+  if (open->empty()) {
+    Add(check_code::kOpenTransactions, CheckStatus::kPass, "source",
+        fmt::format("no transaction has been open on the source for more than {}",
+                    FormatOpenTime(long_open.count())));
+    return;
+  }
+  Add(check_code::kOpenTransactions, CheckStatus::kWarn, "source",
+      fmt::format("{} transaction(s) open on the source for more than {}: {}; the replication "
+                  "slot is made only once they have ended",
+                  open->size(), FormatOpenTime(long_open.count()), DescribeOpenTransactions(*open)),
+      fmt::format("end them ({}) or let them finish before migrating; migrate waits for them at "
+                  "most --lock-timeout",
+                  EndTransactionsHint(*open)));
 }
 
 }  // namespace pgcourier::checker_internal

@@ -98,7 +98,8 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
                                      const ConnectOptions& connect,
-                                     const RecordChangeFn& record_change, bool via_partition_root) {
+                                     const RecordChangeFn& record_change, const SlotWait& slot_wait,
+                                     bool via_partition_root) {
   // The publication first: the slot decodes with the catalog as of its
   // starting point, which must already hold it.
   std::string publication = "CREATE PUBLICATION " + QuoteIdent(names.publication);
@@ -154,11 +155,9 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   Result<std::unique_ptr<Connection>> walsender =
       Connection::Connect(source_db.With("replication", "database"), replication_connect);
   if (!walsender.ok()) return walsender.status().WithContext("opening a replication connection");
-  Result<QueryResult> slot = (*walsender)
-                                 ->Exec("CREATE_REPLICATION_SLOT " + QuoteIdent(names.slot) +
-                                        " LOGICAL pgoutput EXPORT_SNAPSHOT");
-  if (!slot.ok()) return slot.status().WithContext("creating the replication slot " + names.slot);
-  const std::string exported = slot->GetString(0, 2);
+  Result<std::string> slot = CreateLogicalSlot(**walsender, holder, names.slot, slot_wait);
+  if (!slot.ok()) return slot.status();
+  const std::string exported = *slot;
   // The slot's snapshot lives while the replication connection is idle: it
   // is imported on the holder, whose transaction keeps it for the copy. That
   // transaction lasts as long as the holder connection, which the caller

@@ -16,6 +16,7 @@
 
 #include "pg/connection.h"
 #include "pg/conninfo.h"
+#include "replication/slot.h"
 #include "util/status.h"
 
 namespace pgcourier {
@@ -45,7 +46,9 @@ bool IsRunObjectName(const std::string& name);
 // created on a replication connection that exports its snapshot. The
 // snapshot is imported and exported again on `holder` (a connection to the
 // database, whose transaction then keeps it), so the replication connection
-// can close. Returns the snapshot id to copy at.
+// can close. Returns the snapshot id to copy at. The slot's creation waits
+// for the transactions open on the source, named and bounded as `slot_wait`
+// says (replication/slot.h; `holder` reads them meanwhile).
 //
 // A user who may not publish the tables (not their owner; SQLSTATE 42501)
 // publishes them through Aiven's aiven_extras extension when the server
@@ -65,7 +68,7 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
                                      const ConnectOptions& connect,
-                                     const RecordChangeFn& record_change,
+                                     const RecordChangeFn& record_change, const SlotWait& slot_wait,
                                      bool via_partition_root = false);
 
 // The options of a subscription that help it keep up with a busy source, as

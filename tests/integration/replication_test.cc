@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -23,6 +25,7 @@
 #include "migrate/run_status.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
+#include "preflight/checker.h"
 #include "report/status_report.h"
 #include "state/store.h"
 #include "state_names.h"
@@ -499,6 +502,108 @@ TEST_F(ReplicationTest, MethodReplicationNeverFallsBackSilently) {
   }
   EXPECT_TRUE(wal_level);
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_database WHERE datname = 'shop'", "postgres"), "0");
+}
+
+// A transaction holding a transaction id stays open on the source: the
+// slot's creation waits for it. `check` warns about it; the wait is named in
+// the progress (pid, age, query) and in status, and ends at --lock-timeout
+// with the database failed naming it, and nothing of pgcourier's left on
+// the source; once it has ended, --resume moves the database.
+TEST_F(ReplicationTest, SlotWaitForAnOpenTransactionIsNamedBoundedAndResumed) {
+  Result<std::unique_ptr<Connection>> held = Connection::Connect(
+      *ConnInfo::Parse(source_->ConnString("shop") + " application_name=holder"), {});
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  Result<QueryResult> pid_row = (*held)->Exec("SELECT pg_backend_pid()");
+  ASSERT_TRUE(pid_row.ok());
+  const int64_t pid = pid_row->GetInt(0, 0);
+  ASSERT_TRUE((*held)->Run("BEGIN").ok());
+  ASSERT_TRUE((*held)->Run("UPDATE public.events SET what = 'held' WHERE id = 1").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+
+  // check: a transaction open longer than the threshold (1 s here) is named.
+  ::setenv("PGCOURIER_LONG_TRANSACTION_SECONDS", "1", 1);
+  Result<CheckReport> checked = RunChecks(Options().check);
+  ::unsetenv("PGCOURIER_LONG_TRANSACTION_SECONDS");
+  ASSERT_TRUE(checked.ok()) << checked.status().ToString();
+  bool warned = false;
+  for (const auto& item : checked->items) {
+    if (item.code != "replication.transactions") continue;
+    warned = item.status == CheckStatus::kWarn &&
+             item.detail.find(fmt::format("transaction pid {} open", pid)) != std::string::npos &&
+             item.hint.find(fmt::format("pg_terminate_backend({})", pid)) != std::string::npos;
+    EXPECT_TRUE(warned) << item.detail << " / " << item.hint;
+  }
+  EXPECT_TRUE(warned) << "no replication.transactions warning";
+
+  MigrateOptions options = Options();
+  options.lock_timeout = std::chrono::seconds(5);
+  std::mutex mu;
+  std::vector<std::string> lines;
+  options.on_progress = [&](const ProgressEvent& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(e.message);
+  };
+  const std::string named = fmt::format("transaction pid {} open", pid);
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<Result<MigrationOutcome>> outcome;
+  std::atomic<bool> ended{false};
+  std::thread migrating([&] {
+    outcome.emplace(Migrate(options));
+    ended = true;
+  });
+  // status says what the database waits for, while it waits.
+  bool status_named = false;
+  const auto until = started + std::chrono::seconds(60);
+  while (!status_named && std::chrono::steady_clock::now() < until) {
+    Result<StatusView> view = ReadStatus(dir_, false);
+    if (view.ok() && !view->databases.empty()) {
+      const std::string& hint = view->databases[0].hint;
+      status_named = hint.find("for the replication slot") != std::string::npos &&
+                     hint.find(named) != std::string::npos;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  while (!ended && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const bool bounded = ended;
+  if (!bounded) (void)(*held)->Run("ROLLBACK");  // lets an unbounded wait end
+  migrating.join();
+  ASSERT_TRUE(bounded) << "the slot's wait was not bounded by --lock-timeout";
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_TRUE(status_named) << "status never named the transaction the slot waited for";
+  ASSERT_TRUE(outcome.has_value());
+  const Result<MigrationOutcome>& failed = *outcome;
+  ASSERT_TRUE(failed.ok()) << failed.status().ToString();
+  ASSERT_EQ(failed->databases.size(), 1U);
+  const DatabaseOutcome& db = failed->databases[0];
+  EXPECT_EQ(db.state, DatabaseState::kFailed);
+  EXPECT_LT(took, std::chrono::seconds(90)) << "the wait was not bounded";
+  EXPECT_NE(db.error.find(named), std::string::npos) << db.error;
+  EXPECT_NE(db.error.find("UPDATE public.events SET what = 'held'"), std::string::npos) << db.error;
+  EXPECT_NE(db.error.find("waited 5s (--lock-timeout)"), std::string::npos) << db.error;
+  EXPECT_NE(db.hint.find(fmt::format("pg_terminate_backend({})", pid)), std::string::npos)
+      << db.hint;
+  EXPECT_NE(db.hint.find("pgcourier migrate --resume --dir " + dir_), std::string::npos) << db.hint;
+  bool progress_named = false;
+  for (const auto& line : lines) {
+    if (line.find("for the replication slot") != std::string::npos &&
+        line.find(named) != std::string::npos) {
+      progress_named = true;
+    }
+  }
+  EXPECT_TRUE(progress_named) << "no progress line named the transaction while waiting";
+  // Nothing of pgcourier's is left on the source.
+  EXPECT_EQ(*source_->Sql("SELECT count(*) FROM pg_replication_slots"), "0");
+  EXPECT_EQ(*source_->Sql("SELECT count(*) FROM pg_publication", "shop"), "0");
+
+  ASSERT_TRUE((*held)->Run("ROLLBACK").ok());
+  options.resume = true;
+  options.on_progress = nullptr;
+  Result<MigrationOutcome> resumed = Migrate(options);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  ASSERT_EQ(resumed->databases.size(), 1U);
+  EXPECT_EQ(resumed->databases[0].state, DatabaseState::kSyncing) << resumed->databases[0].error;
 }
 
 TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing) {

@@ -288,6 +288,47 @@ Result<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptions& opti
   return cluster;
 }
 
+Result<std::unique_ptr<PgCluster>> PgCluster::StartStandby(
+    const PgCluster& primary, const std::vector<std::string>& settings) {
+  PgClusterOptions options = primary.options_;
+  options.settings = settings;
+  std::unique_ptr<PgCluster> cluster(new PgCluster(options));
+  cluster->primary_ = &primary;
+  Status status = cluster->Init();
+  if (status.ok()) {
+    // A base backup of the primary, whose configuration (pg_hba.conf,
+    // certificates) it takes along; -R writes standby.signal and
+    // primary_conninfo.
+    auto backup =
+        cluster->RunServerCommand({cluster->bin_dir_ + "/pg_basebackup", "-h", primary.host(), "-p",
+                                   std::to_string(primary.port()), "-U", primary.superuser(), "-D",
+                                   cluster->data_dir_, "-R", "-X", "stream", "-c", "fast"},
+                                  kInitdbTimeout);
+    status = backup.status();
+  }
+  if (status.ok()) {
+    std::vector<std::string> conf = {
+        "", "# Added by the pgcourier test harness (standby).",
+        "unix_socket_directories = " + ConfQuote(cluster->socket_dir_)};
+    conf.insert(conf.end(), settings.begin(), settings.end());
+    status = AppendToFile(cluster->data_dir_ + "/postgresql.conf", conf);
+  }
+  if (status.ok()) status = cluster->StartServer();
+  cluster->primary_ = nullptr;
+  if (!status.ok()) {
+    if (cluster->running_) {
+      (void)cluster->RunServerCommand({cluster->bin_dir_ + "/pg_ctl", "stop", "-D",
+                                       cluster->data_dir_, "-m", "immediate", "-w"},
+                                      kPgCtlTimeout);
+      cluster->running_ = false;
+    }
+    cluster->RemoveDir();
+    return status.WithContext("starting a standby of the test cluster on port " +
+                              std::to_string(primary.port()));
+  }
+  return cluster;
+}
+
 Status PgCluster::Init() {
   bin_dir_ = PgBinDir(options_.major);
   if (bin_dir_.empty() || !IsExecutable(bin_dir_ + "/postgres")) {
@@ -315,7 +356,6 @@ Status PgCluster::Init() {
     server_uid_ = ::geteuid();
     server_gid_ = ::getegid();
   }
-
   // The temporary directory, reachable by the server's user.
   std::string tmp = GetEnv("TMPDIR");
   if (tmp.empty() || !fs::is_directory(tmp) ||
@@ -337,12 +377,11 @@ Status PgCluster::Init() {
   }
   PGC_RETURN_IF_ERROR(ChownToServerUser(base_dir_));
   PGC_RETURN_IF_ERROR(ChownToServerUser(socket_dir_));
-
+  if (primary_ != nullptr) return Status::Ok();  // StartStandby makes the data directory
   auto initdb = RunServerCommand({bin_dir_ + "/initdb", "-D", data_dir_, "-A", "trust", "-N", "-U",
                                   options_.superuser, "-E", "UTF8", "--locale=" + options_.locale},
                                  kInitdbTimeout);
   if (!initdb.ok()) return initdb.status();
-
   std::vector<std::string> conf = {
       "",
       "# Added by the pgcourier test harness.",

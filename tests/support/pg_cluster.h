@@ -117,6 +117,12 @@ class PgCluster {
   // and the tail of the server log. On failure the directory is removed
   // (unless PGCOURIER_KEEP_CLUSTERS=1).
   static Result<std::unique_ptr<PgCluster>> Start(const PgClusterOptions& options);
+  // A streaming hot standby of `primary` (running): pg_basebackup -R of it
+  // into a fresh directory, its own socket directory and `settings`
+  // appended to the configuration it copied, started on a free port. It
+  // replays the primary's changes as they come; pg_is_in_recovery() is true.
+  static Result<std::unique_ptr<PgCluster>> StartStandby(
+      const PgCluster& primary, const std::vector<std::string>& settings = {});
 
   // Stops the server (pg_ctl stop -m immediate) if running and removes the
   // directory, unless the current gtest test (or, for a cluster created in
@@ -207,6 +213,7 @@ class PgCluster {
   uid_t server_uid_ = 0;
   gid_t server_gid_ = 0;
   int failed_tests_at_start_ = 0;
+  const PgCluster* primary_ = nullptr;  // while StartStandby makes a standby of it
 };
 
 // Starts a cluster for the current test. On failure records a non-fatal

@@ -1,6 +1,7 @@
 // The parts of migrate/ and copy/ that need no server: slice planning, the
 // lock-conflict table, the recorded options' round trip, the job pool's
-// order and the session pool's cap.
+// order and the session pool's cap, what a standby's recovery conflict and
+// an open transaction are said to be.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -12,10 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include "catalog/open_transactions.h"
 #include "copy/slice_plan.h"
 #include "migrate/lock_waits.h"
 #include "migrate/recorded_run.h"
 #include "migrate/session_pool.h"
+#include "migrate/standby_source.h"
 #include "migrate/work_pool.h"
 #include "state_names.h"
 
@@ -87,6 +90,49 @@ TEST(SlicePlanTest, KeySlicesOfANarrowRange) {
   EXPECT_EQ(slices[1].first, 6);
   EXPECT_EQ(slices[1].last, 6);
   EXPECT_TRUE(KeySlices(7, 6, 2).empty());
+}
+
+TEST(StandbyFailureTest, RecoveryConflictsNameTheStandbysSettingsAndResume) {
+  const Status cancelled(StatusCode::kServerError,
+                         "data: copying public.big: canceling statement due to conflict with "
+                         "recovery",
+                         "", "40001");
+  const Status said = ExplainStandbyFailure(cancelled, true, "/w");
+  EXPECT_NE(said.message().find("conflict with recovery (the source is a standby"),
+            std::string::npos)
+      << said.message();
+  EXPECT_NE(said.hint().find("hot_standby_feedback = on"), std::string::npos);
+  EXPECT_NE(said.hint().find("max_standby_streaming_delay = -1"), std::string::npos);
+  EXPECT_NE(said.hint().find("pgcourier migrate --resume --dir /w"), std::string::npos);
+  // The snapshot's holder ended by recovery: said only of a standby.
+  const Status lost(StatusCode::kServerError, "importing the snapshot: invalid snapshot identifier",
+                    "", "22023");
+  EXPECT_NE(ExplainStandbyFailure(lost, true, "/w").hint().find("hot_standby_feedback"),
+            std::string::npos);
+  EXPECT_EQ(ExplainStandbyFailure(lost, false, "/w").hint(), "");
+  const Status other(StatusCode::kServerError, "relation does not exist", "", "42P01");
+  EXPECT_EQ(ExplainStandbyFailure(other, true, "/w").message(), other.message());
+}
+
+TEST(OpenTransactionsTest, DescribedWithPidAgeQueryAndHowToEndThem) {
+  OpenTransaction t;
+  t.pid = 1234;
+  t.open_seconds = 130;
+  t.state = "idle in transaction";
+  t.user = "alice";
+  t.application = "psql";
+  t.query = "UPDATE t SET v = 1";
+  EXPECT_EQ(DescribeOpenTransaction(t),
+            "transaction pid 1234 open 2m10s (psql, user alice, idle in transaction): UPDATE t "
+            "SET v = 1");
+  OpenTransaction prepared;
+  prepared.gid = "tx1";
+  prepared.open_seconds = 7300;
+  prepared.user = "bob";
+  EXPECT_EQ(DescribeOpenTransaction(prepared), "prepared transaction 'tx1' open 2h01m (user bob)");
+  EXPECT_EQ(EndTransactionsHint({t, prepared}),
+            "pg_terminate_backend(1234), COMMIT or ROLLBACK PREPARED 'tx1'");
+  EXPECT_EQ(FormatOpenTime(45), "45s");
 }
 
 TEST(LockWaitsTest, ConflictTableIsPostgresqls) {
