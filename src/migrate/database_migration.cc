@@ -12,6 +12,7 @@
 #include "migrate/data_phase.h"
 #include "migrate/lock_waits.h"
 #include "preflight/checker.h"
+#include "replication/health.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
 #include "schema/target_database.h"
@@ -622,6 +623,13 @@ Status DatabaseMigration::Subscribe() {
   PGC_RETURN_IF_ERROR(CreateSubscription(**target, snapshot_->conn(),
                                          sessions_.source().WithDatabase(outcome_.name), names_,
                                          record_.ChangeRecorder(Side::kTarget)));
+  // Errors of its workers count from here (a new subscription's are zero;
+  // recorded all the same, so that an earlier run's baseline goes).
+  Result<std::optional<ErrorCounts>> errors = ReadErrorCounts(**target, names_.subscription);
+  if (!errors.ok()) return errors.status();
+  const ErrorCounts counts = errors->value_or(ErrorCounts{});
+  PGC_RETURN_IF_ERROR(
+      record_.store().PutErrorBaseline({outcome_.name, counts.apply, counts.sync, ""}));
   Progress("syncing", "subscription " + names_.subscription +
                           " streams the source's changes; finish with pgcourier cutover");
   return Status::Ok();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "replication/health.h"
 #include "replication/replication.h"
 #include "state/store.h"
 #include "util/status.h"
@@ -22,9 +23,14 @@ namespace pgcourier {
 // Where replication of one database stands (read from both servers).
 struct ReplicationView {
   ReplicationLag lag;
-  std::string error;     // a server could not be read
-  std::string warning;   // WAL retained past the threshold
-  bool in_sync = false;  // every table ready, lag under the threshold
+  // Whether it works (replication/health.h); none when a server could not
+  // be read.
+  std::optional<ReplicationHealth> health;
+  std::string error;     // a server could not be read, or the replication is broken
+  std::string hint;      // what to do about a broken replication
+  std::string warning;   // WAL retained past the threshold, a slot past its WAL limit
+  bool broken = false;   // it cannot catch up by waiting (health.broken())
+  bool in_sync = false;  // every table ready, lag under the threshold, not broken
 };
 
 struct StatusView {
@@ -35,6 +41,10 @@ struct StatusView {
   std::map<std::string, std::vector<StoredStep>> steps;
   // Per replicating database (state syncing); filled by ReadReplication.
   std::map<std::string, ReplicationView> replication;
+  // Per database: the subscription's error counters from which errors are
+  // new (state/store.h).
+  std::map<std::string, ErrorCounts> error_baselines;
+  std::string dir;
 };
 
 // In sync: the target is at most this far behind the source.
@@ -52,6 +62,9 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
 // database, the slot's lag and retained WAL and the subscription's tables.
 // A server that cannot be reached is an error in that database's view.
 void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout);
+
+// True when some database's replication is broken (status exits 1).
+bool AnyReplicationBroken(const StatusView& view);
 
 // The state of the whole migration: "empty" (no run), "running",
 // "interrupted" (recorded as running, but no process holds the directory:

@@ -146,18 +146,28 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
     auto rep = view.replication.find(db.name);
     if (rep != view.replication.end()) {
       const ReplicationView& r = rep->second;
-      if (!r.error.empty()) out += "    replication: " + OneLine(r.error) + "\n";
+      if (r.broken) {
+        out += "    replication: BROKEN: " + OneLine(r.error) + "\n";
+        if (!r.hint.empty()) out += "    hint: " + OneLine(r.hint) + "\n";
+      } else if (!r.error.empty()) {
+        out += "    replication: " + OneLine(r.error) + "\n";
+      }
       if (r.lag.slot_exists) {
         size_t ready = 0;
         for (const auto& t : r.lag.tables) ready += t.second == "r" ? 1 : 0;
         out += fmt::format(
             "    replication: {}, {} behind{}, {}/{} tables ready, {} of WAL kept on the "
             "source\n",
-            r.in_sync ? "in sync" : "catching up",
+            r.broken ? "broken" : (r.in_sync ? "in sync" : "catching up"),
             FormatBytes(std::max<int64_t>(r.lag.lag_bytes, 0)),
             r.lag.lag_seconds >= 0 ? fmt::format(" (last message {:.0f} s ago)", r.lag.lag_seconds)
                                    : "",
             ready, r.lag.tables.size(), FormatBytes(std::max<int64_t>(r.lag.retained_bytes, 0)));
+      }
+      if (r.health && !r.health->not_ready.empty()) {
+        std::string names;
+        for (const auto& t : r.health->not_ready) names += (names.empty() ? "" : ", ") + t;
+        out += "    not ready yet: " + names + "\n";
       }
       if (!r.warning.empty()) out += "    WARNING: " + r.warning + "\n";
     }
@@ -223,7 +233,36 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
                               {"retained_wal_bytes", r.lag.retained_bytes},
                               {"tables", rel},
                               {"warning", NullIfEmpty(r.warning)},
-                              {"error", NullIfEmpty(r.error)}};
+                              {"broken", r.broken},
+                              {"error", NullIfEmpty(r.error)},
+                              {"hint", NullIfEmpty(r.hint)},
+                              {"health", nullptr}};
+      if (r.health) {
+        const ReplicationHealth& h = *r.health;
+        nlohmann::json drift = nlohmann::json::array();
+        for (const auto& d : h.drift) {
+          drift.push_back({{"kind", Name(d.kind)},
+                           {"table", d.table},
+                           {"detail", d.detail},
+                           {"target_ddl", NullIfEmpty(d.target_ddl)},
+                           {"source_ddl", NullIfEmpty(d.source_ddl)},
+                           {"additive", d.additive}});
+        }
+        nlohmann::json errors;
+        if (h.errors) {
+          errors = {{"apply", h.errors->apply},
+                    {"sync", h.errors->sync},
+                    {"apply_since_baseline", h.errors->apply - h.baseline.apply},
+                    {"sync_since_baseline", h.errors->sync - h.baseline.sync}};
+        }
+        entry["replication"]["health"] = {{"subscription_enabled", h.subscription_enabled},
+                                          {"apply_worker", h.apply_worker},
+                                          {"errors", errors},
+                                          {"wal_status", NullIfEmpty(h.wal_status)},
+                                          {"safe_wal_size", h.safe_wal_size},
+                                          {"not_ready", h.not_ready},
+                                          {"schema_drift", drift}};
+      }
     }
     if (tables) {
       nlohmann::json steps = nlohmann::json::array();
