@@ -43,26 +43,40 @@ struct Relation {
 };
 
 // Every user table (plain and partitioned) with its columns; `publication`
-// non-empty: whether the publication covers each one.
+// non-empty: whether the publication covers each one. `definitions`: the
+// expressions too (defaults, partition bounds and keys, the primary key),
+// which the DDL needs on the source only; the functions that print them
+// lock the table, which on the target may be held by a session the
+// replication waits for.
 Result<std::map<std::string, Relation>> ReadRelations(Connection& conn,
-                                                      const std::string& publication) {
+                                                      const std::string& publication,
+                                                      bool definitions) {
   const std::string covered =
       publication.empty()
           ? "false"
-          : "EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) x "
+          : "EXISTS (SELECT 1 FROM (SELECT c.oid AS relid UNION "
+            "SELECT relid::oid FROM pg_catalog.pg_partition_ancestors(c.oid)) x "
             "JOIN pg_catalog.pg_class c2 ON c2.oid = x.relid "
             "JOIN pg_catalog.pg_namespace n2 ON n2.oid = c2.relnamespace "
             "JOIN pg_catalog.pg_publication_tables pt ON pt.schemaname = n2.nspname "
             "AND pt.tablename = c2.relname WHERE pt.pubname = $1)";
+  const std::string bound =
+      definitions ? "coalesce(pg_catalog.pg_get_expr(c.relpartbound, c.oid), '')" : "''";
+  const std::string partition_key =
+      definitions ? "CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) ELSE '' END"
+                  : "''";
+  const std::string primary_key =
+      definitions ? "coalesce((SELECT pg_catalog.pg_get_constraintdef(k.oid) FROM "
+                    "pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p'), '')"
+                  : "''";
+  const std::string default_expr =
+      definitions ? "coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '')" : "''";
   const std::string sql = fmt::format(
       "SELECT n.nspname, c.relname, c.relkind = 'p', c.relispartition, pn.nspname, p.relname, "
-      "coalesce(pg_catalog.pg_get_expr(c.relpartbound, c.oid), ''), "
-      "CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) ELSE '' END, "
-      "coalesce((SELECT pg_catalog.pg_get_constraintdef(k.oid) FROM pg_catalog.pg_constraint k "
-      "WHERE k.conrelid = c.oid AND k.contype = 'p'), ''), {0}, "
+      "{1}, {2}, {3}, {0}, "
       "(SELECT count(*) FROM pg_catalog.pg_partition_ancestors(c.oid)), "
       "a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-      "coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), ''), a.attgenerated <> '', "
+      "{4}, a.attgenerated <> '', "
       "a.attinhcount > 0 "
       "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
       "LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid AND c.relispartition "
@@ -74,7 +88,7 @@ Result<std::map<std::string, Relation>> ReadRelations(Connection& conn,
       "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
       "AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> '_pgcourier' "
       "ORDER BY 1, 2, a.attnum",
-      covered);
+      covered, bound, partition_key, primary_key, default_expr);
   Result<QueryResult> rows =
       publication.empty() ? conn.Exec(sql) : conn.ExecParams(sql, {publication});
   if (!rows.ok()) return rows.status().WithContext("reading the tables and their columns");
@@ -173,9 +187,10 @@ Result<std::vector<SchemaDrift>> ReadSchemaDrift(Connection& source, Connection&
                                                  const ObjectFilter& filter) {
   Result<CopyCatalog> catalog = ReadCopyCatalog(source, filter, Deadline::Never());
   if (!catalog.ok()) return catalog.status().WithContext("reading the source's tables");
-  Result<std::map<std::string, Relation>> on_source = ReadRelations(source, names.publication);
+  Result<std::map<std::string, Relation>> on_source =
+      ReadRelations(source, names.publication, true);
   if (!on_source.ok()) return on_source.status();
-  Result<std::map<std::string, Relation>> on_target = ReadRelations(target, "");
+  Result<std::map<std::string, Relation>> on_target = ReadRelations(target, "", false);
   if (!on_target.ok()) return on_target.status();
   // The tables the move covers, their partitioned ancestors, and whether
   // replication can carry them.
@@ -379,7 +394,7 @@ Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
   } else if (exists && h.subscription_enabled && !h.apply_worker) {
     h.problems.push_back("no apply worker runs for the subscription " + names.subscription +
                          " on the target: it keeps failing or cannot start");
-    h.hints.push_back(
+    h.hints.emplace_back(
         "the target server's log says why (lines of the logical replication apply worker; "
         "max_logical_replication_workers may be too low)");
   }
