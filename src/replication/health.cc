@@ -315,9 +315,18 @@ Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
   }
 
   // The subscription: enabled, its apply worker, its error counters.
+  // Errors past the baseline are a worker that keeps failing only while
+  // they go on: the apply worker missing from a sample, or the counters
+  // rising during the reading. One that failed once (a lost connection)
+  // and runs again is a warning.
+  Result<std::optional<ErrorCounts>> first = ReadErrorCounts(target, names.subscription);
+  if (!first.ok()) return first.status();
+  const bool past_baseline =
+      *first && ((*first)->apply > baseline.apply || (*first)->sync > baseline.sync);
   bool exists = false;
+  bool steady = true;  // the apply worker in every sample
   const int samples = sample_worker ? 5 : 1;
-  for (int i = 0; i < samples && !h.apply_worker; ++i) {
+  for (int i = 0; i < samples; ++i) {
     if (i > 0) SleepFor(std::chrono::milliseconds(250), nullptr);
     Result<QueryResult> sub = target.ExecParams(
         "SELECT s.subenabled, EXISTS (SELECT 1 FROM pg_catalog.pg_stat_subscription st WHERE "
@@ -329,12 +338,17 @@ Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
     if (sub->rows() == 0) break;
     exists = true;
     h.subscription_enabled = sub->GetBool(0, 0);
-    h.apply_worker = sub->GetBool(0, 1);
+    const bool seen = sub->GetBool(0, 1);
+    h.apply_worker = h.apply_worker || seen;
+    steady = steady && seen;
     if (!h.subscription_enabled) break;
+    if (h.apply_worker && !past_baseline) break;
   }
   Result<std::optional<ErrorCounts>> counts = ReadErrorCounts(target, names.subscription);
   if (!counts.ok()) return counts.status();
   h.errors = *counts;
+  const bool rising =
+      *first && *counts && ((*counts)->apply > (*first)->apply || (*counts)->sync > (*first)->sync);
 
   Result<QueryResult> rels = target.ExecParams(
       "SELECT r.srrelid::regclass::text, r.srsubstate::text FROM pg_catalog.pg_subscription_rel r "
@@ -378,7 +392,12 @@ Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
   }
   const bool new_errors =
       h.errors && (h.errors->apply > baseline.apply || h.errors->sync > baseline.sync);
-  if (new_errors) {
+  if (new_errors && steady && !rising) {
+    h.warnings.push_back(fmt::format(
+        "{} apply and {} table synchronization error(s) on the target since the baseline; the "
+        "apply worker runs again (a passing failure, e.g. a lost connection)",
+        h.errors->apply - baseline.apply, h.errors->sync - baseline.sync));
+  } else if (new_errors) {
     h.problems.push_back(
         fmt::format("the subscription's workers on the target keep failing: {} apply and {} table "
                     "synchronization error(s) since {}",
