@@ -283,13 +283,9 @@ Result<std::vector<SchemaDrift>> ReadSchemaDrift(Connection& source, Connection&
   return drift;
 }
 
-Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
-                                     const ReplicationNames& names, const ObjectFilter& filter,
-                                     const ErrorCounts& baseline, const std::string& work_dir,
-                                     bool sample_worker) {
-  ReplicationHealth h;
-  h.baseline = baseline;
-  // The slot's WAL (13+).
+// The slot's WAL (13+): lost is broken, unreserved a warning.
+Status ReadSlotWal(Connection& source, const ReplicationNames& names, const std::string& work_dir,
+                   ReplicationHealth& h) {
   Result<QueryResult> slot = source.ExecParams(
       "SELECT coalesce(wal_status, ''), coalesce(safe_wal_size, -1) FROM "
       "pg_catalog.pg_replication_slots WHERE slot_name = $1",
@@ -315,6 +311,17 @@ Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
   }
 
   // The subscription: enabled, its apply worker, its error counters.
+  return Status::Ok();
+}
+
+Result<ReplicationHealth> ReadHealth(Connection& source, Connection& target,
+                                     const ReplicationNames& names, const ObjectFilter& filter,
+                                     const ErrorCounts& baseline, const std::string& work_dir,
+                                     bool sample_worker) {
+  ReplicationHealth h;
+  h.baseline = baseline;
+  PGC_RETURN_IF_ERROR(ReadSlotWal(source, names, work_dir, h));
+
   // Errors past the baseline are a worker that keeps failing only while
   // they go on: the apply worker missing from a sample, or the counters
   // rising during the reading. One that failed once (a lost connection)
