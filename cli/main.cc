@@ -10,6 +10,7 @@
 #include "cutover_command.h"
 #include "migrate_command.h"
 #include "status_command.h"
+#include "sync_schema_command.h"
 #include "verify_command.h"
 
 int main(int argc, char** argv) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   AddVerifyCommand(app, run);
   AddCutoverCommands(app, run);
   AddStatusCommand(app, run);
+  AddSyncSchemaCommand(app, run);
 
   try {
     app.parse(argc, argv);

@@ -29,7 +29,8 @@ struct StatusArgs {
 };
 
 // 0 for a migration that is going or went well (or was never started), 1 for
-// one that failed, was cancelled or was interrupted.
+// one that failed, was cancelled or was interrupted (and, in RunStatus, for
+// a replication that is broken: waiting cannot fix it).
 int ExitStatusFor(const std::string& overall) {
   if (overall == "failed" || overall == "cancelled" || overall == "interrupted") {
     return kExitBlocked;
@@ -75,6 +76,7 @@ int RunStatus(const StatusArgs& args) {
     PrintOut(frame);
     std::fflush(stdout);
     exit_status = ExitStatusFor(OverallState(*view));
+    if (AnyReplicationBroken(*view)) exit_status = kExitBlocked;
     if (!watching || !view->live) break;
     if (!SleepFor(interval, &InterruptToken())) break;  // Ctrl-C ends the watch
   }
@@ -90,7 +92,7 @@ void AddStatusCommand(CLI::App& app, std::function<int()>& run) {
       "Shows how far the migration in a work directory is, per database: state, tables and "
       "indexes done, bytes copied, errors. Works while `migrate` runs (from another terminal) "
       "and after it ended. Exit status 0 when it is done or running, 1 when it failed, was "
-      "cancelled or was interrupted.");
+      "cancelled or was interrupted, or when a database's replication is broken.");
   cmd->add_option("--dir", args->dir, "Work directory of the migration (as given to migrate)")
       ->capture_default_str();
   cmd->add_flag("--json", args->json, "Machine-readable output (pgcourier.status/1)");

@@ -13,7 +13,7 @@ namespace {
 // other pg_read_all_settings ones), so none of those may be listed here.
 constexpr const char* kSettingNames =
     "{wal_level,max_replication_slots,max_wal_senders,max_connections,max_locks_per_transaction,"
-    "max_prepared_transactions,"
+    "max_prepared_transactions,max_slot_wal_keep_size,"
     "superuser_reserved_connections,reserved_connections,max_logical_replication_workers,"
     "max_worker_processes,max_sync_workers_per_subscription,max_active_replication_origins,"
     "server_encoding,ssl,extwlist.extensions,azure.extensions,"

@@ -17,6 +17,7 @@
 #include "migrate/sessions.h"
 #include "pg/quote.h"
 #include "preflight/checker.h"
+#include "replication/health.h"
 #include "replication/replication.h"
 #include "verify/verifier.h"
 
@@ -45,6 +46,8 @@ class DatabaseCutover {
     if (options_.on_progress) options_.on_progress({stored_.name, "cutover", message, 0, 0});
   }
   Status ExpectReplication();
+  Status CheckHealth(bool sample_worker);
+  Status MakeSourceWritableAgain(CutoverDatabase& out);
   Status StopSourceWrites(CutoverDatabase& out);
   Status CatchUp();
   Status TakeSnapshot();
@@ -67,6 +70,7 @@ class DatabaseCutover {
   std::unique_ptr<ExportedSnapshot> target_snapshot_;  // the target's at the switch moment
   std::optional<VerifyOptions> verify_;
   CopyCatalog catalog_;
+  bool broke_while_waiting_ = false;
 };
 
 Status DatabaseCutover::ExpectReplication() {
@@ -80,6 +84,36 @@ Status DatabaseCutover::ExpectReplication() {
                                 ? ""
                                 : "no subscription " + names_.subscription + " on the target"),
                 "run pgcourier cleanup, then move the database again");
+}
+
+// A replication that cannot catch up by waiting (replication/health.h)
+// stops the cutover: before the source is touched, or while it waits.
+Status DatabaseCutover::CheckHealth(bool sample_worker) {
+  Result<StoredErrorBaseline> baseline = record_.store().ErrorBaseline(stored_.name);
+  if (!baseline.ok()) return baseline.status();
+  Result<ReplicationHealth> health =
+      ReadHealth(*source_, *target_, names_, migration_.options.filter,
+                 {baseline->apply_errors, baseline->sync_errors}, options_.work_dir, sample_worker);
+  if (!health.ok()) return health.status().WithContext("reading the replication's health");
+  for (const auto& warning : health->warnings) Progress("WARNING: " + warning);
+  if (!health->broken()) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition,
+                "the replication of " + stored_.name + " is broken: " + health->Error(),
+                health->Hint());
+}
+
+// Undoes the read-only setting this cutover made (a cause that waiting
+// cannot fix must not leave the source read-only).
+Status DatabaseCutover::MakeSourceWritableAgain(CutoverDatabase& out) {
+  Result<std::vector<StoredChange>> changes = record_.Changes();
+  if (!changes.ok()) return changes.status();
+  for (const auto& c : *changes) {
+    if (c.object != kReadOnlyChange || c.state != ChangeState::kMade) continue;
+    PGC_RETURN_IF_ERROR(UndoChange(*source_, record_.store(), c));
+    out.undo.clear();
+    Progress("source database " + stored_.name + " is writable again");
+  }
+  return Status::Ok();
 }
 
 Status DatabaseCutover::StopSourceWrites(CutoverDatabase& out) {
@@ -117,10 +151,15 @@ Status DatabaseCutover::CatchUp() {
   if (!now.ok()) return now.status();
   const std::string lsn = now->GetString(0, 0);
   Progress("waiting for the target to apply the source's changes up to " + lsn);
-  PGC_RETURN_IF_ERROR(WaitApplied(
+  Status waited = WaitApplied(
       *source_, names_, lsn,
       Deadline::After(std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout)),
-      options_.cancel));
+      options_.cancel, [this] {
+        Status healthy = CheckHealth(true);
+        broke_while_waiting_ = healthy.code() == StatusCode::kFailedPrecondition;
+        return healthy;
+      });
+  PGC_RETURN_IF_ERROR(waited);
   Progress("the target has applied every change up to " + lsn);
   return Status::Ok();
 }
@@ -332,6 +371,8 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
   if (!target.ok()) return target.status();
   target_ = std::move(*target);
   PGC_RETURN_IF_ERROR(ExpectReplication());
+  // Before the source is touched: a broken replication never catches up.
+  PGC_RETURN_IF_ERROR(CheckHealth(true));
   // Prepared before the window: it reads the target's settings.
   MigrateOptions options = migration_.options;
   options.check.jobs = options_.jobs;
@@ -351,7 +392,16 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
     PGC_RETURN_IF_ERROR(StopSourceWrites(out));
     timed(out.window, "stopping writes");
   }
-  PGC_RETURN_IF_ERROR(CatchUp());
+  Status caught_up = CatchUp();
+  if (!caught_up.ok() && broke_while_waiting_) {
+    Status writable = MakeSourceWritableAgain(out);
+    if (!writable.ok()) {
+      return caught_up.WithHint(caught_up.hint() + "; making the source writable again failed (" +
+                                writable.message() + "): on the source, " + out.undo);
+    }
+    return caught_up;
+  }
+  PGC_RETURN_IF_ERROR(caught_up);
   timed(out.window, "catching up");
   PGC_RETURN_IF_ERROR(TakeSnapshot());
   timed(out.window, "snapshot");

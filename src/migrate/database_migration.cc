@@ -13,6 +13,7 @@
 #include "migrate/lock_waits.h"
 #include "migrate/standby_source.h"
 #include "preflight/checker.h"
+#include "replication/health.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
 #include "schema/target_database.h"
@@ -666,6 +667,13 @@ Status DatabaseMigration::Subscribe() {
   step.part = used->Text();
   step.state = StepState::kDone;
   record_.Step(std::move(step));
+  // Errors of its workers count from here (a new subscription's are zero;
+  // recorded all the same, so that an earlier run's baseline goes).
+  Result<std::optional<ErrorCounts>> errors = ReadErrorCounts(**target, names_.subscription);
+  if (!errors.ok()) return errors.status();
+  const ErrorCounts counts = errors->value_or(ErrorCounts{});
+  PGC_RETURN_IF_ERROR(
+      record_.store().PutErrorBaseline({outcome_.name, counts.apply, counts.sync, ""}));
   Progress("syncing", "subscription " + names_.subscription + " (" + used->Text() +
                           ") streams the source's changes; finish with pgcourier cutover");
   return Status::Ok();

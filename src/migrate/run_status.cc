@@ -9,6 +9,7 @@
 
 #include "migrate/cutover.h"
 #include "migrate/database_migration.h"
+#include "migrate/recorded_run.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "util/size.h"
@@ -61,7 +62,11 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
   Result<std::vector<StoredDatabase>> databases = (*store)->Databases();
   if (!databases.ok()) return databases.status();
   view.databases = std::move(*databases);
+  view.dir = dir;
   for (const auto& db : view.databases) {
+    Result<StoredErrorBaseline> baseline = (*store)->ErrorBaseline(db.name);
+    if (!baseline.ok()) return baseline.status();
+    view.error_baselines[db.name] = {baseline->apply_errors, baseline->sync_errors};
     Result<std::vector<StoredStep>> steps = (*store)->Steps(db.name);
     if (!steps.ok()) return steps.status();
     ReadReplicationSteps(db.name, *steps, view);
@@ -75,6 +80,8 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
   if (!view.run) return;
   Result<ConnInfo> source = ConnInfo::Parse(view.run->source);
   Result<ConnInfo> target = ConnInfo::Parse(view.run->target);
+  MigrateOptions recorded;
+  const Status options = OptionsFromJson(view.run->options_json, recorded);
   for (size_t i = 0; i < view.databases.size(); ++i) {
     const StoredDatabase& db = view.databases[i];
     if (db.method != Method::kReplication || !Replicating(db.state)) continue;
@@ -102,13 +109,36 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
       continue;
     }
     out.lag = *lag;
-    out.in_sync = out.error.empty() && lag->slot_exists && lag->subscription_exists &&
-                  lag->AllReady() && lag->lag_bytes >= 0 && lag->lag_bytes <= kInSyncLagBytes;
+    if (src.ok() && dst.ok() && lag->slot_exists && lag->subscription_exists) {
+      if (!options.ok()) {
+        out.error = options.message();
+        continue;
+      }
+      Result<ReplicationHealth> health =
+          ReadHealth(**src, **dst, NamesFor(view.run->id, static_cast<int>(i)), recorded.filter,
+                     view.error_baselines[db.name], view.dir);
+      if (!health.ok()) {
+        out.error = health.status().message();
+        continue;
+      }
+      out.health = std::move(*health);
+      out.broken = out.health->broken();
+      out.error = out.health->Error();
+      out.hint = out.health->Hint();
+      for (const auto& w : out.health->warnings) {
+        out.warning += (out.warning.empty() ? "" : "; ") + w;
+      }
+    }
+    out.in_sync = out.error.empty() && !out.broken && lag->slot_exists &&
+                  lag->subscription_exists && lag->AllReady() && lag->lag_bytes >= 0 &&
+                  lag->lag_bytes <= kInSyncLagBytes;
     if (lag->retained_bytes > kRetainedWalWarningBytes) {
-      out.warning = fmt::format(
-          "the slot keeps {} of WAL on the source; finish with pgcourier cutover, or remove it "
-          "with pgcourier cleanup before the source's disk fills",
-          FormatBytes(lag->retained_bytes));
+      out.warning +=
+          std::string(out.warning.empty() ? "" : "; ") +
+          fmt::format(
+              "the slot keeps {} of WAL on the source; finish with pgcourier cutover, or remove it "
+              "with pgcourier cleanup before the source's disk fills",
+              FormatBytes(lag->retained_bytes));
     }
     if (src.ok() && lag->slot_exists && rate_sample.count() > 0) {
       out.apply_bytes_per_second = ApplyRate(
@@ -119,7 +149,16 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
       out.error += (out.error.empty() ? "" : "; ") +
                    std::string("the subscription is missing on the target");
     }
+    if ((src.ok() && !lag->slot_exists) || (dst.ok() && !lag->subscription_exists)) {
+      out.broken = true;
+      out.hint = "run pgcourier cleanup --dir " + view.dir + ", then move the database again";
+    }
   }
+}
+
+bool AnyReplicationBroken(const StatusView& view) {
+  return std::any_of(view.replication.begin(), view.replication.end(),
+                     [](const auto& r) { return r.second.broken; });
 }
 
 std::string OverallState(const StatusView& view) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "replication/health.h"
 #include "replication/replication.h"
 #include "state/store.h"
 #include "util/status.h"
@@ -22,9 +23,14 @@ namespace pgcourier {
 // Where replication of one database stands (read from both servers).
 struct ReplicationView {
   ReplicationLag lag;
-  std::string error;     // a server could not be read
-  std::string warning;   // WAL retained past the threshold
-  bool in_sync = false;  // every table ready, lag under the threshold
+  // Whether it works (replication/health.h); none when a server could not
+  // be read.
+  std::optional<ReplicationHealth> health;
+  std::string error;     // a server could not be read, or the replication is broken
+  std::string hint;      // what to do about a broken replication
+  std::string warning;   // WAL retained past the threshold, a slot past its WAL limit
+  bool broken = false;   // it cannot catch up by waiting (health.broken())
+  bool in_sync = false;  // every table ready, lag under the threshold, not broken
   // The apply rate: how fast the slot's confirmed_flush_lsn (what the
   // target confirmed it applied) moved over the sampling interval, in bytes
   // of the source's WAL per second; -1 when not sampled.
@@ -45,6 +51,10 @@ struct StatusView {
   // the switch"), in order.
   std::map<std::string, std::string> subscription_options;
   std::map<std::string, std::vector<StoredStep>> cutover_phases;
+  // Per database: the subscription's error counters from which errors are
+  // new (state/store.h).
+  std::map<std::string, ErrorCounts> error_baselines;
+  std::string dir;
 };
 
 // In sync: the target is at most this far behind the source.
@@ -66,6 +76,9 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
 // database then takes that much longer to read).
 void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout,
                      std::chrono::milliseconds rate_sample = std::chrono::milliseconds(0));
+
+// True when some database's replication is broken (status exits 1).
+bool AnyReplicationBroken(const StatusView& view);
 
 // The state of the whole migration: "empty" (no run), "running",
 // "interrupted" (recorded as running, but no process holds the directory:

@@ -12,6 +12,7 @@
 #include "catalog/open_transactions.h"
 #include "catalog/server_facts.h"
 #include "preflight/checker_internal.h"
+#include "util/size.h"
 
 namespace pgcourier::checker_internal {
 
@@ -97,6 +98,30 @@ void Checker::CheckSourceWal() {
     AddServerProblem(check_code::kReplicationSlots, "source", slots,
                      "raise max_replication_slots on the source (restart needed), or drop unused "
                      "slots listed in pg_replication_slots");
+  }
+
+  // The slots keep WAL from their start until the target confirms it: the
+  // WAL the source writes during the bulk copy (unknowable; for a busy
+  // source it can reach the size of the data) and while it syncs. Past
+  // max_slot_wal_keep_size the source removes it and the slot is lost.
+  // As current_setting() shows it: "-1" (unlimited), "0", "512MB", "1GB".
+  const Result<int64_t> keep_size = ParseByteSize(s.Setting("max_slot_wal_keep_size"));
+  const int64_t keep = keep_size.ok() ? *keep_size : -1;
+  if (keep >= 0) {
+    int64_t moved = 0;
+    for (const auto& plan : report_.databases) moved += std::max<int64_t>(plan.size_bytes, 0);
+    const std::string detail =
+        fmt::format("max_slot_wal_keep_size is {}; the databases to move hold {}",
+                    FormatBytes(keep), FormatBytes(moved));
+    if (keep < moved) {
+      Add(check_code::kSlotWalLimit, CheckStatus::kWarn, "source", detail,
+          "a slot that falls behind by more than max_slot_wal_keep_size is lost and the "
+          "database must be moved again; the rule here: warn when it is smaller than the data "
+          "to move (a busy source can write that much WAL during the copy). Raise it (ALTER "
+          "SYSTEM SET max_slot_wal_keep_size = '<size>'; SELECT pg_reload_conf();) or set -1");
+    } else {
+      Add(check_code::kSlotWalLimit, CheckStatus::kPass, "source", detail);
+    }
   }
 
   int64_t free_senders = s.SettingInt("max_wal_senders") - s.wal_senders_used;

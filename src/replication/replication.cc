@@ -361,7 +361,9 @@ Result<ReplicationLag> ReadLag(Connection* source, Connection* target,
 }
 
 Status WaitApplied(Connection& source, const ReplicationNames& names, const std::string& lsn,
-                   Deadline deadline, const CancelToken* cancel) {
+                   Deadline deadline, const CancelToken* cancel,
+                   const std::function<Status()>& check, std::chrono::milliseconds check_every) {
+  auto next_check = std::chrono::steady_clock::now() + check_every;
   for (;;) {
     Result<QueryResult> reached = source.ExecParams(
         "SELECT s.confirmed_flush_lsn >= $2::pg_lsn, s.confirmed_flush_lsn::text "
@@ -373,6 +375,10 @@ Status WaitApplied(Connection& source, const ReplicationNames& names, const std:
                     "the changes since the bulk copy cannot be applied; move the database again");
     }
     if (reached->GetBool(0, 0)) return Status::Ok();
+    if (check && std::chrono::steady_clock::now() >= next_check) {
+      PGC_RETURN_IF_ERROR(check());
+      next_check = std::chrono::steady_clock::now() + check_every;
+    }
     if (deadline.passed()) {
       return Status(StatusCode::kTimeout,
                     fmt::format("the target has applied changes up to {}, not yet up to {}",

@@ -7,6 +7,7 @@
 // always find and remove what this run made, on both sides.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -134,9 +135,13 @@ Result<ReplicationLag> ReadLag(Connection* source, Connection* target,
                                const ReplicationNames& names);
 
 // Waits until the slot's confirmed position reaches `lsn` (the target has
-// applied everything up to it), or the deadline.
+// applied everything up to it), or the deadline. `check`, when given, is
+// called every `check_every` while waiting; its error ends the wait (a
+// replication that broke: waiting cannot help).
 Status WaitApplied(Connection& source, const ReplicationNames& names, const std::string& lsn,
-                   Deadline deadline, const CancelToken* cancel);
+                   Deadline deadline, const CancelToken* cancel,
+                   const std::function<Status()>& check = nullptr,
+                   std::chrono::milliseconds check_every = std::chrono::seconds(5));
 
 // Removes the subscription (target), slot and publication (source) when they
 // exist, and returns what it removed; also a publication of the same name on

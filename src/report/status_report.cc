@@ -180,14 +180,19 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
     auto rep = view.replication.find(db.name);
     if (rep != view.replication.end()) {
       const ReplicationView& r = rep->second;
-      if (!r.error.empty()) out += "    replication: " + OneLine(r.error) + "\n";
+      if (r.broken) {
+        out += "    replication: BROKEN: " + OneLine(r.error) + "\n";
+        if (!r.hint.empty()) out += "    hint: " + OneLine(r.hint) + "\n";
+      } else if (!r.error.empty()) {
+        out += "    replication: " + OneLine(r.error) + "\n";
+      }
       if (r.lag.slot_exists) {
         size_t ready = 0;
         for (const auto& t : r.lag.tables) ready += t.second == "r" ? 1 : 0;
         out += fmt::format(
             "    replication: {}, {} behind{}, {}/{} tables ready, {} of WAL kept on the "
             "source\n",
-            r.in_sync ? "in sync" : "catching up",
+            r.broken ? "broken" : (r.in_sync ? "in sync" : "catching up"),
             FormatBytes(std::max<int64_t>(r.lag.lag_bytes, 0)),
             r.lag.lag_seconds >= 0 ? fmt::format(" (last message {:.0f} s ago)", r.lag.lag_seconds)
                                    : "",
@@ -196,6 +201,11 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
       if (r.apply_bytes_per_second >= 0) {
         out += fmt::format("    apply rate: {}/s (the slot's confirmed position)\n",
                            FormatBytes(static_cast<int64_t>(r.apply_bytes_per_second)));
+      }
+      if (r.health && !r.health->not_ready.empty()) {
+        std::string names;
+        for (const auto& t : r.health->not_ready) names += (names.empty() ? "" : ", ") + t;
+        out += "    not ready yet: " + names + "\n";
       }
       if (!r.warning.empty()) out += "    WARNING: " + r.warning + "\n";
     }
@@ -258,22 +268,51 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
       const ReplicationView& r = rep->second;
       nlohmann::json rel = nlohmann::json::array();
       for (const auto& t : r.lag.tables) rel.push_back({{"table", t.first}, {"state", t.second}});
-      entry["replication"] = {
-          {"in_sync", r.in_sync},
-          {"slot_exists", r.lag.slot_exists},
-          {"slot_active", r.lag.slot_active},
-          {"subscription_exists", r.lag.subscription_exists},
-          {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
-          {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
-          {"lag_bytes", r.lag.lag_bytes},
-          {"lag_seconds", r.lag.lag_seconds},
-          {"retained_wal_bytes", r.lag.retained_bytes},
-          {"apply_bytes_per_second", r.apply_bytes_per_second < 0
-                                         ? nlohmann::json()
-                                         : nlohmann::json(r.apply_bytes_per_second)},
-          {"tables", rel},
-          {"warning", NullIfEmpty(r.warning)},
-          {"error", NullIfEmpty(r.error)}};
+      entry["replication"] = {{"in_sync", r.in_sync},
+                              {"slot_exists", r.lag.slot_exists},
+                              {"slot_active", r.lag.slot_active},
+                              {"subscription_exists", r.lag.subscription_exists},
+                              {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
+                              {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
+                              {"lag_bytes", r.lag.lag_bytes},
+                              {"lag_seconds", r.lag.lag_seconds},
+                              {"retained_wal_bytes", r.lag.retained_bytes},
+                              {"apply_bytes_per_second",
+                               r.apply_bytes_per_second < 0
+                                   ? nlohmann::json()
+                                   : nlohmann::json(r.apply_bytes_per_second)},
+                              {"tables", rel},
+                              {"warning", NullIfEmpty(r.warning)},
+                              {"broken", r.broken},
+                              {"error", NullIfEmpty(r.error)},
+                              {"hint", NullIfEmpty(r.hint)},
+                              {"health", nullptr}};
+      if (r.health) {
+        const ReplicationHealth& h = *r.health;
+        nlohmann::json drift = nlohmann::json::array();
+        for (const auto& d : h.drift) {
+          drift.push_back({{"kind", Name(d.kind)},
+                           {"table", d.table},
+                           {"detail", d.detail},
+                           {"target_ddl", NullIfEmpty(d.target_ddl)},
+                           {"source_ddl", NullIfEmpty(d.source_ddl)},
+                           {"additive", d.additive}});
+        }
+        nlohmann::json errors;
+        if (h.errors) {
+          errors = {{"apply", h.errors->apply},
+                    {"sync", h.errors->sync},
+                    {"apply_since_baseline", h.errors->apply - h.baseline.apply},
+                    {"sync_since_baseline", h.errors->sync - h.baseline.sync}};
+        }
+        entry["replication"]["health"] = {{"subscription_enabled", h.subscription_enabled},
+                                          {"apply_worker", h.apply_worker},
+                                          {"errors", errors},
+                                          {"wal_status", NullIfEmpty(h.wal_status)},
+                                          {"safe_wal_size", h.safe_wal_size},
+                                          {"not_ready", h.not_ready},
+                                          {"schema_drift", drift}};
+      }
     }
     if (tables) {
       nlohmann::json steps = nlohmann::json::array();

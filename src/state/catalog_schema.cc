@@ -84,6 +84,19 @@ CREATE TABLE changes (
 PRAGMA user_version = 2;
 )sql";
 
+// Version 3 adds, per replicating database, the subscription's error
+// counters (pg_stat_subscription_stats) as they were when the subscription
+// was made or the last schema change was applied: errors past them are new.
+constexpr const char* kSchemaV3 = R"sql(
+CREATE TABLE IF NOT EXISTS error_baselines (
+  db_name TEXT PRIMARY KEY,
+  apply_errors INTEGER NOT NULL,
+  sync_errors INTEGER NOT NULL,
+  recorded_at TEXT NOT NULL
+) STRICT;
+PRAGMA user_version = 3;
+)sql";
+
 }  // namespace
 
 Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
@@ -121,7 +134,8 @@ Status UpgradeCatalog(sqlite3* db, const std::string& path, int version) {
   Result<SqliteTransaction> txn = SqliteTransaction::Begin(db, path);
   if (!txn.ok()) return txn.status();
   if (version < 1) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV1));
-  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV2));
+  if (version < 2) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV2));
+  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
   return txn->Commit();
 }
 

@@ -582,4 +582,47 @@ Status StateStore::MarkChangeUndone(const StoredChange& change) {
   return Status::Ok();
 }
 
+Status StateStore::PutErrorBaseline(const StoredErrorBaseline& baseline) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  SqliteStatement stmt(db_,
+                       "INSERT INTO error_baselines (db_name, apply_errors, sync_errors, "
+                       "recorded_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (db_name) DO UPDATE SET "
+                       "apply_errors = excluded.apply_errors, sync_errors = excluded.sync_errors, "
+                       "recorded_at = excluded.recorded_at");
+  stmt.Bind(1, baseline.database);
+  stmt.Bind(2, baseline.apply_errors);
+  stmt.Bind(3, baseline.sync_errors);
+  stmt.Bind(4, NowUtc());
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc,
+                       fmt::format("cannot record the error counters of {}", baseline.database));
+  }
+  return Status::Ok();
+}
+
+Result<StoredErrorBaseline> StateStore::ErrorBaseline(const std::string& database) {
+  std::lock_guard<std::mutex> guard(mu_);
+  StoredErrorBaseline out;
+  out.database = database;
+  if (!has_schema_ || version_ < 3) return out;
+  SqliteStatement stmt(db_,
+                       "SELECT apply_errors, sync_errors, recorded_at FROM error_baselines WHERE "
+                       "db_name = ?1");
+  stmt.Bind(1, database);
+  int rc = stmt.Step();
+  if (rc == SQLITE_ROW) {
+    out.apply_errors = stmt.Int(0);
+    out.sync_errors = stmt.Int(1);
+    out.recorded_at = stmt.Text(2);
+    rc = stmt.Step();
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc,
+                       fmt::format("cannot read the error counters of {}", database));
+  }
+  return out;
+}
+
 }  // namespace pgcourier

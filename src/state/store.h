@@ -98,6 +98,16 @@ struct StoredChange {
   std::string made_at;
 };
 
+// The subscription's error counters (pg_stat_subscription_stats, 15+) of a
+// replicating database when its subscription was made or a schema change
+// was last applied (sync-schema): errors past them are new.
+struct StoredErrorBaseline {
+  std::string database;  // source name
+  int64_t apply_errors = 0;
+  int64_t sync_errors = 0;
+  std::string recorded_at;
+};
+
 class StateStore {
  public:
   // Opens <dir>/pgcourier.db for a run (creating the directory and the file
@@ -140,6 +150,11 @@ class StateStore {
   Result<std::vector<StoredChange>> Changes(const std::string& database);
   Status MarkChangeUndone(const StoredChange& change);
 
+  // The replication error counters of a database from which errors count as
+  // new (see StoredErrorBaseline); zeros when none was recorded.
+  Status PutErrorBaseline(const StoredErrorBaseline& baseline);
+  Result<StoredErrorBaseline> ErrorBaseline(const std::string& database);
+
   const std::string& path() const { return path_; }
 
   // True when a live process holds <dir>/lock (a run is going on there).
@@ -147,7 +162,7 @@ class StateStore {
   static bool RunIsLive(const std::string& dir);
 
   // The schema version this build reads and writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
  private:
   StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);

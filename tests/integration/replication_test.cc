@@ -360,12 +360,14 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "0");
   EXPECT_TRUE(source_->Sql("UPDATE public.no_pk SET v = v || '!'", "shop").ok());
 
-  // A cutover that stops writes and then fails (the target applies
-  // nothing) leaves the source read-only; cleanup still removes everything
-  // there and makes it writable again.
-  ASSERT_TRUE(
-      target_->Sql("ALTER SUBSCRIPTION " + NamesFor(RunId(), 0).subscription + " DISABLE", "shop")
-          .ok());
+  // A cutover that stops writes and then times out (the target applies
+  // nothing: a session holds the table there; the replication itself is
+  // healthy, so waiting could help) leaves the source read-only; cleanup
+  // still removes everything there and makes it writable again.
+  Result<std::unique_ptr<Connection>> locker =
+      Connection::Connect(*ConnInfo::Parse(target_->ConnString("shop")), {});
+  ASSERT_TRUE(locker.ok()) << locker.status().ToString();
+  ASSERT_TRUE((*locker)->Run("BEGIN; LOCK TABLE public.events IN ACCESS EXCLUSIVE MODE").ok());
   ASSERT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-2, 'unapplied')", "shop").ok());
   CutoverOptions cut;
   cut.work_dir = dir_;
@@ -374,7 +376,10 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   Result<CutoverOutcome> cutover = Cutover(cut);
   ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
   EXPECT_EQ(cutover->databases.at(0).state, "failed");
+  EXPECT_NE(cutover->databases.at(0).error.find("not yet up to"), std::string::npos)
+      << cutover->databases.at(0).error;
   EXPECT_FALSE(source_->Sql("INSERT INTO public.events VALUES (-3, 'x')", "shop").ok());
+  EXPECT_TRUE((*locker)->Run("ROLLBACK").ok());
 
   CleanupOptions clean;
   clean.work_dir = dir_;
