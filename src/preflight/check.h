@@ -23,6 +23,8 @@ const char* CheckStatusName(CheckStatus status);  // "pass", "warn", "fail"
 namespace check_code {
 inline constexpr const char* kSourceConnect = "source.connect";
 inline constexpr const char* kTargetConnect = "target.connect";
+inline constexpr const char* kSourcePooler = "source.pooler";
+inline constexpr const char* kTargetPooler = "target.pooler";
 inline constexpr const char* kSourceEncryption = "source.encryption";
 inline constexpr const char* kTargetEncryption = "target.encryption";
 inline constexpr const char* kServersDistinct = "servers.distinct";
