@@ -14,6 +14,7 @@
 #include "preflight/checker.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
+#include "schema/target_claim.h"
 #include "schema/target_database.h"
 #include "util/size.h"
 
@@ -668,6 +669,11 @@ Status DatabaseMigration::Run() {
     db.error.clear();
     db.hint.clear();
   });
+  // Before anything is written there: one migration per target database.
+  Result<std::unique_ptr<Connection>> claim = sessions_.TargetServer();
+  if (!claim.ok()) return claim.status();
+  PGC_RETURN_IF_ERROR(TakeTargetClaim(**claim, outcome_.target_name));
+  claim_ = std::move(*claim);
   if (options_.resume) PGC_RETURN_IF_ERROR(PrepareResume());
 
   // The snapshot comes first: the filter is resolved at it, and one that

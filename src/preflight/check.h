@@ -156,7 +156,8 @@ struct CheckOptions {
 //           pg_dump or the final verification;
 //   target: per job a loading session and one for comparisons; per database
 //           in flight pg_restore's post-data (--jobs workers and its leader)
-//           or one session of its own.
+//           or one session of its own, and the session holding the run's
+//           claim on the database (schema/target_claim.h).
 struct SessionBudget {
   int source = 0;
   int target = 0;
