@@ -10,6 +10,7 @@
 #include "copy/extension_config.h"
 #include "copy/progress_marks.h"
 #include "migrate/data_phase.h"
+#include "migrate/disk_full.h"
 #include "migrate/lock_waits.h"
 #include "preflight/checker.h"
 #include "schema/database_properties.h"
@@ -81,6 +82,7 @@ Status DatabaseMigration::Phase(const std::string& phase, const std::function<St
   record_.Step(step);
   Status status = body();
   if (IsLockTimeout(status)) status = ExplainLockTimeout(status);
+  status = ExplainOutOfSpace(status, options_.work_dir);
   step.seconds = SecondsSince(started);
   outcome_.phases.push_back({phase, step.seconds});
   step.state = status.ok() ? StepState::kDone : StepState::kFailed;
