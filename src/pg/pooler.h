@@ -38,7 +38,7 @@ struct PoolerProbe {
 // used. `wait` bounds how long a client waiting for a server session is
 // waited for. Errors are the connection's.
 Result<PoolerProbe> ProbePooler(const ConnInfo& info, ConnectOptions options,
-                                std::chrono::milliseconds wait = std::chrono::seconds(2));
+                                std::chrono::milliseconds wait = std::chrono::seconds(5));
 
 // What to connect to instead of the pooler `info` names, as a sentence
 // without any secret: Neon's host without `-pooler`, Supabase's

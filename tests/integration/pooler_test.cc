@@ -90,6 +90,9 @@ class PoolerTest : public testing::SourceAndTargetTest {
         "CREATE TABLE public.items (id int PRIMARY KEY, name text);"
         "INSERT INTO public.items SELECT g, 'item ' || g FROM generate_series(1, 500) g";
     ASSERT_NO_FATAL_FAILURE(StartServers(options));
+    // There already (empty): PgBouncer retries a server login that failed
+    // (a database not there yet) only after server_login_retry.
+    ASSERT_TRUE(target_->Sql("CREATE DATABASE shop").ok());
   }
 
   std::unique_ptr<PgBouncer> StartPooler(int port, const std::string& mode, int pool_size) {
@@ -164,7 +167,9 @@ TEST_F(PoolerTest, TransactionModeAndAFullPoolFailCheckSessionModeLeavesNothingB
   ASSERT_EQ(j["databases"].size(), 1u);
   EXPECT_EQ(j["databases"][0]["method"], "copy");
   EXPECT_NE(j["databases"][0]["reason"].get<std::string>().find("pooler"), std::string::npos);
+  // The application's own database and the maintenance database: two pools.
   const std::string target_app = target_pooler->ConnString("postgres", "postgres");
+  EXPECT_EQ(AppSees(pooled_target, pool, all), Repeated(defaults, pool));
   EXPECT_EQ(AppSees(target_app, pool, all), Repeated(defaults, pool));
 
   ProcessResult migrated =
@@ -177,6 +182,7 @@ TEST_F(PoolerTest, TransactionModeAndAFullPoolFailCheckSessionModeLeavesNothingB
   // pg_restore's archive sets search_path and the timeouts on its own
   // session (a reset query such as PgBouncer's default DISCARD ALL clears
   // them); pgcourier's settings are gone.
+  EXPECT_EQ(AppSees(pooled_target, pool, kOurs), Repeated(our_defaults, pool));
   EXPECT_EQ(AppSees(target_app, pool, kOurs), Repeated(our_defaults, pool));
 }
 
