@@ -123,7 +123,7 @@ Status PgBouncer::Launch(const PgBouncerOptions& options) {
         return Status(StatusCode::kIoError, "chown " + dir_ + name + " failed");
       }
     }
-    argv.push_back("-u");
+    argv.emplace_back("-u");
     argv.push_back(os_user);
   }
   argv.push_back(dir_ + "/pgbouncer.ini");
@@ -132,6 +132,7 @@ Status PgBouncer::Launch(const PgBouncerOptions& options) {
   if (log_fd < 0) return Status(StatusCode::kIoError, "cannot open " + log_path_);
   // Built before fork: the child of a threaded process must not allocate.
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (std::string& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
   const pid_t parent = ::getpid();
