@@ -51,6 +51,9 @@ packages=(
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libsqlite3-dev
   clang-format clang-tidy
   openssl
+  # A real connection pooler for the pooler tests (tests/support/pgbouncer.h);
+  # the tests start their own on free ports and never use the system one.
+  pgbouncer
 )
 # node/npm and python3 may come from elsewhere (NodeSource's nodejs bundles
 # npm; pyenv provides python3): only the commands matter.

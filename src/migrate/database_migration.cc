@@ -10,12 +10,14 @@
 #include "copy/extension_config.h"
 #include "copy/progress_marks.h"
 #include "migrate/data_phase.h"
+#include "migrate/disk_full.h"
 #include "migrate/lock_waits.h"
 #include "migrate/standby_source.h"
 #include "preflight/checker.h"
 #include "replication/health.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
+#include "schema/target_claim.h"
 #include "schema/target_database.h"
 #include "util/size.h"
 
@@ -83,6 +85,7 @@ Status DatabaseMigration::Phase(const std::string& phase, const std::function<St
   Status status = body();
   if (IsLockTimeout(status)) status = ExplainLockTimeout(status);
   status = ExplainStandbyFailure(status, run_.check->source.in_recovery, options_.work_dir);
+  status = ExplainOutOfSpace(status, options_.work_dir);
   step.seconds = SecondsSince(started);
   outcome_.phases.push_back({phase, step.seconds});
   step.state = status.ok() ? StepState::kDone : StepState::kFailed;
@@ -720,6 +723,11 @@ Status DatabaseMigration::Run() {
     db.error.clear();
     db.hint.clear();
   });
+  // Before anything is written there: one migration per target database.
+  Result<std::unique_ptr<Connection>> claim = sessions_.TargetServer();
+  if (!claim.ok()) return claim.status();
+  PGC_RETURN_IF_ERROR(TakeTargetClaim(**claim, outcome_.target_name));
+  claim_ = std::move(*claim);
   if (options_.resume) PGC_RETURN_IF_ERROR(PrepareResume());
 
   // The snapshot comes first: the filter is resolved at it, and one that

@@ -93,6 +93,9 @@ class DatabaseMigration {
   // StartOver dropped the target database the interrupted run had created.
   bool dropped_incomplete_ = false;
   std::unique_ptr<ExportedSnapshot> snapshot_;
+  // The session holding this run's claim on the target database
+  // (schema/target_claim.h), for as long as the pipeline runs.
+  std::unique_ptr<Connection> claim_;
   ResolvedObjectFilter filtered_;  // options_.filter at the snapshot
   CopyCatalog catalog_;
   // Extensions the move leaves out (LeftOutExtensions), and the

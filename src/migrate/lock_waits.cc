@@ -6,8 +6,8 @@
 
 namespace pgcourier {
 
-std::string LockTimeoutSql(std::chrono::milliseconds timeout) {
-  return fmt::format("SET lock_timeout = {}", timeout.count());
+SessionSetting LockTimeoutSetting(std::chrono::milliseconds timeout) {
+  return {"lock_timeout", std::to_string(timeout.count())};
 }
 
 bool IsLockTimeout(const Status& status) { return status.sqlstate() == "55P03"; }

@@ -16,14 +16,15 @@
 
 #include "catalog/copy_catalog.h"
 #include "pg/connection.h"
+#include "pg/session_settings.h"
 #include "util/status.h"
 
 namespace pgcourier {
 
 inline constexpr std::chrono::milliseconds kLockRound{5000};
 
-// "SET lock_timeout = <ms>".
-std::string LockTimeoutSql(std::chrono::milliseconds timeout);
+// lock_timeout = <ms>, a setting of the session (ConnectOptions::settings).
+SessionSetting LockTimeoutSetting(std::chrono::milliseconds timeout);
 
 // The server gave up waiting for a lock (55P03).
 bool IsLockTimeout(const Status& status);

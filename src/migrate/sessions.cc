@@ -1,17 +1,8 @@
 #include "migrate/sessions.h"
 
-#include <fmt/format.h>
-
 #include "migrate/lock_waits.h"
 
 namespace pgcourier {
-namespace {
-
-constexpr const char* kSourceSettings = "SET default_transaction_read_only = off";
-constexpr const char* kTargetLoadSettings =
-    "SET synchronous_commit = off; SET maintenance_work_mem = '512MB'";
-
-}  // namespace
 
 SessionFactory::SessionFactory(ConnInfo source, ConnInfo target,
                                std::chrono::milliseconds connect_timeout, const CancelToken* cancel,
@@ -33,8 +24,8 @@ ConnectOptions SessionFactory::BareOptions(const std::string& role) const {
 Result<std::unique_ptr<Connection>> SessionFactory::Source(
     const std::string& database, std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("source");
-  o.settings =
-      fmt::format("{}; {}", kSourceSettings, LockTimeoutSql(lock_timeout.value_or(lock_timeout_)));
+  o.settings = {{"default_transaction_read_only", "off"},
+                LockTimeoutSetting(lock_timeout.value_or(lock_timeout_))};
   return Connection::Connect(source_.WithDatabase(database), o);
 }
 
@@ -42,8 +33,11 @@ Result<std::unique_ptr<Connection>> SessionFactory::Target(
     const std::string& database, TargetUse use,
     std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("target");
-  o.settings = LockTimeoutSql(lock_timeout.value_or(lock_timeout_));
-  if (use == TargetUse::kLoad) o.settings += std::string("; ") + kTargetLoadSettings;
+  o.settings = {LockTimeoutSetting(lock_timeout.value_or(lock_timeout_))};
+  if (use == TargetUse::kLoad) {
+    o.settings.push_back({"synchronous_commit", "off"});
+    o.settings.push_back({"maintenance_work_mem", "512MB"});
+  }
   return Connection::Connect(target_.WithDatabase(database), o);
 }
 

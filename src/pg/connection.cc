@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,16 +26,71 @@ std::string Who(const ConnectOptions& options, const std::string& display) {
   return options.role + " (" + display + ")";
 }
 
+// What a server (or a pooler in front of it) was found to refuse in the
+// startup packet, by host and port, for the whole process: each later
+// connection goes there without it at once.
+struct StartupMemory {
+  bool refuses_options = false;
+  bool no_transaction_timeout = false;
+};
+
+std::mutex memory_mu;
+std::map<std::string, StartupMemory>& Memory() {
+  static auto* memory = new std::map<std::string, StartupMemory>();
+  return *memory;
+}
+
+std::string ServerKey(const ConnInfo& info) {
+  return info.EffectiveHost() + ":" + info.EffectivePort();
+}
+
+StartupMemory Remembered(const std::string& key) {
+  std::lock_guard<std::mutex> lock(memory_mu);
+  auto found = Memory().find(key);
+  return found == Memory().end() ? StartupMemory{} : found->second;
+}
+
+void Remember(const std::string& key, const StartupMemory& memory) {
+  std::lock_guard<std::mutex> lock(memory_mu);
+  Memory()[key] = memory;
+}
+
+// The session's settings in the order they are made: the search_path first,
+// then the pinned formats, the timeouts, then the caller's settings.
+std::vector<SessionSetting> SessionSettings(const ConnectOptions& options,
+                                            bool transaction_timeout) {
+  std::vector<SessionSetting> settings;
+  if (options.secure_search_path) settings.push_back({"search_path", ""});
+  if (options.pin_formats) {
+    for (SessionSetting& s : PinnedFormatSettings()) settings.push_back(std::move(s));
+  }
+  if (options.timeouts_off) {
+    settings.push_back({"statement_timeout", "0"});
+    settings.push_back({"idle_in_transaction_session_timeout", "0"});
+    if (transaction_timeout) settings.push_back({"transaction_timeout", "0"});
+  }
+  for (const SessionSetting& s : options.settings) settings.push_back(s);
+  return settings;
+}
+
 // One attempt: PQconnectStartParams + PQconnectPoll, every wait a poll().
+// `startup_options`, when not empty, replaces the `options` keyword. The
+// server's own words of a failure go to `raw_error`.
 Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
-                            const std::string& who, Deadline deadline) {
+                            const std::string& who, const std::string& startup_options,
+                            Deadline deadline, std::string* raw_error) {
   std::vector<const char*> keywords;
   std::vector<const char*> values;
   bool has_app_name = false;
   for (const auto& [k, v] : info.params()) {
+    if (k == "options" && !startup_options.empty()) continue;
     keywords.push_back(k.c_str());
     values.push_back(v.c_str());
     has_app_name = has_app_name || k == "application_name";
+  }
+  if (!startup_options.empty()) {
+    keywords.push_back("options");
+    values.push_back(startup_options.c_str());
   }
   if (!has_app_name) {
     keywords.push_back("fallback_application_name");
@@ -49,14 +105,14 @@ Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
     PQfinish(conn);
     return status;
   };
-  if (PQstatus(conn) == CONNECTION_BAD) {
-    return fail(TranslateConnectFailure(PQerrorMessage(conn), who));
-  }
+  auto failed = [&]() -> Result<PGconn*> {
+    *raw_error = PQerrorMessage(conn);
+    return fail(TranslateConnectFailure(*raw_error, who));
+  };
+  if (PQstatus(conn) == CONNECTION_BAD) return failed();
   PostgresPollingStatusType poll_status = PGRES_POLLING_WRITING;
   while (poll_status != PGRES_POLLING_OK) {
-    if (poll_status == PGRES_POLLING_FAILED) {
-      return fail(TranslateConnectFailure(PQerrorMessage(conn), who));
-    }
+    if (poll_status == PGRES_POLLING_FAILED) return failed();
     WaitResult waited =
         WaitForSocket(PQsocket(conn), poll_status == PGRES_POLLING_READING,
                       poll_status == PGRES_POLLING_WRITING, deadline, options.cancel);
@@ -77,50 +133,34 @@ Result<PGconn*> ConnectOnce(const ConnInfo& info, const ConnectOptions& options,
   return conn;
 }
 
-// The statements run once connected, in one round trip: the search_path
-// first, then the pinned formats, the timeouts, then the caller's settings.
-std::string SetupSql(PGconn* conn, const ConnectOptions& options) {
-  std::vector<std::string> parts;
-  if (options.secure_search_path) {
-    parts.emplace_back("SELECT pg_catalog.set_config('search_path', '', false)");
+// True when the session did not take the startup packet's settings: a
+// pooler that drops `options` answers with the server's own DateStyle.
+bool StartupSettingsDropped(PGconn* conn, const std::vector<SessionSetting>& settings) {
+  for (const SessionSetting& s : settings) {
+    if (s.name != "DateStyle" && s.name != "IntervalStyle") continue;
+    const char* reported = PQparameterStatus(conn, s.name.c_str());
+    if (reported != nullptr && s.value != reported) return true;
   }
-  if (options.pin_formats) {
-    const char* own = PQparameterStatus(conn, "server_encoding");
-    parts.push_back(PinnedFormatsSql(own != nullptr ? own : ""));
+  return false;
+}
+
+// An encoding name is letters, digits and '_' (pg_encoding_to_char).
+std::string EncodingName(std::string_view encoding) {
+  std::string name;
+  for (char c : encoding) {
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_') name.push_back(c);
   }
-  if (options.timeouts_off) {
-    parts.emplace_back("SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0");
-    // transaction_timeout exists from 17 on.
-    if (PQserverVersion(conn) >= 170000) parts.emplace_back("SET transaction_timeout = 0");
-  }
-  if (!options.settings.empty()) parts.push_back(options.settings);
-  std::string sql;
-  for (const auto& part : parts) sql += (sql.empty() ? "" : "; ") + part;
-  return sql;
+  return name;
 }
 
 }  // namespace
-
-std::string PinnedFormatsSql(std::string_view client_encoding) {
-  std::string sql =
-      "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 3; "
-      "SET bytea_output = 'hex'; SET TimeZone = 'UTC'; SET standard_conforming_strings = on; "
-      "SET xmloption = content; SET lc_monetary = 'C'";
-  if (!client_encoding.empty()) {
-    // An encoding name is letters, digits and '_' (pg_encoding_to_char).
-    std::string name;
-    for (char c : client_encoding) {
-      if (std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_') name.push_back(c);
-    }
-    sql += "; SET client_encoding = '" + name + "'";
-  }
-  return sql;
-}
 
 Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
                                                         const ConnectOptions& options) {
   const std::string display = info.Redacted();
   const std::string who = Who(options, display);
+  const std::string key = ServerKey(info);
+  const std::string user_options = info.Get("options");
   const Deadline overall = Deadline::After(options.total_timeout);
   auto backoff = kFirstBackoff;
   auto started = Deadline::Clock::now();
@@ -128,8 +168,31 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
   // deadline says less than the refusal before it.
   std::optional<Status> telling;
   for (int attempt = 1;; ++attempt) {
+    StartupMemory memory = Remembered(key);
+    const std::vector<SessionSetting> settings =
+        SessionSettings(options, !memory.no_transaction_timeout);
+    const std::string startup =
+        memory.refuses_options || settings.empty() ? "" : StartupOptions(settings, user_options);
     Deadline attempt_deadline = Deadline::After(options.attempt_timeout).Min(overall);
-    Result<PGconn*> conn = ConnectOnce(info, options, who, attempt_deadline);
+    std::string raw_error;
+    Result<PGconn*> conn = ConnectOnce(info, options, who, startup, attempt_deadline, &raw_error);
+    if (!conn.ok() && !startup.empty()) {
+      // What the startup packet carried and was refused: reconnect at once
+      // without it.
+      if (raw_error.find("unsupported startup parameter: options") != std::string::npos) {
+        spdlog::debug("{} refuses startup options (a pooler); settings are made once connected",
+                      who);
+        memory.refuses_options = true;
+        Remember(key, memory);
+        continue;
+      }
+      if (!memory.no_transaction_timeout &&
+          raw_error.find("\"transaction_timeout\"") != std::string::npos) {
+        memory.no_transaction_timeout = true;
+        Remember(key, memory);
+        continue;
+      }
+    }
     if (conn.ok()) {
       std::unique_ptr<Connection> connection(new Connection(*conn, display, options.cancel));
       // Server notices (NOTICE, WARNING) go to the debug log, never to the
@@ -142,9 +205,34 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
             spdlog::debug("server notice: {}", text);
           },
           nullptr);
-      const std::string setup = SetupSql(*conn, options);
-      if (!setup.empty()) {
-        Status set = connection->Run(setup, Deadline::After(options.attempt_timeout));
+      const bool before_17 = PQserverVersion(*conn) < 170000;
+      std::vector<SessionSetting> late;
+      const bool dropped = !startup.empty() && StartupSettingsDropped(*conn, settings);
+      if (dropped) {
+        spdlog::debug("{} dropped the startup options (a pooler); settings are made once connected",
+                      who);
+      }
+      if (dropped || (before_17 && !memory.no_transaction_timeout)) {
+        // Later sessions there: settings made once connected, and no
+        // transaction_timeout before 17 (which would refuse the session).
+        memory.refuses_options = memory.refuses_options || dropped;
+        memory.no_transaction_timeout = memory.no_transaction_timeout || before_17;
+        Remember(key, memory);
+      }
+      if (startup.empty() || dropped) {
+        for (const SessionSetting& s : settings) {
+          if (s.name == "transaction_timeout" && before_17) continue;
+          late.push_back(s);
+        }
+        if (!late.empty()) connection->reset_on_close_ = true;
+      }
+      if (options.pin_formats && connection->client_encoding() != connection->server_encoding()) {
+        // A role's or database's client_encoding: back to the database's
+        // own, so that the server converts nothing.
+        late.push_back({"client_encoding", EncodingName(connection->server_encoding())});
+      }
+      if (!late.empty()) {
+        Status set = connection->Run(SetConfigSql(late), Deadline::After(options.attempt_timeout));
         if (!set.ok()) return set.WithContext("preparing the session on " + who);
       }
       if (attempt > 1) spdlog::debug("connected to {} after {} attempts", who, attempt);
@@ -175,7 +263,15 @@ Result<std::unique_ptr<Connection>> Connection::Connect(const ConnInfo& info,
 }
 
 Connection::~Connection() {
-  if (conn_ != nullptr) PQfinish(conn_);
+  if (conn_ == nullptr) return;
+  if (reset_on_close_ && !IsBad() && IdleOutsideTransaction()) {
+    // The settings were made on a server session a pooler may hand to its
+    // next client: undo them. (A session left in a transaction is closed by
+    // the pooler, not reused.)
+    Status reset = RunIgnoringCancel("RESET ALL", Deadline::After(kCancelGrace));
+    if (!reset.ok()) spdlog::debug("RESET ALL on {} failed: {}", display_, reset.message());
+  }
+  PQfinish(conn_);
 }
 
 std::string Connection::host() const {

@@ -15,6 +15,7 @@
 
 #include "pg/conninfo.h"
 #include "pg/result.h"
+#include "pg/session_settings.h"
 #include "util/cancel.h"
 #include "util/status.h"
 
@@ -30,15 +31,15 @@ struct ConnectOptions {
   // Names the server in error messages, e.g. "source".
   std::string role = "server";
   std::string application_name = "pgcourier";
-  // Run `SET search_path = ''` first, so that no object of the server's
-  // schemas can capture an unqualified name (a source is untrusted input).
+  // An empty search_path, so that no object of the server's schemas can
+  // capture an unqualified name (a source is untrusted input).
   bool secure_search_path = true;
   // Pin the settings that change how values are written and read as text
-  // (PinnedFormatsSql), whatever the server's, the database's or the role's
-  // defaults say. Off only for a session that moves no value (a replication
-  // connection that creates a slot).
-  // client_encoding is the encoding of the database connected to, so that
-  // the server converts nothing.
+  // (PinnedFormatSettings), whatever the server's, the database's or the
+  // role's defaults say, and a client_encoding equal to the encoding of the
+  // database connected to, so that the server converts nothing. Off only for
+  // a session that moves no value (a replication connection that creates a
+  // slot).
   bool pin_formats = true;
   // Turn off the role's and the database's statement_timeout,
   // idle_in_transaction_session_timeout and (17+) transaction_timeout for
@@ -47,23 +48,10 @@ struct ConnectOptions {
   // after a fraction of a second, which the copy of a big table, an index
   // build or a catalog read on a loaded server outlasts.
   bool timeouts_off = true;
-  // Statements (SET ...; SET ...) run once connected, in the same round trip
-  // as the search_path and the pinned formats; a failure fails the
-  // connection.
-  std::string settings;
+  // Further settings of the session (lock_timeout, synchronous_commit, ...).
+  std::vector<SessionSetting> settings;
   const CancelToken* cancel = nullptr;
 };
-
-// The settings that decide how a value is written as text and read back
-// (COPY, query results, literals), as SET statements: DateStyle ISO,
-// IntervalStyle postgres, extra_float_digits 3 (exact floats), bytea_output
-// hex, TimeZone UTC, standard_conforming_strings on, xmloption content,
-// lc_monetary C, and client_encoding `client_encoding`. Every session of
-// pgcourier runs them as it connects (ConnectOptions::pin_formats): a source
-// whose database or role says `extra_float_digits = 0` or
-// `DateStyle = 'SQL, DMY'` would otherwise write text the target reads
-// differently, or refuses.
-std::string PinnedFormatsSql(std::string_view client_encoding);
 
 using QueryParams = std::vector<std::optional<std::string>>;
 
@@ -71,6 +59,16 @@ class Connection {
  public:
   // Connects, retrying retryable failures with backoff until
   // options.total_timeout. Errors are translated (see pg/errors.h).
+  // The session's settings (search_path, pinned formats, timeouts,
+  // options.settings) travel in the startup packet's `options`, so they end
+  // with the session even behind a connection pooler, and cost no round
+  // trip. transaction_timeout is sent only to a server not known to be
+  // older than 17 (a server that refuses it is remembered and reconnected
+  // to without it). A pooler that refuses `options` (PgBouncer: "unsupported
+  // startup parameter") or drops it (the reported DateStyle is not the
+  // pinned one) is remembered too: the session then sets them with
+  // set_config() once connected and runs RESET ALL before it closes, so a
+  // session-mode pooler hands the server connection on as it found it.
   static Result<std::unique_ptr<Connection>> Connect(const ConnInfo& info,
                                                      const ConnectOptions& options);
 
@@ -136,6 +134,9 @@ class Connection {
   // for the server's answer without a time limit) could hang. IsBad() is
   // then true and CancelRunning() does nothing; only destruction is left.
   void GiveUp() { given_up_ = true; }
+  // False when the session's settings could not travel in the startup
+  // packet and were set once connected (a pooler in between).
+  bool settings_in_startup() const { return !reset_on_close_; }
   // Redacted display of the connection string this connection was made from.
   const std::string& display() const { return display_; }
   const CancelToken* cancel_token() const { return cancel_; }
@@ -152,6 +153,9 @@ class Connection {
   std::string display_;
   const CancelToken* cancel_;
   bool given_up_ = false;
+  // The settings were made with set_config() (not in the startup packet):
+  // RESET ALL before closing.
+  bool reset_on_close_ = false;
 };
 
 }  // namespace pgcourier

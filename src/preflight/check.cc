@@ -26,7 +26,7 @@ int CheckReport::Count(CheckStatus status) const {
 SessionBudget MigrationSessions(int jobs, int databases) {
   jobs = std::max(1, jobs);
   const int in_flight = std::max(1, std::min(jobs, databases));
-  return {2 * jobs + 2 * in_flight, 2 * jobs + in_flight * (jobs + 1)};
+  return {2 * jobs + 2 * in_flight, 2 * jobs + in_flight * (jobs + 2)};
 }
 
 }  // namespace pgcourier

@@ -23,6 +23,8 @@ const char* CheckStatusName(CheckStatus status);  // "pass", "warn", "fail"
 namespace check_code {
 inline constexpr const char* kSourceConnect = "source.connect";
 inline constexpr const char* kTargetConnect = "target.connect";
+inline constexpr const char* kSourcePooler = "source.pooler";
+inline constexpr const char* kTargetPooler = "target.pooler";
 inline constexpr const char* kSourceEncryption = "source.encryption";
 inline constexpr const char* kTargetEncryption = "target.encryption";
 inline constexpr const char* kServersDistinct = "servers.distinct";
@@ -159,7 +161,8 @@ struct CheckOptions {
 //           pg_dump or the final verification;
 //   target: per job a loading session and one for comparisons; per database
 //           in flight pg_restore's post-data (--jobs workers and its leader)
-//           or one session of its own.
+//           or one session of its own, and the session holding the run's
+//           claim on the database (schema/target_claim.h).
 struct SessionBudget {
   int source = 0;
   int target = 0;

@@ -12,6 +12,7 @@
 #include "catalog/database_facts.h"
 #include "catalog/server_facts.h"
 #include "pg/connection.h"
+#include "pg/pooler.h"
 #include "preflight/checker_internal.h"
 #include "preflight/pg_tools.h"
 #include "roles/provider_roles.h"
@@ -96,6 +97,11 @@ Status Checker::ConnectSide(Side& side, const char* connect_code, const char* en
   ConnInfo bootstrap = side.info;
   std::string named = side.info.ExplicitDatabase();
   if (named.empty()) bootstrap = side.info.WithDatabase("postgres");
+  Result<bool> usable = CheckPooler(
+      side, bootstrap,
+      side.role == "source" ? check_code::kSourcePooler : check_code::kTargetPooler, connect_code);
+  if (!usable.ok()) return usable.status();
+  if (!*usable) return Status::Ok();
   Result<std::unique_ptr<Connection>> conn =
       Connection::Connect(bootstrap, ConnectOptionsFor(side.role));
   // The target database may not exist yet (it is created by migrate):
@@ -131,6 +137,56 @@ Status Checker::ConnectSide(Side& side, const char* connect_code, const char* en
                   side.facts->current_user, side.facts->is_superuser ? " (superuser)" : ""));
   AddEncryption(side, encryption_code);
   return Status::Ok();
+}
+
+Result<bool> Checker::CheckPooler(Side& side, const ConnInfo& info, const char* code,
+                                  const char* connect_code) {
+  Result<PoolerProbe> probe = ProbePooler(info, ConnectOptionsFor(side.role));
+  if (!probe.ok() && probe.status().sqlstate() == "3D000" && side.role == "target") {
+    // The target database may not exist yet.
+    probe = ProbePooler(info.WithDatabase("postgres"), ConnectOptionsFor(side.role));
+  }
+  if (!probe.ok()) {
+    if (probe.status().code() == StatusCode::kCancelled) return probe.status();
+    // The side's connection would fail alike (and wait as long again).
+    Add(connect_code, CheckStatus::kFail, side.role, probe.status().message(),
+        probe.status().hint());
+    return false;
+  }
+  const std::string hint = DirectConnectionHint(info);
+  switch (probe->mode) {
+    case PoolerMode::kNone:
+      Add(code, CheckStatus::kPass, side.role, "a server session of its own (no pooler)");
+      return true;
+    case PoolerMode::kTransaction:
+      Add(code, CheckStatus::kFail, side.role,
+          fmt::format("the {} is reached through a connection pooler in transaction or "
+                      "statement mode ({}): pgcourier's sessions keep settings, a snapshot and "
+                      "locks across transactions, which such a pooler hands to other clients; "
+                      "nothing was changed",
+                      side.role, probe->evidence),
+          hint);
+      return false;
+    case PoolerMode::kSession:
+      break;
+  }
+  side.pooled = true;
+  if (probe->pool_exhausted) {
+    Add(code, CheckStatus::kFail, side.role,
+        fmt::format("the {} is reached through a connection pooler in session mode whose pool "
+                    "has no second server session ({}): pgcourier opens several sessions at "
+                    "once and would wait for its own; nothing was changed",
+                    side.role, probe->evidence),
+        hint + ", or raise the pooler's pool size (default_pool_size) above --jobs + 3");
+    return false;
+  }
+  Add(code, CheckStatus::kWarn, side.role,
+      fmt::format("the {} is reached through a connection pooler in session mode ({}): each of "
+                  "pgcourier's sessions holds one of its server sessions for its whole life{}",
+                  side.role, probe->evidence,
+                  side.role == "source" ? "; logical replication needs the server itself" : ""),
+      hint);
+  return true;
 }
 
 void Checker::AddEncryption(Side& side, const char* code) {

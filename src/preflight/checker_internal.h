@@ -47,6 +47,7 @@ struct Side {
   ConnInfo info;
   std::unique_ptr<Connection> conn;
   std::optional<ServerFacts> facts;
+  bool pooled = false;  // reached through a connection pooler (session mode)
 };
 
 class Checker {
@@ -77,6 +78,13 @@ class Checker {
   }
 
   Status ConnectSide(Side& side, const char* connect_code, const char* encryption_code);
+  // Before any session that sets something on the side: a connection
+  // pooler between pgcourier and the server (pg/pooler.h). False when the
+  // side must not be used (a pooler in transaction mode, or one whose pool
+  // cannot give pgcourier a second session), or when it cannot be reached
+  // (a failure under `connect_code`).
+  Result<bool> CheckPooler(Side& side, const ConnInfo& info, const char* code,
+                           const char* connect_code);
   // Whether the side's session is encrypted (with the TLS version); a warning
   // when it is not and reaches another machine.
   void AddEncryption(Side& side, const char* code);

@@ -15,6 +15,7 @@
 #include "pg/quote.h"
 #include "pg/version.h"
 #include "preflight/checker_internal.h"
+#include "schema/target_claim.h"
 
 namespace pgcourier::checker_internal {
 
@@ -46,6 +47,17 @@ Status Checker::CheckDatabases() {
     }
 
     std::optional<DatabaseFacts> target_db;
+    // Another run writing it (schema/target_claim.h) says so, whatever the
+    // database holds by now.
+    Result<std::optional<ClaimHolder>> claim = FindTargetClaim(*target_.conn, plan.target_name);
+    if (claim.ok() && *claim) {
+      Status claimed = ClaimedByAnother(plan.target_name, **claim);
+      Add(check_code::kDatabaseTarget, CheckStatus::kFail, plan.target_name, claimed.message(),
+          claimed.hint());
+      CheckExtensions(plan, source_db, target_db);
+      CheckLanguages(plan, source_db);
+      continue;
+    }
     if (plan.exists_on_target) {
       Result<std::unique_ptr<Connection>> tconn =
           Connection::Connect(target_.info.WithDatabase(plan.target_name),

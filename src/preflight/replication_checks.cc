@@ -11,6 +11,7 @@
 #include "catalog/database_facts.h"
 #include "catalog/open_transactions.h"
 #include "catalog/server_facts.h"
+#include "pg/pooler.h"
 #include "preflight/checker_internal.h"
 #include "util/size.h"
 
@@ -38,6 +39,14 @@ bool HasExtension(const ServerFacts& f, const char* name) {
 }  // namespace
 
 void Checker::CheckReplication() {
+  if (source_.pooled) {
+    // A pooler passes no replication connection (PgBouncer: "unsupported
+    // startup parameter: replication"); the slot could not be made.
+    AddServerProblem(check_code::kSourcePooler, "source",
+                     "the source is reached through a connection pooler, which passes no "
+                     "replication connection",
+                     DirectConnectionHint(source_.info));
+  }
   CheckSourceWal();
   CheckReplicationRights();
   CheckSubscriptionCapacity();

@@ -131,7 +131,7 @@ struct VerifyOptions {
 // cancellation; differences are reported in the result, never as an error.
 //
 // Both sides are read in read-only repeatable read transactions with the
-// value formats every session pins (PinnedFormatsSql in pg/connection.h) and
+// value formats every session pins (PinnedFormatSettings in pg/session_settings.h) and
 // row_security off, every session of a side at
 // one snapshot (options.source_snapshot / target_snapshot, else one the
 // side's first session exports).

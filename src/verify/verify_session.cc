@@ -5,18 +5,6 @@
 #include <utility>
 
 namespace pgcourier::verify_internal {
-namespace {
-
-// Value formats are pinned by every session (pg/connection.h,
-// PinnedFormatsSql), so that a row's text (and so its hash) depends only on
-// its values. Row level security off: a table whose policies would hide rows
-// from the user is an error, never a silently smaller count. The role's
-// timeouts are off in every session (ConnectOptions::timeouts_off): long
-// scans are not cut short, and the session holding the shared snapshot may
-// stay idle in its transaction while the workers read.
-constexpr const char* kSessionSettings = "SET row_security = off";
-
-}  // namespace
 
 TransactionOptions ReadOptions(const std::optional<std::string>& snapshot) {
   TransactionOptions options;
@@ -31,7 +19,14 @@ Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec) {
   connect.role = spec.role;
   connect.total_timeout = spec.connect_timeout;
   connect.cancel = spec.cancel;
-  connect.settings = kSessionSettings;
+  // Value formats are pinned by every session (pg/session_settings.h,
+  // PinnedFormatSettings), so that a row's text (and so its hash) depends only on
+  // its values. Row level security off: a table whose policies would hide rows
+  // from the user is an error, never a silently smaller count. The role's
+  // timeouts are off in every session (ConnectOptions::timeouts_off): long
+  // scans are not cut short, and the session holding the shared snapshot may
+  // stay idle in its transaction while the workers read.
+  connect.settings = {{"row_security", "off"}};
   return Connection::Connect(*spec.info, connect);
 }
 

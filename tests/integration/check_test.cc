@@ -312,7 +312,7 @@ TEST_F(CheckTest, UnreachableSourceIsTranslated) {
 
 TEST_F(CheckTest, FullTargetServer) {
   testing::SourceAndTargetOptions servers = LogicalSource();
-  // --jobs 4 and one database need 13 target sessions (MigrationSessions);
+  // --jobs 4 and one database need 14 target sessions (MigrationSessions);
   // with 3 of 12 slots held, 9 are free: enough for --jobs 2.
   servers.target.settings = {"max_connections = 12", "superuser_reserved_connections = 0"};
   ASSERT_NO_FATAL_FAILURE(StartServers(servers));

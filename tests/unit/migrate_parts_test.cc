@@ -15,6 +15,7 @@
 
 #include "catalog/open_transactions.h"
 #include "copy/slice_plan.h"
+#include "migrate/disk_full.h"
 #include "migrate/lock_waits.h"
 #include "migrate/recorded_run.h"
 #include "migrate/session_pool.h"
@@ -26,6 +27,32 @@ namespace pgcourier {
 namespace {
 
 constexpr int64_t kMiB = int64_t{1} << 20;
+
+TEST(OutOfSpaceTest, AFullDiskEndsWithFreeSpaceAndTheResumeHint) {
+  const Status copy(StatusCode::kServerError,
+                    "data: public.items: could not extend file \"base/16384/16385\": No space "
+                    "left on device",
+                    "", "53100");
+  Status explained = ExplainOutOfSpace(copy, "/w/run");
+  EXPECT_EQ(explained.message(), copy.message());
+  EXPECT_EQ(explained.sqlstate(), "53100");
+  EXPECT_NE(explained.hint().find("free space on the target"), std::string::npos)
+      << explained.hint();
+  EXPECT_NE(explained.hint().find("pgcourier migrate --resume --dir /w/run"), std::string::npos)
+      << explained.hint();
+  // pg_restore's words, without an SQLSTATE of its own.
+  EXPECT_TRUE(IsOutOfSpace(Status(StatusCode::kIoError,
+                                  "pg_restore: error: could not execute query: ERROR:  could "
+                                  "not extend file: No space left on device")));
+  EXPECT_TRUE(IsOutOfSpace(Status(StatusCode::kServerError, "out of memory", "", "53200")));
+  // Not about space: too many connections, a lock timeout, a success.
+  for (const Status& other :
+       {Status(StatusCode::kConnectionFailed, "too many clients", "", "53300"),
+        Status(StatusCode::kServerError, "lock timeout", "", "55P03"), Status::Ok()}) {
+    EXPECT_FALSE(IsOutOfSpace(other)) << other.ToString();
+    EXPECT_EQ(ExplainOutOfSpace(other, "/w").hint(), other.hint());
+  }
+}
 
 TEST(SlicePlanTest, SliceBytesGrowsWithTheJobsShare) {
   EXPECT_EQ(SliceBytes(256 * kMiB, 100 * kMiB, 2), 256 * kMiB);

@@ -1,29 +1,35 @@
-// The value formats every session pins (pg/connection.h, PinnedFormatsSql).
+// The value formats every session pins, and how settings reach the server
+// (pg/session_settings.h).
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "pg/connection.h"
+#include "pg/session_settings.h"
 
 namespace pgcourier {
 namespace {
 
-TEST(PinnedFormatsTest, PinsEveryFormatAndTheGivenEncoding) {
-  const std::string sql = PinnedFormatsSql("LATIN1");
+TEST(PinnedFormatsTest, PinsEveryFormat) {
+  const std::string options = StartupOptions(PinnedFormatSettings());
   for (const char* setting :
-       {"SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'",
-        "SET extra_float_digits = 3", "SET bytea_output = 'hex'", "SET TimeZone = 'UTC'",
-        "SET standard_conforming_strings = on", "SET xmloption = content", "SET lc_monetary = 'C'",
-        "SET client_encoding = 'LATIN1'"}) {
-    EXPECT_NE(sql.find(setting), std::string::npos) << setting << " in " << sql;
+       {"-c DateStyle=ISO,\\ YMD", "-c IntervalStyle=postgres", "-c extra_float_digits=3",
+        "-c bytea_output=hex", "-c TimeZone=UTC", "-c standard_conforming_strings=on",
+        "-c xmloption=content", "-c lc_monetary=C"}) {
+    EXPECT_NE(options.find(setting), std::string::npos) << setting << " in " << options;
   }
 }
 
-TEST(PinnedFormatsTest, EncodingNameIsNeverMoreThanANameAndMayBeLeftOut) {
-  EXPECT_NE(PinnedFormatsSql("SQL_ASCII'; DROP TABLE x; --")
-                .find("client_encoding = 'SQL_ASCIIDROPTABLEx'"),
-            std::string::npos);
-  EXPECT_EQ(PinnedFormatsSql("").find("client_encoding"), std::string::npos);
+TEST(PinnedFormatsTest, StartupOptionsEscapeSpacesAndBackslashesAndFollowTheUsersOwn) {
+  EXPECT_EQ(StartupOptions({{"search_path", ""}, {"application_name", "a b\\c"}}, "-c geqo=off"),
+            "-c geqo=off -c search_path= -c application_name=a\\ b\\\\c");
+  EXPECT_EQ(StartupOptions({}), "");
+}
+
+TEST(PinnedFormatsTest, SetConfigSqlQuotesValuesAndKeepsNamesToNames) {
+  EXPECT_EQ(SetConfigSql({{"search_path", ""}, {"x'; DROP TABLE t; --", "it's"}}),
+            "SELECT pg_catalog.set_config(E'search_path', E'', false), "
+            "pg_catalog.set_config(E'xDROPTABLEt', E'it''s', false)");
+  EXPECT_EQ(SetConfigSql({}), "");
 }
 
 }  // namespace

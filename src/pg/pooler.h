@@ -1,0 +1,48 @@
+// Finding a connection pooler (PgBouncer, Supavisor, Neon's `-pooler`
+// endpoint) between pgcourier and a server, before any session sets
+// anything there.
+//
+// A pooler answers with a backend key of its own (PQbackendPID differs from
+// pg_backend_pid()). Then a second client opens a transaction while the
+// first is idle: in transaction (or statement) mode the first client's
+// server session goes back to the pool and is handed on, so the first
+// client's next statement runs on another server session or waits for one;
+// in session mode it keeps its own. Without that key, a few transactions in
+// a row must still run on one server session.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "pg/connection.h"
+#include "pg/conninfo.h"
+#include "util/status.h"
+
+namespace pgcourier {
+
+enum class PoolerMode { kNone, kSession, kTransaction };
+
+struct PoolerProbe {
+  PoolerMode mode = PoolerMode::kNone;
+  // Session mode: a second client got no server session while the first
+  // held one (a pool of one, or full).
+  bool pool_exhausted = false;
+  // What was seen, for the check's detail ("backend pid 812, then 815").
+  std::string evidence;
+};
+
+// Probes the server `info` names with sessions that set nothing (no
+// search_path, formats or timeouts: nothing a pooler could keep) and run
+// only `SELECT pg_catalog.pg_backend_pid()` and an empty transaction.
+// `options` gives the timeouts and the cancel token; its settings are not
+// used. `wait` bounds how long a client waiting for a server session is
+// waited for. Errors are the connection's.
+Result<PoolerProbe> ProbePooler(const ConnInfo& info, ConnectOptions options,
+                                std::chrono::milliseconds wait = std::chrono::seconds(5));
+
+// What to connect to instead of the pooler `info` names, as a sentence
+// without any secret: Neon's host without `-pooler`, Supabase's
+// db.<project>.supabase.co on port 5432, else the server's own address.
+std::string DirectConnectionHint(const ConnInfo& info);
+
+}  // namespace pgcourier
