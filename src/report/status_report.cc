@@ -268,25 +268,25 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
       const ReplicationView& r = rep->second;
       nlohmann::json rel = nlohmann::json::array();
       for (const auto& t : r.lag.tables) rel.push_back({{"table", t.first}, {"state", t.second}});
-      entry["replication"] = {{"in_sync", r.in_sync},
-                              {"slot_exists", r.lag.slot_exists},
-                              {"slot_active", r.lag.slot_active},
-                              {"subscription_exists", r.lag.subscription_exists},
-                              {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
-                              {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
-                              {"lag_bytes", r.lag.lag_bytes},
-                              {"lag_seconds", r.lag.lag_seconds},
-                              {"retained_wal_bytes", r.lag.retained_bytes},
-                              {"apply_bytes_per_second",
-                               r.apply_bytes_per_second < 0
-                                   ? nlohmann::json()
-                                   : nlohmann::json(r.apply_bytes_per_second)},
-                              {"tables", rel},
-                              {"warning", NullIfEmpty(r.warning)},
-                              {"broken", r.broken},
-                              {"error", NullIfEmpty(r.error)},
-                              {"hint", NullIfEmpty(r.hint)},
-                              {"health", nullptr}};
+      entry["replication"] = {
+          {"in_sync", r.in_sync},
+          {"slot_exists", r.lag.slot_exists},
+          {"slot_active", r.lag.slot_active},
+          {"subscription_exists", r.lag.subscription_exists},
+          {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
+          {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
+          {"lag_bytes", r.lag.lag_bytes},
+          {"lag_seconds", r.lag.lag_seconds},
+          {"retained_wal_bytes", r.lag.retained_bytes},
+          {"apply_bytes_per_second", r.apply_bytes_per_second < 0
+                                         ? nlohmann::json()
+                                         : nlohmann::json(r.apply_bytes_per_second)},
+          {"tables", rel},
+          {"warning", NullIfEmpty(r.warning)},
+          {"broken", r.broken},
+          {"error", NullIfEmpty(r.error)},
+          {"hint", NullIfEmpty(r.hint)},
+          {"health", nullptr}};
       if (r.health) {
         const ReplicationHealth& h = *r.health;
         nlohmann::json drift = nlohmann::json::array();
