@@ -270,18 +270,21 @@ PgCluster::PgCluster(PgClusterOptions options) : options_(std::move(options)) {
   failed_tests_at_start_ = ::testing::UnitTest::GetInstance()->failed_test_count();
 }
 
+void PgCluster::AbandonFailedStart() {
+  if (running_) {
+    (void)RunServerCommand({bin_dir_ + "/pg_ctl", "stop", "-D", data_dir_, "-m", "immediate", "-w"},
+                           kPgCtlTimeout);
+    running_ = false;
+  }
+  RemoveDir();
+}
+
 Result<std::unique_ptr<PgCluster>> PgCluster::Start(const PgClusterOptions& options) {
   std::unique_ptr<PgCluster> cluster(new PgCluster(options));
   Status status = cluster->Init();
   if (status.ok()) status = cluster->StartServer();
   if (!status.ok()) {
-    if (cluster->running_) {
-      (void)cluster->RunServerCommand({cluster->bin_dir_ + "/pg_ctl", "stop", "-D",
-                                       cluster->data_dir_, "-m", "immediate", "-w"},
-                                      kPgCtlTimeout);
-      cluster->running_ = false;
-    }
-    cluster->RemoveDir();
+    cluster->AbandonFailedStart();
     return status.WithContext("starting a PostgreSQL " + std::to_string(options.major) +
                               " test cluster");
   }
@@ -316,13 +319,7 @@ Result<std::unique_ptr<PgCluster>> PgCluster::StartStandby(
   if (status.ok()) status = cluster->StartServer();
   cluster->primary_ = nullptr;
   if (!status.ok()) {
-    if (cluster->running_) {
-      (void)cluster->RunServerCommand({cluster->bin_dir_ + "/pg_ctl", "stop", "-D",
-                                       cluster->data_dir_, "-m", "immediate", "-w"},
-                                      kPgCtlTimeout);
-      cluster->running_ = false;
-    }
-    cluster->RemoveDir();
+    cluster->AbandonFailedStart();
     return status.WithContext("starting a standby of the test cluster on port " +
                               std::to_string(primary.port()));
   }

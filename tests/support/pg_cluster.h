@@ -199,6 +199,9 @@ class PgCluster {
                                        std::chrono::milliseconds timeout) const;
   Status ChownToServerUser(const std::string& path) const;
   void RemoveDir();
+  // After a failed start: stops a server that did start, removes the
+  // directory.
+  void AbandonFailedStart();
 
   PgClusterOptions options_;
   std::string bin_dir_;
