@@ -1,39 +1,64 @@
 #!/usr/bin/env bash
-# Loads the benchmark's dataset into a database on a local server.
+# Loads one of the benchmark's datasets into a database on a local server.
 #
-#   bench/generate.sh SCALE PORT DBNAME
+#   bench/generate.sh [--dataset NAME] SIZE PORT DBNAME
 #
-# The server listens on 127.0.0.1:PORT and lets the user "postgres" in without
+#   --dataset pgbench-shop  (the default) SIZE is the scale: pgbench's tables
+#                           plus the shop schema, below
+#   --dataset small-tables  SIZE is the number of tables (bench/run.sh: 2,000)
+#   --dataset big-table     SIZE is the table's size in MB (bench/run.sh: 4,096)
+#
+# The server listens on 127.0.0.1:PORT (or, when BENCH_PG_HOST names a
+# directory, on the Unix socket there) and lets the user "postgres" in without
 # a password (bench/run.sh starts such servers). DBNAME is created when it does
 # not exist and must be empty when it does.
 #
-# The dataset, all deterministic (no random()):
-#   - pgbench's tables at scale SCALE with foreign keys
-#     (`pgbench -i -s SCALE --foreign-keys`): 100,000 pgbench_accounts rows
+# The datasets, all deterministic (no random(): the same SIZE always gives the
+# same rows):
+#   pgbench-shop:
+#   - pgbench's tables at scale SIZE with foreign keys
+#     (`pgbench -i -s SIZE --foreign-keys`): 100,000 pgbench_accounts rows
 #     per scale unit, about 15 MB per unit;
-#   - an e-commerce schema "shop", proportional to SCALE (per 10 units: 20,000
+#   - an e-commerce schema "shop", proportional to SIZE (per 10 units: 20,000
 #     customers, 2,000 products, 80,000 orders, 200,000 order_items), with
 #     identity keys, foreign keys, CHECK and UNIQUE constraints, secondary
 #     B-tree, partial, expression and GIN indexes, and text, jsonb, numeric and
 #     timestamptz columns; generated in SQL with generate_series and
 #     arithmetic on the row number;
-#   - then VACUUM ANALYZE.
+#   small-tables: SIZE tables many.t00001.. in one schema, each with an
+#     identity primary key, a secondary index, and 50 to 1,000 rows (525 on
+#     average) of integer, text, numeric and timestamptz columns;
+#   big-table: one table big.events of about SIZE MB (7,700 rows per MB:
+#     bigint, integer, timestamptz, double precision and text columns) with a
+#     primary key and a two-column index;
+#   then, for every dataset, VACUUM ANALYZE.
 #
 # Prints the time each part took and the database's size.
 set -euo pipefail
 
+dataset=pgbench-shop
+if [[ "${1:-}" == --dataset ]]; then
+  dataset="${2:?--dataset needs a name}"
+  shift 2
+fi
 if (($# != 3)); then
-  echo "usage: bench/generate.sh SCALE PORT DBNAME" >&2
+  echo "usage: bench/generate.sh [--dataset pgbench-shop|small-tables|big-table] SIZE PORT DBNAME" >&2
   exit 2
 fi
 scale="$1" port="$2" dbname="$3"
-[[ "${scale}" =~ ^[1-9][0-9]*$ ]] || { echo "generate.sh: SCALE must be a positive integer" >&2; exit 2; }
+case "${dataset}" in
+  pgbench-shop | small-tables | big-table) ;;
+  *) echo "generate.sh: unknown dataset ${dataset} (pgbench-shop, small-tables, big-table)" >&2; exit 2 ;;
+esac
+[[ "${scale}" =~ ^[1-9][0-9]*$ ]] || { echo "generate.sh: SIZE must be a positive integer" >&2; exit 2; }
 [[ "${port}" =~ ^[0-9]+$ ]] || { echo "generate.sh: PORT must be a number" >&2; exit 2; }
 [[ "${dbname}" =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "generate.sh: DBNAME must be a plain lower-case name" >&2; exit 2; }
 
 bindir="${BENCH_PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 psql=("${bindir}/psql" -X -q -v ON_ERROR_STOP=1)
-server="postgresql://postgres@127.0.0.1:${port}"
+host="${BENCH_PG_HOST:-127.0.0.1}"
+# A socket directory goes into the URL percent-encoded.
+server="postgresql://postgres@$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "${host}"):${port}"
 
 # Connection settings from the environment must not redirect anything.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE \
@@ -48,11 +73,12 @@ if [[ -z "${exists}" ]]; then
   "${psql[@]}" -d "${server}/postgres" -c "CREATE DATABASE ${dbname}"
 fi
 
-# --- pgbench ---------------------------------------------------------------
+# --- pgbench-shop: pgbench ----------------------------------------------------
 
+load_pgbench_shop() {
 started="$(now)"
 echo "==> pgbench -i -s ${scale} --foreign-keys"
-"${bindir}/pgbench" -i -s "${scale}" --foreign-keys -q -h 127.0.0.1 -p "${port}" -U postgres \
+"${bindir}/pgbench" -i -s "${scale}" --foreign-keys -q -h "${host}" -p "${port}" -U postgres \
   "${dbname}" 2>&1 | grep -v -E '^[0-9]+ of [0-9]+ tuples|^NOTICE: .* does not exist, skipping' | sed 's/^/    /'
 echo "    pgbench -i took $(elapsed "${started}") s"
 
@@ -196,6 +222,80 @@ CREATE VIEW shop.order_totals AS
   GROUP BY o.order_id, o.customer_id;
 SQL
 echo "    shop took $(elapsed "${started}") s"
+}
+
+# --- small-tables -------------------------------------------------------------
+
+# One statement per table and step (\gexec), each its own transaction: a
+# single transaction would hold a lock on every table at once.
+load_small_tables() {
+  started="$(now)"
+  echo "==> small-tables: ${scale} tables many.t00001.. (50 to 1,000 rows each)"
+  "${psql[@]}" -d "${server}/${dbname}" -v tables="${scale}" <<'SQL'
+SET client_min_messages = warning;
+CREATE SCHEMA many;
+SELECT format('CREATE TABLE many.t%s (
+                 id         bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                 account    integer       NOT NULL,
+                 label      text          NOT NULL,
+                 amount     numeric(12,2) NOT NULL,
+                 updated_at timestamptz   NOT NULL)', lpad(i::text, 5, '0'))
+FROM generate_series(1, :tables) AS i \gexec
+SELECT format('INSERT INTO many.t%1$s (id, account, label, amount, updated_at)
+               SELECT r, (r * 7919 + %2$s) %% 1000, ''item '' || r || '' of table %1$s'',
+                      round(((r * 37 + %2$s) %% 100000) / 100.0, 2),
+                      timestamptz ''2024-01-01 00:00:00+00'' + (r + %2$s) * interval ''1 minute''
+               FROM generate_series(1, %3$s) AS r', lpad(i::text, 5, '0'), i, 50 + (i * 37) % 951)
+FROM generate_series(1, :tables) AS i \gexec
+SELECT format('CREATE INDEX ON many.t%s (account, updated_at)', lpad(i::text, 5, '0'))
+FROM generate_series(1, :tables) AS i \gexec
+\o /dev/null
+SELECT format('SELECT setval(''many.t%1$s_id_seq'', %2$s)', lpad(i::text, 5, '0'), 50 + (i * 37) % 951)
+FROM generate_series(1, :tables) AS i \gexec
+\o
+SQL
+  echo "    small-tables took $(elapsed "${started}") s"
+}
+
+# --- big-table -------------------------------------------------------------------
+
+# About 7,700 rows per MB of heap; loaded in pieces of 1,000,000 rows (one
+# statement each), the keys after the data, as a loader would.
+load_big_table() {
+  started="$(now)"
+  local rows=$((scale * 7700))
+  echo "==> big-table: big.events, ${rows} rows (about ${scale} MB of heap)"
+  "${psql[@]}" -d "${server}/${dbname}" -v rows="${rows}" <<'SQL'
+SET client_min_messages = warning;
+SET maintenance_work_mem = '512MB';
+CREATE SCHEMA big;
+CREATE TABLE big.events (
+  id          bigint           NOT NULL,
+  device_id   integer          NOT NULL,
+  recorded_at timestamptz      NOT NULL,
+  reading     double precision NOT NULL,
+  status      text             NOT NULL,
+  payload     text             NOT NULL
+);
+SELECT format('INSERT INTO big.events
+               SELECT r, (r * 7919) %% 50000,
+                      timestamptz ''2022-01-01 00:00:00+00'' + r * interval ''250 milliseconds'',
+                      ((r * 104729) %% 1000003) / 1000.0,
+                      (ARRAY[''ok'',''ok'',''ok'',''warn'',''error''])[1 + r %% 5],
+                      md5(r::text) || md5((r * 31)::text)
+               FROM generate_series(%s::bigint, %s) AS r', lo, least(lo + 999999, :rows))
+FROM generate_series(1, :rows, 1000000) AS lo \gexec
+ALTER TABLE big.events ADD PRIMARY KEY (id);
+CREATE INDEX events_device_recorded_idx ON big.events (device_id, recorded_at);
+SQL
+  echo "    big-table took $(elapsed "${started}") s"
+}
+
+case "${dataset}" in
+  pgbench-shop) load_pgbench_shop ;;
+  small-tables) load_small_tables ;;
+  big-table) load_big_table ;;
+esac
 
 # --- statistics ----------------------------------------------------------------
 
@@ -209,7 +309,7 @@ echo "    VACUUM ANALYZE took $(elapsed "${started}") s"
          lpad(pg_size_pretty(pg_table_size(c.oid)), 10) AS heap,
          lpad(pg_size_pretty(pg_indexes_size(c.oid)), 10) AS indexes
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-  WHERE c.relkind = 'r' AND n.nspname IN ('public', 'shop')
-  ORDER BY pg_total_relation_size(c.oid) DESC" | sed 's/^/    /'
+  WHERE c.relkind = 'r' AND n.nspname IN ('public', 'shop', 'many', 'big')
+  ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 12" | sed 's/^/    /'
 echo "    database ${dbname}: $("${psql[@]}" -At -d "${server}/${dbname}" \
   -c "SELECT pg_size_pretty(pg_database_size(current_database()))")"
