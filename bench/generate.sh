@@ -35,6 +35,9 @@
 #
 # Prints the time each part took and the database's size.
 set -euo pipefail
+# Debian's python3 when there is one: a version manager's shim can take
+# seconds to start on a busy machine, and this runs it often.
+py="$(command -v /usr/bin/python3 || command -v python3)"
 
 dataset=pgbench-shop
 if [[ "${1:-}" == --dataset ]]; then
@@ -58,14 +61,14 @@ bindir="${BENCH_PG_BINDIR:-/usr/lib/postgresql/15/bin}"
 psql=("${bindir}/psql" -X -q -v ON_ERROR_STOP=1)
 host="${BENCH_PG_HOST:-127.0.0.1}"
 # A socket directory goes into the URL percent-encoded.
-server="postgresql://postgres@$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "${host}"):${port}"
+server="postgresql://postgres@$("${py}" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "${host}"):${port}"
 
 # Connection settings from the environment must not redirect anything.
 unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGPASSFILE \
   PGSERVICE PGSERVICEFILE PGOPTIONS PGSSLMODE PGTARGETSESSIONATTRS
 
 now() { date +%s.%N; }
-elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
+elapsed() { "${py}" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
 
 exists="$("${psql[@]}" -At -d "${server}/postgres" \
   -c "SELECT 1 FROM pg_database WHERE datname = '${dbname}'")"

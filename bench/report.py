@@ -90,6 +90,7 @@ def main():
     ap.add_argument("--warmup", default="none")
     ap.add_argument("--network", default="")
     ap.add_argument("--cpu-accounting", default="")
+    ap.add_argument("--network-cpu-seconds", default="")
     ap.add_argument("--jobs", type=int, required=True)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--generate-seconds", type=float, required=True)
@@ -251,7 +252,9 @@ def main():
     print(f"dataset {args.dataset} ({size}), jobs {args.jobs}, {n_rounds} round(s)"
           f"{', warm-up: ' + args.warmup if args.warmup != 'none' else ''}, source database "
           f"{args.source_bytes / 2**30:.2f} GiB, {sum(tables.values()):,} rows in {len(tables)} tables")
-    print(f"network: {args.network or 'loopback (127.0.0.1)'}")
+    print(f"network: {args.network or 'loopback (127.0.0.1)'}"
+          + (f"; the packet delayers used {float(args.network_cpu_seconds):.1f} CPU s in all (in no tool's figures)"
+             if args.network_cpu_seconds else ""))
     print("ratio = this tool's wall time / the other's (below 1.00x: faster); CPU s = the tool's own"
           " plus both servers'")
     print()
@@ -296,6 +299,8 @@ def main():
         "size": args.size,
         "jobs": args.jobs,
         "network": args.network or None,
+        # The packet delayers' CPU over the whole benchmark (counted in no tool's figures).
+        "network_cpu_seconds": float(args.network_cpu_seconds) if args.network_cpu_seconds else None,
         "cpu_accounting": args.cpu_accounting,
         "machine": {
             "nproc": os.cpu_count(),

@@ -45,6 +45,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Debian's python3 when there is one: a version manager's shim can take
+# seconds to start on a busy machine, and this runs it often.
+py="$(command -v /usr/bin/python3 || command -v python3)"
 repo="$(pwd)"
 # shellcheck source=scripts/pg-bindirs.sh
 source scripts/pg-bindirs.sh
@@ -148,7 +151,7 @@ git_commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD -- src cli 2>/dev/null || git_commit+="+uncommitted"
 [[ -z "$(git status --porcelain -- src cli 2>/dev/null)" ]] || [[ "${git_commit}" == *+uncommitted ]] ||
   git_commit+="+untracked"
-if ((!build)); then
+if ((!build && needs_pgcourier)); then
   git_commit+=" (--no-build: binary of $(date -u -r "${pgcourier}" +%Y-%m-%dT%H:%MZ))"
 fi
 
@@ -200,9 +203,9 @@ in_cgroup() {
 # clients (0 for the clients without a cgroup: /usr/bin/time has them).
 cpu_now() {
   if [[ -n "${cg}" ]]; then
-    python3 bench/cpu.py "cgroup:${cg}/source" "cgroup:${cg}/target" "cgroup:${cg}/client"
+    "${py}" bench/cpu.py "cgroup:${cg}/source" "cgroup:${cg}/target" "cgroup:${cg}/client"
   else
-    python3 bench/cpu.py "postmaster:${tmp}/source" "postmaster:${tmp}/target" none
+    "${py}" bench/cpu.py "postmaster:${tmp}/source" "postmaster:${tmp}/target" none
   fi
 }
 
@@ -213,6 +216,9 @@ cpu_now() {
 # travel on the veths); a tbf rate cap on each veth end; and the packets
 # entering each namespace from a veth held --delay-ms by bench/delay.py
 # (NFQUEUE: this kernel may lack netem), so each direction is delayed once.
+# Delaying on the way in, not out, matters: a packet held on its way out
+# still counts against the sending socket's small-queue limit, which then
+# throttles TCP to a few packets per delay.
 ns_prefix="pgcb$$"
 declare -a made_namespaces=() delay_pids=()
 in_tool_ns=()
@@ -244,7 +250,8 @@ net_setup() {
   done
   if ((delay_ms > 0)); then
     for ns in tool src tgt; do
-      in_cgroup network ip netns exec "${ns_prefix}-${ns}" python3 bench/delay.py 0 "${delay_ms}" \
+      # Reniced: it stands for a network, which does not wait for a CPU.
+      in_cgroup network ip netns exec "${ns_prefix}-${ns}" nice -n -15 "${py}" bench/delay.py 0 "${delay_ms}" \
         >"${tmp}/delay-${ns}.out" 2>"${tmp}/delay-${ns}.err" &
       delay_pids+=($!)
     done
@@ -280,7 +287,7 @@ cleanup() {
       echo "    stop: $(if [[ "$(id -u)" -eq 0 ]]; then printf 'runuser -u postgres -- '; fi)${bindir}/pg_ctl -D ${dir} stop"
     done
     ((${#made_namespaces[@]} == 0)) || echo "    then: ip netns del ${made_namespaces[*]} (kill ${delay_pids[*]} first)"
-    [[ -z "${cg}" ]] || echo "    then: rmdir ${cg}/* ${cg}"
+    [[ -z "${cg}" ]] || echo "    then: rmdir ${cg}/{source,target,client,network} ${cg}"
     echo "    then: rm -rf ${tmp}"
     return "${rc}"
   fi
@@ -294,7 +301,7 @@ cleanup() {
   # Deleting a namespace deletes its veth ends (and so the pairs).
   for ns in "${made_namespaces[@]}"; do ip netns del "${ns}" 2>/dev/null || true; done
   if [[ -n "${cg}" ]]; then
-    rmdir "${cg}"/* "${cg}" 2>/dev/null || echo "bench/run.sh: could not remove ${cg} (a process still in it?)" >&2
+    rmdir "${cg}/source" "${cg}/target" "${cg}/client" "${cg}/network" "${cg}" 2>/dev/null || echo "bench/run.sh: could not remove ${cg} (a process still in it?)" >&2
   fi
   rm -rf "${tmp}"
   return "${rc}"
@@ -309,7 +316,7 @@ if ((network)); then
   net_setup
 fi
 
-read -r source_port target_port < <(python3 -c '
+read -r source_port target_port < <("${py}" -c '
 import socket
 socks = [socket.socket() for _ in range(2)]
 for s in socks:
@@ -365,7 +372,7 @@ else
 fi
 # The bench's own statements (loading, checkpoints, dropping, the reference
 # fingerprint) go through the servers' Unix sockets: never over --network.
-socket_dir="$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "${tmp}")"
+socket_dir="$("${py}" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "${tmp}")"
 asrc="postgresql://postgres@${socket_dir}:${source_port}"
 atgt="postgresql://postgres@${socket_dir}:${target_port}"
 echo "    source ${src}  target ${tgt}$( ((network)) && echo " (from namespace ${ns_prefix}-tool)")"
@@ -379,7 +386,7 @@ gen_started="$(date +%s.%N)"
 BENCH_PG_BINDIR="${bindir}" BENCH_PG_HOST="${tmp}" timeout -k 30 "${step_timeout}" \
   bash bench/generate.sh --dataset "${dataset}" "${size}" "${source_port}" bench ||
   die "loading the dataset failed or took longer than ${step_timeout} s"
-gen_seconds="$(python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "${gen_started}")"
+gen_seconds="$("${py}" -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "${gen_started}")"
 source_bytes="$(psql_run -At -d "${asrc}/bench" -c "SELECT pg_database_size('bench')")"
 echo "    dataset loaded in ${gen_seconds} s"
 
@@ -404,7 +411,7 @@ echo "    ${n_tables} tables"
 # trips, so that it costs about the same over --network, and never a lock
 # on thousands of tables in one transaction. The lines are sorted.
 user_schemas="n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND n.nspname <> 'pgcopydb'"
-python3 - "${tmp}/tables.txt" "${tmp}/fingerprint" "${jobs}" "${user_schemas}" <<'PY'
+"${py}" - "${tmp}/tables.txt" "${tmp}/fingerprint" "${jobs}" "${user_schemas}" <<'PY'
 import sys
 tables_file, prefix, jobs, user_schemas = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 tables = [line.rstrip("\n") for line in open(tables_file, encoding="utf-8") if line.strip()]
@@ -482,7 +489,7 @@ timed() {
   in_cgroup client /usr/bin/time -v -o "${tmp}/${name}.time" timeout -k 30 "${step_timeout}" \
     "${in_tool_ns[@]}" "$@" >"${tmp}/${name}.out" 2>"${tmp}/${name}.err" || status=$?
   after="$(cpu_now)"
-  read -r t_wall t_rss_kb t_cpu < <(python3 - "${tmp}/${name}.time" "${before}" "${after}" <<'PY'
+  read -r t_wall t_rss_kb t_cpu < <("${py}" - "${tmp}/${name}.time" "${before}" "${after}" <<'PY'
 import sys
 wall, rss, rusage = 0.0, 0, 0.0
 for line in open(sys.argv[1]):
@@ -532,7 +539,7 @@ before_run() {  # DB: a fresh target and a checkpoint on both servers
 
 # add_cpu A B: the sum of two "client,source,target" triples.
 add_cpu() {
-  python3 -c "import sys; print(','.join(f'{float(a) + float(b):.2f}' for a, b in zip(*(x.split(',') for x in sys.argv[1:]))))" "$1" "$2"
+  "${py}" -c "import sys; print(','.join(f'{float(a) + float(b):.2f}' for a, b in zip(*(x.split(',') for x in sys.argv[1:]))))" "$1" "$2"
 }
 
 # leftovers DB: what a run left on the servers that the next round would
@@ -608,7 +615,7 @@ after_run() {  # TOOL DB EXIT WALL RSS_KB PARTS
 }
 
 max() { if (($1 > $2)); then echo "$1"; else echo "$2"; fi; }
-add() { python3 -c "import sys; print(f'{float(sys.argv[1]) + float(sys.argv[2]):.2f}')" "$1" "$2"; }
+add() { "${py}" -c "import sys; print(f'{float(sys.argv[1]) + float(sys.argv[2]):.2f}')" "$1" "$2"; }
 
 # --- the tools ---------------------------------------------------------------------
 
@@ -749,11 +756,12 @@ out="bench/results/$(date -u +%Y-%m-%d)-${dataset_label}-jobs${jobs}${net_label}
 # A second run of the day keeps the first: its file gets the time too.
 [[ ! -e "${out}" ]] || out="${out%.json}-$(date -u +%H%M).json"
 disk_dev="$(df --output=source "${tmp}" | tail -n 1)"
-python3 bench/report.py \
+"${py}" bench/report.py \
   --results "${results}" --out "${out}" \
   --dataset "${dataset}" --size "${size}" --jobs "${jobs}" --rounds "${rounds}" \
   --generate-seconds "${gen_seconds}" --warmup "${warmup}" \
   --network "$( ((network)) && echo "${delay_ms} ms each way (${delay_ms}+${delay_ms} ms round trip), ${rate} per direction and link, network namespaces with veth pairs, tbf, NFQUEUE delay")" \
+  --network-cpu-seconds "$( ((network)) && [[ -n "${cg}" ]] && "${py}" bench/cpu.py "cgroup:${cg}/network")" \
   --cpu-accounting "$(if [[ -n "${cg}" ]]; then echo "cgroup v2 (${cg_mount})"; else echo "/proc (servers), GNU time (clients)"; fi)" \
   --source-bytes "${source_bytes}" --source-fingerprint "${tmp}/source.fingerprint" \
   --pgcourier-version "$( ((!needs_pgcourier)) || "${pgcourier}" --version 2>&1 | head -n 1)" \
