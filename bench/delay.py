@@ -13,7 +13,7 @@ TCP sees the round trip as it would on a long link.
 Speaks the kernel's nfnetlink_queue protocol directly (no library): binds
 the queue, asks for the packets' metadata only (not their bytes), and
 accepts them with batch verdicts ("every packet up to this id"), one
-message per batch. Prints "ready" on stdout once bound; exits on SIGTERM
+message per batch. Prints "ready PID" on stdout once bound; exits on SIGTERM
 or SIGINT (the packets still queued are then dropped: the kernel drops a
 queue's packets when its listener goes, and TCP sends them again).
 """
@@ -131,7 +131,7 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     queue = Queue(number)
     queue.bind()
-    print("ready", flush=True)
+    print(f"ready {os.getpid()}", flush=True)
     held = collections.deque()  # (due time, packet id), in queueing order
     packets = 0
     last_report = time.monotonic()

@@ -253,7 +253,6 @@ net_setup() {
       # Reniced: it stands for a network, which does not wait for a CPU.
       in_cgroup network ip netns exec "${ns_prefix}-${ns}" nice -n -15 "${py}" bench/delay.py 0 "${delay_ms}" \
         >"${tmp}/delay-${ns}.out" 2>"${tmp}/delay-${ns}.err" &
-      delay_pids+=($!)
     done
     for ns in tool src tgt; do
       local waited=0
@@ -261,6 +260,8 @@ net_setup() {
         ((waited++ < 100)) || die "bench/delay.py did not start in ${ns_prefix}-${ns}: $(cat "${tmp}/delay-${ns}.err")"
         sleep 0.1
       done
+      # Its own pid ($! is the subshell that started it).
+      delay_pids+=("$(awk '/^ready/ { print $2 }' "${tmp}/delay-${ns}.out")")
     done
   else
     for ns in tool src tgt; do ip netns exec "${ns_prefix}-${ns}" iptables-legacy -F INPUT; done
@@ -272,6 +273,14 @@ net_check() {  # every delayer still running
   for pid in "${delay_pids[@]}"; do
     kill -0 "${pid}" 2>/dev/null || die "a packet delayer (bench/delay.py) has stopped: the network is not what it claims"
   done
+}
+
+delayers_alive() {
+  local pid
+  for pid in "${delay_pids[@]}"; do
+    ! kill -0 "${pid}" 2>/dev/null || return 0
+  done
+  return 1
 }
 
 # shellcheck disable=SC2317  # called by the EXIT trap
@@ -297,7 +306,13 @@ cleanup() {
       as_server_user "${bindir}/pg_ctl" -D "${dir}" -m immediate stop >/dev/null 2>&1 || true
   done
   for pid in "${delay_pids[@]}"; do kill "${pid}" 2>/dev/null || true; done
-  for pid in "${delay_pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
+  # One that was still starting when the bench stopped: the network cgroup
+  # holds the delayers only.
+  if [[ -n "${cg}" && -s "${cg}/network/cgroup.procs" ]]; then
+    while read -r pid; do kill "${pid}" 2>/dev/null || true; done <"${cg}/network/cgroup.procs"
+  fi
+  local waited=0
+  while ((waited++ < 50)) && delayers_alive; do sleep 0.1; done
   # Deleting a namespace deletes its veth ends (and so the pairs).
   for ns in "${made_namespaces[@]}"; do ip netns del "${ns}" 2>/dev/null || true; done
   if [[ -n "${cg}" ]]; then
