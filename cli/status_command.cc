@@ -162,11 +162,11 @@ void AddStatusCommand(CLI::App& app, std::function<int()>& run) {
       ->type_name("SECONDS");
   cmd->add_flag("--tables", args->tables,
                 "Every step too: table copies (and their slices), index builds, phases");
-  CLI::Option* serve = cmd->add_flag(
-      "--serve", args->serve,
-      "Serve the status over HTTP until Ctrl-C: a live page at /, `status --json` at "
-      "/api/status, Prometheus metrics at /metrics; read again every --watch seconds "
-      "(default 2). Read-only.");
+  CLI::Option* serve =
+      cmd->add_flag("--serve", args->serve,
+                    "Serve the status over HTTP until Ctrl-C: a live page at /, `status --json` at "
+                    "/api/status, Prometheus metrics at /metrics; read again every --watch seconds "
+                    "(default 2). Read-only.");
   cmd->add_option("--listen", args->listen,
                   "Address and port for --serve (a non-loopback address needs a token: "
                   "PGCOURIER_SERVE_TOKEN or --token-file)")

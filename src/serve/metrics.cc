@@ -13,9 +13,9 @@ namespace pgcourier {
 namespace {
 
 constexpr std::array kDatabaseStates = {
-    DatabaseState::kPending,   DatabaseState::kSchema,  DatabaseState::kCopying,
+    DatabaseState::kPending,   DatabaseState::kSchema,    DatabaseState::kCopying,
     DatabaseState::kIndexing,  DatabaseState::kVerifying, DatabaseState::kSyncing,
-    DatabaseState::kCutover,   DatabaseState::kDone,    DatabaseState::kFailed,
+    DatabaseState::kCutover,   DatabaseState::kDone,      DatabaseState::kFailed,
     DatabaseState::kCancelled,
 };
 
@@ -53,9 +53,9 @@ void PerDatabase(Exposition& out, const StatusView& view, const char* name, cons
 }
 
 // One family with one series per replicating database whose value is known.
-void PerReplication(
-    Exposition& out, const StatusView& view, const char* name, const char* type, const char* help,
-    const std::function<std::optional<double>(const ReplicationView&)>& value) {
+void PerReplication(Exposition& out, const StatusView& view, const char* name, const char* type,
+                    const char* help,
+                    const std::function<std::optional<double>(const ReplicationView&)>& value) {
   out.Family(name, type, help);
   for (const auto& [database, replication] : view.replication) {
     if (std::optional<double> v = value(replication)) {
@@ -75,11 +75,11 @@ void RunFamilies(Exposition& out, const StatusView& view, double read_at_unix, b
   out.Family("pgcourier_run_info", "gauge",
              "Always 1; the labels name the run and its overall state (running, interrupted, "
              "done, failed, cancelled, empty).");
-  out.Sample("pgcourier_run_info", 
-             fmt::format("run_id=\"{}\",state=\"{}\"",
-                         EscapeLabelValue(view.run ? view.run->id : ""),
-                         EscapeLabelValue(OverallState(view))),
-             "1");
+  out.Sample(
+      "pgcourier_run_info",
+      fmt::format("run_id=\"{}\",state=\"{}\"", EscapeLabelValue(view.run ? view.run->id : ""),
+                  EscapeLabelValue(OverallState(view))),
+      "1");
   out.Family("pgcourier_run_live", "gauge",
              "1 while a pgcourier process holds the work directory (a migrate, cutover or "
              "cleanup runs), else 0.");
@@ -103,8 +103,7 @@ void DatabaseFamilies(Exposition& out, const StatusView& view) {
   PerDatabase(out, view, "pgcourier_planned_bytes", "gauge",
               "Bytes of table data the copy plans to move (the source's table sizes).",
               [](const StoredDatabase& db) { return db.bytes_total; });
-  PerDatabase(out, view, "pgcourier_copied_rows_total", "counter",
-              "Rows copied to the target.",
+  PerDatabase(out, view, "pgcourier_copied_rows_total", "counter", "Rows copied to the target.",
               [](const StoredDatabase& db) { return db.rows_done; });
   PerDatabase(out, view, "pgcourier_tables_copied_total", "counter",
               "Tables whose copy is finished.",
@@ -124,19 +123,19 @@ std::optional<double> Known(double value) {
 }
 
 void ReplicationFamilies(Exposition& out, const StatusView& view) {
-  PerReplication(out, view, "pgcourier_replication_lag_bytes", "gauge",
-                 "Bytes of the source's WAL the target has not confirmed applied (the slot's "
-                 "confirmed_flush_lsn to the current WAL position).",
-                 [](const ReplicationView& r) { return Known(static_cast<double>(r.lag.lag_bytes)); });
+  PerReplication(
+      out, view, "pgcourier_replication_lag_bytes", "gauge",
+      "Bytes of the source's WAL the target has not confirmed applied (the slot's "
+      "confirmed_flush_lsn to the current WAL position).",
+      [](const ReplicationView& r) { return Known(static_cast<double>(r.lag.lag_bytes)); });
   PerReplication(out, view, "pgcourier_replication_lag_seconds", "gauge",
                  "Seconds since the subscriber's last message to the source's walsender.",
                  [](const ReplicationView& r) { return Known(r.lag.lag_seconds); });
-  PerReplication(out, view, "pgcourier_replication_retained_wal_bytes", "gauge",
-                 "Bytes of WAL the replication slot keeps on the source (its restart_lsn to the "
-                 "current WAL position).",
-                 [](const ReplicationView& r) {
-                   return Known(static_cast<double>(r.lag.retained_bytes));
-                 });
+  PerReplication(
+      out, view, "pgcourier_replication_retained_wal_bytes", "gauge",
+      "Bytes of WAL the replication slot keeps on the source (its restart_lsn to the "
+      "current WAL position).",
+      [](const ReplicationView& r) { return Known(static_cast<double>(r.lag.retained_bytes)); });
   PerReplication(out, view, "pgcourier_replication_apply_errors_total", "counter",
                  "Errors of the subscription's apply worker (pg_stat_subscription_stats, "
                  "PostgreSQL 15 and later targets).",

@@ -18,8 +18,7 @@ namespace pgcourier {
 namespace {
 
 double NowUnix() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // What the requests are answered from: the last reading, rendered once.
@@ -57,12 +56,12 @@ class Readings {
   }
   std::string HistoryJson() const {
     std::lock_guard lock(mu_);
-    nlohmann::json out = {{"dir", dir_},
-                          {"poll_seconds", std::chrono::duration<double>(poll_).count()},
-                          {"read_at", read_at_},
-                          {"read_error", read_error_.empty() ? nlohmann::json(nullptr)
-                                                             : nlohmann::json(read_error_)},
-                          {"samples", history_.Json()}};
+    nlohmann::json out = {
+        {"dir", dir_},
+        {"poll_seconds", std::chrono::duration<double>(poll_).count()},
+        {"read_at", read_at_},
+        {"read_error", read_error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(read_error_)},
+        {"samples", history_.Json()}};
     return out.dump() + "\n";
   }
 
@@ -206,8 +205,7 @@ Status ServeStatus(const ServeOptions& options, const CancelToken& cancel,
     address->port = -1;
   }
   if (address->port < 0) {
-    return Status(StatusCode::kIoError,
-                  fmt::format("cannot listen on {}", options.listen),
+    return Status(StatusCode::kIoError, fmt::format("cannot listen on {}", options.listen),
                   "the port is in use or the address is not this machine's: choose another "
                   "with --listen ADDRESS:PORT");
   }

@@ -115,12 +115,16 @@ class Served {
 // screenshot in `png`.
 std::string RenderPage(const std::string& url, const std::string& png) {
   const std::string profile = png + ".profile";
-  const std::vector<std::string> common = {ChromiumPath(), "--headless", "--disable-gpu",
-                                           "--no-sandbox", "--no-first-run",
+  const std::vector<std::string> common = {ChromiumPath(),
+                                           "--headless",
+                                           "--disable-gpu",
+                                           "--no-sandbox",
+                                           "--no-first-run",
                                            "--user-data-dir=" + profile,
                                            "--virtual-time-budget=4000"};
   std::vector<std::string> shot = common;
-  shot.insert(shot.end(), {"--hide-scrollbars", "--window-size=1100,900", "--screenshot=" + png, url});
+  shot.insert(shot.end(),
+              {"--hide-scrollbars", "--window-size=1100,900", "--screenshot=" + png, url});
   ProcessOptions options;
   options.timeout = std::chrono::seconds(90);
   Result<ProcessResult> shot_run = RunProcess(shot, options);
@@ -250,17 +254,17 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
   ASSERT_NO_FATAL_FAILURE(StartServers(options));
   ASSERT_TRUE(source_->Sql(Databases(target_->port()), "shop").ok());
   ASSERT_TRUE(source_->Sql(BadDatabase(target_->port()), "bad").ok());
-  ASSERT_TRUE(source_->Sql("CREATE TABLE public.events (id int PRIMARY KEY, at timestamptz);"
-                           "INSERT INTO public.events SELECT g, now() FROM generate_series(1, 50) g;",
-                           "live")
+  ASSERT_TRUE(source_
+                  ->Sql("CREATE TABLE public.events (id int PRIMARY KEY, at timestamptz);"
+                        "INSERT INTO public.events SELECT g, now() FROM generate_series(1, 50) g;",
+                        "live")
                   .ok());
   const std::string target = target_->ConnString("postgres");
 
   // A copy held at row 500: running.
   const std::string copy_dir = dir_ + "-copy";
-  testing::BackgroundRun migrate(
-      {"migrate", "--source", source_->ConnString("shop"), "--target", target, "--dir", copy_dir,
-       "--quiet"});
+  testing::BackgroundRun migrate({"migrate", "--source", source_->ConnString("shop"), "--target",
+                                  target, "--dir", copy_dir, "--quiet"});
   for (auto end = Clock::now() + std::chrono::seconds(60); Clock::now() < end;) {
     Result<ProcessResult> s = testing::TryRunCli({"status", "--dir", copy_dir, "--json"});
     nlohmann::json j = s.ok() ? nlohmann::json::parse(s->out, nullptr, false) : nullptr;
@@ -280,7 +284,8 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
     const testing::PromExposition m = Metrics(served);
     ASSERT_EQ(m.error, "");
     EXPECT_EQ(Metric(m, "pgcourier_run_live", {}), 1);
-    EXPECT_EQ(Metric(m, "pgcourier_database_state", {{"database", "shop"}, {"state", "copying"}}), 1);
+    EXPECT_EQ(Metric(m, "pgcourier_database_state", {{"database", "shop"}, {"state", "copying"}}),
+              1);
     EXPECT_EQ(Metric(m, "pgcourier_planned_tables", {{"database", "shop"}}), 1);
 
     // Let it finish: the same page shows it done.
@@ -309,9 +314,9 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
 
   // A failed copy, served with a token.
   const std::string bad_dir = dir_ + "-bad";
-  Result<ProcessResult> failed = testing::TryRunCli(
-      {"migrate", "--source", source_->ConnString("bad"), "--target", target, "--dir", bad_dir,
-       "--quiet"});
+  Result<ProcessResult> failed =
+      testing::TryRunCli({"migrate", "--source", source_->ConnString("bad"), "--target", target,
+                          "--dir", bad_dir, "--quiet"});
   ASSERT_TRUE(failed.ok());
   ASSERT_EQ(failed->exit_code, 1) << failed->err;
   {
@@ -342,17 +347,19 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
 
   // A replicating database.
   const std::string live_dir = dir_ + "-live";
-  Result<ProcessResult> replicating = testing::TryRunCli(
-      {"migrate", "--source", source_->ConnString("live"), "--target", target, "--dir", live_dir,
-       "--method", "replication", "--quiet"});
+  Result<ProcessResult> replicating =
+      testing::TryRunCli({"migrate", "--source", source_->ConnString("live"), "--target", target,
+                          "--dir", live_dir, "--method", "replication", "--quiet"});
   ASSERT_TRUE(replicating.ok());
   ASSERT_EQ(replicating->exit_code, 0) << replicating->err;
   {
     Served served(live_dir);
     ASSERT_TRUE(served.Ready());
-    ASSERT_TRUE(source_->Sql("INSERT INTO public.events SELECT g, now() FROM generate_series(51, 500) g",
-                             "live")
-                    .ok());
+    ASSERT_TRUE(
+        source_
+            ->Sql("INSERT INTO public.events SELECT g, now() FROM generate_series(51, 500) g",
+                  "live")
+            .ok());
     std::this_thread::sleep_for(std::chrono::seconds(1));  // a few samples for the charts
     const std::string dom = Render(served, "replicating");
     EXPECT_EQ(Field(dom, "live", "state"), "syncing");
@@ -364,7 +371,8 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
     EXPECT_NE(Field(dom, "", "next-command").find("pgcourier cutover --dir"), std::string::npos);
     const testing::PromExposition m = Metrics(served);
     ASSERT_EQ(m.error, "");
-    EXPECT_EQ(Metric(m, "pgcourier_database_state", {{"database", "live"}, {"state", "syncing"}}), 1);
+    EXPECT_EQ(Metric(m, "pgcourier_database_state", {{"database", "live"}, {"state", "syncing"}}),
+              1);
     EXPECT_GE(Metric(m, "pgcourier_replication_lag_bytes", {{"database", "live"}}), 0);
     EXPECT_GE(Metric(m, "pgcourier_replication_retained_wal_bytes", {{"database", "live"}}), 0);
     EXPECT_EQ(Metric(m, "pgcourier_replication_broken", {{"database", "live"}}), 0);

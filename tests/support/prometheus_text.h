@@ -48,10 +48,14 @@ struct PromExposition {
 
 namespace prom_detail {
 
-inline bool NameStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':'; }
+inline bool NameStart(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+}
 inline bool NameChar(char c) { return NameStart(c) || std::isdigit(static_cast<unsigned char>(c)); }
 inline bool LabelStart(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
-inline bool LabelChar(char c) { return LabelStart(c) || std::isdigit(static_cast<unsigned char>(c)); }
+inline bool LabelChar(char c) {
+  return LabelStart(c) || std::isdigit(static_cast<unsigned char>(c));
+}
 
 inline bool ValidName(std::string_view s) {
   if (s.empty() || !NameStart(s[0])) return false;
@@ -113,7 +117,8 @@ inline bool ParseSample(std::string_view line, PromSample* out, std::string* err
     if (i >= line.size()) return *error = "unterminated label set", false;
     ++i;  // '}'
   }
-  if (i >= line.size() || line[i] != ' ') return *error = "expected a space before the value", false;
+  if (i >= line.size() || line[i] != ' ')
+    return *error = "expected a space before the value", false;
   const std::string_view rest = line.substr(i + 1);
   const size_t space = rest.find(' ');
   if (!ParseValue(rest.substr(0, space), &out->value)) return *error = "invalid value", false;
@@ -121,7 +126,8 @@ inline bool ParseSample(std::string_view line, PromSample* out, std::string* err
     const std::string_view stamp = rest.substr(space + 1);
     if (stamp.empty()) return *error = "trailing space", false;
     for (char c : stamp) {
-      if (!std::isdigit(static_cast<unsigned char>(c)) && c != '-') return *error = "invalid timestamp", false;
+      if (!std::isdigit(static_cast<unsigned char>(c)) && c != '-')
+        return *error = "invalid timestamp", false;
     }
   }
   return true;
@@ -129,13 +135,15 @@ inline bool ParseSample(std::string_view line, PromSample* out, std::string* err
 
 // The family a sample belongs to: histogram and summary samples carry
 // suffixes.
-inline std::string FamilyOf(const std::string& name, const std::map<std::string, PromFamily>& known) {
+inline std::string FamilyOf(const std::string& name,
+                            const std::map<std::string, PromFamily>& known) {
   for (const char* suffix : {"_bucket", "_sum", "_count"}) {
     const std::string s(suffix);
     if (name.size() > s.size() && name.ends_with(s)) {
       const std::string base = name.substr(0, name.size() - s.size());
       auto f = known.find(base);
-      if (f != known.end() && (f->second.type == "histogram" || f->second.type == "summary")) return base;
+      if (f != known.end() && (f->second.type == "histogram" || f->second.type == "summary"))
+        return base;
     }
   }
   return name;

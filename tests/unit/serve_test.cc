@@ -91,8 +91,7 @@ TEST(ServeMetricsTest, ParsesAndCarriesEveryNumber) {
   EXPECT_EQ(Value(e, "pgcourier_planned_indexes", {{"database", odd}}), 7);
   EXPECT_EQ(Value(e, "pgcourier_replication_lag_bytes", {{"database", "shop"}}), 4096);
   EXPECT_EQ(Value(e, "pgcourier_replication_lag_seconds", {{"database", "shop"}}), 0.5);
-  EXPECT_EQ(Value(e, "pgcourier_replication_retained_wal_bytes", {{"database", "shop"}}),
-            1 << 20);
+  EXPECT_EQ(Value(e, "pgcourier_replication_retained_wal_bytes", {{"database", "shop"}}), 1 << 20);
   EXPECT_EQ(Value(e, "pgcourier_replication_apply_errors_total", {{"database", "shop"}}), 3);
   EXPECT_EQ(Value(e, "pgcourier_replication_sync_errors_total", {{"database", "shop"}}), 1);
   EXPECT_EQ(Value(e, "pgcourier_replication_in_sync", {{"database", "shop"}}), 1);
@@ -124,15 +123,15 @@ TEST(ServeMetricsTest, UnknownReplicationValuesAreLeftOut) {
 // The parser the metrics are checked with refuses what a scraper refuses.
 TEST(ServeMetricsTest, TheParserIsStrict) {
   const char* bad[] = {
-      "x 1\n",                                              // no TYPE
-      "# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n",       // series repeated
-      "# TYPE x counter\nx 1\n",                            // counter without _total
-      "# TYPE x gauge\nx{a=\"\\t\"} 1\n",                   // invalid escape
-      "# TYPE x gauge\nx{a=\"1} 1\n",                       // unterminated
-      "# TYPE x gauge\nx one\n",                            // not a number
-      "# TYPE x gauge\n# TYPE y gauge\ny 1\nx 1\ny 2\n",    // y's samples apart
-      "# TYPE x gauge\nx 1",                                // no final newline
-      "# TYPE 1x gauge\n",                                  // invalid name
+      "x 1\n",                                            // no TYPE
+      "# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n",     // series repeated
+      "# TYPE x counter\nx 1\n",                          // counter without _total
+      "# TYPE x gauge\nx{a=\"\\t\"} 1\n",                 // invalid escape
+      "# TYPE x gauge\nx{a=\"1} 1\n",                     // unterminated
+      "# TYPE x gauge\nx one\n",                          // not a number
+      "# TYPE x gauge\n# TYPE y gauge\ny 1\nx 1\ny 2\n",  // y's samples apart
+      "# TYPE x gauge\nx 1",                              // no final newline
+      "# TYPE 1x gauge\n",                                // invalid name
   };
   for (const char* text : bad) {
     EXPECT_NE(ParsePrometheusText(text).error, "") << text;
@@ -166,8 +165,10 @@ TEST(ServeListenTest, AddressForms) {
 TEST(ServeListenTest, NonLoopbackWithoutATokenIsRefused) {
   CancelToken cancel;
   bool listened = false;
-  Status s = ServeStatus({.dir = "/nonexistent", .listen = "0.0.0.0:0"}, cancel,
-                         [&](const std::string&) { listened = true; });
+  ServeOptions options;
+  options.dir = "/nonexistent";
+  options.listen = "0.0.0.0:0";
+  Status s = ServeStatus(options, cancel, [&](const std::string&) { listened = true; });
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
   EXPECT_NE(s.message().find("without a token"), std::string::npos) << s.message();
   EXPECT_NE(s.hint().find("PGCOURIER_SERVE_TOKEN"), std::string::npos);
