@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <atomic>
 #include <charconv>
 #include <mutex>
 #include <thread>
@@ -209,9 +210,18 @@ Status ServeStatus(const ServeOptions& options, const CancelToken& cancel,
                   "the port is in use or the address is not this machine's: choose another "
                   "with --listen ADDRESS:PORT");
   }
-  std::thread listener([&server] { server.listen_after_bind(); });
+  std::atomic<bool> listener_ended = false;
+  std::thread listener([&server, &listener_ended] {
+    server.listen_after_bind();
+    listener_ended = true;
+  });
   on_listening(fmt::format("http://{}/", address->Display()));
   while (SleepFor(options.poll, &cancel)) readings.Take(ReadOnce(options));
+  // stop() does nothing before the accept loop runs: a Ctrl-C right after
+  // the start would leave it running for good.
+  while (!server.is_running() && !listener_ended) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   server.stop();
   listener.join();
   return Status::Ok();
