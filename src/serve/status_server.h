@@ -5,8 +5,9 @@
 //   /            the status page (status_page.h), no external assets
 //   /api/status  exactly `status --json` (pgcourier.status/1); with
 //                ?tables=1 exactly `status --json --tables`
-//   /api/history the samples the page charts (history.h), the work
-//                directory and the last reading's error
+//   /api/history {dir, poll_seconds, read_at, read_error, samples}: the
+//                samples the page charts (history.h), the work directory
+//                and the last reading's error (null when it succeeded)
 //   /metrics     the Prometheus text exposition (metrics.h)
 // Only GET and HEAD are answered. A listen address that is not loopback is
 // refused unless a token is given; with a token every request must carry it
