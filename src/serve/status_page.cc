@@ -47,7 +47,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 </style>
 </head>
 <body>
-<header><h1>pgcourier</h1><span id="overall" class="badge" data-state="">loading</span>
+<header><h1>pgcourier</h1><span id="overall" class="badge" data-field="overall" data-state="">loading</span>
 <span id="run" class="muted"></span><span id="problem"></span></header>
 <main><div id="dbs"></div><section id="next-section" class="db"><h2>Next</h2><div id="next"></div></section></main>
 <script>
@@ -160,14 +160,16 @@ function groupSteps(steps) {
   }
   return {tables: [...tables.values()], indexes, phases};
 }
+// The running phases, and what runs in them: "data: copying 2 tables".
 function phaseOf(db, groups) {
-  const running = groups.phases.filter(p => p.state === "running").map(p => p.object);
-  if (running.length) return running.join(", ");
+  const parts = [];
   const copying = groups.tables.filter(t => t.state === "running").length;
-  if (copying) return "copying " + copying + (copying === 1 ? " table" : " tables");
+  if (copying) parts.push("copying " + copying + (copying === 1 ? " table" : " tables"));
   const building = groups.indexes.filter(i => i.state === "running").length;
-  if (building) return "building " + building + (building === 1 ? " index" : " indexes");
-  return db.status;
+  if (building) parts.push("building " + building + (building === 1 ? " index" : " indexes"));
+  const running = groups.phases.filter(p => p.state === "running").map(p => p.object);
+  const phases = running.length ? running.join(", ") : db.status;
+  return parts.length ? phases + ": " + parts.join(", ") : phases;
 }
 
 function tablesView(db, groups, state) {
@@ -249,7 +251,7 @@ function databaseView(db, samples) {
     el("span", {"data-field": "indexes-done", "data-value": String(p.indexes_done)}, p.indexes_done + " of " + p.indexes_total),
     el("span", {}, "rows"), el("span", {class: "muted"}, "(no total before the copy ends)"),
     el("span", {"data-field": "rows-done", "data-value": String(p.rows_done)}, count(p.rows_done) + " copied")));
-  sec.append(replicationView(db.replication));
+  if (db.replication) sec.append(replicationView(db.replication));
   if (db.cutover) {
     const w = db.cutover.window.reduce((a, x) => a + x.seconds, 0);
     sec.append(el("div", {class: "facts"}, el("span", {}, "cutover: writes stopped ", el("b", {"data-field": "write-stop"}, w.toFixed(1) + " s"))));

@@ -255,7 +255,7 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
   // A copy held at row 500: running.
   const std::string copy_dir = dir_ + "-copy";
   testing::BackgroundRun migrate({"migrate", "--source", source_->ConnString("shop"), "--target",
-                                  target, "--dir", copy_dir, "--quiet"});
+                                  target, "--dir", copy_dir, "--method", "copy", "--quiet"});
   for (auto end = Clock::now() + std::chrono::seconds(60); Clock::now() < end;) {
     Result<ProcessResult> s = testing::TryRunCli({"status", "--dir", copy_dir, "--json"});
     nlohmann::json j = s.ok() ? nlohmann::json::parse(s->out, nullptr, false) : nullptr;
@@ -270,7 +270,7 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
     EXPECT_EQ(Field(dom, "", "overall"), "running") << dom;
     EXPECT_EQ(Field(dom, "shop", "state"), "copying");
     EXPECT_EQ(Field(dom, "shop", "method"), "copy");
-    EXPECT_EQ(Field(dom, "shop", "phase"), "copying 1 table");
+    EXPECT_EQ(Field(dom, "shop", "phase"), "data: copying 1 table");
     EXPECT_EQ(FieldValue(dom, "shop", "tables-done"), "0");
     const testing::PromExposition m = Metrics(served);
     ASSERT_EQ(m.error, "");
