@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +14,7 @@
 #include "cli_support.h"
 #include "migrate/run_status.h"
 #include "report/status_report.h"
+#include "serve/status_server.h"
 #include "util/cancel.h"
 
 namespace pgcourier::cli {
@@ -26,7 +28,56 @@ struct StatusArgs {
   std::optional<double> watch;  // seconds between frames
   bool tables = false;
   double rate_sample = 1;  // seconds between the two readings of the apply rate
+  bool serve = false;
+  std::string listen = "127.0.0.1:8080";
+  std::string token_file;
 };
+
+// The token of `--serve`: from --token-file (its first line) or
+// PGCOURIER_SERVE_TOKEN, never from the command line, where `ps` shows it.
+Result<std::string> ServeToken(const StatusArgs& args) {
+  if (args.token_file.empty()) {
+    const char* env = std::getenv("PGCOURIER_SERVE_TOKEN");
+    return std::string(env == nullptr ? "" : env);
+  }
+  std::ifstream in(args.token_file);
+  std::string token;
+  if (!in || !std::getline(in, token)) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("cannot read the token from --token-file {}", args.token_file),
+                  "name a readable file whose first line is the token");
+  }
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) {
+    return Status(StatusCode::kInvalidArgument,
+                  fmt::format("--token-file {} holds no token on its first line", args.token_file),
+                  "write the token on the file's first line");
+  }
+  return token;
+}
+
+int RunServe(const StatusArgs& args) {
+  Result<std::string> token = ServeToken(args);
+  if (!token.ok()) return ReportError("status", token.status());
+  ServeOptions options;
+  options.dir = args.dir;
+  options.listen = args.listen;
+  options.token = *token;
+  options.poll = std::chrono::milliseconds(static_cast<int64_t>(args.watch.value_or(2) * 1000));
+  options.rate_sample = std::chrono::milliseconds(static_cast<int64_t>(args.rate_sample * 1000));
+  Status served = ServeStatus(options, InterruptToken(), [](const std::string& url) {
+    PrintOut(fmt::format("serving the status at {} (Ctrl-C to stop)\n", url));
+    std::fflush(stdout);
+  });
+  if (!served.ok()) {
+    // No work directory or no catalog in it: the user named the wrong one.
+    if (served.code() == StatusCode::kNotFound) {
+      served = Status(StatusCode::kInvalidArgument, served.message(), served.hint());
+    }
+    return ReportError("status", served);
+  }
+  return kExitOk;
+}
 
 // 0 for a migration that is going or went well (or was never started), 1 for
 // one that failed, was cancelled or was interrupted (and, in RunStatus, for
@@ -44,6 +95,7 @@ bool IsTerminal() {
 }
 
 int RunStatus(const StatusArgs& args) {
+  if (args.serve) return RunServe(args);
   const bool watching = args.watch.has_value();
   const bool terminal = watching && IsTerminal();
   const auto interval =
@@ -110,6 +162,23 @@ void AddStatusCommand(CLI::App& app, std::function<int()>& run) {
       ->type_name("SECONDS");
   cmd->add_flag("--tables", args->tables,
                 "Every step too: table copies (and their slices), index builds, phases");
+  CLI::Option* serve =
+      cmd->add_flag("--serve", args->serve,
+                    "Serve the status over HTTP until Ctrl-C: a live page at /, `status --json` at "
+                    "/api/status, Prometheus metrics at /metrics; read again every --watch seconds "
+                    "(default 2). Read-only.");
+  cmd->add_option("--listen", args->listen,
+                  "Address and port for --serve (a non-loopback address needs a token: "
+                  "PGCOURIER_SERVE_TOKEN or --token-file)")
+      ->capture_default_str()
+      ->needs(serve)
+      ->type_name("ADDRESS:PORT");
+  cmd->add_option("--token-file", args->token_file,
+                  "File whose first line is the token every --serve request must carry "
+                  "(Authorization: Bearer, or ?token=); default: PGCOURIER_SERVE_TOKEN")
+      ->needs(serve)
+      ->type_name("FILE");
+  serve->excludes(cmd->get_option("--json"))->excludes(cmd->get_option("--tables"));
   cmd->callback([&run, args] { run = [args] { return RunStatus(*args); }; });
 }
 

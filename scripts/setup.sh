@@ -54,6 +54,9 @@ packages=(
   # A real connection pooler for the pooler tests (tests/support/pgbouncer.h);
   # the tests start their own on free ports and never use the system one.
   pgbouncer
+  # The status page server (`status --serve`), and the browser (with a font
+  # for its screenshots) that its tests drive headless.
+  libcpp-httplib-dev chromium fonts-dejavu-core
 )
 # node/npm and python3 may come from elsewhere (NodeSource's nodejs bundles
 # npm; pyenv provides python3): only the commands matter.
