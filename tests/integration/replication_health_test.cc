@@ -203,6 +203,10 @@ TEST_F(ReplicationHealthTest, ALostSlotIsBrokenAndCutoverRefuses) {
                                 target_->ConnString("postgres"), "--json"});
   EXPECT_NE(check.out.find("replication.slot_wal_limit"), std::string::npos) << check.out;
   EXPECT_NE(check.out.find("max_slot_wal_keep_size is 32.0 MB"), std::string::npos) << check.out;
+  // The WAL the slot would keep during a copy, from the source's WAL rate
+  // (the replication writes little: a pass).
+  EXPECT_NE(check.out.find("replication.wal_retention"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("the slot will retain about"), std::string::npos) << check.out;
 
   // The slot falls behind past the limit; a checkpoint removes its WAL.
   Result<std::string> sub = target_->Sql("SELECT subname FROM pg_subscription", "shop");
