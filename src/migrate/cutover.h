@@ -93,6 +93,10 @@ struct CutoverOutcome {
   bool ok() const;
 };
 
+// Cuts over every replicating database of the run in options.work_dir.
+// First each side of each of them is probed for a connection pooler
+// (pg/pooler.h): one in transaction mode refuses the whole cutover
+// (kFailedPrecondition) before anything is touched.
 Result<CutoverOutcome> Cutover(const CutoverOptions& options);
 
 }  // namespace pgcourier

@@ -159,12 +159,7 @@ Result<bool> Checker::CheckPooler(Side& side, const ConnInfo& info, const char* 
       Add(code, CheckStatus::kPass, side.role, "a server session of its own (no pooler)");
       return true;
     case PoolerMode::kTransaction:
-      Add(code, CheckStatus::kFail, side.role,
-          fmt::format("the {} is reached through a connection pooler in transaction or "
-                      "statement mode ({}): pgcourier's sessions keep settings, a snapshot and "
-                      "locks across transactions, which such a pooler hands to other clients; "
-                      "nothing was changed",
-                      side.role, probe->evidence),
+      Add(code, CheckStatus::kFail, side.role, TransactionPoolerMessage(side.role, probe->evidence),
           hint);
       return false;
     case PoolerMode::kSession:
