@@ -55,16 +55,8 @@ class ReplicationHealthTest : public testing::SourceAndTargetTest {
   }
 
   void Migrate() {
-    MigrateOptions options;
-    options.check.source = source_->ConnString("shop");
-    options.check.target = target_->ConnString("postgres");
-    options.check.method = Method::kReplication;
-    options.check.jobs = 2;
-    options.check.connect_timeout = std::chrono::seconds(10);
-    options.work_dir = dir_;
-    Result<MigrationOutcome> migrated = pgcourier::Migrate(options);
-    ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-    ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+    ASSERT_NO_FATAL_FAILURE(
+        testing::StartReplicating(MigrationOptions("shop", Method::kReplication)));
   }
 
   // `pgcourier status --json` until `done` says so (at most about 60 s);
