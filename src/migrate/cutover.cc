@@ -1,6 +1,7 @@
 #include "migrate/cutover.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <set>
@@ -347,8 +348,11 @@ Status DatabaseCutover::RemoveReplication(CutoverDatabase& out) {
 }
 
 // Each phase as a step of the database (kind phase, "cutover: <name>"), so
-// that status shows the last cutover's breakdown.
+// that status shows the last cutover's breakdown: the phases of an earlier
+// attempt (one that failed, or stopped writes where this one did not) are
+// replaced, never shown beside these.
 void DatabaseCutover::RecordPhases(const CutoverDatabase& out) {
+  std::vector<StoredStep> steps;
   for (const auto* list : {&out.window, &out.after}) {
     for (const CutoverPhase& phase : *list) {
       StoredStep step;
@@ -358,9 +362,13 @@ void DatabaseCutover::RecordPhases(const CutoverDatabase& out) {
       step.part = list == &out.window ? kCutoverWindowPart : kCutoverAfterPart;
       step.state = StepState::kDone;
       step.seconds = phase.seconds;
-      record_.Step(std::move(step));
+      steps.push_back(std::move(step));
     }
   }
+  Status put =
+      record_.store().ReplaceSteps(stored_.name, StepKind::kPhase, kCutoverPhasePrefix, steps);
+  if (!put.ok())
+    spdlog::warn("recording the cutover phases of {}: {}", stored_.name, put.ToString());
 }
 
 Status DatabaseCutover::Run(CutoverDatabase& out) {

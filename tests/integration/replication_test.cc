@@ -122,6 +122,20 @@ class ReplicationTest : public testing::SourceAndTargetTest {
   int writes() const { return writer_ != nullptr ? writer_->writes() : 0; }
   void TearDown() override { StopWriter(); }
 
+  // The cutover phases recorded for shop in dir_, in order, comma-separated.
+  std::string CutoverPhases() {
+    Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
+    if (!store.ok()) return store.status().ToString();
+    Result<std::vector<StoredStep>> steps = (*store)->Steps("shop");
+    if (!steps.ok()) return steps.status().ToString();
+    std::string out;
+    for (const auto& step : *steps) {
+      if (!step.object.starts_with(kCutoverPhasePrefix)) continue;
+      out += (out.empty() ? "" : ", ") + step.object;
+    }
+    return out;
+  }
+
   // The id of the run recorded in dir_.
   std::string RunId() {
     Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
@@ -621,6 +635,12 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   ASSERT_TRUE((*locker)->Run("BEGIN; LOCK TABLE public.events IN ACCESS EXCLUSIVE MODE").ok());
   ASSERT_TRUE(
       source_->Sql("INSERT INTO public.events VALUES (5000, 'during cutover')", "shop").ok());
+  // A first attempt that stops the source's writes and gives up waiting:
+  // its phase "stopping writes" is recorded.
+  ProcessResult gave_up =
+      RunCli({"cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "1", "--quiet"});
+  EXPECT_EQ(gave_up.exit_code, 1) << gave_up.out << gave_up.err;
+  EXPECT_NE(CutoverPhases().find("stopping writes"), std::string::npos) << CutoverPhases();
   const auto started = std::chrono::steady_clock::now();
   BackgroundRun cutover({"cutover", "--dir", dir_, "--timeout", "120", "--quiet"});
   ASSERT_TRUE(cutover.KillWhen(
@@ -628,6 +648,10 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   EXPECT_TRUE((*locker)->Run("ROLLBACK").ok());
   ProcessResult cut = RunCli({"cutover", "--dir", dir_, "--timeout", "60", "--json"});
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
+  // The phases recorded are this cutover's alone (it stopped no writes).
+  EXPECT_EQ(CutoverPhases(),
+            "cutover: catching up, cutover: snapshot, cutover: sequences, cutover: unreplicated "
+            "copy, cutover: switch, cutover: removing replication, cutover: verification");
   EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 5000"), "during cutover");
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
