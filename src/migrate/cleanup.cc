@@ -37,15 +37,29 @@ void UndoChanges(StateStore& store, const StoredDatabase& db,
   }
 }
 
+// One database to clean up: its recorded changes, and the errors of the
+// pooler probes that could not reach a side (Ok when they did).
+struct ToClean {
+  size_t index = 0;
+  std::vector<StoredChange> changes;
+  Status source_reached;
+  Status target_reached;
+};
+
 // Removes the replication objects of one database and undoes its changes.
-void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, size_t i,
-                     const std::vector<StoredChange>& changes, CleanupOutcome& outcome) {
-  const StoredDatabase& db = m.databases[i];
-  const ReplicationNames names = m.Names(i);
+void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, const ToClean& clean,
+                     CleanupOutcome& outcome) {
+  const StoredDatabase& db = m.databases[clean.index];
+  const ReplicationNames names = m.Names(clean.index);
+  const std::vector<StoredChange>& changes = clean.changes;
   // A database cutover made read-only: the source session opts out, so that
-  // it may still drop the publication and undo the changes.
-  Session src = sessions.Source(db.name);
-  Session dst = sessions.Target(db.target_name, SessionFactory::TargetUse::kAdmin);
+  // it may still drop the publication and undo the changes. A side the
+  // pooler probe could not reach is not tried again.
+  Session src =
+      clean.source_reached.ok() ? sessions.Source(db.name) : Session(clean.source_reached);
+  Session dst = clean.target_reached.ok()
+                    ? sessions.Target(db.target_name, SessionFactory::TargetUse::kAdmin)
+                    : Session(clean.target_reached);
   if (!dst.ok() && dst.status().code() != StatusCode::kNotFound &&
       dst.status().sqlstate() != "3D000") {
     outcome.problems.push_back(db.target_name + " on the target: " + dst.status().message() +
@@ -94,7 +108,7 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
   RecordedMigration& m = *recorded;
   const SessionFactory sessions(m.source, m.target, co.connect_timeout, co.cancel,
                                 m.options.lock_timeout);
-  CleanupOutcome outcome;
+  std::vector<ToClean> to_clean;
   for (size_t i = 0; i < m.databases.size(); ++i) {
     Result<std::vector<StoredChange>> changes = m.store->Changes(m.databases[i].name);
     if (!changes.ok()) return changes.status();
@@ -102,8 +116,18 @@ Result<CleanupOutcome> Cleanup(const CleanupOptions& co) {
       return c.state == ChangeState::kMade;
     });
     if (m.databases[i].method != Method::kReplication && !changed) continue;
-    CleanUpDatabase(m, sessions, i, *changes, outcome);
+    to_clean.push_back({i, std::move(*changes), Status::Ok(), Status::Ok()});
   }
+  // Before anything is dropped: a pooler in transaction mode in front of a
+  // side refuses the whole cleanup (pg/pooler.h); an unreachable side is
+  // cleaned up without, as before.
+  for (ToClean& clean : to_clean) {
+    const StoredDatabase& db = m.databases[clean.index];
+    PGC_RETURN_IF_ERROR(sessions.RefusePooler("source", db.name, &clean.source_reached));
+    PGC_RETURN_IF_ERROR(sessions.RefusePooler("target", db.target_name, &clean.target_reached));
+  }
+  CleanupOutcome outcome;
+  for (const ToClean& clean : to_clean) CleanUpDatabase(m, sessions, clean, outcome);
   return outcome;
 }
 

@@ -14,7 +14,9 @@ namespace pgcourier {
 // `work_dir` made (subscriptions, slots, publications), on both sides, as
 // far as each server can be reached, then undoes every change it recorded
 // (REPLICA IDENTITY FULL, an extension it installed, a read-only source
-// database). Idempotent.
+// database). Idempotent. First each side of each database is probed for a
+// connection pooler (pg/pooler.h): one in transaction mode refuses the whole
+// cleanup (kFailedPrecondition) before anything is dropped.
 struct CleanupOptions {
   std::string work_dir;
   std::string source;

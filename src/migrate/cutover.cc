@@ -1,6 +1,7 @@
 #include "migrate/cutover.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <set>
@@ -347,8 +348,11 @@ Status DatabaseCutover::RemoveReplication(CutoverDatabase& out) {
 }
 
 // Each phase as a step of the database (kind phase, "cutover: <name>"), so
-// that status shows the last cutover's breakdown.
+// that status shows the last cutover's breakdown: the phases of an earlier
+// attempt (one that failed, or stopped writes where this one did not) are
+// replaced, never shown beside these.
 void DatabaseCutover::RecordPhases(const CutoverDatabase& out) {
+  std::vector<StoredStep> steps;
   for (const auto* list : {&out.window, &out.after}) {
     for (const CutoverPhase& phase : *list) {
       StoredStep step;
@@ -358,9 +362,13 @@ void DatabaseCutover::RecordPhases(const CutoverDatabase& out) {
       step.part = list == &out.window ? kCutoverWindowPart : kCutoverAfterPart;
       step.state = StepState::kDone;
       step.seconds = phase.seconds;
-      record_.Step(std::move(step));
+      steps.push_back(std::move(step));
     }
   }
+  Status put =
+      record_.store().ReplaceSteps(stored_.name, StepKind::kPhase, kCutoverPhasePrefix, steps);
+  if (!put.ok())
+    spdlog::warn("recording the cutover phases of {}: {}", stored_.name, put.ToString());
 }
 
 Status DatabaseCutover::Run(CutoverDatabase& out) {
@@ -441,13 +449,14 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
 
 // Runs the cutover of the i-th recorded database into `out`, and records
 // the database's state after it: a failed cutover leaves the database
-// replicating, so that it can be run again.
+// replicating, so that it can be run again. `reached`: the error of the
+// pooler probe that could not reach a side (then nothing is tried).
 void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const CutoverOptions& co,
-             size_t i, CutoverDatabase& out) {
+             size_t i, const Status& reached, CutoverDatabase& out) {
   DatabaseRecord record(*m.store, m.databases[i]);
   record.Update([](StoredDatabase& d) { d.state = DatabaseState::kCutover; });
   DatabaseCutover cutover(m, sessions, co, record, m.Names(i));
-  Status status = cutover.Run(out);
+  Status status = reached.ok() ? cutover.Run(out) : reached;
   if (status.ok()) {
     out.state = CutoverState::kDone;
   } else {
@@ -513,6 +522,16 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
   m.options.on_progress = co.on_progress;
   const SessionFactory sessions(m.source, m.target, co.connect_timeout, co.cancel,
                                 m.options.lock_timeout);
+  // Before anything, both sides of every database to cut over: a pooler in
+  // transaction mode refuses the whole cutover (pg/pooler.h).
+  std::vector<Status> reached(m.databases.size());
+  for (size_t i = 0; i < m.databases.size(); ++i) {
+    const StoredDatabase& stored = m.databases[i];
+    if (!Replicating(stored.state)) continue;
+    PGC_RETURN_IF_ERROR(sessions.RefusePooler("source", stored.name, &reached[i]));
+    if (!reached[i].ok()) continue;  // the cutover of this database fails on it alone
+    PGC_RETURN_IF_ERROR(sessions.RefusePooler("target", stored.target_name, &reached[i]));
+  }
   CutoverOutcome outcome;
   bool any = false;
   for (size_t i = 0; i < m.databases.size(); ++i) {
@@ -527,7 +546,7 @@ Result<CutoverOutcome> Cutover(const CutoverOptions& co) {
                  "; only replicating databases are cut over";
     } else {
       any = true;
-      CutOver(m, sessions, co, i, out);
+      CutOver(m, sessions, co, i, reached[i], out);
     }
     outcome.databases.push_back(std::move(out));
   }

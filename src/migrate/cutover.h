@@ -47,7 +47,8 @@ struct CutoverOptions {
 // sequences compared, the progress marks dropped durably, the target's
 // snapshot held). After it: "removing replication", "verification".
 // The phases are recorded as steps of kind phase named kCutoverPhasePrefix +
-// name, their part saying on which side of the switch moment.
+// name, their part saying on which side of the switch moment; those of a
+// cutover run again replace the earlier attempt's.
 inline constexpr const char* kCutoverPhasePrefix = "cutover: ";
 inline constexpr const char* kCutoverWindowPart = "writes stopped";
 inline constexpr const char* kCutoverAfterPart = "after the switch";
@@ -93,6 +94,10 @@ struct CutoverOutcome {
   bool ok() const;
 };
 
+// Cuts over every replicating database of the run in options.work_dir.
+// First each side of each of them is probed for a connection pooler
+// (pg/pooler.h): one in transaction mode refuses the whole cutover
+// (kFailedPrecondition) before anything is touched.
 Result<CutoverOutcome> Cutover(const CutoverOptions& options);
 
 }  // namespace pgcourier

@@ -14,6 +14,7 @@
 #include "migrate/lock_waits.h"
 #include "migrate/standby_source.h"
 #include "preflight/checker.h"
+#include "preflight/wal_retention.h"
 #include "replication/health.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
@@ -181,6 +182,10 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
     }
     via_root = via_root || t.through_root();
   }
+  // From its creation the slot keeps the source's WAL until the target
+  // applies it: the check's estimate of how much, said again here.
+  const std::string wal_warning = WalRetentionWarning(*run_.check);
+  if (!wal_warning.empty()) Progress("snapshot", "WARNING: " + wal_warning);
   // The slot waits for the transactions open on the source: said in the
   // progress and in status (the database's hint) while it lasts, and
   // bounded by --lock-timeout.

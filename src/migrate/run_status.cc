@@ -12,6 +12,7 @@
 #include "migrate/recorded_run.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
+#include "pg/pooler.h"
 #include "util/size.h"
 
 namespace pgcourier {
@@ -90,14 +91,34 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
       out.error = "the recorded connection strings cannot be read";
       continue;
     }
+    // Each side probed for a pooler first (pg/pooler.h): the settings of
+    // status's sessions would stay behind on a server session of a pooler
+    // in transaction mode. A side the probe cannot reach is not tried again.
     ConnectOptions connect;
     connect.total_timeout = connect_timeout;
+    Status src_reached;
+    Status dst_reached;
+    connect.role = "source";
+    Status refused =
+        RefuseTransactionPooler(source->WithDatabase(db.name), connect.role, connect, &src_reached);
+    connect.role = "target";
+    if (refused.ok()) {
+      refused = RefuseTransactionPooler(target->WithDatabase(db.target_name), connect.role, connect,
+                                        &dst_reached);
+    }
+    if (!refused.ok()) {
+      out.error = refused.message();
+      out.hint = refused.hint();
+      continue;
+    }
     connect.role = "source";
     Result<std::unique_ptr<Connection>> src =
-        Connection::Connect(source->WithDatabase(db.name), connect);
+        src_reached.ok() ? Connection::Connect(source->WithDatabase(db.name), connect)
+                         : Result<std::unique_ptr<Connection>>(src_reached);
     connect.role = "target";
     Result<std::unique_ptr<Connection>> dst =
-        Connection::Connect(target->WithDatabase(db.target_name), connect);
+        dst_reached.ok() ? Connection::Connect(target->WithDatabase(db.target_name), connect)
+                         : Result<std::unique_ptr<Connection>>(dst_reached);
     if (!src.ok()) out.error = "source: " + src.status().message();
     if (!dst.ok())
       out.error += (out.error.empty() ? "" : "; ") + ("target: " + dst.status().message());

@@ -70,7 +70,9 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
 // Connects to both servers (the run's recorded connection strings, the
 // passwords from the environment or .pgpass) and reads, per replicating
 // database, the slot's lag and retained WAL and the subscription's tables.
-// A server that cannot be reached is an error in that database's view.
+// A server that cannot be reached is an error in that database's view, and
+// so is a connection pooler in transaction mode in front of either side
+// (pg/pooler.h; probed first, nothing else connected to then).
 // With a `rate_sample` interval, the slot's confirmed position is read again
 // that long after the first reading, for the apply rate (each replicating
 // database then takes that much longer to read).

@@ -1,6 +1,7 @@
 #include "migrate/sessions.h"
 
 #include "migrate/lock_waits.h"
+#include "pg/pooler.h"
 
 namespace pgcourier {
 
@@ -19,6 +20,12 @@ ConnectOptions SessionFactory::BareOptions(const std::string& role) const {
   o.total_timeout = connect_timeout_;
   o.cancel = cancel_;
   return o;
+}
+
+Status SessionFactory::RefusePooler(const std::string& role, const std::string& database,
+                                    Status* unreached) const {
+  const ConnInfo& side = role == "source" ? source_ : target_;
+  return RefuseTransactionPooler(side.WithDatabase(database), role, BareOptions(role), unreached);
 }
 
 Result<std::unique_ptr<Connection>> SessionFactory::Source(

@@ -54,6 +54,12 @@ class SessionFactory {
   Result<std::unique_ptr<Connection>> SourceServer() const;
   Result<std::unique_ptr<Connection>> TargetServer() const;
 
+  // Before a command's first session in `database` of the side `role`
+  // ("source" or "target"): RefuseTransactionPooler (pg/pooler.h) with this
+  // factory's timeouts and cancel token.
+  Status RefusePooler(const std::string& role, const std::string& database,
+                      Status* unreached) const;
+
   // Connection options without settings, for code that opens sessions of
   // its own kind (a replication connection, the verifier's sessions).
   ConnectOptions BareOptions(const std::string& role) const;

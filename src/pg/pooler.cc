@@ -129,6 +129,28 @@ Result<PoolerProbe> ProbePooler(const ConnInfo& info, ConnectOptions options,
   return probe;
 }
 
+std::string TransactionPoolerMessage(const std::string& role, const std::string& evidence) {
+  return fmt::format(
+      "the {} is reached through a connection pooler in transaction or statement mode ({}): "
+      "pgcourier's sessions keep settings, a snapshot and locks across transactions, which "
+      "such a pooler hands to other clients; nothing was changed",
+      role, evidence);
+}
+
+Status RefuseTransactionPooler(const ConnInfo& info, const std::string& role,
+                               const ConnectOptions& options, Status* unreached) {
+  Result<PoolerProbe> probe = ProbePooler(info, options);
+  if (!probe.ok()) {
+    if (probe.status().code() == StatusCode::kCancelled) return probe.status();
+    *unreached = probe.status();
+    return Status::Ok();
+  }
+  *unreached = Status::Ok();
+  if (probe->mode != PoolerMode::kTransaction) return Status::Ok();
+  return Status(StatusCode::kFailedPrecondition, TransactionPoolerMessage(role, probe->evidence),
+                DirectConnectionHint(info));
+}
+
 std::string DirectConnectionHint(const ConnInfo& info) {
   const std::string host = info.EffectiveHost();
   const std::string port = info.EffectivePort();

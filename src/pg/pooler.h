@@ -40,6 +40,26 @@ struct PoolerProbe {
 Result<PoolerProbe> ProbePooler(const ConnInfo& info, ConnectOptions options,
                                 std::chrono::milliseconds wait = std::chrono::seconds(5));
 
+// The problem with a pooler in transaction or statement mode in front of
+// the side `role` ("source" or "target"), `evidence` being the probe's: the
+// detail of check's source.pooler / target.pooler failure, and the error of
+// every command that refuses such a pooler.
+std::string TransactionPoolerMessage(const std::string& role, const std::string& evidence);
+
+// For a command about to connect to the side `role` at `info` (verify,
+// status, cutover, cleanup): probes it (ProbePooler, with `options`' timeouts
+// and cancel token) and refuses a pooler in transaction or statement mode
+// with kFailedPrecondition, TransactionPoolerMessage and
+// DirectConnectionHint: pgcourier's sessions keep settings and snapshots
+// across transactions, and a setting made through such a pooler would stay
+// on a server session other clients get. Ok when there is no pooler or one
+// in session mode. A probe that cannot connect is Ok too, with
+// `*unreached` set to the connection's error: the command's own session
+// would meet it, so the caller takes it as that session's failure instead
+// of connecting again. kCancelled when cancelled.
+Status RefuseTransactionPooler(const ConnInfo& info, const std::string& role,
+                               const ConnectOptions& options, Status* unreached);
+
 // What to connect to instead of the pooler `info` names, as a sentence
 // without any secret: Neon's host without `-pooler`, Supabase's
 // db.<project>.supabase.co on port 5432, else the server's own address.

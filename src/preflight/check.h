@@ -54,6 +54,7 @@ inline constexpr const char* kWalLevel = "replication.wal_level";
 inline constexpr const char* kReplicationSlots = "replication.slots";
 inline constexpr const char* kWalSenders = "replication.senders";
 inline constexpr const char* kSlotWalLimit = "replication.slot_wal_limit";
+inline constexpr const char* kWalRetention = "replication.wal_retention";
 inline constexpr const char* kSourceReplicationPrivilege = "replication.source_privilege";
 inline constexpr const char* kPublishPrivilege = "replication.publish";
 inline constexpr const char* kTargetSubscriptionPrivilege = "replication.target_privilege";

@@ -159,12 +159,7 @@ Result<bool> Checker::CheckPooler(Side& side, const ConnInfo& info, const char* 
       Add(code, CheckStatus::kPass, side.role, "a server session of its own (no pooler)");
       return true;
     case PoolerMode::kTransaction:
-      Add(code, CheckStatus::kFail, side.role,
-          fmt::format("the {} is reached through a connection pooler in transaction or "
-                      "statement mode ({}): pgcourier's sessions keep settings, a snapshot and "
-                      "locks across transactions, which such a pooler hands to other clients; "
-                      "nothing was changed",
-                      side.role, probe->evidence),
+      Add(code, CheckStatus::kFail, side.role, TransactionPoolerMessage(side.role, probe->evidence),
           hint);
       return false;
     case PoolerMode::kSession:
@@ -573,6 +568,13 @@ Result<CheckReport> Checker::Run() {
   PGC_RETURN_IF_ERROR(
       ConnectSide(target_, check_code::kTargetConnect, check_code::kTargetEncryption));
   if (!source_.facts || !target_.facts) return std::move(report_);
+  if (options_.method != Method::kCopy && !source_.facts->in_recovery &&
+      source_.facts->major >= 10) {
+    // The first reading of the source's WAL rate; the checks in between
+    // make most of the interval (replication_checks.cc).
+    Result<WalPosition> start = ReadWalPosition(*source_.conn, QueryDeadline());
+    if (start.ok()) wal_start_ = *start;
+  }
 
   CheckDistinct();
   if (report_.blocked()) return std::move(report_);  // never read further on one server twice

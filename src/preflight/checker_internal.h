@@ -21,6 +21,7 @@
 #include "pg/connection.h"
 #include "pg/conninfo.h"
 #include "preflight/check.h"
+#include "preflight/wal_retention.h"
 #include "schema/restore_script.h"
 #include "util/status.h"
 
@@ -130,6 +131,9 @@ class Checker {
   // objects, unlogged tables).
   void CheckReplication();
   void CheckSourceWal();
+  // replication.wal_retention: the WAL the slots will keep during the copy,
+  // from the source's WAL rate since wal_start_.
+  void CheckWalRetention(int64_t keep_size);
   void CheckReplicationRights();
   void CheckSubscriptionCapacity();
   void CheckReplicatedTables();
@@ -166,6 +170,9 @@ class Checker {
   // trial creates them in its transaction, so it tries everything else.
   std::set<std::string> trial_roles_;
   std::string replication_server_problem_;
+  // The source's WAL position when its facts were read, for its WAL rate
+  // (replication only).
+  std::optional<WalPosition> wal_start_;
 };
 
 }  // namespace pgcourier::checker_internal

@@ -132,6 +132,7 @@ void Checker::CheckSourceWal() {
       Add(check_code::kSlotWalLimit, CheckStatus::kPass, "source", detail);
     }
   }
+  CheckWalRetention(keep);
 
   int64_t free_senders = s.SettingInt("max_wal_senders") - s.wal_senders_used;
   std::string senders = fmt::format(
@@ -145,6 +146,25 @@ void Checker::CheckSourceWal() {
     AddServerProblem(check_code::kWalSenders, "source", senders,
                      "raise max_wal_senders on the source (restart needed)");
   }
+}
+
+void Checker::CheckWalRetention(int64_t keep_size) {
+  if (!wal_start_) return;  // not readable: the slot_wal_limit rule still stands
+  Result<WalRate> rate =
+      MeasureWalRate(*source_.conn, *wal_start_, kWalRateSample, options_.cancel, QueryDeadline());
+  if (!rate.ok()) {
+    if (rate.status().code() == StatusCode::kCancelled) return;
+    Add(check_code::kWalRetention, CheckStatus::kWarn, "source",
+        "the WAL the slot will retain during the copy could not be estimated: " +
+            rate.status().message(),
+        "watch the WAL each slot keeps during the copy: SELECT slot_name, "
+        "pg_size_pretty(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) FROM "
+        "pg_replication_slots (pgcourier status shows it too)");
+    return;
+  }
+  int64_t moved = 0;
+  for (const auto& plan : report_.databases) moved += std::max<int64_t>(plan.size_bytes, 0);
+  report_.items.push_back(WalRetentionItem(EstimateWalRetention(*rate, moved), keep_size));
 }
 
 void Checker::CheckReplicationRights() {

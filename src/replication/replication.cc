@@ -173,6 +173,115 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
   return again->GetString(0, 0);
 }
 
+namespace {
+
+// The type of a column (a), its array element type (e) and the extension
+// either belongs to (x), joined to pg_attribute a.
+constexpr const char* kColumnTypeJoins =
+    "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+    "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
+    "LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass "
+    "AND d.objid = coalesce(e.oid, t.oid) AND d.deptype = 'e' "
+    "LEFT JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid ";
+
+// The published columns of `names.publication` with their types as the
+// source has them, binary meaning send and receive.
+Result<std::vector<PublishedColumnType>> PublishedColumnTypes(Connection& source,
+                                                              const ReplicationNames& names) {
+  Result<QueryResult> types = source.ExecParams(
+      std::string("SELECT pt.schemaname::text, pt.tablename::text, a.attname::text, "
+                  "pg_catalog.format_type(t.oid, NULL), "
+                  "(t.typsend <> 0 AND t.typreceive <> 0 AND coalesce(e.typsend <> 0 "
+                  "AND e.typreceive <> 0, true)), x.extname, x.extversion "
+                  "FROM pg_catalog.pg_publication_tables pt "
+                  "JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname "
+                  "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
+                  "AND c.relname = pt.tablename "
+                  "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+                  "AND NOT a.attisdropped ") +
+          kColumnTypeJoins + "WHERE pt.pubname = $1 ORDER BY 1, 2, a.attnum",
+      {names.publication});
+  if (!types.ok()) return types.status().WithContext("reading the published column types");
+  std::vector<PublishedColumnType> out;
+  out.reserve(static_cast<size_t>(types->rows()));
+  for (int r = 0; r < types->rows(); ++r) {
+    PublishedColumnType column;
+    column.schema = types->GetString(r, 0);
+    column.table = types->GetString(r, 1);
+    column.column = types->GetString(r, 2);
+    column.type = types->GetString(r, 3);
+    column.binary = types->GetBool(r, 4);
+    column.extension = types->GetString(r, 5);
+    column.extension_version = types->GetString(r, 6);
+    out.push_back(std::move(column));
+  }
+  return out;
+}
+
+// The same columns as the target has them (std::nullopt where it lacks
+// one), binary meaning receive.
+Result<std::vector<std::optional<PublishedColumnType>>> SameColumnTypes(
+    Connection& target, const std::vector<PublishedColumnType>& published) {
+  std::vector<std::string> schemas;
+  std::vector<std::string> tables;
+  std::vector<std::string> columns;
+  for (const auto& p : published) {
+    schemas.push_back(p.schema);
+    tables.push_back(p.table);
+    columns.push_back(p.column);
+  }
+  Result<QueryResult> types = target.ExecParams(
+      std::string("SELECT q.i, pg_catalog.format_type(t.oid, NULL), "
+                  "(t.typreceive <> 0 AND coalesce(e.typreceive <> 0, true)), x.extname, "
+                  "x.extversion "
+                  "FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), "
+                  "pg_catalog.unnest($3::text[])) WITH ORDINALITY AS q(s, r, c, i) "
+                  "JOIN pg_catalog.pg_namespace n ON n.nspname = q.s "
+                  "JOIN pg_catalog.pg_class cl ON cl.relnamespace = n.oid AND cl.relname = q.r "
+                  "JOIN pg_catalog.pg_attribute a ON a.attrelid = cl.oid AND a.attname = q.c "
+                  "AND a.attnum > 0 AND NOT a.attisdropped ") +
+          kColumnTypeJoins,
+      {TextArrayLiteral(schemas), TextArrayLiteral(tables), TextArrayLiteral(columns)});
+  if (!types.ok()) return types.status().WithContext("reading the target's column types");
+  std::vector<std::optional<PublishedColumnType>> out(published.size());
+  for (int r = 0; r < types->rows(); ++r) {
+    const int64_t i = types->GetInt(r, 0) - 1;
+    if (i < 0 || static_cast<size_t>(i) >= out.size()) continue;
+    PublishedColumnType column = published[static_cast<size_t>(i)];
+    column.type = types->GetString(r, 1);
+    column.binary = types->GetBool(r, 2);
+    column.extension = types->GetString(r, 3);
+    column.extension_version = types->GetString(r, 4);
+    out[static_cast<size_t>(i)] = std::move(column);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string BinaryTransferProblem(const std::vector<PublishedColumnType>& source,
+                                  const std::vector<std::optional<PublishedColumnType>>& target) {
+  for (size_t i = 0; i < source.size(); ++i) {
+    const PublishedColumnType& s = source[i];
+    if (!s.binary) return "type " + s.type + " has no binary send/receive on the source";
+    if (i >= target.size() || !target[i]) continue;
+    const PublishedColumnType& t = *target[i];
+    if (t.type != s.type) {
+      return fmt::format("column {}.{}.{} is of type {} on the source, {} on the target", s.schema,
+                         s.table, s.column, s.type, t.type);
+    }
+    if (!t.binary) return "type " + s.type + " has no binary receive on the target";
+    if (t.extension != s.extension || t.extension_version != s.extension_version) {
+      auto of = [](const PublishedColumnType& c) {
+        return c.extension.empty() ? std::string("of no extension")
+                                   : "of extension " + c.extension + " " + c.extension_version;
+      };
+      return fmt::format("type {} {} on the source, {} on the target", s.type, of(s), of(t));
+    }
+  }
+  return "";
+}
+
 std::string SubscriptionOptions::Text() const {
   return fmt::format("binary = {}{}, streaming = {}", binary ? "true" : "false",
                      why.empty() ? "" : " (" + why + ")", streaming.empty() ? "off" : streaming);
@@ -187,45 +296,14 @@ Result<SubscriptionOptions> ChooseSubscriptionOptions(Connection& target, Connec
     out.why = "a server older than 14";
     return out;
   }
-  // Per published column type: one without binary send/receive, or one of
-  // an extension (the type or an array's element), with the extension's
-  // name and version on the source.
-  Result<QueryResult> types = source.ExecParams(
-      "SELECT DISTINCT pg_catalog.format_type(t.oid, NULL), "
-      "(t.typsend = 0 OR t.typreceive = 0 OR e.typsend = 0 OR e.typreceive = 0), x.extname, "
-      "x.extversion "
-      "FROM pg_catalog.pg_publication_tables pt "
-      "JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname "
-      "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename "
-      "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
-      "AND NOT a.attisdropped "
-      "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-      "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
-      "LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::regclass "
-      "AND d.objid = coalesce(e.oid, t.oid) AND d.deptype = 'e' "
-      "LEFT JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid "
-      "WHERE pt.pubname = $1 AND (t.typsend = 0 OR t.typreceive = 0 OR e.typsend = 0 "
-      "OR e.typreceive = 0 OR x.oid IS NOT NULL) ORDER BY 1",
-      {names.publication});
-  if (!types.ok()) return types.status().WithContext("reading the published column types");
-  for (int r = 0; r < types->rows(); ++r) {
-    if (types->GetBool(r, 1)) {
-      out.why = "type " + types->GetString(r, 0) + " has no binary send/receive";
-      return out;
-    }
-    Result<QueryResult> there =
-        target.ExecParams("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = $1",
-                          {types->GetString(r, 2)});
-    if (!there.ok()) return there.status().WithContext("reading the target's extensions");
-    const std::string version = there->rows() > 0 ? there->GetString(0, 0) : "";
-    if (version != types->GetString(r, 3)) {
-      out.why = fmt::format("type {} of extension {} {} on the source, {} on the target",
-                            types->GetString(r, 0), types->GetString(r, 2), types->GetString(r, 3),
-                            version.empty() ? "absent" : version);
-      return out;
-    }
-  }
-  out.binary = true;
+  // Every published column's type on both sides (BinaryTransferProblem).
+  Result<std::vector<PublishedColumnType>> published = PublishedColumnTypes(source, names);
+  if (!published.ok()) return published.status();
+  Result<std::vector<std::optional<PublishedColumnType>>> there =
+      SameColumnTypes(target, *published);
+  if (!there.ok()) return there.status();
+  out.why = BinaryTransferProblem(*published, *there);
+  out.binary = out.why.empty();
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,10 +77,12 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
 // chosen for one database, and recorded in the run.
 //   - binary = true: values travel in their binary form (no text output and
 //     input on each side) when both servers are 14+ and every published
-//     column's type (and an array's element type) has binary send and
-//     receive functions (pg_type.typsend/typreceive), and no type of an
-//     extension whose version differs between the servers (its binary form
-//     could differ). Else off, with the reason in `why`.
+//     column (BinaryTransferProblem) has on the source a type (and an
+//     array's element type) with binary send and receive functions
+//     (pg_type.typsend/typreceive), on the target the same type, with
+//     binary receive, of the same extension at the same version, or of no
+//     extension on both sides (an extension's binary form can change between
+//     versions). Else off, with the reason in `why`.
 //   - streaming: "parallel" on a 16+ target (large transactions applied by
 //     parallel workers while they stream), "on" on 14 and 15 (streamed
 //     before they commit, applied at commit), "" (off) on a 13 side.
@@ -91,6 +94,26 @@ struct SubscriptionOptions {
   // "binary = true, streaming = parallel"; "binary = false (why), ..."
   std::string Text() const;
 };
+
+// A published column's type as one server has it.
+struct PublishedColumnType {
+  std::string schema;  // of the column's table
+  std::string table;
+  std::string column;
+  std::string type;  // format_type
+  // Binary functions: on the source send and receive, on the target
+  // receive; of the array's element type too.
+  bool binary = true;
+  std::string extension;  // the extension the type (or element) belongs to; "" none
+  std::string extension_version;
+};
+
+// Why the published columns cannot travel in binary: `source` holds them as
+// the source has them, `target` the same columns (same order) as the target
+// has them, std::nullopt where the target lacks the column (not binary's
+// concern: the apply fails on it either way). Empty when they can.
+std::string BinaryTransferProblem(const std::vector<PublishedColumnType>& source,
+                                  const std::vector<std::optional<PublishedColumnType>>& target);
 
 // Chooses the options for the subscription of `names.publication`; `source`
 // is a session in the source database at any point after the publication was

@@ -463,11 +463,7 @@ Result<std::optional<StoredDatabase>> StateStore::Database(const std::string& na
   return std::optional<StoredDatabase>(ReadDatabase(stmt));
 }
 
-Status StateStore::PutStep(const StoredStep& step) {
-  if (lock_fd_ < 0) return ReadOnlyError(path_);
-  std::lock_guard<std::mutex> guard(mu_);
-  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
-  if (!txn.ok()) return txn.status();
+Status StateStore::InsertStep(const StoredStep& step) {
   SqliteStatement stmt(
       db_, fmt::format("INSERT INTO steps ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
                        "?11) ON CONFLICT (db_name, kind, object, part) DO UPDATE SET "
@@ -493,6 +489,38 @@ Status StateStore::PutStep(const StoredStep& step) {
     return SqliteError(db_, path_, rc,
                        fmt::format("cannot record step {} {}", step.kind, step.object));
   }
+  return Status::Ok();
+}
+
+Status StateStore::PutStep(const StoredStep& step) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  PGC_RETURN_IF_ERROR(InsertStep(step));
+  PGC_RETURN_IF_ERROR(TouchRun());
+  return txn->Commit();
+}
+
+Status StateStore::ReplaceSteps(const std::string& database, StepKind kind,
+                                const std::string& object_prefix,
+                                const std::vector<StoredStep>& steps) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  SqliteStatement stmt(db_,
+                       "DELETE FROM steps WHERE db_name = ?1 AND kind = ?2 "
+                       "AND substr(object, 1, length(?3)) = ?3");
+  stmt.Bind(1, database);
+  stmt.Bind(2, std::string(Name(kind)));
+  stmt.Bind(3, object_prefix);
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc,
+                       fmt::format("cannot replace the steps {} of {}", object_prefix, database));
+  }
+  for (const StoredStep& step : steps) PGC_RETURN_IF_ERROR(InsertStep(step));
   PGC_RETURN_IF_ERROR(TouchRun());
   return txn->Commit();
 }

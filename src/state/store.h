@@ -140,6 +140,11 @@ class StateStore {
 
   // Steps: (database, kind, object, part) is the key.
   Status PutStep(const StoredStep& step);  // insert or replace
+  // In one transaction: deletes the database's steps of `kind` whose object
+  // starts with `object_prefix`, and puts `steps` in their place (the
+  // phases of a cutover run again replace all of the last one's).
+  Status ReplaceSteps(const std::string& database, StepKind kind, const std::string& object_prefix,
+                      const std::vector<StoredStep>& steps);
   Result<std::vector<StoredStep>> Steps(const std::string& database);
   // Deletes every step of a database (a database started again from scratch).
   Status ClearSteps(const std::string& database);
@@ -166,8 +171,9 @@ class StateStore {
 
  private:
   StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);
-  Status Exec(const char* sql);  // statements without values; mu_ held
-  Status TouchRun();             // run.updated_at = now; mu_ held
+  Status Exec(const char* sql);               // statements without values; mu_ held
+  Status TouchRun();                          // run.updated_at = now; mu_ held
+  Status InsertStep(const StoredStep& step);  // insert or replace; mu_ held
 
   std::mutex mu_;  // around every use of db_
   sqlite3* db_;

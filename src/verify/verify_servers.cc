@@ -1,14 +1,51 @@
 #include "verify/verify_servers.h"
 
 #include <memory>
+#include <set>
+#include <string>
 #include <utility>
 
 #include "catalog/server_facts.h"
 #include "pg/connection.h"
 #include "pg/conninfo.h"
+#include "pg/pooler.h"
 #include "preflight/checker.h"
 
 namespace pgcourier {
+
+namespace {
+
+// Probes each side at each database once, before pgcourier's first session
+// there (pg/pooler.h): verify holds a snapshot per side across its reads,
+// which a pooler in transaction mode cannot keep.
+class PoolerProbes {
+ public:
+  explicit PoolerProbes(const VerifyServersOptions& options) : options_(options) {}
+
+  // RefuseTransactionPooler, once per side and database.
+  Status Refuse(const ConnInfo& info, const std::string& role, Status* unreached) {
+    *unreached = Status::Ok();
+    if (!probed_.insert({role, info.Redacted()}).second) return Status::Ok();
+    ConnectOptions connect;
+    connect.role = role;
+    connect.total_timeout = options_.connect_timeout;
+    connect.cancel = options_.cancel;
+    return RefuseTransactionPooler(info, role, connect, unreached);
+  }
+  // The refusal, or the probe's connection error (what the first session
+  // there would meet); Ok when `info` may be used.
+  Status Refuse(const ConnInfo& info, const std::string& role) {
+    Status unreached;
+    PGC_RETURN_IF_ERROR(Refuse(info, role, &unreached));
+    return unreached;
+  }
+
+ private:
+  const VerifyServersOptions& options_;
+  std::set<std::pair<std::string, std::string>> probed_;
+};
+
+}  // namespace
 
 Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptions& options) {
   Result<ConnInfo> source = ConnInfo::Parse(options.source);
@@ -17,14 +54,16 @@ Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptio
   if (!target.ok()) return target.status().WithContext("--target");
 
   const std::string named = source->ExplicitDatabase();
+  PoolerProbes probes(options);
   std::vector<std::string> names;
   {
     ConnectOptions connect;
     connect.role = "source";
     connect.total_timeout = options.connect_timeout;
     connect.cancel = options.cancel;
-    Result<std::unique_ptr<Connection>> conn =
-        Connection::Connect(named.empty() ? source->WithDatabase("postgres") : *source, connect);
+    const ConnInfo server = named.empty() ? source->WithDatabase("postgres") : *source;
+    PGC_RETURN_IF_ERROR(probes.Refuse(server, "source"));
+    Result<std::unique_ptr<Connection>> conn = Connection::Connect(server, connect);
     if (!conn.ok()) return conn.status();
     Result<ServerFacts> facts = ReadServerFacts(**conn, Deadline::After(std::chrono::minutes(2)));
     if (!facts.ok()) return facts.status();
@@ -51,12 +90,22 @@ Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptio
     connect.total_timeout = options.connect_timeout;
     connect.cancel = options.cancel;
     const std::string named_target = target->ExplicitDatabase();
-    Result<std::unique_ptr<Connection>> conn = Connection::Connect(
-        named_target.empty() ? target->WithDatabase("postgres") : *target, connect);
+    const ConnInfo server = named_target.empty() ? target->WithDatabase("postgres") : *target;
+    Status unreached;
+    PGC_RETURN_IF_ERROR(probes.Refuse(server, "target", &unreached));
+    Result<std::unique_ptr<Connection>> conn = unreached.ok()
+                                                   ? Connection::Connect(server, connect)
+                                                   : Result<std::unique_ptr<Connection>>(unreached);
     // Unreadable: pg_cron is left out, as everywhere it does not move.
     Result<std::string> cron =
         conn.ok() ? ReadCronDatabase(**conn) : Result<std::string>(conn.status());
     if (cron.ok()) cron_database = *cron;
+  }
+  for (const auto& name : names) {
+    PGC_RETURN_IF_ERROR(probes.Refuse(source->WithDatabase(name), "source"));
+    PGC_RETURN_IF_ERROR(probes.Refuse(
+        target->WithDatabase(TargetDatabaseName(name, single, target->ExplicitDatabase())),
+        "target"));
   }
   std::vector<DatabaseVerification> results;
   for (const auto& name : names) {

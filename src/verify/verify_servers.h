@@ -37,11 +37,16 @@ struct VerifyServersOptions {
 // the provider-only extensions, and returns one result per database in the
 // order of the selection.
 //
+// Before its first session on a side in each database, that side is probed
+// for a connection pooler (pg/pooler.h): one in transaction or statement
+// mode is refused (kFailedPrecondition, check's message and hint) before
+// anything is read.
+//
 // Differences are in the results, never an error. Errors: an unparsable
 // connection string (kInvalidArgument, with the context "--source" or
 // "--target"), a selection that matches no database (kInvalidArgument), a
-// server that cannot be reached or read, and cancellation; the first error
-// ends the verification.
+// pooler in transaction mode, a server that cannot be reached or read, and
+// cancellation; the first error ends the verification.
 Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptions& options);
 
 }  // namespace pgcourier

@@ -122,27 +122,16 @@ class AivenExtrasTest : public testing::SourceAndTargetTest {
   }
 
   MigrateOptions Options() const {
-    MigrateOptions options;
+    MigrateOptions options = MigrationOptions("shop", Method::kReplication);
     options.check.source = source_->ConnString("shop", "mover", "mover-source");
     options.check.target = target_->ConnString("postgres", "mover", "mover-target");
-    options.check.method = Method::kReplication;
-    options.check.jobs = 2;
-    options.check.connect_timeout = std::chrono::seconds(10);
-    options.work_dir = dir_;
     return options;
   }
 
   // Migrates and expects replication running through aiven_extras on both
   // sides.
   void MigrateThroughExtras() {
-    Result<MigrationOutcome> migrated = Migrate(Options());
-    ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-    std::string failed;
-    for (const auto& item : migrated->check.items) {
-      if (item.status == CheckStatus::kFail) failed += item.code + ": " + item.detail + "; ";
-    }
-    ASSERT_TRUE(migrated->checks_passed) << failed;
-    ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+    ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
     // The publication is the user's (made through the extension), the
     // subscription the extension's superuser's.
     EXPECT_EQ(*source_->Sql("SELECT pubowner::regrole FROM pg_publication", "shop"), "mover");

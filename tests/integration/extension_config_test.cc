@@ -42,16 +42,7 @@ class ExtensionConfigTest : public testing::SourceAndTargetTest {
     ASSERT_NO_FATAL_FAILURE(StartServers(options));
   }
 
-  MigrateOptions Options() const {
-    MigrateOptions options;
-    options.check.source = source_->ConnString("app");
-    options.check.target = target_->ConnString("postgres");
-    options.check.method = Method::kCopy;
-    options.check.jobs = 2;
-    options.check.connect_timeout = std::chrono::seconds(10);
-    options.work_dir = dir_;
-    return options;
-  }
+  MigrateOptions Options() const { return MigrationOptions("app", Method::kCopy); }
 
   // Migrates "app"; the configuration table `table` was compared and
   // matched, with `rows` rows selected by its extension's condition.

@@ -8,13 +8,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "cli_runner.h"
@@ -22,6 +21,7 @@
 #include "migrate/migration.h"
 #include "pg/connection.h"
 #include "pg_cluster.h"
+#include "source_writer.h"
 #include "state_names.h"
 #include "two_servers.h"
 #include "version_pairs.h"
@@ -297,61 +297,33 @@ class PartitionRootReplicationTest : public testing::SourceAndTargetFixture<::te
     options.database_sql = std::string(kMood) + kTrees + kReplicated;
     ASSERT_NO_FATAL_FAILURE(StartServers(options));
   }
-  void TearDown() override { StopWriter(); }
-
   void StartWriter() {
-    writer_ = std::thread([this] {
-      Result<std::unique_ptr<Connection>> conn =
-          Connection::Connect(*ConnInfo::Parse(source_->ConnString("shop")), {});
-      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
-      std::mt19937 random(7);
-      int round = 0;
-      while (!stop_) {
-        ++round;
-        const int id = 1 + static_cast<int>(random() % 700);
-        const std::string sql = fmt::format(
-            "BEGIN; INSERT INTO public.hashed_enum VALUES ({0} + 1000, "
-            "(pg_catalog.enum_range(NULL::public.mood))[1 + {0} % 7], 'written'); "
-            "UPDATE public.hashed_enum SET m = (pg_catalog.enum_range(NULL::public.mood))"
-            "[1 + (m::text = 'sad')::int], v = v || 'u' WHERE id = {1}; "
-            "DELETE FROM public.hashed_enum WHERE id = {2}; "
-            "UPDATE public.nested SET v = v || 'u' WHERE id = {3}; "
-            "INSERT INTO public.no_key_tree VALUES ({0}, 'calm'); COMMIT;",
-            round, id, (id + 350) % 700, (id * 5) % 2000);
-        if (!(*conn)->Run(sql).ok()) return;  // cutover stopped writes
-        ++writes_;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-    });
-  }
-  void StopWriter() {
-    stop_ = true;
-    if (writer_.joinable()) writer_.join();
+    auto random = std::make_shared<std::mt19937>(7);
+    writer_ =
+        std::make_unique<testing::SourceWriter>(source_->ConnString("shop"), [random](int round) {
+          const int id = 1 + static_cast<int>((*random)() % 700);
+          return fmt::format(
+              "BEGIN; INSERT INTO public.hashed_enum VALUES ({0} + 1000, "
+              "(pg_catalog.enum_range(NULL::public.mood))[1 + {0} % 7], 'written'); "
+              "UPDATE public.hashed_enum SET m = (pg_catalog.enum_range(NULL::public.mood))"
+              "[1 + (m::text = 'sad')::int], v = v || 'u' WHERE id = {1}; "
+              "DELETE FROM public.hashed_enum WHERE id = {2}; "
+              "UPDATE public.nested SET v = v || 'u' WHERE id = {3}; "
+              "INSERT INTO public.no_key_tree VALUES ({0}, 'calm'); COMMIT;",
+              round, id, (id + 350) % 700, (id * 5) % 2000);
+        });  // until cutover stops writes
   }
 
-  std::thread writer_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> writes_{0};
+  std::unique_ptr<testing::SourceWriter> writer_;
 };
 
 TEST_F(PartitionRootReplicationTest, WritesWhileSyncingArriveThroughTheRoot) {
   StartWriter();
-  while (writes_ < 20) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  MigrateOptions options;
-  options.check.source = source_->ConnString("shop");
-  options.check.target = target_->ConnString("postgres");
-  options.check.method = Method::kReplication;
-  options.check.jobs = 2;
-  options.check.connect_timeout = std::chrono::seconds(10);
-  options.work_dir = dir_;
-  Result<MigrationOutcome> migrated = Migrate(options);
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.size(), 1u);
-  const DatabaseOutcome& db = migrated->databases[0];
-  ASSERT_EQ(db.state, "syncing") << db.error;
+  writer_->WaitForWrites(20);
+  ASSERT_NO_FATAL_FAILURE(
+      testing::StartReplicating(MigrationOptions("shop", Method::kReplication)));
   EXPECT_EQ(*source_->Sql("SELECT bool_and(pubviaroot) FROM pg_publication", "shop"), "t");
-  const int before = writes_;
-  while (writes_ < before + 100) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  writer_->WaitForWrites(writer_->writes() + 100);
 
   CutoverOptions cut;
   cut.work_dir = dir_;
@@ -360,7 +332,7 @@ TEST_F(PartitionRootReplicationTest, WritesWhileSyncingArriveThroughTheRoot) {
   cut.connect_timeout = std::chrono::seconds(10);
   Result<CutoverOutcome> cutover = Cutover(cut);
   ASSERT_TRUE(cutover.ok()) << cutover.status().ToString();
-  StopWriter();
+  writer_->Stop();
   ASSERT_EQ(cutover->databases.size(), 1u);
   const CutoverDatabase& done = cutover->databases[0];
   std::string differences;

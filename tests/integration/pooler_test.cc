@@ -1,6 +1,6 @@
 // Connection poolers between pgcourier and a server, with a real PgBouncer
 // (tests/support/pgbouncer.h): found before anything is touched, refused in
-// transaction mode and with a pool of one, allowed in session mode, where
+// transaction mode (by check and by verify) and with a pool of one, allowed in session mode, where
 // nothing pgcourier sets stays on the pooler's server sessions.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -115,7 +115,7 @@ class PoolerTest : public testing::SourceAndTargetTest {
   }
 };
 
-TEST_F(PoolerTest, TransactionModeAndAFullPoolFailCheckSessionModeLeavesNothingBehind) {
+TEST_F(PoolerTest, TransactionModeAndAFullPoolFailCheckAndVerifySessionModeLeavesNothingBehind) {
   std::vector<std::string> all = kOurs;
   all.insert(all.end(), kShared.begin(), kShared.end());
   const std::vector<std::string> defaults = AppSees(target_->ConnString("postgres"), 1, all);
@@ -136,7 +136,19 @@ TEST_F(PoolerTest, TransactionModeAndAFullPoolFailCheckSessionModeLeavesNothingB
     EXPECT_NE((*item)["hint"].get<std::string>().find("connect to the server directly"),
               std::string::npos);
     EXPECT_EQ(FindItem(j, "target.connect"), nullptr) << "the target was used: " << j.dump(2);
+    // verify (as cutover, cleanup and status) refuses it too, with check's
+    // words, before a session of its own sets anything through it.
+    ProcessResult verified =
+        RunCli({"verify", "--source", source, "--target", pooler->ConnString("shop", "postgres")});
+    EXPECT_EQ(verified.exit_code, 1) << verified.out << verified.err;
+    EXPECT_NE(verified.err.find("the target is reached through a connection pooler in "
+                                "transaction or statement mode"),
+              std::string::npos)
+        << verified.err;
+    EXPECT_NE(verified.err.find("hint: connect to the server directly"), std::string::npos)
+        << verified.err;
     EXPECT_EQ(AppSees(pooler->ConnString("postgres", "postgres"), 2, all), Repeated(defaults, 2));
+    EXPECT_EQ(AppSees(pooler->ConnString("shop", "postgres"), 2, all), Repeated(defaults, 2));
   }
   {
     // Session mode with a pool of one: pgcourier would wait for itself.

@@ -55,16 +55,8 @@ class ReplicationHealthTest : public testing::SourceAndTargetTest {
   }
 
   void Migrate() {
-    MigrateOptions options;
-    options.check.source = source_->ConnString("shop");
-    options.check.target = target_->ConnString("postgres");
-    options.check.method = Method::kReplication;
-    options.check.jobs = 2;
-    options.check.connect_timeout = std::chrono::seconds(10);
-    options.work_dir = dir_;
-    Result<MigrationOutcome> migrated = pgcourier::Migrate(options);
-    ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-    ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+    ASSERT_NO_FATAL_FAILURE(
+        testing::StartReplicating(MigrationOptions("shop", Method::kReplication)));
   }
 
   // `pgcourier status --json` until `done` says so (at most about 60 s);
@@ -203,6 +195,10 @@ TEST_F(ReplicationHealthTest, ALostSlotIsBrokenAndCutoverRefuses) {
                                 target_->ConnString("postgres"), "--json"});
   EXPECT_NE(check.out.find("replication.slot_wal_limit"), std::string::npos) << check.out;
   EXPECT_NE(check.out.find("max_slot_wal_keep_size is 32.0 MB"), std::string::npos) << check.out;
+  // The WAL the slot would keep during a copy, from the source's WAL rate
+  // (the replication writes little: a pass).
+  EXPECT_NE(check.out.find("replication.wal_retention"), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("the slot will retain about"), std::string::npos) << check.out;
 
   // The slot falls behind past the limit; a checkpoint removes its WAL.
   Result<std::string> sub = target_->Sql("SELECT subname FROM pg_subscription", "shop");

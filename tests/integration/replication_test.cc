@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -27,6 +28,7 @@
 #include "pg_cluster.h"
 #include "preflight/checker.h"
 #include "report/status_report.h"
+#include "source_writer.h"
 #include "state/store.h"
 #include "state_names.h"
 #include "two_servers.h"
@@ -78,13 +80,7 @@ class ReplicationTest : public testing::SourceAndTargetTest {
   }
 
   MigrateOptions Options() const {
-    MigrateOptions options;
-    options.check.source = source_->ConnString("shop");
-    options.check.target = target_->ConnString("postgres");
-    options.check.method = Method::kReplication;
-    options.check.jobs = 2;
-    options.check.connect_timeout = std::chrono::seconds(10);
-    options.work_dir = dir_;
+    MigrateOptions options = MigrationOptions("shop", Method::kReplication);
     options.split_bytes = 1 << 20;  // accounts in slices
     return options;
   }
@@ -93,25 +89,24 @@ class ReplicationTest : public testing::SourceAndTargetTest {
   // too), deletes, rows in the table without a key, sequence calls, and one
   // TRUNCATE of a published table.
   void StartWriter() {
-    writer_ = std::thread([this] {
-      Result<std::unique_ptr<Connection>> conn =
-          Connection::Connect(*ConnInfo::Parse(source_->ConnString("shop")), {});
-      ASSERT_TRUE(conn.ok()) << conn.status().ToString();
-      std::mt19937 random(42);
-      int round = 0;
-      while (!stop_writer_) {
-        ++round;
-        const int id = 1 + static_cast<int>(random() % 60000);
-        std::string sql = fmt::format(
-            "BEGIN; INSERT INTO public.accounts (balance, note) VALUES ({0}, repeat('w', {1})); "
-            "UPDATE public.accounts SET balance = balance + 1, note = note || 'u' WHERE id = {2}; "
-            "UPDATE public.accounts SET note = repeat(md5('{0}'), 300) WHERE id = {3}; "
-            "DELETE FROM public.accounts WHERE id = {4}; "
-            "INSERT INTO public.no_pk VALUES ('written {0}'); "
-            "SELECT nextval('public.tickets'); COMMIT;",
-            round, round % 5000, id, (id / 100) * 100 + 100, id + 7);
-        Status written = (*conn)->Run(sql);
-        if (!written.ok()) {
+    auto random = std::make_shared<std::mt19937>(42);
+    writer_ = std::make_unique<testing::SourceWriter>(
+        source_->ConnString("shop"),
+        [random](int round) {
+          const int id = 1 + static_cast<int>((*random)() % 60000);
+          return fmt::format(
+                     "BEGIN; INSERT INTO public.accounts (balance, note) VALUES ({0}, "
+                     "repeat('w', {1})); UPDATE public.accounts SET balance = balance + 1, note = "
+                     "note || 'u' WHERE id = {2}; UPDATE public.accounts SET note = "
+                     "repeat(md5('{0}'), 300) WHERE id = {3}; DELETE FROM public.accounts WHERE "
+                     "id = {4}; INSERT INTO public.no_pk VALUES ('written {0}'); SELECT "
+                     "nextval('public.tickets'); COMMIT;",
+                     round, round % 5000, id, (id / 100) * 100 + 100, id + 7) +
+                 (round == 40 ? " TRUNCATE public.events; INSERT INTO public.events "
+                                "SELECT g, 'after truncate' FROM generate_series(1, 10) g;"
+                              : "");
+        },
+        [this](const Status&) {
           // Cutover stopped writes: this session was ended, and a new one is
           // read-only.
           Result<std::unique_ptr<Connection>> again =
@@ -119,24 +114,27 @@ class ReplicationTest : public testing::SourceAndTargetTest {
           ASSERT_TRUE(again.ok()) << again.status().ToString();
           Status refused = (*again)->Run("INSERT INTO public.no_pk VALUES ('late')");
           EXPECT_NE(refused.ToString().find("read-only"), std::string::npos) << refused.ToString();
-          return;
-        }
-        if (round == 40) {
-          EXPECT_TRUE((*conn)
-                          ->Run("TRUNCATE public.events; INSERT INTO public.events "
-                                "SELECT g, 'after truncate' FROM generate_series(1, 10) g")
-                          .ok());
-        }
-        ++writes_;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-    });
+        });
   }
   void StopWriter() {
-    stop_writer_ = true;
-    if (writer_.joinable()) writer_.join();
+    if (writer_ != nullptr) writer_->Stop();
   }
+  int writes() const { return writer_ != nullptr ? writer_->writes() : 0; }
   void TearDown() override { StopWriter(); }
+
+  // The cutover phases recorded for shop in dir_, in order, comma-separated.
+  std::string CutoverPhases() {
+    Result<std::unique_ptr<StateStore>> store = StateStore::OpenReadOnly(dir_);
+    if (!store.ok()) return store.status().ToString();
+    Result<std::vector<StoredStep>> steps = (*store)->Steps("shop");
+    if (!steps.ok()) return steps.status().ToString();
+    std::string out;
+    for (const auto& step : *steps) {
+      if (!step.object.starts_with(kCutoverPhasePrefix)) continue;
+      out += (out.empty() ? "" : ", ") + step.object;
+    }
+    return out;
+  }
 
   // The id of the run recorded in dir_.
   std::string RunId() {
@@ -156,33 +154,16 @@ class ReplicationTest : public testing::SourceAndTargetTest {
     return out.ok() ? *out : "";
   }
 
-  std::thread writer_;
-  std::atomic<bool> stop_writer_{false};
-  std::atomic<int> writes_{0};
+  std::unique_ptr<testing::SourceWriter> writer_;
 };
 
 TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothing) {
   StartWriter();
-  while (writes_ < 20) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  Result<MigrationOutcome> migrated = Migrate(Options());
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.size(), 1u);
-  const DatabaseOutcome& db = migrated->databases[0];
-  std::string differences;
-  if (db.verification) {
-    for (const auto& t : db.verification->tables) {
-      if (!t.match()) differences += " table " + t.name + " " + t.error;
-    }
-    for (const auto& q : db.verification->sequences) {
-      if (!q.match()) differences += " sequence " + q.name + " " + q.error;
-    }
-  }
-  ASSERT_EQ(db.state, "syncing") << db.error << differences;
-  EXPECT_EQ(db.method, "replication");
-  ASSERT_TRUE(migrated->ok());
+  writer_->WaitForWrites(20);
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
   // Writes go on while replication runs.
-  const int before = writes_;
-  while (writes_ < before + 100) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const int before = writes();
+  writer_->WaitForWrites(before + 100);
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots WHERE active", "postgres"), "1");
 
   // A second migrate in the same directory is refused and harms nothing.
@@ -221,7 +202,7 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   }
   ASSERT_EQ(done.state, "done") << done.error << cut_differences;
   EXPECT_TRUE(cutover->ok());
-  EXPECT_GT(writes_, before + 100);
+  EXPECT_GT(writes(), before + 100);
   EXPECT_FALSE(done.undo.empty());
   EXPECT_EQ(done.tables_recopied, 1) << "public.no_pk, which replication does not carry";
   EXPECT_EQ(done.removed.size(), 3u);
@@ -288,9 +269,7 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
 // what differs, what to do), and the database, whose target is now the
 // primary, is never cut over again.
 TEST_F(ReplicationTest, CutoverReportsADifferenceAtTheSwitchMoment) {
-  Result<MigrationOutcome> migrated = Migrate(Options());
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
   // A row lost on the target behind replication's back: nothing restores it.
   ASSERT_TRUE(target_
                   ->Sql("SET session_replication_role = replica; "
@@ -327,9 +306,7 @@ TEST_F(ReplicationTest, CutoverReportsADifferenceAtTheSwitchMoment) {
 }
 
 TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
-  Result<MigrationOutcome> migrated = Migrate(Options());
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "1");
@@ -411,9 +388,7 @@ TEST_F(ReplicationTest, NothingOfPgcourierIsLeftOnTheTarget) {
       "SELECT count(*) FROM pg_publication WHERE pubname ~ '^pgcourier_'";
   constexpr const char* kOwnSchema =
       "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'";
-  Result<MigrationOutcome> migrated = Migrate(Options());
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
   EXPECT_EQ(OnSource(kOwnPublications), "1");
   EXPECT_EQ(OnTarget(kOwnPublications), "0") << "the run's publication came in with the schema";
   EXPECT_EQ(OnTarget(kOwnSchema), "0");
@@ -462,9 +437,7 @@ TEST_F(ReplicationTest, NothingOfPgcourierIsLeftOnTheTarget) {
 TEST_F(ReplicationTest, ReplicaIdentityFullOnlyWhenAsked) {
   MigrateOptions options = Options();
   options.replica_identity_full = true;
-  Result<MigrationOutcome> migrated = Migrate(options);
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(options));
   EXPECT_EQ(OnSource("SELECT relreplident FROM pg_class WHERE oid = 'public.no_pk'::regclass"),
             "f");
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "1");
@@ -652,9 +625,7 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
 }
 
 TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
-  Result<MigrationOutcome> migrated = Migrate(Options());
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
   // The target applies nothing (a session holds the table there; the
   // replication itself is healthy, so waiting could help): cutover waits
   // for it, and is killed there.
@@ -664,6 +635,12 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   ASSERT_TRUE((*locker)->Run("BEGIN; LOCK TABLE public.events IN ACCESS EXCLUSIVE MODE").ok());
   ASSERT_TRUE(
       source_->Sql("INSERT INTO public.events VALUES (5000, 'during cutover')", "shop").ok());
+  // A first attempt that stops the source's writes and gives up waiting:
+  // its phase "stopping writes" is recorded.
+  ProcessResult gave_up =
+      RunCli({"cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "1", "--quiet"});
+  EXPECT_EQ(gave_up.exit_code, 1) << gave_up.out << gave_up.err;
+  EXPECT_NE(CutoverPhases().find("stopping writes"), std::string::npos) << CutoverPhases();
   const auto started = std::chrono::steady_clock::now();
   BackgroundRun cutover({"cutover", "--dir", dir_, "--timeout", "120", "--quiet"});
   ASSERT_TRUE(cutover.KillWhen(
@@ -671,6 +648,10 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   EXPECT_TRUE((*locker)->Run("ROLLBACK").ok());
   ProcessResult cut = RunCli({"cutover", "--dir", dir_, "--timeout", "60", "--json"});
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
+  // The phases recorded are this cutover's alone (it stopped no writes).
+  EXPECT_EQ(CutoverPhases(),
+            "cutover: catching up, cutover: snapshot, cutover: sequences, cutover: unreplicated "
+            "copy, cutover: switch, cutover: removing replication, cutover: verification");
   EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 5000"), "during cutover");
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");
@@ -698,21 +679,11 @@ TEST_F(ReplicationNonSuperuserTest, ReplicationAndPgCreateSubscription) {
           .ok());
   ASSERT_TRUE(target_->Sql("GRANT pg_create_subscription TO mover").ok());
   const std::string dir = source_->base_dir() + "/work";
-  MigrateOptions options;
+  MigrateOptions options = MigrationOptions("shop", Method::kReplication);
   options.check.source = source_->ConnString("shop", "app", "app-secret");
   options.check.target = target_->ConnString("postgres", "mover", "mover-secret");
-  options.check.method = Method::kReplication;
-  options.check.jobs = 2;
-  options.check.connect_timeout = std::chrono::seconds(10);
   options.work_dir = dir;
-  Result<MigrationOutcome> migrated = Migrate(options);
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  std::string failed;
-  for (const auto& item : migrated->check.items) {
-    if (item.status == CheckStatus::kFail) failed += item.code + ": " + item.detail + "; ";
-  }
-  ASSERT_TRUE(migrated->checks_passed) << failed;
-  ASSERT_EQ(migrated->databases.at(0).state, "syncing") << migrated->databases.at(0).error;
+  ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(options));
   ASSERT_TRUE(
       source_->Sql("SET ROLE app; INSERT INTO public.items VALUES (501, 'late')", "shop").ok());
   CutoverOptions cut;

@@ -100,14 +100,7 @@ TEST_P(SessionFormatsTest, OddDefaultsOfDatabaseAndRolesChangeNoValueMovedOrComp
   ASSERT_TRUE(source_->Sql(OddSourceDefaults("fid")).ok());
   ASSERT_TRUE(target_->Sql(kOddTargetDefaults).ok());
 
-  MigrateOptions options;
-  options.check.source = source_->ConnString("fid");
-  options.check.target = target_->ConnString("postgres");
-  options.check.method = Method::kCopy;
-  options.check.jobs = 2;
-  options.check.connect_timeout = std::chrono::seconds(5);
-  options.work_dir = dir_;
-  Result<MigrationOutcome> outcome = Migrate(options);
+  Result<MigrationOutcome> outcome = Migrate(MigrationOptions("fid", Method::kCopy));
   ASSERT_TRUE(outcome.ok()) << outcome.status().ToString();
   std::string blocked;
   for (const auto& item : outcome->check.items) {
@@ -184,17 +177,8 @@ class ReplicationFormatsTest
 };
 
 TEST_P(ReplicationFormatsTest, CutoverRecopiesUnderOddDefaultsAndFiresNoUserTrigger) {
-  MigrateOptions options;
-  options.check.source = source_->ConnString("shop");
-  options.check.target = target_->ConnString("postgres");
-  options.check.method = Method::kReplication;
-  options.check.jobs = 2;
-  options.check.connect_timeout = std::chrono::seconds(10);
-  options.work_dir = dir_;
-  Result<MigrationOutcome> migrated = Migrate(options);
-  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
-  ASSERT_EQ(migrated->databases.size(), 1u);
-  ASSERT_EQ(migrated->databases[0].state, "syncing") << migrated->databases[0].error;
+  ASSERT_NO_FATAL_FAILURE(
+      testing::StartReplicating(MigrationOptions("shop", Method::kReplication)));
 
   // Rows written while syncing, to replicated and re-copied tables alike.
   ASSERT_TRUE(

@@ -1,6 +1,7 @@
 #include "two_servers.h"
 
 #include "pg/quote.h"
+#include "state_names.h"
 
 namespace pgcourier::testing {
 namespace {
@@ -53,6 +54,43 @@ void StartSourceAndTarget(const SourceAndTargetOptions& options, std::unique_ptr
   if (options.database_sql.empty()) return;
   Result<std::string> built = source->Sql(options.database_sql, options.database);
   ASSERT_TRUE(built.ok()) << built.status().ToString();
+}
+
+MigrateOptions MigrationOptionsFor(const PgCluster& source, const PgCluster& target,
+                                   const std::string& database, Method method,
+                                   const std::string& work_dir) {
+  MigrateOptions options;
+  options.check.source = source.ConnString(database);
+  options.check.target = target.ConnString("postgres");
+  options.check.method = method;
+  options.check.jobs = 2;
+  options.check.connect_timeout = std::chrono::seconds(10);
+  options.work_dir = work_dir;
+  return options;
+}
+
+void StartReplicating(const MigrateOptions& options, const char* file, int line) {
+  ::testing::ScopedTrace trace(file, line, "migrating with the replication method");
+  Result<MigrationOutcome> migrated = Migrate(options);
+  ASSERT_TRUE(migrated.ok()) << migrated.status().ToString();
+  std::string blocked;
+  for (const auto& item : migrated->check.items) {
+    if (item.status == CheckStatus::kFail) blocked += item.code + ": " + item.detail + "; ";
+  }
+  ASSERT_TRUE(migrated->checks_passed) << blocked;
+  ASSERT_EQ(migrated->databases.size(), 1u);
+  const DatabaseOutcome& db = migrated->databases[0];
+  std::string differences;
+  if (db.verification) {
+    for (const auto& t : db.verification->tables) {
+      if (!t.match()) differences += " table " + t.name + " " + t.error;
+    }
+    for (const auto& q : db.verification->sequences) {
+      if (!q.match()) differences += " sequence " + q.name + " " + q.error;
+    }
+  }
+  ASSERT_EQ(db.state, "syncing") << db.error << differences;
+  ASSERT_EQ(db.method, "replication");
 }
 
 }  // namespace pgcourier::testing

@@ -12,6 +12,10 @@
 //     }
 //   };
 //   TEST_F(ShopTest, Moves) { ... source_->ConnString("shop") ... dir_ ... }
+//   TEST_F(ShopTest, Replicates) {
+//     ASSERT_NO_FATAL_FAILURE(StartReplicating(MigrationOptions("shop", Method::kReplication)));
+//     ...
+//   }
 //
 // A test that needs servers of its own kind calls StartServers in its body;
 // parameterised tests derive from SourceAndTargetFixture<TestWithParam<T>>.
@@ -23,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "migrate/migration.h"
 #include "pg_cluster.h"
 
 namespace pgcourier::testing {
@@ -68,6 +73,19 @@ void StartSourceAndTarget(const SourceAndTargetOptions& options, std::unique_ptr
                           std::unique_ptr<PgCluster>& target, const char* file = __builtin_FILE(),
                           int line = __builtin_LINE());
 
+// The options of a migration of `database` from `source` into `target`
+// (whose string names `postgres`, so the database keeps its name) with
+// `method`, 2 jobs, a 10 s connect timeout and `work_dir`.
+MigrateOptions MigrationOptionsFor(const PgCluster& source, const PgCluster& target,
+                                   const std::string& database, Method method,
+                                   const std::string& work_dir);
+
+// Migrates with `options` (replication), expecting its one database to
+// replicate ("syncing"); a failure is fatal and names what blocked it: the
+// failed checks, the database's error and the differences found.
+void StartReplicating(const MigrateOptions& options, const char* file = __builtin_FILE(),
+                      int line = __builtin_LINE());
+
 // A gtest fixture with a source and a target server; Base is ::testing::Test
 // or a ::testing::TestWithParam<T>.
 template <typename Base>
@@ -78,6 +96,11 @@ class SourceAndTargetFixture : public Base {
                     int line = __builtin_LINE()) {
     StartSourceAndTarget(options, source_, target_, file, line);
     if (source_ != nullptr) dir_ = source_->base_dir() + "/work";
+  }
+
+  // MigrationOptionsFor these servers, into dir_.
+  MigrateOptions MigrationOptions(const std::string& database, Method method) const {
+    return MigrationOptionsFor(*source_, *target_, database, method, dir_);
   }
 
   std::unique_ptr<PgCluster> source_;
