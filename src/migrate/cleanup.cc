@@ -58,15 +58,7 @@ void RemoveWayBack(RecordedMigration& m, size_t i, Session& src, Session& dst,
     return;
   }
   for (const auto& r : *removed) {
-    // DropReplication names the sides as publisher (source) and subscriber
-    // (target): the other way round here.
-    std::string said = r;
-    if (said.ends_with("(source)")) {
-      said.replace(said.size() - 8, 8, "(target)");
-    } else if (said.ends_with("(target)")) {
-      said.replace(said.size() - 8, 8, "(source)");
-    }
-    outcome.removed.push_back(db.name + ": way back " + said);
+    outcome.removed.push_back(db.name + ": way back " + WayBackSides(r));
   }
   if (!src.ok() || !dst.ok()) {
     outcome.problems.push_back(db.name + ": the way back (subscription " + names.subscription +

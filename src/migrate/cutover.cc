@@ -530,7 +530,10 @@ Status DatabaseCutover::RemoveReplication(CutoverDatabase& out) {
   Result<std::vector<std::string>> removed = DropReplication(source_.get(), target_.get(), names_);
   if (!removed.ok()) return removed.status();
   out.removed = *removed;
-  if (!forward_) return PutWayBack(RollbackState::kRemoved);
+  if (!forward_) {
+    for (auto& r : out.removed) r = "way back " + WayBackSides(r);
+    return PutWayBack(RollbackState::kRemoved);
+  }
   Result<std::vector<StoredChange>> changes = record_.Changes();
   if (!changes.ok()) return changes.status();
   for (size_t i = changes->size(); i-- > 0;) {

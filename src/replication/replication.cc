@@ -525,4 +525,15 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
   return removed;
 }
 
+std::string WayBackSides(std::string removed) {
+  static constexpr std::string_view kSource = "(source)";
+  static constexpr std::string_view kTarget = "(target)";
+  if (removed.ends_with(kSource)) {
+    removed.replace(removed.size() - kSource.size(), kSource.size(), kTarget);
+  } else if (removed.ends_with(kTarget)) {
+    removed.replace(removed.size() - kTarget.size(), kTarget.size(), kSource);
+  }
+  return removed;
+}
+
 }  // namespace pgcourier

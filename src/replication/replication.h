@@ -190,4 +190,9 @@ Status WaitApplied(Connection& source, const ReplicationNames& names, const std:
 Result<std::vector<std::string>> DropReplication(Connection* source, Connection* target,
                                                  const ReplicationNames& names);
 
+// One of DropReplication's lines said for the way back, whose publisher is
+// the target and subscriber the source: "... (source)" becomes
+// "... (target)" and the other way round.
+std::string WayBackSides(std::string removed);
+
 }  // namespace pgcourier

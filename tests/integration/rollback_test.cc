@@ -192,6 +192,10 @@ TEST_F(RollbackTest, TheOldSourceFollowsAndRollbackLosesNoWriteOfTheNewPrimary) 
             (std::vector<std::string>{"stopping writes", "catching up", "snapshot", "sequences",
                                       "unreplicated copy", "switch", "opening writes"}));
   EXPECT_GT(db["writes_stopped_seconds"].get<double>(), 0);
+  ASSERT_EQ(db["removed"].size(), 3u) << db["removed"].dump();
+  const std::string subscription = db["removed"][0].get<std::string>();
+  EXPECT_EQ(subscription.rfind("way back subscription pgcourier_", 0), 0u) << subscription;
+  EXPECT_TRUE(subscription.ends_with("_back (source)")) << subscription;
 
   // The old source has every write of the new primary, and takes writes
   // again; the target is read-only for new sessions.
