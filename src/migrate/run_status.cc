@@ -132,9 +132,11 @@ void ReadOneReplication(const ReplicationSides& sides, const ReplicationNames& n
   if (lag->retained_bytes > kRetainedWalWarningBytes) {
     out.warning += std::string(out.warning.empty() ? "" : "; ") +
                    fmt::format(
-                       "the slot keeps {} of WAL on the {}; finish, or remove it with pgcourier "
-                       "cleanup before the disk fills",
-                       FormatBytes(lag->retained_bytes), sides.publisher_label);
+                       "the slot keeps {} of WAL on the {}; finish with pgcourier {}, or remove "
+                       "it with pgcourier cleanup before the {}'s disk fills",
+                       FormatBytes(lag->retained_bytes), sides.publisher_label,
+                       std::string(sides.publisher_label) == "source" ? "cutover" : "rollback",
+                       sides.publisher_label);
   }
   if (src.ok() && lag->slot_exists && rate_sample.count() > 0) {
     out.apply_bytes_per_second = ApplyRate(**src, lag->confirmed_lsn, names.slot, rate_sample);
