@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # pgcourier's replication benchmark: under a steady pgbench load on the
 # source, how fast the target catches up after the bulk copy, and how long
-# `pgcourier cutover --stop-source-writes` keeps writes stopped.
+# `pgcourier cutover --stop-source-writes` keeps writes stopped; with
+# --rollback, also how long `pgcourier rollback` keeps them stopped.
 #
-#   bench/replication.sh [--scale N] [--rate TPS] [--jobs N] [--no-build] [--binary PATH]
+#   bench/replication.sh [--scale N] [--rate TPS] [--jobs N] [--rollback] [--no-build]
+#                        [--binary PATH]
 #
 #   --scale N      pgbench scale of the source database (default 10)
 #   --rate TPS     pgbench's rate limit during the whole run (default 500)
 #   --jobs N       pgcourier --jobs (default 2)
+#   --rollback     cut over with --keep-rollback (the target with wal_level =
+#                  logical too), run pgbench at the same rate on the new
+#                  primary for 10 s, then `pgcourier rollback` while it runs:
+#                  its write-stop window and phases are reported
 #   --no-build     use build-bench/pgcourier as it is
 #   --binary PATH  use this pgcourier binary (a RelWithDebInfo build), build nothing
 #
 # Reports the catch-up after the bulk copy, the lag while replication runs
 # under the load for 20 s (sampled every 2 s: bounded when the last sample is
 # not above the first by more than 1 MB), and the cutover: the write-stop
-# window with its phases and the verification after it (from cutover --json).
+# window with its phases and the verification after it (from cutover --json);
+# with --rollback the same of the rollback (from rollback --json).
 #
 # Two throwaway PostgreSQL 15 servers on 127.0.0.1 (the source with
 # wal_level = logical) in a temporary directory under /var/tmp, removed at
@@ -30,12 +37,14 @@ scale=10
 rate=500
 jobs=2
 build=1
+rollback=0
 pgcourier_binary=""
 while (($# > 0)); do
   case "$1" in
     --scale) scale="${2:?--scale needs a value}"; shift ;;
     --rate) rate="${2:?--rate needs a value}"; shift ;;
     --jobs) jobs="${2:?--jobs needs a value}"; shift ;;
+    --rollback) rollback=1 ;;
     --no-build) build=0 ;;
     --binary) pgcourier_binary="${2:?--binary needs a path}"; build=0; shift ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
@@ -89,7 +98,11 @@ start() {  # NAME PORT SETTINGS...
   as_server_user "${bindir}/pg_ctl" -D "${tmp}/${name}" -w -l "${tmp}/${name}.log" start >/dev/null
 }
 start source "${source_port}" "wal_level = logical" "max_replication_slots = 10" "max_wal_senders = 10"
-start target "${target_port}"
+if ((rollback)); then
+  start target "${target_port}" "wal_level = logical" "max_replication_slots = 10" "max_wal_senders = 10"
+else
+  start target "${target_port}"
+fi
 src="postgresql://postgres@127.0.0.1:${source_port}"
 tgt="postgresql://postgres@127.0.0.1:${target_port}"
 psql() { "${bindir}/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -160,9 +173,12 @@ print(json.load(sys.stdin)["databases"][0].get("subscription_options") or "")')"
 echo "    subscription: ${subscription}"
 tps="$(grep -o '[0-9.]* tps' "${tmp}/pgbench.log" | tail -n 1 | cut -d ' ' -f 1 || true)"
 xacts_before="$(psql -At -d "${src}/bench" -c "SELECT count(*) FROM pgbench_history")"
-echo "==> pgcourier cutover --stop-source-writes (pgbench still running)"
+keep=()
+rollback_flag=""
+((rollback == 0)) || { keep=(--keep-rollback); rollback_flag=" --rollback"; }
+echo "==> pgcourier cutover --stop-source-writes ${keep[*]} (pgbench still running)"
 started="$(now)"
-"${pgcourier}" cutover --dir "${tmp}/work" --stop-source-writes --json --quiet >"${tmp}/cutover.json"
+"${pgcourier}" cutover --dir "${tmp}/work" --stop-source-writes "${keep[@]}" --json --quiet >"${tmp}/cutover.json"
 cutover_s="$(since "${started}")"
 kill "${pgbench_pid}" 2>/dev/null || true
 wait "${pgbench_pid}" 2>/dev/null || true
@@ -180,14 +196,48 @@ echo "    cutover ${cutover_s} s, writes stopped ${stopped} s, verified ${verifi
 echo "    window: ${phases//,/, }"
 echo "    pgbench_history: source ${rows_source} rows, target ${rows_target} rows (${xacts_before} before the cutover)"
 
+# The way back: pgbench on the new primary, then the rollback while it runs.
+rollback_json="null"
+rollback_ok=yes
+if ((rollback)); then
+  echo "==> pgbench -R ${rate} on the new primary (the target), 10 s, then pgcourier rollback"
+  "${bindir}/pgbench" -n -c 4 -j 2 -R "${rate}" -T 3600 "${tgt}/bench" >"${tmp}/pgbench-target.log" 2>&1 &
+  pgbench_pid=$!
+  sleep 10
+  started="$(now)"
+  "${pgcourier}" rollback --dir "${tmp}/work" --json --quiet >"${tmp}/rollback.json" || true
+  rollback_s="$(since "${started}")"
+  kill "${pgbench_pid}" 2>/dev/null || true
+  wait "${pgbench_pid}" 2>/dev/null || true
+  pgbench_pid=""
+  read -r back_stopped back_verified back_phases < <(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["databases"][0]
+phases = ",".join("%s=%.2f" % (p["phase"].replace(" ", "_"), p["seconds"]) for p in d.get("window", []))
+print("%.2f" % d["writes_stopped_seconds"], "yes" if d["status"] == "done" else "no", phases or "-")' "${tmp}/rollback.json")
+  back_target="$(psql -At -d "${tgt}/bench" -c "SELECT count(*) FROM pgbench_history")"
+  back_source="$(psql -At -d "${src}/bench" -c "SELECT count(*) FROM pgbench_history")"
+  echo "    rollback ${rollback_s} s, writes stopped ${back_stopped} s, verified ${back_verified}"
+  echo "    window: ${back_phases//,/, }"
+  echo "    pgbench_history: target ${back_target} rows, old source ${back_source} rows"
+  [[ "${back_verified}" == yes && "${back_target}" == "${back_source}" ]] || rollback_ok=no
+  rollback_json="$(python3 -c '
+import json, sys
+print(json.dumps({"rollback_seconds": float(sys.argv[1]), "writes_stopped_seconds": float(sys.argv[2]),
+  "window_phases": {k: float(v) for k, v in (p.split("=") for p in sys.argv[3].split(",") if "=" in p)},
+  "verified": sys.argv[4] == "yes", "history_rows_target": int(sys.argv[5]),
+  "history_rows_old_source": int(sys.argv[6])}))' \
+    "${rollback_s}" "${back_stopped}" "${back_phases}" "${back_verified}" "${back_target}" "${back_source}")"
+fi
+
 mkdir -p bench/results
 out="bench/results/$(date -u +%Y-%m-%d)-replication-scale${scale}.json"
 [[ ! -e "${out}" ]] || out="${out%.json}-$(date -u +%H%M).json"
-python3 - "${out}" <<PY
+python3 - "${out}" "${rollback_json}" <<PY
 import json, sys
 json.dump({
   "format": "pgcourier.bench.replication/1",
-  "command": "bench/replication.sh --scale ${scale} --rate ${rate} --jobs ${jobs}",
+  "command": "bench/replication.sh --scale ${scale} --rate ${rate} --jobs ${jobs}${rollback_flag}",
   "machine": "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)",
   "subscription": "${subscription}",
   "lag_bytes_under_load": {"first": ${lag_first}, "max": ${lag_max}, "last": ${lag_last},
@@ -207,7 +257,8 @@ json.dump({
   "verified": "${verified}" == "yes",
   "history_rows_source": ${rows_source},
   "history_rows_target": ${rows_target},
+  "rollback": json.loads(sys.argv[2]),
 }, open(sys.argv[1], "w"), indent=2)
 PY
 echo "results: ${out}"
-[[ "${verified}" == yes && "${rows_source}" == "${rows_target}" ]]
+[[ "${verified}" == yes && "${rows_source}" == "${rows_target}" && "${rollback_ok}" == yes ]]

@@ -22,6 +22,7 @@ struct CutoverArgs {
   std::string target;
   double timeout = 300;
   bool stop_source_writes = false;
+  bool keep_rollback = false;
   int jobs = 2;
   bool json = false;
   bool quiet = false;
@@ -40,6 +41,7 @@ int RunCutover(const CutoverArgs& args) {
   options.target = FromEnv(args.target, "PGCOURIER_TARGET");
   options.timeout = std::chrono::milliseconds(static_cast<int64_t>(args.timeout * 1000));
   options.stop_source_writes = args.stop_source_writes;
+  options.keep_rollback = args.keep_rollback;
   options.jobs = args.jobs;
   options.cancel = &InterruptToken();
   ProgressPrinter progress(false);
@@ -48,6 +50,24 @@ int RunCutover(const CutoverArgs& args) {
   progress.Finish();
   if (!outcome.ok()) return ReportError("cutover", outcome.status());
   PrintOut(args.json ? CutoverToJson(*outcome).dump(2) + "\n" : RenderCutoverText(*outcome));
+  if (InterruptToken().cancelled()) return kExitCancelled;
+  return outcome->ok() ? kExitOk : kExitBlocked;
+}
+
+int RunRollback(const CutoverArgs& args) {
+  CutoverOptions options;
+  options.work_dir = args.dir;
+  options.source = FromEnv(args.source, "PGCOURIER_SOURCE");
+  options.target = FromEnv(args.target, "PGCOURIER_TARGET");
+  options.timeout = std::chrono::milliseconds(static_cast<int64_t>(args.timeout * 1000));
+  options.jobs = args.jobs;
+  options.cancel = &InterruptToken();
+  ProgressPrinter progress(false);
+  if (!args.quiet) options.on_progress = [&progress](const ProgressEvent& e) { progress.Print(e); };
+  Result<CutoverOutcome> outcome = Rollback(options);
+  progress.Finish();
+  if (!outcome.ok()) return ReportError("rollback", outcome.status());
+  PrintOut(args.json ? RollbackToJson(*outcome).dump(2) + "\n" : RenderRollbackText(*outcome));
   if (InterruptToken().cancelled()) return kExitCancelled;
   return outcome->ok() ? kExitOk : kExitBlocked;
 }
@@ -90,10 +110,30 @@ void AddCutoverCommands(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--stop-source-writes", cut->stop_source_writes,
                 "First make the source databases read-only for new transactions (prints how "
                 "to undo it)");
+  cmd->add_flag("--keep-rollback", cut->keep_rollback,
+                "Keep a way back (with --stop-source-writes): the old source follows the new "
+                "primary (a publication and slot on the target, a subscription on the source) "
+                "until pgcourier rollback or cleanup; checked before the source is touched");
   cmd->add_option("--jobs,-j", cut->jobs, "Parallel sessions for the verification")
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", cut->quiet, "No progress lines on standard error");
   cmd->callback([&run, cut] { run = [cut] { return RunCutover(*cut); }; });
+
+  auto back = std::make_shared<CutoverArgs>();
+  CLI::App* rollback = app.add_subcommand(
+      "rollback",
+      "Switches back to the old source after cutover --keep-rollback, without losing the "
+      "writes made on the target: refused when the way back is broken; makes the target "
+      "read-only, waits until the old source has applied everything, copies back sequences "
+      "and what replication does not carry, makes the old source writable again, removes the "
+      "way back and verifies at the switch moment's snapshots.");
+  AddCommon(rollback, *back);
+  rollback->add_option("--timeout", back->timeout, "Seconds to wait for the old source to catch up")
+      ->capture_default_str();
+  rollback->add_option("--jobs,-j", back->jobs, "Parallel sessions for the verification")
+      ->capture_default_str();
+  rollback->add_flag("--quiet,-q", back->quiet, "No progress lines on standard error");
+  rollback->callback([&run, back] { run = [back] { return RunRollback(*back); }; });
 
   auto clean = std::make_shared<CutoverArgs>();
   CLI::App* cleanup = app.add_subcommand(

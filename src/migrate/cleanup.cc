@@ -46,6 +46,44 @@ struct ToClean {
   Status target_reached;
 };
 
+// The way back of a database cut over with --keep-rollback: the
+// subscription on the old source, the slot and publication on the target
+// (the publisher now), whatever state it was left in; recorded as removed
+// once both sides were reached.
+void RemoveWayBack(RecordedMigration& m, size_t i, Session& src, Session& dst,
+                   CleanupOutcome& outcome) {
+  const StoredDatabase& db = m.databases[i];
+  Result<std::optional<StoredRollback>> back = m.store->Rollback(db.name);
+  if (!back.ok()) {
+    outcome.problems.push_back(db.name + ": " + back.status().ToString());
+    return;
+  }
+  if (!*back || (*back)->state == RollbackState::kRemoved) return;
+  const ReplicationNames names = RollbackNamesFor(m.run.id, static_cast<int>(i));
+  Result<std::vector<std::string>> removed =
+      DropReplication(dst.ok() ? dst->get() : nullptr, src.ok() ? src->get() : nullptr, names);
+  if (!removed.ok()) {
+    outcome.problems.push_back(db.name + ": way back: " + removed.status().ToString());
+    return;
+  }
+  for (const auto& r : *removed) {
+    outcome.removed.push_back(db.name + ": way back " + WayBackSides(r));
+  }
+  if (!src.ok() || !dst.ok()) {
+    outcome.problems.push_back(db.name + ": the way back (subscription " + names.subscription +
+                               " on the source, slot " + names.slot + " and publication " +
+                               names.publication +
+                               " on the target) is not removed where the server was "
+                               "unreachable: run pgcourier cleanup again when it is (a slot left "
+                               "behind keeps WAL on the target)");
+    return;
+  }
+  StoredRollback gone = **back;
+  gone.state = RollbackState::kRemoved;
+  Status put = m.store->PutRollback(gone);
+  if (!put.ok()) outcome.problems.push_back(put.ToString());
+}
+
 // Removes the replication objects of one database and undoes its changes.
 void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, const ToClean& clean,
                      CleanupOutcome& outcome) {
@@ -79,6 +117,7 @@ void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, const
     return;
   }
   for (const auto& r : *removed) outcome.removed.push_back(db.name + ": " + r);
+  RemoveWayBack(m, clean.index, src, dst, outcome);
   // The marks of an interrupted cutover: without replication no resume
   // needs them (a resumed replication starts its database over).
   if (dst.ok() && db.method == Method::kReplication) {

@@ -12,11 +12,14 @@ namespace pgcourier {
 
 // `pgcourier cleanup`: removes every replication object the run in
 // `work_dir` made (subscriptions, slots, publications), on both sides, as
-// far as each server can be reached, then undoes every change it recorded
-// (REPLICA IDENTITY FULL, an extension it installed, a read-only source
-// database). Idempotent. First each side of each database is probed for a
-// connection pooler (pg/pooler.h): one in transaction mode refuses the whole
-// cleanup (kFailedPrecondition) before anything is dropped.
+// far as each server can be reached, the way back of cutover
+// --keep-rollback too (the subscription on the source, the slot and
+// publication on the target), then undoes every change it recorded
+// (REPLICA IDENTITY FULL, an extension it installed, a read-only source or,
+// after a rollback, target database). Idempotent. First each side of each
+// database is probed for a connection pooler (pg/pooler.h): one in
+// transaction mode refuses the whole cleanup (kFailedPrecondition) before
+// anything is dropped.
 struct CleanupOptions {
   std::string work_dir;
   std::string source;

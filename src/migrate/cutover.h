@@ -31,6 +31,13 @@ struct CutoverOptions {
   // First make the source databases read-only for new transactions
   // (ALTER DATABASE ... SET default_transaction_read_only = on).
   bool stop_source_writes = false;
+  // Keep a way back (needs stop_source_writes): at the switch moment a
+  // publication and a slot on the target, then a subscription on the old
+  // source (copy_data = false; origin = none on 16+), so that the old
+  // source follows the new primary until `pgcourier rollback` or cleanup.
+  // Checked before the source is touched: refused with the reason and the
+  // fix when it cannot work.
+  bool keep_rollback = false;
   int jobs = 2;  // for the verification
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
@@ -43,13 +50,20 @@ struct CutoverOptions {
 // One timed phase of a cutover. Inside the write-stop window: "stopping
 // writes" (with --stop-source-writes), "catching up", "snapshot",
 // "sequences", "unreplicated copy" (tables not replicated, large objects,
-// extensions' configuration rows, materialized views), "switch" (the
-// sequences compared, the progress marks dropped durably, the target's
-// snapshot held). After it: "removing replication", "verification".
-// The phases are recorded as steps of kind phase named kCutoverPhasePrefix +
-// name, their part saying on which side of the switch moment; those of a
-// cutover run again replace the earlier attempt's.
+// extensions' configuration rows, materialized views), "way back
+// publication" (with --keep-rollback: publication and slot on the target),
+// "switch" (the sequences compared, the progress marks dropped durably, the
+// target's snapshot held). After it: "removing replication", "way back
+// subscription" (with --keep-rollback), "verification".
+// A rollback has the same phases with the roles swapped (the target's
+// writes stopped, the old source catching up and getting what replication
+// does not carry), "opening writes" (the old source made writable again)
+// after "switch" inside its window, and no way back phases.
+// The phases are recorded as steps of kind phase named kCutoverPhasePrefix
+// (kRollbackPhasePrefix) + name, their part saying on which side of the
+// switch moment; those of a cutover run again replace the earlier attempt's.
 inline constexpr const char* kCutoverPhasePrefix = "cutover: ";
+inline constexpr const char* kRollbackPhasePrefix = "rollback: ";
 inline constexpr const char* kCutoverWindowPart = "writes stopped";
 inline constexpr const char* kCutoverAfterPart = "after the switch";
 
@@ -80,10 +94,16 @@ struct CutoverDatabase {
   // happens after it, the database is never cut over again (that would
   // empty tables the applications now write to).
   bool switched = false;
-  std::string undo;             // how to make the source writable again, when stopped
+  // How to make the side whose writes were stopped writable again (the
+  // source; the target for a rollback).
+  std::string undo;
   int64_t tables_recopied = 0;  // left out of replication, copied again
   int64_t sequences = 0;
   std::vector<std::string> removed;  // replication objects dropped
+  // With --keep-rollback: the old source follows the target (the
+  // subscription's options, as SubscriptionOptions::Text says them).
+  bool rollback_kept = false;
+  std::string rollback_options;
   // Verified at the switch moment: both sides read at the snapshots held
   // then (sequences read inside the window).
   std::optional<DatabaseVerification> verification;
@@ -99,5 +119,19 @@ struct CutoverOutcome {
 // (pg/pooler.h): one in transaction mode refuses the whole cutover
 // (kFailedPrecondition) before anything is touched.
 Result<CutoverOutcome> Cutover(const CutoverOptions& options);
+
+// `pgcourier rollback`: the reverse cutover of every database whose cutover
+// kept a way back that is still followed (StoredRollback state following):
+// refused when the way back is broken (replication/health.h, read in that
+// direction); else the target database made read-only for new transactions
+// and its client sessions ended, the old source caught up, the sequences,
+// the tables the way back does not carry, large objects, extensions'
+// configuration rows and materialized views copied back at a snapshot of
+// the target, the switch moment (the old source's snapshot held), the old
+// source made writable again; after it the way back removed and
+// everything verified at the two snapshots. The same options as cutover
+// (stop_source_writes and keep_rollback are ignored); databases without a
+// way back are skipped.
+Result<CutoverOutcome> Rollback(const CutoverOptions& options);
 
 }  // namespace pgcourier

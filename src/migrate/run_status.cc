@@ -72,9 +72,110 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
     if (!steps.ok()) return steps.status();
     ReadReplicationSteps(db.name, *steps, view);
     if (with_steps) view.steps[db.name] = std::move(*steps);
+    Result<std::optional<StoredRollback>> back = (*store)->Rollback(db.name);
+    if (!back.ok()) return back.status();
+    if (*back) view.rollbacks[db.name] = **back;
   }
   return view;
 }
+
+namespace {
+
+// One direction of replication to read: the publisher's and the
+// subscriber's database and how they are called in messages.
+struct ReplicationSides {
+  ConnInfo publisher;
+  ConnInfo subscriber;
+  const char* publisher_label;
+  const char* subscriber_label;
+};
+
+// Connects to both sides and reads the lag and, when both answer, the
+// health.
+void ReadOneReplication(const ReplicationSides& sides, const ReplicationNames& names,
+                        const ObjectFilter& filter, const ErrorCounts& baseline,
+                        const std::string& dir, std::chrono::milliseconds connect_timeout,
+                        std::chrono::milliseconds rate_sample, ReplicationView& out) {
+  // Each side probed for a pooler first (pg/pooler.h): the settings of
+  // status's sessions would stay behind on a server session of a pooler in
+  // transaction mode. A side the probe cannot reach is not tried again.
+  ConnectOptions connect;
+  connect.total_timeout = connect_timeout;
+  Status src_reached;
+  Status dst_reached;
+  connect.role = sides.publisher_label;
+  Status refused = RefuseTransactionPooler(sides.publisher, connect.role, connect, &src_reached);
+  connect.role = sides.subscriber_label;
+  if (refused.ok()) {
+    refused = RefuseTransactionPooler(sides.subscriber, connect.role, connect, &dst_reached);
+  }
+  if (!refused.ok()) {
+    out.error = refused.message();
+    out.hint = refused.hint();
+    return;
+  }
+  connect.role = sides.publisher_label;
+  Result<std::unique_ptr<Connection>> src = src_reached.ok()
+                                                ? Connection::Connect(sides.publisher, connect)
+                                                : Result<std::unique_ptr<Connection>>(src_reached);
+  connect.role = sides.subscriber_label;
+  Result<std::unique_ptr<Connection>> dst = dst_reached.ok()
+                                                ? Connection::Connect(sides.subscriber, connect)
+                                                : Result<std::unique_ptr<Connection>>(dst_reached);
+  if (!src.ok()) out.error = std::string(sides.publisher_label) + ": " + src.status().message();
+  if (!dst.ok()) {
+    out.error += (out.error.empty() ? "" : "; ") +
+                 (std::string(sides.subscriber_label) + ": " + dst.status().message());
+  }
+  Result<ReplicationLag> lag =
+      ReadLag(src.ok() ? src->get() : nullptr, dst.ok() ? dst->get() : nullptr, names);
+  if (!lag.ok()) {
+    out.error += (out.error.empty() ? "" : "; ") + lag.status().message();
+    return;
+  }
+  out.lag = *lag;
+  if (src.ok() && dst.ok() && lag->slot_exists && lag->subscription_exists) {
+    Result<ReplicationHealth> health = ReadHealth(**src, **dst, names, filter, baseline, dir);
+    if (!health.ok()) {
+      out.error = health.status().message();
+      return;
+    }
+    out.health = std::move(*health);
+    out.broken = out.health->broken();
+    out.error = out.health->Error();
+    out.hint = out.health->Hint();
+    for (const auto& w : out.health->warnings) {
+      out.warning += (out.warning.empty() ? "" : "; ") + w;
+    }
+  }
+  out.in_sync = out.error.empty() && !out.broken && lag->slot_exists && lag->subscription_exists &&
+                lag->AllReady() && lag->lag_bytes >= 0 && lag->lag_bytes <= kInSyncLagBytes;
+  if (lag->retained_bytes > kRetainedWalWarningBytes) {
+    out.warning += std::string(out.warning.empty() ? "" : "; ") +
+                   fmt::format(
+                       "the slot keeps {} of WAL on the {}; finish with pgcourier {}, or remove "
+                       "it with pgcourier cleanup before the {}'s disk fills",
+                       FormatBytes(lag->retained_bytes), sides.publisher_label,
+                       std::string(sides.publisher_label) == "source" ? "cutover" : "rollback",
+                       sides.publisher_label);
+  }
+  if (src.ok() && lag->slot_exists && rate_sample.count() > 0) {
+    out.apply_bytes_per_second = ApplyRate(**src, lag->confirmed_lsn, names.slot, rate_sample);
+  }
+  if (src.ok() && !lag->slot_exists) {
+    out.error = std::string("the replication slot is missing on the ") + sides.publisher_label;
+  }
+  if (dst.ok() && !lag->subscription_exists) {
+    out.error += (out.error.empty() ? "" : "; ") +
+                 std::string("the subscription is missing on the ") + sides.subscriber_label;
+  }
+  if ((src.ok() && !lag->slot_exists) || (dst.ok() && !lag->subscription_exists)) {
+    out.broken = true;
+    out.hint = "run pgcourier cleanup --dir " + dir + ", then move the database again";
+  }
+}
+
+}  // namespace
 
 void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout,
                      std::chrono::milliseconds rate_sample) {
@@ -85,101 +186,45 @@ void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout
   const Status options = OptionsFromJson(view.run->options_json, recorded);
   for (size_t i = 0; i < view.databases.size(); ++i) {
     const StoredDatabase& db = view.databases[i];
-    if (db.method != Method::kReplication || !Replicating(db.state)) continue;
-    ReplicationView& out = view.replication[db.name];
+    const int index = static_cast<int>(i);
+    auto back = view.rollbacks.find(db.name);
+    const bool following =
+        back != view.rollbacks.end() && back->second.state == RollbackState::kFollowing;
+    const bool replicating = db.method == Method::kReplication && Replicating(db.state);
+    if (!replicating && !following) continue;
+    ReplicationView& out = following ? view.way_back[db.name] : view.replication[db.name];
     if (!source.ok() || !target.ok()) {
       out.error = "the recorded connection strings cannot be read";
       continue;
     }
-    // Each side probed for a pooler first (pg/pooler.h): the settings of
-    // status's sessions would stay behind on a server session of a pooler
-    // in transaction mode. A side the probe cannot reach is not tried again.
-    ConnectOptions connect;
-    connect.total_timeout = connect_timeout;
-    Status src_reached;
-    Status dst_reached;
-    connect.role = "source";
-    Status refused =
-        RefuseTransactionPooler(source->WithDatabase(db.name), connect.role, connect, &src_reached);
-    connect.role = "target";
-    if (refused.ok()) {
-      refused = RefuseTransactionPooler(target->WithDatabase(db.target_name), connect.role, connect,
-                                        &dst_reached);
-    }
-    if (!refused.ok()) {
-      out.error = refused.message();
-      out.hint = refused.hint();
+    if (!options.ok()) {
+      out.error = options.message();
       continue;
     }
-    connect.role = "source";
-    Result<std::unique_ptr<Connection>> src =
-        src_reached.ok() ? Connection::Connect(source->WithDatabase(db.name), connect)
-                         : Result<std::unique_ptr<Connection>>(src_reached);
-    connect.role = "target";
-    Result<std::unique_ptr<Connection>> dst =
-        dst_reached.ok() ? Connection::Connect(target->WithDatabase(db.target_name), connect)
-                         : Result<std::unique_ptr<Connection>>(dst_reached);
-    if (!src.ok()) out.error = "source: " + src.status().message();
-    if (!dst.ok())
-      out.error += (out.error.empty() ? "" : "; ") + ("target: " + dst.status().message());
-    Result<ReplicationLag> lag =
-        ReadLag(src.ok() ? src->get() : nullptr, dst.ok() ? dst->get() : nullptr,
-                NamesFor(view.run->id, static_cast<int>(i)));
-    if (!lag.ok()) {
-      out.error += (out.error.empty() ? "" : "; ") + lag.status().message();
+    if (following) {
+      // Its error counters count from zero: the subscription is new.
+      ReadOneReplication(
+          {target->WithDatabase(db.target_name), source->WithDatabase(db.name), "target", "source"},
+          RollbackNamesFor(view.run->id, index), recorded.filter, {}, view.dir, connect_timeout,
+          rate_sample, out);
+      if (out.broken && out.lag.slot_exists && out.lag.subscription_exists) continue;
+      if (out.broken) {
+        out.hint = "the target stays the primary; pgcourier cleanup --dir " + view.dir +
+                   " removes what is left of the way back";
+      }
       continue;
     }
-    out.lag = *lag;
-    if (src.ok() && dst.ok() && lag->slot_exists && lag->subscription_exists) {
-      if (!options.ok()) {
-        out.error = options.message();
-        continue;
-      }
-      Result<ReplicationHealth> health =
-          ReadHealth(**src, **dst, NamesFor(view.run->id, static_cast<int>(i)), recorded.filter,
-                     view.error_baselines[db.name], view.dir);
-      if (!health.ok()) {
-        out.error = health.status().message();
-        continue;
-      }
-      out.health = std::move(*health);
-      out.broken = out.health->broken();
-      out.error = out.health->Error();
-      out.hint = out.health->Hint();
-      for (const auto& w : out.health->warnings) {
-        out.warning += (out.warning.empty() ? "" : "; ") + w;
-      }
-    }
-    out.in_sync = out.error.empty() && !out.broken && lag->slot_exists &&
-                  lag->subscription_exists && lag->AllReady() && lag->lag_bytes >= 0 &&
-                  lag->lag_bytes <= kInSyncLagBytes;
-    if (lag->retained_bytes > kRetainedWalWarningBytes) {
-      out.warning +=
-          std::string(out.warning.empty() ? "" : "; ") +
-          fmt::format(
-              "the slot keeps {} of WAL on the source; finish with pgcourier cutover, or remove it "
-              "with pgcourier cleanup before the source's disk fills",
-              FormatBytes(lag->retained_bytes));
-    }
-    if (src.ok() && lag->slot_exists && rate_sample.count() > 0) {
-      out.apply_bytes_per_second = ApplyRate(
-          **src, lag->confirmed_lsn, NamesFor(view.run->id, static_cast<int>(i)).slot, rate_sample);
-    }
-    if (src.ok() && !lag->slot_exists) out.error = "the replication slot is missing on the source";
-    if (dst.ok() && !lag->subscription_exists) {
-      out.error += (out.error.empty() ? "" : "; ") +
-                   std::string("the subscription is missing on the target");
-    }
-    if ((src.ok() && !lag->slot_exists) || (dst.ok() && !lag->subscription_exists)) {
-      out.broken = true;
-      out.hint = "run pgcourier cleanup --dir " + view.dir + ", then move the database again";
-    }
+    ReadOneReplication(
+        {source->WithDatabase(db.name), target->WithDatabase(db.target_name), "source", "target"},
+        NamesFor(view.run->id, index), recorded.filter, view.error_baselines[db.name], view.dir,
+        connect_timeout, rate_sample, out);
   }
 }
 
 bool AnyReplicationBroken(const StatusView& view) {
-  return std::any_of(view.replication.begin(), view.replication.end(),
-                     [](const auto& r) { return r.second.broken; });
+  auto broken = [](const auto& r) { return r.second.broken; };
+  return std::any_of(view.replication.begin(), view.replication.end(), broken) ||
+         std::any_of(view.way_back.begin(), view.way_back.end(), broken);
 }
 
 std::string OverallState(const StatusView& view) {

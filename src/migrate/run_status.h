@@ -54,6 +54,13 @@ struct StatusView {
   // Per database: the subscription's error counters from which errors are
   // new (state/store.h).
   std::map<std::string, ErrorCounts> error_baselines;
+  // Per database cut over with --keep-rollback: its way back as recorded,
+  // and, while the old source follows the target (filled by
+  // ReadReplication), where that replication stands, read as the move's
+  // is with the roles swapped (the target publishes, the old source
+  // subscribes; its error counters count from zero).
+  std::map<std::string, StoredRollback> rollbacks;
+  std::map<std::string, ReplicationView> way_back;
   std::string dir;
 };
 
@@ -69,7 +76,8 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
 
 // Connects to both servers (the run's recorded connection strings, the
 // passwords from the environment or .pgpass) and reads, per replicating
-// database, the slot's lag and retained WAL and the subscription's tables.
+// database, the slot's lag and retained WAL and the subscription's tables;
+// the same for each way back the old source follows.
 // A server that cannot be reached is an error in that database's view, and
 // so is a connection pooler in transaction mode in front of either side
 // (pg/pooler.h; probed first, nothing else connected to then).
@@ -79,7 +87,8 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps);
 void ReadReplication(StatusView& view, std::chrono::milliseconds connect_timeout,
                      std::chrono::milliseconds rate_sample = std::chrono::milliseconds(0));
 
-// True when some database's replication is broken (status exits 1).
+// True when some database's replication, or a followed way back, is broken
+// (status exits 1).
 bool AnyReplicationBroken(const StatusView& view);
 
 // The state of the whole migration: "empty" (no run), "running",

@@ -40,7 +40,8 @@ Result<std::unique_ptr<Connection>> SessionFactory::Target(
     const std::string& database, TargetUse use,
     std::optional<std::chrono::milliseconds> lock_timeout) const {
   ConnectOptions o = BareOptions("target");
-  o.settings = {LockTimeoutSetting(lock_timeout.value_or(lock_timeout_))};
+  o.settings = {{"default_transaction_read_only", "off"},
+                LockTimeoutSetting(lock_timeout.value_or(lock_timeout_))};
   if (use == TargetUse::kLoad) {
     o.settings.push_back({"synchronous_commit", "off"});
     o.settings.push_back({"maintenance_work_mem", "512MB"});

@@ -10,12 +10,16 @@
 //                   that a database cutover made read-only stays writable
 //                   for pgcourier's own objects (reads are in READ ONLY
 //                   transactions anyway); lock_timeout.
-//   target (load)   the same timeouts off, lock_timeout, and bulk loading:
+//   target (load)   the same timeouts off, default_transaction_read_only off
+//                   (a rollback makes the target read-only, and its
+//                   factory has the servers swapped), lock_timeout, and
+//                   bulk loading:
 //                   synchronous_commit off (a target crash may lose the last
 //                   commits; their progress marks go with them, so the run
 //                   redoes exactly those; the final state is committed
 //                   synchronously) and maintenance_work_mem 512MB.
-//   target (admin)  the timeouts off and lock_timeout only: sessions that
+//   target (admin)  the timeouts off, default_transaction_read_only off and
+//                   lock_timeout only: sessions that
 //                   create or drop databases, look for earlier work, or
 //                   remove replication objects.
 //

@@ -89,6 +89,46 @@ ReplicationNames NamesFor(const std::string& run_id, int index) {
   return {base, fmt::format("{}_{}", base, index), base};
 }
 
+ReplicationNames RollbackNamesFor(const std::string& run_id, int index) {
+  const std::string base = "pgcourier_" + run_id;
+  return {base + "_back", fmt::format("{}_{}_back", base, index), base + "_back"};
+}
+
+std::string PublicationStatement(const std::string& name, const std::vector<std::string>& tables,
+                                 bool via_partition_root) {
+  std::string publication = "CREATE PUBLICATION " + QuoteIdent(name);
+  if (!tables.empty()) {
+    publication += " FOR TABLE ";
+    for (size_t i = 0; i < tables.size(); ++i) {
+      publication += (i > 0 ? ", ONLY " : "ONLY ") + tables[i];
+    }
+  }
+  if (via_partition_root) publication += " WITH (publish_via_partition_root = true)";
+  return publication;
+}
+
+Status CreatePublicationAndSlot(Connection& conn, const ReplicationNames& names,
+                                const std::vector<std::string>& tables, bool via_partition_root,
+                                Deadline deadline) {
+  const std::string publication =
+      PublicationStatement(names.publication, tables, via_partition_root);
+  PGC_RETURN_IF_ERROR(
+      conn.Run(publication)
+          .WithContext("creating the publication " + names.publication + " on the target"));
+  Status slot = conn.ExecParams(
+                        "SELECT pg_catalog.pg_create_logical_replication_slot($1, "
+                        "'pgoutput')",
+                        {names.slot}, deadline)
+                    .status();
+  if (slot.ok()) return Status::Ok();
+  if (slot.code() == StatusCode::kTimeout) {
+    return slot.WithHint(
+        "the slot waits for the transactions open on the target to end; end them and run "
+        "cutover again");
+  }
+  return slot.WithContext("creating the replication slot " + names.slot + " on the target");
+}
+
 bool IsRunObjectName(const std::string& name) {
   static const std::regex kRunObject("^pgcourier_[0-9a-f]+$");
   return std::regex_match(name, kRunObject);
@@ -283,8 +323,9 @@ std::string BinaryTransferProblem(const std::vector<PublishedColumnType>& source
 }
 
 std::string SubscriptionOptions::Text() const {
-  return fmt::format("binary = {}{}, streaming = {}", binary ? "true" : "false",
-                     why.empty() ? "" : " (" + why + ")", streaming.empty() ? "off" : streaming);
+  return fmt::format("binary = {}{}, streaming = {}{}", binary ? "true" : "false",
+                     why.empty() ? "" : " (" + why + ")", streaming.empty() ? "off" : streaming,
+                     origin_none ? ", origin = none" : "");
 }
 
 Result<SubscriptionOptions> ChooseSubscriptionOptions(Connection& target, Connection& source,
@@ -351,10 +392,11 @@ Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& s
     }
     created = target.Run(fmt::format(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
-        "slot_name = {}, copy_data = false, enabled = true{}{})",
+        "slot_name = {}, copy_data = false, enabled = true{}{}{})",
         QuoteIdent(names.subscription), QuoteLiteral(conninfo), QuoteIdent(names.publication),
         QuoteLiteral(names.slot), with.binary ? ", binary = true" : "",
-        with.streaming.empty() ? "" : ", streaming = " + with.streaming));
+        with.streaming.empty() ? "" : ", streaming = " + with.streaming,
+        with.origin_none ? ", origin = none" : ""));
     if (superuser) (void)target.Run("RESET log_statement; RESET log_min_error_statement");
   }
   if (!created.ok() && created.sqlstate() == "42501") {
@@ -379,10 +421,11 @@ Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& s
   if (!created.ok()) {
     return Status(created.code(),
                   "creating the subscription " + names.subscription +
-                      " on the target failed: " + MaskPasswords(created.message()),
+                      " failed: " + MaskPasswords(created.message()),
                   created.sqlstate() == "42501"
                       ? "the target user needs superuser or, on 16+, pg_create_subscription"
-                      : "check that the target server can reach the source as pgcourier does",
+                      : "check that the subscribing server can reach the publishing one as "
+                        "pgcourier does",
                   created.sqlstate());
   }
   return used;
@@ -556,6 +599,17 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
                               .WithContext("dropping the publication"));
       removed.push_back("publication " + names.publication + " (source)");
     }
+  }
+  return removed;
+}
+
+std::string WayBackSides(std::string removed) {
+  static constexpr std::string_view kSource = "(source)";
+  static constexpr std::string_view kTarget = "(target)";
+  if (removed.ends_with(kSource)) {
+    removed.replace(removed.size() - kSource.size(), kSource.size(), kTarget);
+  } else if (removed.ends_with(kTarget)) {
+    removed.replace(removed.size() - kTarget.size(), kTarget.size(), kSource);
   }
   return removed;
 }

@@ -23,10 +23,15 @@
 
 namespace pgcourier {
 
+// The objects of one direction of replication. Forward (the move) the
+// publisher is the source and the subscriber the target; on the way back
+// (cutover --keep-rollback) the target publishes and the old source
+// subscribes. The functions below take the publisher's session as `source`
+// and the subscriber's as `target`, whichever direction they serve.
 struct ReplicationNames {
-  std::string publication;   // on the source database
-  std::string slot;          // on the source cluster
-  std::string subscription;  // on the target database
+  std::string publication;   // in the publisher's database
+  std::string slot;          // on the publisher's server
+  std::string subscription;  // in the subscriber's database
 };
 
 // Records a change pgcourier is about to make to a server besides its
@@ -37,6 +42,31 @@ using RecordChangeFn = std::function<Status(const std::string& object, const std
 // The names of database number `index` (its position in the run) of run
 // `run_id` (hex).
 ReplicationNames NamesFor(const std::string& run_id, int index);
+
+// The names of the way back of database number `index` of run `run_id`:
+// "pgcourier_<run>_back" for the publication (in the target database) and
+// the subscription (in the old source database), "pgcourier_<run>_<n>_back"
+// for the slot (on the target server). Never those of the move, so that
+// removing one direction never touches the other.
+ReplicationNames RollbackNamesFor(const std::string& run_id, int index);
+
+// The way back's publisher side, on the new primary (`conn`: a session in
+// its database): the publication of `tables` (quoted, qualified, each
+// published ONLY itself; WITH (publish_via_partition_root = true) when
+// `via_partition_root`), then a logical slot made with
+// pg_create_logical_replication_slot (no snapshot is needed: the subscriber
+// already has every row), each in a transaction of its own (a slot cannot be
+// made in a transaction that wrote). The slot's creation waits for the
+// transactions that hold a transaction id on the server; `deadline` bounds
+// that wait.
+// CREATE PUBLICATION `name` FOR TABLE ONLY `tables` (quoted, qualified), WITH
+// (publish_via_partition_root = true) when `via_partition_root`.
+std::string PublicationStatement(const std::string& name, const std::vector<std::string>& tables,
+                                 bool via_partition_root);
+
+Status CreatePublicationAndSlot(Connection& conn, const ReplicationNames& names,
+                                const std::vector<std::string>& tables, bool via_partition_root,
+                                Deadline deadline);
 
 // Whether `name` has the form of a publication (or subscription) of some
 // pgcourier run ("pgcourier_" and a run id): pgcourier's own, never the
@@ -87,9 +117,13 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
 //     parallel workers while they stream), "on" on 14 and 15 (streamed
 //     before they commit, applied at commit), "" (off) on a 13 side.
 //   - via aiven_extras, whose function takes no options: both off.
+//   - origin = none (the way back, both servers 16+): the subscriber asks
+//     only for changes made on the publisher itself, not for those another
+//     subscription applied there, so nothing loops.
 struct SubscriptionOptions {
   bool binary = false;
   std::string streaming;
+  bool origin_none = false;
   std::string why;  // why binary is off, when it is
   // "binary = true, streaming = parallel"; "binary = false (why), ..."
   std::string Text() const;
@@ -178,5 +212,10 @@ Status WaitApplied(Connection& source, const ReplicationNames& names, const std:
 // needs the source reachable.
 Result<std::vector<std::string>> DropReplication(Connection* source, Connection* target,
                                                  const ReplicationNames& names);
+
+// One of DropReplication's lines said for the way back, whose publisher is
+// the target and subscriber the source: "... (source)" becomes
+// "... (target)" and the other way round.
+std::string WayBackSides(std::string removed);
 
 }  // namespace pgcourier

@@ -25,9 +25,9 @@ nlohmann::json PhasesJson(const std::vector<CutoverPhase>& phases) {
   return out;
 }
 
-}  // namespace
-
-std::string RenderCutoverText(const CutoverOutcome& outcome) {
+// The text of a cutover, or of a rollback (the same phases with the roles
+// swapped).
+std::string RenderText(const CutoverOutcome& outcome, bool rollback) {
   std::string text;
   for (const auto& db : outcome.databases) {
     text += fmt::format("\n{}: {}\n", db.name, db.state);
@@ -36,10 +36,15 @@ std::string RenderCutoverText(const CutoverOutcome& outcome) {
     if (db.switched) {
       text += fmt::format(
           "  writes stopped for {:.1f} s ({}); {} sequence(s) synced, {} table(s) not "
-          "replicated copied again\n",
-          db.writes_stopped_seconds, PhasesText(db.window), db.sequences, db.tables_recopied);
+          "replicated copied {}\n",
+          db.writes_stopped_seconds, PhasesText(db.window), db.sequences, db.tables_recopied,
+          rollback ? "back" : "again");
       text += "  after the switch moment: " + PhasesText(db.after) + "\n";
       for (const auto& r : db.removed) text += "  removed " + r + "\n";
+      if (db.rollback_kept) {
+        text += "  way back kept: the old source follows the target (" + db.rollback_options +
+                "); pgcourier rollback switches back, pgcourier cleanup removes it\n";
+      }
       if (db.verification) {
         text += db.verification->ok() ? "  verified at the switch moment:\n"
                                       : "  VERIFICATION AT THE SWITCH MOMENT FOUND DIFFERENCES:\n";
@@ -48,7 +53,10 @@ std::string RenderCutoverText(const CutoverOutcome& outcome) {
     } else if (!db.window.empty()) {
       text += "  before it stopped: " + PhasesText(db.window) + "\n";
     }
-    if (!db.undo.empty()) text += "  the source is read-only; to undo: " + db.undo + "\n";
+    if (!db.undo.empty()) {
+      text += fmt::format("  the {} is read-only; to undo: {}\n", rollback ? "target" : "source",
+                          db.undo);
+    }
   }
   std::string unverified;
   for (const auto& db : outcome.databases) {
@@ -57,20 +65,23 @@ std::string RenderCutoverText(const CutoverOutcome& outcome) {
     }
   }
   if (outcome.ok()) {
-    text +=
-        "\nDONE: the target has everything, verified at the switch moment; point the "
-        "application at it.\n";
+    text += rollback ? "\nDONE: the old source has everything, verified at the switch moment, "
+                       "and takes writes again; point the application back at it.\n"
+                     : "\nDONE: the target has everything, verified at the switch moment; point "
+                       "the application at it.\n";
   } else if (!unverified.empty()) {
     text += "\nNOT VERIFIED: " + unverified +
-            " switched to the target, but its verification at the switch moment failed (see "
-            "above); databases that did not switch keep replicating.\n";
+            (rollback ? " switched back to the old source" : " switched to the target") +
+            ", but its verification at the switch moment failed (see above); databases that "
+            "did not switch keep replicating.\n";
   } else {
-    text += "\nINCOMPLETE: see above; replication of the others goes on.\n";
+    text += rollback ? "\nINCOMPLETE: see above; the target stays the primary of the others.\n"
+                     : "\nINCOMPLETE: see above; replication of the others goes on.\n";
   }
   return text;
 }
 
-nlohmann::json CutoverToJson(const CutoverOutcome& outcome) {
+nlohmann::json ToJson(const CutoverOutcome& outcome, const char* format) {
   nlohmann::json dbs = nlohmann::json::array();
   for (const auto& db : outcome.databases) {
     nlohmann::json verification = nullptr;
@@ -88,9 +99,25 @@ nlohmann::json CutoverToJson(const CutoverOutcome& outcome) {
                    {"tables_recopied", db.tables_recopied},
                    {"sequences", db.sequences},
                    {"removed", db.removed},
+                   {"rollback_kept", db.rollback_kept},
+                   {"rollback_options", NullIfEmpty(db.rollback_options)},
                    {"verification", verification}});
   }
-  return {{"format", "pgcourier.cutover/1"}, {"ok", outcome.ok()}, {"databases", dbs}};
+  return {{"format", format}, {"ok", outcome.ok()}, {"databases", dbs}};
+}
+
+}  // namespace
+
+std::string RenderCutoverText(const CutoverOutcome& outcome) { return RenderText(outcome, false); }
+
+nlohmann::json CutoverToJson(const CutoverOutcome& outcome) {
+  return ToJson(outcome, "pgcourier.cutover/1");
+}
+
+std::string RenderRollbackText(const CutoverOutcome& outcome) { return RenderText(outcome, true); }
+
+nlohmann::json RollbackToJson(const CutoverOutcome& outcome) {
+  return ToJson(outcome, "pgcourier.rollback/1");
 }
 
 std::string RenderCleanupText(const CleanupOutcome& outcome) {

@@ -1,7 +1,7 @@
-// Renders the outcomes of `pgcourier cutover` and `pgcourier cleanup` for
-// people (text) and for programs ("pgcourier.cutover/1",
-// "pgcourier.cleanup/1"). Rendering only: it returns text and JSON; the CLI
-// decides where they go.
+// Renders the outcomes of `pgcourier cutover`, `pgcourier rollback` and
+// `pgcourier cleanup` for people (text) and for programs
+// ("pgcourier.cutover/1", "pgcourier.rollback/1", "pgcourier.cleanup/1"). Rendering only: it
+// returns text and JSON; the CLI decides where they go.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,6 +19,8 @@ namespace pgcourier {
 // again, the phases after the switch, one "  removed <object>" line per
 // replication object dropped, and its verification at the switch moment
 // (RenderVerifyDatabaseText; headed in capitals when it found differences);
+// with --keep-rollback "  way back kept: ..." with the way back's
+// subscription options;
 // for one that stopped before, the phases it went through;
 // "  the source is read-only; to
 // undo: <sql>" when the source was made read-only. Last, after a blank line,
@@ -30,9 +32,17 @@ std::string RenderCutoverText(const CutoverOutcome& outcome);
 //  databases: [{dbname, target_dbname, status, error, hint,
 //    switched, writes_stopped_seconds, window: [{phase, seconds}],
 //    after_switch: [{phase, seconds}], undo, tables_recopied, sequences, removed,
+//    rollback_kept, rollback_options,
 //    verification: <one database of pgcourier.verify/1>}]}
 // Empty error, hint and undo are null, and so is a verification not made.
 nlohmann::json CutoverToJson(const CutoverOutcome& outcome);
+
+// `pgcourier rollback`: the same as the cutover's, with the roles said the
+// other way round ("the target is read-only; to undo: ...", "DONE: the old
+// source has everything ..."), and "pgcourier.rollback/1" as the JSON
+// format.
+std::string RenderRollbackText(const CutoverOutcome& outcome);
+nlohmann::json RollbackToJson(const CutoverOutcome& outcome);
 
 // One line per object: "removed <object>", "undone <change>", then
 // "NOT REMOVED: <problem>"; one "nothing to remove: ..." line when there is

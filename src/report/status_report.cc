@@ -120,6 +120,95 @@ nlohmann::json CutoverPhasesJson(const std::vector<StoredStep>& phases) {
   return {{"window", window}, {"after_switch", after}};
 }
 
+// The lines of one direction of replication: broken or not, the lag, the
+// apply rate, the tables not ready, the warnings. `kept_on`: the side whose
+// WAL the slot keeps.
+std::string ReplicationText(const ReplicationView& r, const std::string& label,
+                            const char* kept_on) {
+  std::string out;
+  if (r.broken) {
+    out += "    " + label + ": BROKEN: " + OneLine(r.error) + "\n";
+    if (!r.hint.empty()) out += "    hint: " + OneLine(r.hint) + "\n";
+  } else if (!r.error.empty()) {
+    out += "    " + label + ": " + OneLine(r.error) + "\n";
+  }
+  if (r.lag.slot_exists) {
+    size_t ready = 0;
+    for (const auto& t : r.lag.tables) ready += t.second == "r" ? 1 : 0;
+    out += fmt::format("    {}: {}, {} behind{}, {}/{} tables ready, {} of WAL kept on the {}\n",
+                       label, r.broken ? "broken" : (r.in_sync ? "in sync" : "catching up"),
+                       FormatBytes(std::max<int64_t>(r.lag.lag_bytes, 0)),
+                       r.lag.lag_seconds >= 0
+                           ? fmt::format(" (last message {:.0f} s ago)", r.lag.lag_seconds)
+                           : "",
+                       ready, r.lag.tables.size(),
+                       FormatBytes(std::max<int64_t>(r.lag.retained_bytes, 0)), kept_on);
+  }
+  if (r.apply_bytes_per_second >= 0) {
+    out += fmt::format("    apply rate: {}/s (the slot's confirmed position)\n",
+                       FormatBytes(static_cast<int64_t>(r.apply_bytes_per_second)));
+  }
+  if (r.health && !r.health->not_ready.empty()) {
+    std::string names;
+    for (const auto& t : r.health->not_ready) names += (names.empty() ? "" : ", ") + t;
+    out += "    not ready yet: " + names + "\n";
+  }
+  if (!r.warning.empty()) out += "    WARNING: " + r.warning + "\n";
+  return out;
+}
+
+// The JSON of one direction of replication (pgcourier.status/1's
+// "replication" and "way_back.replication").
+nlohmann::json ReplicationJson(const ReplicationView& r) {
+  nlohmann::json rel = nlohmann::json::array();
+  for (const auto& t : r.lag.tables) rel.push_back({{"table", t.first}, {"state", t.second}});
+  nlohmann::json out = {
+      {"in_sync", r.in_sync},
+      {"slot_exists", r.lag.slot_exists},
+      {"slot_active", r.lag.slot_active},
+      {"subscription_exists", r.lag.subscription_exists},
+      {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
+      {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
+      {"lag_bytes", r.lag.lag_bytes},
+      {"lag_seconds", r.lag.lag_seconds},
+      {"retained_wal_bytes", r.lag.retained_bytes},
+      {"apply_bytes_per_second",
+       r.apply_bytes_per_second < 0 ? nlohmann::json() : nlohmann::json(r.apply_bytes_per_second)},
+      {"tables", rel},
+      {"warning", NullIfEmpty(r.warning)},
+      {"broken", r.broken},
+      {"error", NullIfEmpty(r.error)},
+      {"hint", NullIfEmpty(r.hint)},
+      {"health", nullptr}};
+  if (r.health) {
+    const ReplicationHealth& h = *r.health;
+    nlohmann::json drift = nlohmann::json::array();
+    for (const auto& d : h.drift) {
+      drift.push_back({{"kind", Name(d.kind)},
+                       {"table", d.table},
+                       {"detail", d.detail},
+                       {"target_ddl", NullIfEmpty(d.target_ddl)},
+                       {"source_ddl", NullIfEmpty(d.source_ddl)},
+                       {"additive", d.additive}});
+    }
+    nlohmann::json errors;
+    if (h.errors) {
+      errors = {{"apply", h.errors->apply},
+                {"sync", h.errors->sync},
+                {"apply_since_baseline", h.errors->apply - h.baseline.apply},
+                {"sync_since_baseline", h.errors->sync - h.baseline.sync}};
+    }
+    out["health"] = {{"subscription_enabled", h.subscription_enabled},
+                     {"apply_worker", h.apply_worker},
+                     {"errors", errors},
+                     {"wal_status", NullIfEmpty(h.wal_status)},
+                     {"safe_wal_size", h.safe_wal_size},
+                     {"not_ready", h.not_ready},
+                     {"schema_drift", drift}};
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RenderStatusText(const StatusView& view, bool tables) {
@@ -177,37 +266,18 @@ std::string RenderStatusText(const StatusView& view, bool tables) {
     if (auto c = view.cutover_phases.find(db.name); c != view.cutover_phases.end()) {
       out += "    last cutover: " + CutoverPhasesText(c->second) + "\n";
     }
-    auto rep = view.replication.find(db.name);
-    if (rep != view.replication.end()) {
-      const ReplicationView& r = rep->second;
-      if (r.broken) {
-        out += "    replication: BROKEN: " + OneLine(r.error) + "\n";
-        if (!r.hint.empty()) out += "    hint: " + OneLine(r.hint) + "\n";
-      } else if (!r.error.empty()) {
-        out += "    replication: " + OneLine(r.error) + "\n";
-      }
-      if (r.lag.slot_exists) {
-        size_t ready = 0;
-        for (const auto& t : r.lag.tables) ready += t.second == "r" ? 1 : 0;
-        out += fmt::format(
-            "    replication: {}, {} behind{}, {}/{} tables ready, {} of WAL kept on the "
-            "source\n",
-            r.broken ? "broken" : (r.in_sync ? "in sync" : "catching up"),
-            FormatBytes(std::max<int64_t>(r.lag.lag_bytes, 0)),
-            r.lag.lag_seconds >= 0 ? fmt::format(" (last message {:.0f} s ago)", r.lag.lag_seconds)
-                                   : "",
-            ready, r.lag.tables.size(), FormatBytes(std::max<int64_t>(r.lag.retained_bytes, 0)));
-      }
-      if (r.apply_bytes_per_second >= 0) {
-        out += fmt::format("    apply rate: {}/s (the slot's confirmed position)\n",
-                           FormatBytes(static_cast<int64_t>(r.apply_bytes_per_second)));
-      }
-      if (r.health && !r.health->not_ready.empty()) {
-        std::string names;
-        for (const auto& t : r.health->not_ready) names += (names.empty() ? "" : ", ") + t;
-        out += "    not ready yet: " + names + "\n";
-      }
-      if (!r.warning.empty()) out += "    WARNING: " + r.warning + "\n";
+    if (auto rep = view.replication.find(db.name); rep != view.replication.end()) {
+      out += ReplicationText(rep->second, "replication", "source");
+    }
+    if (auto back = view.rollbacks.find(db.name); back != view.rollbacks.end()) {
+      out += fmt::format(
+          "    way back: {} (publication {} and slot {} on the target, subscription "
+          "{} on the source)\n",
+          back->second.state, back->second.publication, back->second.slot,
+          back->second.subscription);
+    }
+    if (auto rep = view.way_back.find(db.name); rep != view.way_back.end()) {
+      out += ReplicationText(rep->second, "way back", "target");
     }
   }
 
@@ -256,63 +326,27 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
                             {"finished_at", NullIfEmpty(db.finished_at)},
                             {"replication", nullptr},
                             {"subscription_options", nullptr},
-                            {"cutover", nullptr}};
+                            {"cutover", nullptr},
+                            {"way_back", nullptr}};
     if (auto o = view.subscription_options.find(db.name); o != view.subscription_options.end()) {
       entry["subscription_options"] = o->second;
     }
     if (auto c = view.cutover_phases.find(db.name); c != view.cutover_phases.end()) {
       entry["cutover"] = CutoverPhasesJson(c->second);
     }
-    auto rep = view.replication.find(db.name);
-    if (rep != view.replication.end()) {
-      const ReplicationView& r = rep->second;
-      nlohmann::json rel = nlohmann::json::array();
-      for (const auto& t : r.lag.tables) rel.push_back({{"table", t.first}, {"state", t.second}});
-      entry["replication"] = {
-          {"in_sync", r.in_sync},
-          {"slot_exists", r.lag.slot_exists},
-          {"slot_active", r.lag.slot_active},
-          {"subscription_exists", r.lag.subscription_exists},
-          {"source_lsn", NullIfEmpty(r.lag.source_lsn)},
-          {"confirmed_lsn", NullIfEmpty(r.lag.confirmed_lsn)},
-          {"lag_bytes", r.lag.lag_bytes},
-          {"lag_seconds", r.lag.lag_seconds},
-          {"retained_wal_bytes", r.lag.retained_bytes},
-          {"apply_bytes_per_second", r.apply_bytes_per_second < 0
-                                         ? nlohmann::json()
-                                         : nlohmann::json(r.apply_bytes_per_second)},
-          {"tables", rel},
-          {"warning", NullIfEmpty(r.warning)},
-          {"broken", r.broken},
-          {"error", NullIfEmpty(r.error)},
-          {"hint", NullIfEmpty(r.hint)},
-          {"health", nullptr}};
-      if (r.health) {
-        const ReplicationHealth& h = *r.health;
-        nlohmann::json drift = nlohmann::json::array();
-        for (const auto& d : h.drift) {
-          drift.push_back({{"kind", Name(d.kind)},
-                           {"table", d.table},
-                           {"detail", d.detail},
-                           {"target_ddl", NullIfEmpty(d.target_ddl)},
-                           {"source_ddl", NullIfEmpty(d.source_ddl)},
-                           {"additive", d.additive}});
-        }
-        nlohmann::json errors;
-        if (h.errors) {
-          errors = {{"apply", h.errors->apply},
-                    {"sync", h.errors->sync},
-                    {"apply_since_baseline", h.errors->apply - h.baseline.apply},
-                    {"sync_since_baseline", h.errors->sync - h.baseline.sync}};
-        }
-        entry["replication"]["health"] = {{"subscription_enabled", h.subscription_enabled},
-                                          {"apply_worker", h.apply_worker},
-                                          {"errors", errors},
-                                          {"wal_status", NullIfEmpty(h.wal_status)},
-                                          {"safe_wal_size", h.safe_wal_size},
-                                          {"not_ready", h.not_ready},
-                                          {"schema_drift", drift}};
-      }
+    if (auto rep = view.replication.find(db.name); rep != view.replication.end()) {
+      entry["replication"] = ReplicationJson(rep->second);
+    }
+    if (auto back = view.rollbacks.find(db.name); back != view.rollbacks.end()) {
+      const StoredRollback& b = back->second;
+      auto rep = view.way_back.find(db.name);
+      entry["way_back"] = {
+          {"state", b.state},
+          {"publication", b.publication},
+          {"slot", b.slot},
+          {"subscription", b.subscription},
+          {"replication",
+           rep == view.way_back.end() ? nlohmann::json() : ReplicationJson(rep->second)}};
     }
     if (tables) {
       nlohmann::json steps = nlohmann::json::array();

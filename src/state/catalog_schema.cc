@@ -97,6 +97,21 @@ CREATE TABLE IF NOT EXISTS error_baselines (
 PRAGMA user_version = 3;
 )sql";
 
+// Version 4 adds, per database cut over with --keep-rollback, the objects of
+// its way back (the old source following the new primary) and where it
+// stands, recorded before they are made: cleanup removes them.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS rollbacks (
+  db_name TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  publication TEXT NOT NULL,
+  slot TEXT NOT NULL,
+  subscription TEXT NOT NULL,
+  recorded_at TEXT NOT NULL
+) STRICT;
+PRAGMA user_version = 4;
+)sql";
+
 }  // namespace
 
 Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
@@ -135,7 +150,8 @@ Status UpgradeCatalog(sqlite3* db, const std::string& path, int version) {
   if (!txn.ok()) return txn.status();
   if (version < 1) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV1));
   if (version < 2) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV2));
-  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
+  if (version < 3) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
+  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV4));
   return txn->Commit();
 }
 

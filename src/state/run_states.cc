@@ -38,6 +38,11 @@ constexpr NameTable<StepState, 4> kStepStates = {{{StepState::kPending, "pending
 constexpr NameTable<ChangeState, 2> kChangeStates = {
     {{ChangeState::kMade, "made"}, {ChangeState::kUndone, "undone"}}};
 constexpr NameTable<Side, 2> kSides = {{{Side::kSource, "source"}, {Side::kTarget, "target"}}};
+constexpr NameTable<RollbackState, 4> kRollbackStates = {
+    {{RollbackState::kPrepared, "prepared"},
+     {RollbackState::kFollowing, "following"},
+     {RollbackState::kRolledBack, "rolled back"},
+     {RollbackState::kRemoved, "removed"}}};
 
 template <typename E, size_t N>
 const char* Lookup(const NameTable<E, N>& table, E value) {
@@ -63,6 +68,7 @@ const char* Name(DatabaseState value) { return Lookup(kDatabaseStates, value); }
 const char* Name(StepKind value) { return Lookup(kStepKinds, value); }
 const char* Name(StepState value) { return Lookup(kStepStates, value); }
 const char* Name(ChangeState value) { return Lookup(kChangeStates, value); }
+const char* Name(RollbackState value) { return Lookup(kRollbackStates, value); }
 const char* Name(Side value) { return Lookup(kSides, value); }
 
 template <>
@@ -92,6 +98,10 @@ std::optional<ChangeState> ParseName(std::string_view text) {
 template <>
 std::optional<Side> ParseName(std::string_view text) {
   return Find(kSides, text);
+}
+template <>
+std::optional<RollbackState> ParseName(std::string_view text) {
+  return Find(kRollbackStates, text);
 }
 
 bool FinishedForMigrate(DatabaseState state) {

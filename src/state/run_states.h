@@ -33,6 +33,11 @@ enum class StepKind { kPhase, kCopy, kIndex, kCompare };
 enum class StepState { kPending, kRunning, kDone, kFailed };
 enum class ChangeState { kMade, kUndone };
 enum class Side { kSource, kTarget };
+// The way back of a database cut over with --keep-rollback (StoredRollback):
+// recorded before its objects are made (prepared), the old source following
+// the new primary (following), switched back by `pgcourier rollback`
+// (rolled back), its objects dropped (removed).
+enum class RollbackState { kPrepared, kFollowing, kRolledBack, kRemoved };
 
 // The stored and printed text of a value: "auto", "running", "copying", ...
 const char* Name(Method value);
@@ -42,6 +47,7 @@ const char* Name(StepKind value);
 const char* Name(StepState value);
 const char* Name(ChangeState value);
 const char* Name(Side value);
+const char* Name(RollbackState value);
 
 // The value of a text, std::nullopt when it names none.
 template <typename E>
@@ -60,6 +66,8 @@ template <>
 std::optional<ChangeState> ParseName(std::string_view text);
 template <>
 std::optional<Side> ParseName(std::string_view text);
+template <>
+std::optional<RollbackState> ParseName(std::string_view text);
 
 // What the next `migrate --resume` leaves alone: done, or replicating (the
 // cutover finishes it).

@@ -653,4 +653,49 @@ Result<StoredErrorBaseline> StateStore::ErrorBaseline(const std::string& databas
   return out;
 }
 
+Status StateStore::PutRollback(const StoredRollback& rollback) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  SqliteStatement stmt(db_,
+                       "INSERT INTO rollbacks (db_name, state, publication, slot, subscription, "
+                       "recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (db_name) DO "
+                       "UPDATE SET state = excluded.state, publication = excluded.publication, "
+                       "slot = excluded.slot, subscription = excluded.subscription, "
+                       "recorded_at = excluded.recorded_at");
+  stmt.Bind(1, rollback.database);
+  stmt.Bind(2, std::string(Name(rollback.state)));
+  stmt.Bind(3, rollback.publication);
+  stmt.Bind(4, rollback.slot);
+  stmt.Bind(5, rollback.subscription);
+  stmt.Bind(6, NowUtc());
+  int rc = stmt.Step();
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc,
+                       fmt::format("cannot record the way back of {}", rollback.database));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<StoredRollback>> StateStore::Rollback(const std::string& database) {
+  std::lock_guard<std::mutex> guard(mu_);
+  std::optional<StoredRollback> out;
+  if (!has_schema_ || version_ < 4) return out;
+  SqliteStatement stmt(db_,
+                       "SELECT state, publication, slot, subscription, recorded_at FROM rollbacks "
+                       "WHERE db_name = ?1");
+  stmt.Bind(1, database);
+  int rc = stmt.Step();
+  if (rc == SQLITE_ROW) {
+    out = StoredRollback{
+        database,     ParseName<RollbackState>(stmt.Text(0)).value_or(RollbackState::kPrepared),
+        stmt.Text(1), stmt.Text(2),
+        stmt.Text(3), stmt.Text(4)};
+    rc = stmt.Step();
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot read the way back of {}", database));
+  }
+  return out;
+}
+
 }  // namespace pgcourier

@@ -108,6 +108,21 @@ struct StoredErrorBaseline {
   std::string recorded_at;
 };
 
+// The way back of a database cut over with --keep-rollback: the old source
+// follows the new primary through a publication and a logical slot on the
+// target and a subscription on the old source (copy_data = false, and
+// origin = none on 16+). Recorded before any of them is made, so that
+// cleanup always looks for them, whatever point a cutover, rollback or
+// cleanup was interrupted at.
+struct StoredRollback {
+  std::string database;  // source name
+  RollbackState state = RollbackState::kPrepared;
+  std::string publication;   // in the target database
+  std::string slot;          // on the target server
+  std::string subscription;  // in the old source database
+  std::string recorded_at;
+};
+
 class StateStore {
  public:
   // Opens <dir>/pgcourier.db for a run (creating the directory and the file
@@ -160,6 +175,11 @@ class StateStore {
   Status PutErrorBaseline(const StoredErrorBaseline& baseline);
   Result<StoredErrorBaseline> ErrorBaseline(const std::string& database);
 
+  // The way back of a database (see StoredRollback); nullopt when its
+  // cutover kept none. Recording one that exists replaces it.
+  Status PutRollback(const StoredRollback& rollback);
+  Result<std::optional<StoredRollback>> Rollback(const std::string& database);
+
   const std::string& path() const { return path_; }
 
   // True when a live process holds <dir>/lock (a run is going on there).
@@ -167,7 +187,7 @@ class StateStore {
   static bool RunIsLive(const std::string& dir);
 
   // The schema version this build reads and writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
  private:
   StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);

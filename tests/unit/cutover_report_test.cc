@@ -144,10 +144,14 @@ TEST(CutoverReportTest, Json) {
   ASSERT_TRUE(j["databases"].is_array());
   ASSERT_EQ(j["databases"].size(), 2u);
 
-  const std::set<std::string> keys = {
-      "dbname",       "target_dbname",         "status", "error",           "hint",      "switched",
-      "window",       "after_switch",          "undo",   "tables_recopied", "sequences", "removed",
-      "verification", "writes_stopped_seconds"};
+  const std::set<std::string> keys = {"dbname",        "target_dbname",
+                                      "status",        "error",
+                                      "hint",          "switched",
+                                      "window",        "after_switch",
+                                      "undo",          "tables_recopied",
+                                      "sequences",     "removed",
+                                      "verification",  "writes_stopped_seconds",
+                                      "rollback_kept", "rollback_options"};
   const nlohmann::json& done = j["databases"][0];
   EXPECT_EQ(Keys(done), keys);
   EXPECT_EQ(done["dbname"], "shop");
@@ -195,6 +199,8 @@ TEST(CutoverReportTest, JsonAsPrinted) {
       "error": "the target did not catch up within 300 s",
       "hint": "run pgcourier cutover again",
       "removed": [],
+      "rollback_kept": false,
+      "rollback_options": null,
       "sequences": 0,
       "status": "failed",
       "switched": false,
@@ -209,6 +215,35 @@ TEST(CutoverReportTest, JsonAsPrinted) {
   "format": "pgcourier.cutover/1",
   "ok": false
 })");
+}
+
+// A cutover that kept a way back says so; a rollback is said with the
+// roles the other way round, in its own JSON format.
+TEST(CutoverReportTest, WayBackAndRollback) {
+  CutoverOutcome outcome;
+  outcome.databases.push_back(Done());
+  outcome.databases[0].rollback_kept = true;
+  outcome.databases[0].rollback_options = "binary = true, streaming = on";
+  const std::string cut = RenderCutoverText(outcome);
+  EXPECT_NE(cut.find("  way back kept: the old source follows the target (binary = true, "
+                     "streaming = on); pgcourier rollback switches back, pgcourier cleanup "
+                     "removes it\n"),
+            std::string::npos)
+      << cut;
+  EXPECT_EQ(CutoverToJson(outcome)["databases"][0]["rollback_options"],
+            "binary = true, streaming = on");
+
+  outcome.databases[0].rollback_kept = false;
+  outcome.databases[0].undo = "ALTER DATABASE shop RESET default_transaction_read_only";
+  const std::string back = RenderRollbackText(outcome);
+  EXPECT_NE(back.find("copied back"), std::string::npos) << back;
+  EXPECT_NE(back.find("  the target is read-only; to undo: ALTER DATABASE shop"), std::string::npos)
+      << back;
+  EXPECT_NE(back.find("\nDONE: the old source has everything"), std::string::npos) << back;
+  EXPECT_EQ(RollbackToJson(outcome)["format"], "pgcourier.rollback/1");
+  outcome.databases.push_back(Failed());
+  EXPECT_NE(RenderRollbackText(outcome).find("INCOMPLETE: see above; the target stays the primary"),
+            std::string::npos);
 }
 
 CleanupOutcome SampleCleanup() {

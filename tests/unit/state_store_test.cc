@@ -533,6 +533,53 @@ TEST(StateStoreTest, ChangesAreRecordedOnceAndUndone) {
   EXPECT_FALSE((*reader)->RecordChange(identity).ok()) << "read-only";
 }
 
+// The way back of cutover --keep-rollback: recorded, replaced as it moves
+// on, read by another process; a version 3 catalog (before it) is upgraded
+// and reads as having none.
+TEST(StateStoreTest, WayBackIsRecordedAndAVersionThreeCatalogUpgraded) {
+  TempDir tmp;
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+  }
+  const std::string path = tmp.path() + "/pgcourier.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE rollbacks; PRAGMA user_version = 3", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    Result<std::optional<StoredRollback>> none = (*reader)->Rollback("shop");
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_FALSE(none->has_value());
+  }
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  StoredRollback back{"shop", RollbackState::kPrepared, "pub_back", "slot_back", "sub_back", ""};
+  ASSERT_TRUE(store->PutRollback(back).ok());
+  back.state = RollbackState::kFollowing;
+  ASSERT_TRUE(store->PutRollback(back).ok());
+  Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+  ASSERT_TRUE(reader.ok());
+  Result<std::optional<StoredRollback>> read = (*reader)->Rollback("shop");
+  ASSERT_TRUE(read.ok() && read->has_value()) << read.status().ToString();
+  EXPECT_EQ((*read)->state, "following");
+  EXPECT_EQ((*read)->publication, "pub_back");
+  EXPECT_EQ((*read)->slot, "slot_back");
+  EXPECT_EQ((*read)->subscription, "sub_back");
+  EXPECT_FALSE((*read)->recorded_at.empty());
+  Result<std::optional<StoredRollback>> other = (*reader)->Rollback("blog");
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
+  EXPECT_FALSE((*reader)->PutRollback(back).ok()) << "read-only";
+}
+
 TEST(StateStoreTest, VersionOneCatalogIsUpgraded) {
   TempDir tmp;
   {
