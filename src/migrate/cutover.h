@@ -2,7 +2,9 @@
 // "syncing") of the run in a work directory. Inside the write-stop window:
 // optionally stops the source's writes, waits until the target applied every
 // change, copies what logical replication does not carry (sequences, tables
-// without replica identity, large objects, materialized views), compares the
+// without replica identity that were not published, or were published for
+// inserts and truncates only and may have seen an update or delete, large
+// objects, materialized views), compares the
 // sequences, and holds a snapshot of each side: the switch moment, where the
 // window ends and the target is the primary. After it: removes the
 // replication objects and what was changed for them, and verifies everything
@@ -41,7 +43,9 @@ struct CutoverOptions {
 };
 
 // One timed phase of a cutover. Inside the write-stop window: "stopping
-// writes" (with --stop-source-writes), "catching up", "snapshot",
+// writes" (with --stop-source-writes), "catching up", "write counters"
+// (whether the tables replicated for inserts and truncates only saw an
+// update or delete, migrate/append_only.h), "snapshot",
 // "sequences", "unreplicated copy" (tables not replicated, large objects,
 // extensions' configuration rows, materialized views), "switch" (the
 // sequences compared, the progress marks dropped durably, the target's
@@ -51,6 +55,14 @@ struct CutoverOptions {
 inline constexpr const char* kCutoverPhasePrefix = "cutover: ";
 inline constexpr const char* kCutoverWindowPart = "writes stopped";
 inline constexpr const char* kCutoverAfterPart = "after the switch";
+
+// A table without replica identity that replication carried for inserts
+// and truncates only: copied again inside the window, or not, and why.
+struct AppendOnlyTable {
+  std::string table;  // schema.table
+  bool recopied = false;
+  std::string why;
+};
 
 struct CutoverPhase {
   std::string name;
@@ -80,7 +92,8 @@ struct CutoverDatabase {
   // empty tables the applications now write to).
   bool switched = false;
   std::string undo;             // how to make the source writable again, when stopped
-  int64_t tables_recopied = 0;  // left out of replication, copied again
+  int64_t tables_recopied = 0;  // left out of replication, or append-only and changed: copied again
+  std::vector<AppendOnlyTable> append_only;  // each one, recopied or not
   int64_t sequences = 0;
   std::vector<std::string> removed;  // replication objects dropped
   // Verified at the switch moment: both sides read at the snapshots held

@@ -9,6 +9,7 @@
 #include "copy/database_objects.h"
 #include "copy/extension_config.h"
 #include "copy/progress_marks.h"
+#include "migrate/append_only.h"
 #include "migrate/data_phase.h"
 #include "migrate/disk_full.h"
 #include "migrate/lock_waits.h"
@@ -158,6 +159,8 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   Result<CopyCatalog> now = ReadCopyCatalog(holder, options_.filter, Deadline::Never());
   if (!now.ok()) return now.status();
   std::vector<std::string> published;
+  std::vector<std::string> append_only;
+  std::vector<TableToCopy> counted;
   bool via_root = false;
   for (const auto& t : now->tables) {
     if (!t.replicable && !t.unlogged && options_.replica_identity_full) {
@@ -176,11 +179,25 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
       published.push_back(t.QualifiedName());
     } else if (t.replicable) {
       published.push_back(t.QualifiedName());
+    } else if (!t.unlogged) {
+      // Inserts and truncates only (replication/replication.h).
+      append_only.push_back(t.QualifiedName());
+      counted.push_back(t);
     } else {
       continue;
     }
     via_root = via_root || t.through_root();
   }
+  // Read before the snapshot: every update or delete after it is counted
+  // after this reading (migrate/append_only.h).
+  std::vector<StoredWriteCounters> counters;
+  if (WriteCountersUsable(holder)) {
+    Result<std::vector<StoredWriteCounters>> read =
+        ReadWriteCounters(holder, outcome_.name, counted);
+    if (!read.ok()) return read.status();
+    counters = std::move(*read);
+  }
+  PGC_RETURN_IF_ERROR(record_.store().PutWriteCounters(outcome_.name, counters));
   // The slot waits for the transactions open on the source: said in the
   // progress and in status (the database's hint) while it lasts, and
   // bounded by --lock-timeout.
@@ -195,15 +212,21 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
                 EndTransactionsHint(open) + ") or wait";
     });
   };
-  Result<std::string> id = StartReplication(sessions_.source().WithDatabase(outcome_.name), holder,
-                                            names_, published, sessions_.BareOptions("source"),
-                                            record_.ChangeRecorder(Side::kSource), wait, via_root);
+  Result<std::string> id = StartReplication(
+      sessions_.source().WithDatabase(outcome_.name), holder, names_, published, append_only,
+      sessions_.BareOptions("source"), record_.ChangeRecorder(Side::kSource), wait, via_root);
   if (!record_.Get().hint.empty()) {
     record_.Update([](StoredDatabase& db) { db.hint.clear(); });
   }
   if (!id.ok()) return id.status();
-  Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created{}",
-                                   names_.publication, published.size(), names_.slot,
+  Progress("snapshot", fmt::format("publication {} of {} table(s){} and slot {} created{}",
+                                   names_.publication, published.size(),
+                                   append_only.empty()
+                                       ? ""
+                                       : fmt::format(", {} of {} table(s) without replica "
+                                                     "identity (inserts and truncates only)",
+                                                     names_.append_publication, append_only.size()),
+                                   names_.slot,
                                    via_root ? " (partition trees loaded through their root are "
                                               "published through it: publish_via_partition_root)"
                                             : ""));

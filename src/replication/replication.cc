@@ -82,27 +82,11 @@ Status FreeSlot(Connection& source, const std::string& slot) {
                 "pgcourier cleanup again");
 }
 
-}  // namespace
-
-ReplicationNames NamesFor(const std::string& run_id, int index) {
-  const std::string base = "pgcourier_" + run_id;
-  return {base, fmt::format("{}_{}", base, index), base};
-}
-
-bool IsRunObjectName(const std::string& name) {
-  static const std::regex kRunObject("^pgcourier_[0-9a-f]+$");
-  return std::regex_match(name, kRunObject);
-}
-
-Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
-                                     const ReplicationNames& names,
-                                     const std::vector<std::string>& tables,
-                                     const ConnectOptions& connect,
-                                     const RecordChangeFn& record_change, const SlotWait& slot_wait,
-                                     bool via_partition_root) {
-  // The publication first: the slot decodes with the catalog as of its
-  // starting point, which must already hold it.
-  std::string publication = "CREATE PUBLICATION " + QuoteIdent(names.publication);
+// CREATE PUBLICATION `name` of `tables` (quoted, qualified), `with` its
+// options (or none).
+std::string PublicationStatement(const std::string& name, const std::vector<std::string>& tables,
+                                 const std::string& with) {
+  std::string publication = "CREATE PUBLICATION " + QuoteIdent(name);
   if (!tables.empty()) {
     publication += " FOR TABLE ";
     for (size_t i = 0; i < tables.size(); ++i) {
@@ -110,8 +94,51 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
       publication += "ONLY " + tables[i];
     }
   }
-  if (via_partition_root) publication += " WITH (publish_via_partition_root = true)";
-  Status published = holder.Run(publication);
+  if (!with.empty()) publication += " WITH (" + with + ")";
+  return publication;
+}
+
+// Drops the run's publications on `conn` (of the `side` named) where they
+// exist, adding each one dropped to `removed`.
+Status DropPublications(Connection& conn, const ReplicationNames& names, const std::string& side,
+                        std::vector<std::string>& removed) {
+  for (const std::string* name : {&names.publication, &names.append_publication}) {
+    if (name->empty()) continue;
+    Result<QueryResult> pub =
+        conn.ExecParams("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {*name});
+    if (!pub.ok()) return pub.status().WithContext("looking for a publication on the " + side);
+    if (pub->rows() == 0) continue;
+    PGC_RETURN_IF_ERROR(conn.Run("DROP PUBLICATION " + QuoteIdent(*name))
+                            .WithContext("dropping the publication " + *name + " on the " + side));
+    removed.push_back("publication " + *name + " (" + side + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+ReplicationNames NamesFor(const std::string& run_id, int index) {
+  const std::string base = "pgcourier_" + run_id;
+  return {base, fmt::format("{}_{}", base, index), base, base + "_append"};
+}
+
+bool IsRunObjectName(const std::string& name) {
+  static const std::regex kRunObject("^pgcourier_[0-9a-f]+(_append)?$");
+  return std::regex_match(name, kRunObject);
+}
+
+Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
+                                     const ReplicationNames& names,
+                                     const std::vector<std::string>& tables,
+                                     const std::vector<std::string>& append_only,
+                                     const ConnectOptions& connect,
+                                     const RecordChangeFn& record_change, const SlotWait& slot_wait,
+                                     bool via_partition_root) {
+  // The publications first: the slot decodes with the catalog as of its
+  // starting point, which must already hold them.
+  const std::string via_root = via_partition_root ? "publish_via_partition_root = true" : "";
+  Status published = holder.Run(PublicationStatement(names.publication, tables, via_root));
+  const bool direct = published.ok();
   if (!published.ok() && published.sqlstate() == "42501" && via_partition_root) {
     return Status(StatusCode::kFailedPrecondition,
                   "publishing a partition tree through its root needs "
@@ -147,6 +174,14 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
                     .status();
   }
   if (!published.ok()) return published.WithContext("creating the publication on the source");
+  if (direct && !append_only.empty()) {
+    PGC_RETURN_IF_ERROR(
+        holder
+            .Run(PublicationStatement(
+                names.append_publication, append_only,
+                "publish = 'insert, truncate'" + (via_root.empty() ? "" : ", " + via_root)))
+            .WithContext("creating the publication of the tables without replica identity"));
+  }
 
   ConnectOptions replication_connect = connect;
   // No SQL before the slot; it moves no value either.
@@ -204,9 +239,9 @@ Result<SubscriptionOptions> ChooseSubscriptionOptions(Connection& target, Connec
       "LEFT JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_type'::regclass "
       "AND d.objid = coalesce(e.oid, t.oid) AND d.deptype = 'e' "
       "LEFT JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid "
-      "WHERE pt.pubname = $1 AND (t.typsend = 0 OR t.typreceive = 0 OR e.typsend = 0 "
+      "WHERE pt.pubname IN ($1, $2) AND (t.typsend = 0 OR t.typreceive = 0 OR e.typsend = 0 "
       "OR e.typreceive = 0 OR x.oid IS NOT NULL) ORDER BY 1",
-      {names.publication});
+      {names.publication, names.append_publication});
   if (!types.ok()) return types.status().WithContext("reading the published column types");
   for (int r = 0; r < types->rows(); ++r) {
     if (types->GetBool(r, 1)) {
@@ -267,6 +302,13 @@ Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& s
   const bool may_subscribe = rights->rows() > 0 && rights->GetBool(0, 1);
   Status created =
       Status(StatusCode::kServerError, "permission denied to create subscription", "", "42501");
+  std::string publications = QuoteIdent(names.publication);
+  if (!names.append_publication.empty()) {
+    Result<QueryResult> append = source.ExecParams(
+        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.append_publication});
+    if (!append.ok()) return append.status().WithContext("looking for the append-only publication");
+    if (append->rows() > 0) publications += ", " + QuoteIdent(names.append_publication);
+  }
   if (may_subscribe) {
     if (superuser) {
       (void)target.Run("SET log_statement = 'none'; SET log_min_error_statement = 'panic'");
@@ -274,7 +316,7 @@ Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& s
     created = target.Run(fmt::format(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
         "slot_name = {}, copy_data = false, enabled = true{}{})",
-        QuoteIdent(names.subscription), QuoteLiteral(conninfo), QuoteIdent(names.publication),
+        QuoteIdent(names.subscription), QuoteLiteral(conninfo), publications,
         QuoteLiteral(names.slot), with.binary ? ", binary = true" : "",
         with.streaming.empty() ? "" : ", streaming = " + with.streaming));
     if (superuser) (void)target.Run("RESET log_statement; RESET log_min_error_statement");
@@ -439,14 +481,7 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
           target->Run("DROP SUBSCRIPTION " + name).WithContext("dropping the subscription"));
       removed.push_back("subscription " + names.subscription + " (target)");
     }
-    Result<QueryResult> pub = target->ExecParams(
-        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.publication});
-    if (!pub.ok()) return pub.status().WithContext("looking for a publication on the target");
-    if (pub->rows() > 0) {
-      PGC_RETURN_IF_ERROR(target->Run("DROP PUBLICATION " + QuoteIdent(names.publication))
-                              .WithContext("dropping the publication on the target"));
-      removed.push_back("publication " + names.publication + " (target)");
-    }
+    PGC_RETURN_IF_ERROR(DropPublications(*target, names, "target", removed));
   }
   if (source != nullptr) {
     // A slot still in use by a walsender (the subscription's, until it
@@ -470,14 +505,7 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
       if (attempt >= 50) return dropped.status().WithContext("dropping the replication slot");
       SleepFor(std::chrono::milliseconds(100), nullptr);
     }
-    Result<QueryResult> pub = source->ExecParams(
-        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.publication});
-    if (!pub.ok()) return pub.status().WithContext("looking for the publication");
-    if (pub->rows() > 0) {
-      PGC_RETURN_IF_ERROR(source->Run("DROP PUBLICATION " + QuoteIdent(names.publication))
-                              .WithContext("dropping the publication"));
-      removed.push_back("publication " + names.publication + " (source)");
-    }
+    PGC_RETURN_IF_ERROR(DropPublications(*source, names, "source", removed));
   }
   return removed;
 }

@@ -25,6 +25,14 @@ nlohmann::json PhasesJson(const std::vector<CutoverPhase>& phases) {
   return out;
 }
 
+nlohmann::json AppendOnlyJson(const std::vector<AppendOnlyTable>& tables) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : tables) {
+    out.push_back({{"table", t.table}, {"recopied", t.recopied}, {"why", t.why}});
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RenderCutoverText(const CutoverOutcome& outcome) {
@@ -35,9 +43,13 @@ std::string RenderCutoverText(const CutoverOutcome& outcome) {
     if (!db.hint.empty()) text += "  -> " + db.hint + "\n";
     if (db.switched) {
       text += fmt::format(
-          "  writes stopped for {:.1f} s ({}); {} sequence(s) synced, {} table(s) not "
-          "replicated copied again\n",
+          "  writes stopped for {:.1f} s ({}); {} sequence(s) synced, {} table(s) copied "
+          "again\n",
           db.writes_stopped_seconds, PhasesText(db.window), db.sequences, db.tables_recopied);
+      for (const auto& t : db.append_only) {
+        text += fmt::format("  {} (inserts and truncates replicated): {}: {}\n", t.table,
+                            t.recopied ? "copied again" : "not copied again", t.why);
+      }
       text += "  after the switch moment: " + PhasesText(db.after) + "\n";
       for (const auto& r : db.removed) text += "  removed " + r + "\n";
       if (db.verification) {
@@ -86,6 +98,7 @@ nlohmann::json CutoverToJson(const CutoverOutcome& outcome) {
                    {"after_switch", PhasesJson(db.after)},
                    {"undo", NullIfEmpty(db.undo)},
                    {"tables_recopied", db.tables_recopied},
+                   {"append_only", AppendOnlyJson(db.append_only)},
                    {"sequences", db.sequences},
                    {"removed", db.removed},
                    {"verification", verification}});

@@ -97,6 +97,23 @@ CREATE TABLE IF NOT EXISTS error_baselines (
 PRAGMA user_version = 3;
 )sql";
 
+// Version 4 adds, per replicating database and table published for inserts
+// and truncates only (no replica identity), the source's update and delete
+// counters when the copy's snapshot was taken: cutover copies again a table
+// whose counters moved since.
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE IF NOT EXISTS write_counters (
+  db_name TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  relids TEXT NOT NULL,
+  changes INTEGER NOT NULL,
+  stats_reset TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY (db_name, table_name)
+) STRICT;
+PRAGMA user_version = 4;
+)sql";
+
 }  // namespace
 
 Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
@@ -135,7 +152,8 @@ Status UpgradeCatalog(sqlite3* db, const std::string& path, int version) {
   if (!txn.ok()) return txn.status();
   if (version < 1) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV1));
   if (version < 2) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV2));
-  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
+  if (version < 3) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
+  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV4));
   return txn->Commit();
 }
 

@@ -568,6 +568,60 @@ TEST(StateStoreTest, VersionOneCatalogIsUpgraded) {
   EXPECT_EQ(changes->size(), 1u);
 }
 
+TEST(StateStoreTest, WriteCountersAreReplacedPerDatabase) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+  ASSERT_TRUE(
+      store
+          ->PutWriteCounters("shop", {{"shop", "\"public\".\"log\"", "16384:16384", 7, "never"},
+                                      {"shop", "\"public\".\"a\"", "16390:16391", 0, "never"}})
+          .ok());
+  ASSERT_TRUE(store->PutWriteCounters("blog", {{"blog", "\"public\".\"x\"", "1:1", 1, ""}}).ok());
+  Result<std::vector<StoredWriteCounters>> shop = store->WriteCounters("shop");
+  ASSERT_TRUE(shop.ok()) << shop.status().ToString();
+  ASSERT_EQ(shop->size(), 2u);
+  EXPECT_EQ((*shop)[0].table, "\"public\".\"a\"");
+  EXPECT_EQ((*shop)[1].table, "\"public\".\"log\"");
+  EXPECT_EQ((*shop)[1].relids, "16384:16384");
+  EXPECT_EQ((*shop)[1].changes, 7);
+  EXPECT_EQ((*shop)[1].stats_reset, "never");
+  // A resumed database records its counters again: the old ones go.
+  ASSERT_TRUE(store->PutWriteCounters("shop", {}).ok());
+  shop = store->WriteCounters("shop");
+  ASSERT_TRUE(shop.ok());
+  EXPECT_TRUE(shop->empty());
+  Result<std::vector<StoredWriteCounters>> blog = store->WriteCounters("blog");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ(blog->size(), 1u);
+  store.reset();
+
+  // A version 3 catalog (before the counters) reads none, and is upgraded.
+  const std::string path = tmp.path() + "/pgcourier.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE write_counters; PRAGMA user_version = 3", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    Result<std::vector<StoredWriteCounters>> none = (*reader)->WriteCounters("blog");
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_TRUE(none->empty());
+  }
+  store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutWriteCounters("blog", {{"blog", "t", "1:1", 1, ""}}).ok());
+  blog = store->WriteCounters("blog");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ(blog->size(), 1u);
+}
+
 TEST(StateStoreTest, ForeignFilesRefused) {
   TempDir tmp;
   {
