@@ -50,9 +50,13 @@ Result<std::vector<StoredWriteCounters>> ReadWriteCounters(Connection& source,
   Result<QueryResult> resets = source.Exec(
       "SELECT coalesce((SELECT d.stats_reset::text FROM pg_catalog.pg_stat_database d "
       "WHERE d.datname = pg_catalog.current_database()), 'never') || ', archiver ' || "
-      "coalesce((SELECT a.stats_reset::text FROM pg_catalog.pg_stat_archiver a), 'never')");
+      "coalesce((SELECT a.stats_reset::text FROM pg_catalog.pg_stat_archiver a), 'never'), "
+      "pg_catalog.current_setting('track_counts')::bool");
   if (!resets.ok()) return resets.status().WithContext("reading the statistics' reset times");
-  const std::string stats_reset = resets->GetString(0, 0);
+  // Counts taken while counting is off prove nothing: such a reading never
+  // matches a later one.
+  const std::string stats_reset =
+      resets->GetString(0, 0) + (resets->GetBool(0, 1) ? "" : ", track_counts off");
   std::vector<StoredWriteCounters> out;
   for (const auto& t : tables) {
     Result<QueryResult> counted = source.ExecParams(
@@ -96,6 +100,17 @@ Result<std::string> WriteCountersSettled(Connection& source, const std::string& 
           left->GetInt(0, 0), left->GetInt(0, 1));
     }
     SleepFor(std::chrono::milliseconds(50), nullptr);
+  }
+  // Counting can be turned off: for the server, a database or a role.
+  Result<QueryResult> counting = source.Exec(
+      "SELECT pg_catalog.current_setting('track_counts')::bool AND NOT EXISTS (SELECT 1 FROM "
+      "pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c "
+      "WHERE c ILIKE 'track\\_counts=%')");
+  if (!counting.ok()) return counting.status().WithContext("reading track_counts");
+  if (!counting->GetBool(0, 0)) {
+    return std::string(
+        "track_counts is off on the source (for the server, a database or a role): its "
+        "statistics count nothing");
   }
   Result<QueryResult> prepared = source.ExecParams(
       "SELECT count(*) FROM pg_catalog.pg_prepared_xacts WHERE database = $1", {database});

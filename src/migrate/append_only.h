@@ -18,6 +18,9 @@
 //   - a reset of the database's statistics (pg_stat_reset, a table's reset)
 //     moves pg_stat_database.stats_reset; a crash drops every count and
 //     moves pg_stat_archiver.stats_reset: both are part of the reading.
+//   - track_counts is on at both readings, and no database or role setting
+//     turns it off (a superuser's own SET in a session cannot be seen: the
+//     verification after the switch would show what it hid);
 //   - a table rewritten (ALTER COLUMN ... TYPE, also VACUUM FULL) or made
 //     again has a new relfilenode, which is part of the reading too.
 // Anything else (another session left, a counter that moved) means: copy it
