@@ -22,7 +22,8 @@
 //     turns it off (a superuser's own SET in a session cannot be seen: the
 //     verification after the switch would show what it hid);
 //   - a table rewritten (ALTER COLUMN ... TYPE, also VACUUM FULL) or made
-//     again has a new relfilenode, which is part of the reading too.
+//     again has a new relfilenode, which is part of the reading too (so has
+//     a truncated one, though its TRUNCATE was replicated: copied again).
 // Anything else (another session left, a counter that moved) means: copy it
 // again.
 #pragma once

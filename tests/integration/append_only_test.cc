@@ -17,6 +17,7 @@
 #include "cli_runner.h"
 #include "migrate/migration.h"
 #include "pg_cluster.h"
+#include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
 
@@ -118,10 +119,6 @@ class AppendOnlyTest : public testing::SourceAndTargetTest {
 // succeed on the source) is copied again, and its rows on the target match.
 TEST_F(AppendOnlyTest, InsertsArriveWithoutACopyAndAnUpdateMeansACopyAtCutover) {
   ASSERT_NO_FATAL_FAILURE(Migrate());
-  EXPECT_EQ(OnSource("SELECT pubname || ':' || string_agg(tablename, ',' ORDER BY tablename) "
-                     "FROM pg_publication_tables WHERE pubname LIKE '%_append' GROUP BY 1")
-                .substr(0, 10),
-            "pgcourier_");
   EXPECT_EQ(OnSource("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM "
                      "pg_publication_tables WHERE pubname LIKE '%_append'"),
             "child,log,notes");
@@ -165,7 +162,8 @@ TEST_F(AppendOnlyTest, InsertsArriveWithoutACopyAndAnUpdateMeansACopyAtCutover) 
 // TRUNCATE parent CASCADE on the source also empties child (key-less, with
 // a foreign key to parent): both are published for truncates, so the target
 // truncates both in one statement; the replication stays healthy and the
-// rows written after it arrive.
+// rows written after it arrive. Cutover copies child again (its storage
+// changed) and verifies.
 TEST_F(AppendOnlyTest, TruncateCascadeReachingAKeylessTableReplicates) {
   ASSERT_NO_FATAL_FAILURE(Migrate());
   ASSERT_TRUE(source_
@@ -189,7 +187,11 @@ TEST_F(AppendOnlyTest, TruncateCascadeReachingAKeylessTableReplicates) {
 
   const nlohmann::json db = CutOver();
   EXPECT_EQ(db["status"], "done") << db.dump(2);
-  EXPECT_EQ(AppendOnly(db, "public.child")["recopied"], false) << db.dump(2);
+  // A TRUNCATE gives the table new storage on the source, which the write
+  // counters cannot tell from a rewrite: it is copied again all the same.
+  const nlohmann::json child = AppendOnly(db, "public.child");
+  EXPECT_EQ(child["recopied"], true) << db.dump(2);
+  EXPECT_NE(child["why"].get<std::string>().find("rewritten"), std::string::npos) << child.dump();
   EXPECT_EQ(db["verification"]["ok"], true) << db["verification"].dump(2);
   EXPECT_EQ(OnTarget(Rows("public.child")), "1:(7,again)");
   EXPECT_EQ(OnTarget(Rows("public.parent")), "1:(7,again)");
