@@ -6,6 +6,7 @@
 #
 #   bench/replication.sh [--scale N] [--rate TPS] [--jobs N] [--rollback] [--no-build]
 #                        [--binary PATH]
+#                        [--keep-up [--steps "250 500 1000 2000 0"] [--step-seconds S]]
 #
 #   --scale N      pgbench scale of the source database (default 10)
 #   --rate TPS     pgbench's rate limit during the whole run (default 500)
@@ -16,12 +17,27 @@
 #                  its write-stop window and phases are reported
 #   --no-build     use build-bench/pgcourier as it is
 #   --binary PATH  use this pgcourier binary (a RelWithDebInfo build), build nothing
+#   --keep-up      measure the write rate the subscription keeps up with
+#                  instead of cutting over (below; not with --rollback)
+#   --steps LIST   the pgbench rates of --keep-up, 0 for unthrottled
+#                  (default "250 500 1000 2000 0")
+#   --step-seconds S  how long each step runs (default 20)
 #
 # Reports the catch-up after the bulk copy, the lag while replication runs
 # under the load for 20 s (sampled every 2 s: bounded when the last sample is
 # not above the first by more than 1 MB), and the cutover: the write-stop
 # window with its phases and the verification after it (from cutover --json);
 # with --rollback the same of the rollback (from rollback --json).
+#
+# With --keep-up, after the catch-up the steady load stops and pgbench runs
+# once per step at that rate (-R; 0: as fast as it can) for --step-seconds,
+# each step starting from a drained replication (lag under 1 MB). During a
+# step, pgcourier status samples the lag and the apply rate about every 2 s;
+# a step keeps up when its last lag sample is not above its first by more
+# than 1 MB. Reported per step: pgbench's achieved tps, the lag samples, the
+# mean apply rate, how long the target took to drain after the step, and the
+# load average; the figure is the highest achieved tps of a step that kept
+# up. Results go to bench/results/<date>-keepup-scale<N>.json; no cutover.
 #
 # Two throwaway PostgreSQL 15 servers on 127.0.0.1 (the source with
 # wal_level = logical) in a temporary directory under /var/tmp, removed at
@@ -39,8 +55,14 @@ jobs=2
 build=1
 rollback=0
 pgcourier_binary=""
+keep_up=0
+steps="250 500 1000 2000 0"
+step_seconds=20
 while (($# > 0)); do
   case "$1" in
+    --keep-up) keep_up=1 ;;
+    --steps) steps="${2:?--steps needs a list}"; shift ;;
+    --step-seconds) step_seconds="${2:?--step-seconds needs a value}"; shift ;;
     --scale) scale="${2:?--scale needs a value}"; shift ;;
     --rate) rate="${2:?--rate needs a value}"; shift ;;
     --jobs) jobs="${2:?--jobs needs a value}"; shift ;;
@@ -52,7 +74,14 @@ while (($# > 0)); do
   esac
   shift
 done
-for value in "${scale}" "${rate}" "${jobs}"; do
+if ((keep_up && rollback)); then
+  echo "bench/replication.sh: --keep-up cuts nothing over, so it has no rollback; drop --rollback or --keep-up" >&2
+  exit 2
+fi
+for step in ${steps}; do
+  [[ "${step}" =~ ^[0-9]+$ ]] || { echo "bench/replication.sh: step ${step} is not a rate (0: unthrottled)" >&2; exit 2; }
+done
+for value in "${scale}" "${rate}" "${jobs}" "${step_seconds}"; do
   [[ "${value}" =~ ^[1-9][0-9]*$ ]] || { echo "bench/replication.sh: ${value} is not a positive integer" >&2; exit 2; }
 done
 
@@ -143,6 +172,104 @@ print("yes" if d.get("in_sync") and 0 <= lag < (1 << 20) else "no", lag)' "${tmp
 done
 [[ -n "${caught_up}" ]] || { echo "bench/replication.sh: the target never caught up" >&2; exit 1; }
 echo "    in sync ${caught_up} s later (lag when migrate returned: ${lag_at_start} bytes)"
+
+if ((keep_up)); then
+  kill "${pgbench_pid}" 2>/dev/null || true
+  wait "${pgbench_pid}" 2>/dev/null || true
+  pgbench_pid=""
+  # One status sample: "<lag bytes> <apply bytes/s>" (the rate over 1 s).
+  sample() {
+    "${pgcourier}" status --dir "${tmp}/work" --json >"${tmp}/status.json" 2>/dev/null || true
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["databases"][0].get("replication") or {}
+print(d.get("lag_bytes", -1), int(d.get("apply_bytes_per_second") or 0))' "${tmp}/status.json"
+  }
+  # Seconds until the lag is under 1 MB (at most 600 s; "never" past it).
+  drain() {
+    local began lag _rate
+    began="$(now)"
+    for _ in $(seq 1 3000); do
+      "${pgcourier}" status --dir "${tmp}/work" --json --rate-sample 0 >"${tmp}/status.json" 2>/dev/null || true
+      lag="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["databases"][0].get("replication") or {}
+print(d.get("lag_bytes", -1))' "${tmp}/status.json")"
+      if ((lag >= 0 && lag < 1048576)); then since "${began}"; return; fi
+      sleep 0.2
+    done
+    echo never
+  }
+  subscription="$("${pgcourier}" status --dir "${tmp}/work" --json | python3 -c '
+import json, sys
+print(json.load(sys.stdin)["databases"][0].get("subscription_options") or "")')"
+  echo "==> keep-up steps of ${step_seconds} s: ${steps} (0: unthrottled); subscription: ${subscription}"
+  : >"${tmp}/steps.txt"
+  for step in ${steps}; do
+    drained_before="$(drain)"
+    load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+    limit=()
+    ((step == 0)) || limit=(-R "${step}")
+    "${bindir}/pgbench" -n -c 4 -j 2 "${limit[@]}" -T "${step_seconds}" "${src}/bench" \
+      >"${tmp}/step.log" 2>&1 &
+    pgbench_pid=$!
+    lags=""
+    rates=""
+    while kill -0 "${pgbench_pid}" 2>/dev/null; do
+      sleep 1
+      read -r one_lag one_rate < <(sample)
+      lags="${lags} ${one_lag}"
+      rates="${rates} ${one_rate}"
+    done
+    wait "${pgbench_pid}" || true
+    pgbench_pid=""
+    achieved="$(grep -o 'tps = [0-9.]*' "${tmp}/step.log" | head -n 1 | cut -d ' ' -f 3)"
+    drained_after="$(drain)"
+    load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+    read -r first max last bounded mean_rate < <(python3 -c '
+import sys
+v = [int(x) for x in sys.argv[2].split()]
+r = [int(x) for x in sys.argv[3].split()]
+print(v[0], max(v), v[-1], "yes" if v[-1] <= v[0] + (1 << 20) else "no", sum(r) // len(r))' \
+      "${step}" "${lags}" "${rates}")
+    echo "    rate ${step}: achieved ${achieved:-?} tps; lag ${first} .. ${last} bytes (max ${max}), kept up: ${bounded}; apply ${mean_rate} bytes/s; drained ${drained_after} s after; load ${load_before} -> ${load_after}"
+    echo "${step}|${achieved:-0}|${first}|${max}|${last}|${bounded}|${mean_rate}|${drained_before}|${drained_after}|${load_before}|${load_after}|${lags}" >>"${tmp}/steps.txt"
+  done
+  mkdir -p bench/results
+  out="bench/results/$(date -u +%Y-%m-%d)-keepup-scale${scale}.json"
+  [[ ! -e "${out}" ]] || out="${out%.json}-$(date -u +%H%M).json"
+  python3 - "${out}" "${tmp}/steps.txt" <<PY
+import json, sys
+steps = []
+for line in open(sys.argv[2]):
+    f = line.rstrip("\n").split("|")
+    steps.append({
+        "rate_limit_tps": int(f[0]) or None,
+        "achieved_tps": float(f[1]),
+        "lag_bytes": {"first": int(f[2]), "max": int(f[3]), "last": int(f[4]),
+                      "samples": [int(x) for x in f[11].split()]},
+        "kept_up": f[5] == "yes",
+        "apply_bytes_per_second_mean": int(f[6]),
+        "drain_seconds_before": f[7],
+        "drain_seconds_after": f[8],
+        "load_average_before": f[9],
+        "load_average_after": f[10],
+    })
+kept = [s["achieved_tps"] for s in steps if s["kept_up"]]
+json.dump({
+  "format": "pgcourier.bench.keepup/1",
+  "command": "bench/replication.sh --scale ${scale} --keep-up --steps '${steps}' --step-seconds ${step_seconds}",
+  "machine": "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo)",
+  "commit": "$(git rev-parse --short HEAD)",
+  "subscription": "${subscription}",
+  "steps": steps,
+  "highest_tps_kept_up": max(kept) if kept else None,
+}, open(sys.argv[1], "w"), indent=2)
+print("    highest achieved tps that kept up:", max(kept) if kept else "none")
+PY
+  echo "results: ${out}"
+  exit 0
+fi
 
 # Replication under load for a while (the lag sampled), then the cutover.
 lags=""

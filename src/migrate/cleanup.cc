@@ -105,8 +105,8 @@ void CleanUpDatabase(RecordedMigration& m, const SessionFactory& sessions, const
   }
   if (!src.ok()) {
     outcome.problems.push_back(db.name + " on the source: " + src.status().message() +
-                               "; its slot " + names.slot + " and publication " +
-                               names.publication +
+                               "; its slot " + names.slot + " and publications " +
+                               names.publication + " and " + names.append_publication +
                                " remain: run pgcourier cleanup again when it is reachable "
                                "(a slot left behind keeps WAL on the source)");
   }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "copy/quiet_triggers.h"
 #include "copy/snapshot.h"
 #include "copy/table_copy.h"
+#include "migrate/append_only.h"
 #include "migrate/database_migration.h"
 #include "migrate/recorded_run.h"
 #include "migrate/sessions.h"
@@ -80,6 +82,7 @@ class DatabaseCutover {
   Status CatchUp();
   Status TakeSnapshot();
   Status CopySequences(CutoverDatabase& out);
+  Status CheckAppendOnly(CutoverDatabase& out);
   Status CopyUnreplicated(CutoverDatabase& out);
   Status CopyExtensionRows();
   Status PrepareWayBack();
@@ -116,6 +119,11 @@ class DatabaseCutover {
   bool broke_while_waiting_ = false;
   std::vector<std::string> back_tables_;  // the way back publishes these
   bool back_via_root_ = false;
+  std::string stopped_at_;  // the publisher's clock when writes were stopped
+  // The tables published for inserts and truncates only that saw no update
+  // or delete since the copy (schema.table, quoted): not copied again.
+  std::set<std::string> append_unchanged_;
+  std::map<std::string, std::string> append_why_;  // the others: why copied again
 };
 
 Status DatabaseCutover::ExpectReplication() {
@@ -326,11 +334,13 @@ Status DatabaseCutover::StopWrites(CutoverDatabase& out) {
   // the applications reconnect read-only (their open transactions roll
   // back). Replication's own walsenders are not client backends.
   Result<QueryResult> ended = source_->ExecParams(
-      "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)), count(*) "
+      "SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid)), count(*), "
+      "pg_catalog.statement_timestamp()::text "
       "FROM pg_catalog.pg_stat_activity a WHERE a.datname = $1 "
       "AND a.pid <> pg_catalog.pg_backend_pid() AND a.backend_type = 'client backend'",
       {from_db_});
   if (!ended.ok()) return ended.status().WithContext("ending the " + from_label_ + "'s sessions");
+  stopped_at_ = ended->GetString(0, 2);
   if (ended->GetInt(0, 0) < ended->GetInt(0, 1)) {
     Progress(
         fmt::format("{} of {} open session(s) on the {} could not be ended (no "
@@ -385,14 +395,84 @@ Status DatabaseCutover::CopySequences(CutoverDatabase& out) {
   return Status::Ok();
 }
 
-// The tables the publication left out, large objects, the extensions'
-// configuration rows and materialized views.
+// The tables published for inserts and truncates only (when the
+// subscription takes that publication): which saw no update or delete since
+// the copy, as the source's statistics show once writes have stopped
+// (migrate/append_only.h). Runs before the snapshot: no session of this
+// cutover but source_ is open in the source database. Forward only: the way
+// back has no such publication.
+Status DatabaseCutover::CheckAppendOnly(CutoverDatabase& out) {
+  Result<QueryResult> subscribed = target_->ExecParams(
+      "SELECT $2 = ANY (s.subpublications) FROM pg_catalog.pg_subscription s WHERE s.subname = $1 "
+      "AND s.subdbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = "
+      "pg_catalog.current_database())",
+      {names_.subscription, names_.append_publication});
+  if (!subscribed.ok()) return subscribed.status().WithContext("reading the subscription");
+  if (names_.append_publication.empty() || subscribed->rows() == 0 || !subscribed->GetBool(0, 0)) {
+    return Status::Ok();
+  }
+  Result<CopyCatalog> catalog =
+      ReadCopyCatalog(*source_, migration_.options.filter, Deadline::Never());
+  if (!catalog.ok()) return catalog.status();
+  Result<QueryResult> published = source_->ExecParams(
+      "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1",
+      {names_.append_publication});
+  if (!published.ok()) return published.status();
+  std::set<std::string> in_publication;
+  for (int r = 0; r < published->rows(); ++r) {
+    in_publication.insert(QualifiedName(published->GetString(r, 0), published->GetString(r, 1)));
+  }
+  std::vector<TableToCopy> tables;
+  for (const auto& t : catalog->tables) {
+    const bool published_itself = in_publication.count(t.QualifiedName()) > 0;
+    const bool leaves_published =
+        t.through_root() &&
+        std::all_of(t.partitions.begin(), t.partitions.end(), [&](const auto& l) {
+          return in_publication.count(QualifiedName(l.schema, l.name)) > 0;
+        });
+    if (published_itself || leaves_published) tables.push_back(t);
+  }
+  if (tables.empty()) return Status::Ok();
+  Result<std::string> unsettled =
+      WriteCountersSettled(*source_, stored_.name, stopped_at_, std::chrono::seconds(5));
+  if (!unsettled.ok()) return unsettled.status();
+  Result<std::vector<StoredWriteCounters>> before = record_.store().WriteCounters(stored_.name);
+  if (!before.ok()) return before.status();
+  std::map<std::string, StoredWriteCounters> recorded;
+  for (auto& c : *before) recorded[c.table] = std::move(c);
+  Result<std::vector<StoredWriteCounters>> now =
+      unsettled->empty() ? ReadWriteCounters(*source_, stored_.name, tables)
+                         : std::vector<StoredWriteCounters>();
+  if (!now.ok()) return now.status();
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const std::string name = tables[i].QualifiedName();
+    auto then = recorded.find(name);
+    std::string why = *unsettled;
+    if (why.empty() && then == recorded.end()) why = "no write counters were recorded at the copy";
+    if (why.empty()) why = WhyNotUnchanged(then->second, (*now)[i]);
+    if (why.empty()) {
+      append_unchanged_.insert(name);
+      out.append_only.push_back(
+          {tables[i].Display(), false, "no update or delete on the source since the copy"});
+      Progress(tables[i].Display() +
+               " (inserts and truncates replicated): no update or delete since the copy, not "
+               "copied again");
+    } else {
+      append_why_[name] = why;
+    }
+  }
+  return Status::Ok();
+}
+
+// The tables the publications left out (or the append-only ones not shown
+// unchanged), large objects, the extensions' configuration rows and
+// materialized views.
 Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
   Result<QueryResult> published = snapshot_->conn().ExecParams(
       "SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1",
       {names_.publication});
   if (!published.ok()) return published.status();
-  std::set<std::string> carried;
+  std::set<std::string> carried = append_unchanged_;
   for (int r = 0; r < published->rows(); ++r) {
     carried.insert(QualifiedName(published->GetString(r, 0), published->GetString(r, 1)));
   }
@@ -419,7 +499,14 @@ Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
                   Deadline::Never(), q);
     if (!copied.ok()) return copied.status();
     ++out.tables_recopied;
-    Progress(fmt::format("{} (not replicated) copied again: {} rows{}", table.Display(),
+    auto append = append_why_.find(table.QualifiedName());
+    if (append != append_why_.end()) {
+      out.append_only.push_back({table.Display(), true, append->second});
+    }
+    Progress(fmt::format("{} ({}) copied again: {} rows{}", table.Display(),
+                         append == append_why_.end()
+                             ? "not replicated"
+                             : "inserts and truncates replicated; " + append->second,
                          copied->rows, q.how.empty() ? "" : " (" + q.how + ")"));
   }
   if (!catalog_.large_objects.empty()) {
@@ -693,6 +780,12 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
   }
   PGC_RETURN_IF_ERROR(caught_up);
   timed(out.window, "catching up");
+  if (forward_) {
+    // The way back publishes no table without replica identity: a rollback
+    // copies those back in its unreplicated copy.
+    PGC_RETURN_IF_ERROR(CheckAppendOnly(out));
+    timed(out.window, "write counters");
+  }
   PGC_RETURN_IF_ERROR(TakeSnapshot());
   timed(out.window, "snapshot");
   PGC_RETURN_IF_ERROR(CopySequences(out));

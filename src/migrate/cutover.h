@@ -2,7 +2,9 @@
 // "syncing") of the run in a work directory. Inside the write-stop window:
 // optionally stops the source's writes, waits until the target applied every
 // change, copies what logical replication does not carry (sequences, tables
-// without replica identity, large objects, materialized views), compares the
+// without replica identity that were not published, or were published for
+// inserts and truncates only and may have seen an update or delete, large
+// objects, materialized views), compares the
 // sequences, and holds a snapshot of each side: the switch moment, where the
 // window ends and the target is the primary. After it: removes the
 // replication objects and what was changed for them, and verifies everything
@@ -48,7 +50,9 @@ struct CutoverOptions {
 };
 
 // One timed phase of a cutover. Inside the write-stop window: "stopping
-// writes" (with --stop-source-writes), "catching up", "snapshot",
+// writes" (with --stop-source-writes), "catching up", "write counters"
+// (whether the tables replicated for inserts and truncates only saw an
+// update or delete, migrate/append_only.h), "snapshot",
 // "sequences", "unreplicated copy" (tables not replicated, large objects,
 // extensions' configuration rows, materialized views), "way back
 // publication" (with --keep-rollback: publication and slot on the target),
@@ -58,7 +62,9 @@ struct CutoverOptions {
 // A rollback has the same phases with the roles swapped (the target's
 // writes stopped, the old source catching up and getting what replication
 // does not carry), "opening writes" (the old source made writable again)
-// after "switch" inside its window, and no way back phases.
+// after "switch" inside its window, and no way back phases; it has no
+// "write counters" either (the way back publishes no table without replica
+// identity: those are all copied back in its "unreplicated copy").
 // The phases are recorded as steps of kind phase named kCutoverPhasePrefix
 // (kRollbackPhasePrefix) + name, their part saying on which side of the
 // switch moment; those of a cutover run again replace the earlier attempt's.
@@ -66,6 +72,14 @@ inline constexpr const char* kCutoverPhasePrefix = "cutover: ";
 inline constexpr const char* kRollbackPhasePrefix = "rollback: ";
 inline constexpr const char* kCutoverWindowPart = "writes stopped";
 inline constexpr const char* kCutoverAfterPart = "after the switch";
+
+// A table without replica identity that replication carried for inserts
+// and truncates only: copied again inside the window, or not, and why.
+struct AppendOnlyTable {
+  std::string table;  // schema.table
+  bool recopied = false;
+  std::string why;
+};
 
 struct CutoverPhase {
   std::string name;
@@ -97,7 +111,10 @@ struct CutoverDatabase {
   // How to make the side whose writes were stopped writable again (the
   // source; the target for a rollback).
   std::string undo;
-  int64_t tables_recopied = 0;  // left out of replication, copied again
+  // Left out of replication, or (forward only) append-only and changed:
+  // copied again.
+  int64_t tables_recopied = 0;
+  std::vector<AppendOnlyTable> append_only;  // each one, recopied or not (forward only)
   int64_t sequences = 0;
   std::vector<std::string> removed;  // replication objects dropped
   // With --keep-rollback: the old source follows the target (the

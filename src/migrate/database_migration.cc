@@ -9,6 +9,7 @@
 #include "copy/database_objects.h"
 #include "copy/extension_config.h"
 #include "copy/progress_marks.h"
+#include "migrate/append_only.h"
 #include "migrate/data_phase.h"
 #include "migrate/disk_full.h"
 #include "migrate/lock_waits.h"
@@ -159,6 +160,8 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   Result<CopyCatalog> now = ReadCopyCatalog(holder, options_.filter, Deadline::Never());
   if (!now.ok()) return now.status();
   std::vector<std::string> published;
+  std::vector<std::string> append_only;
+  std::vector<TableToCopy> counted;
   bool via_root = false;
   for (const auto& t : now->tables) {
     if (!t.replicable && !t.unlogged && options_.replica_identity_full) {
@@ -177,6 +180,10 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
       published.push_back(t.QualifiedName());
     } else if (t.replicable) {
       published.push_back(t.QualifiedName());
+    } else if (!t.unlogged) {
+      // Inserts and truncates only (replication/replication.h).
+      append_only.push_back(t.QualifiedName());
+      counted.push_back(t);
     } else {
       continue;
     }
@@ -186,6 +193,16 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   // applies it: the check's estimate of how much, said again here.
   const std::string wal_warning = WalRetentionWarning(*run_.check);
   if (!wal_warning.empty()) Progress("snapshot", "WARNING: " + wal_warning);
+  // Read before the snapshot: every update or delete after it is counted
+  // after this reading (migrate/append_only.h).
+  std::vector<StoredWriteCounters> counters;
+  if (WriteCountersUsable(holder)) {
+    Result<std::vector<StoredWriteCounters>> read =
+        ReadWriteCounters(holder, outcome_.name, counted);
+    if (!read.ok()) return read.status();
+    counters = std::move(*read);
+  }
+  PGC_RETURN_IF_ERROR(record_.store().PutWriteCounters(outcome_.name, counters));
   // The slot waits for the transactions open on the source: said in the
   // progress and in status (the database's hint) while it lasts, and
   // bounded by --lock-timeout.
@@ -200,15 +217,21 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
                 EndTransactionsHint(open) + ") or wait";
     });
   };
-  Result<std::string> id = StartReplication(sessions_.source().WithDatabase(outcome_.name), holder,
-                                            names_, published, sessions_.BareOptions("source"),
-                                            record_.ChangeRecorder(Side::kSource), wait, via_root);
+  Result<std::string> id = StartReplication(
+      sessions_.source().WithDatabase(outcome_.name), holder, names_, published, append_only,
+      sessions_.BareOptions("source"), record_.ChangeRecorder(Side::kSource), wait, via_root);
   if (!record_.Get().hint.empty()) {
     record_.Update([](StoredDatabase& db) { db.hint.clear(); });
   }
   if (!id.ok()) return id.status();
-  Progress("snapshot", fmt::format("publication {} of {} table(s) and slot {} created{}",
-                                   names_.publication, published.size(), names_.slot,
+  Progress("snapshot", fmt::format("publication {} of {} table(s){} and slot {} created{}",
+                                   names_.publication, published.size(),
+                                   append_only.empty()
+                                       ? ""
+                                       : fmt::format(", {} of {} table(s) without replica "
+                                                     "identity (inserts and truncates only)",
+                                                     names_.append_publication, append_only.size()),
+                                   names_.slot,
                                    via_root ? " (partition trees loaded through their root are "
                                               "published through it: publish_via_partition_root)"
                                             : ""));

@@ -82,29 +82,57 @@ Status FreeSlot(Connection& source, const std::string& slot) {
                 "pgcourier cleanup again");
 }
 
-}  // namespace
-
-ReplicationNames NamesFor(const std::string& run_id, int index) {
-  const std::string base = "pgcourier_" + run_id;
-  return {base, fmt::format("{}_{}", base, index), base};
-}
-
-ReplicationNames RollbackNamesFor(const std::string& run_id, int index) {
-  const std::string base = "pgcourier_" + run_id;
-  return {base + "_back", fmt::format("{}_{}_back", base, index), base + "_back"};
-}
-
-std::string PublicationStatement(const std::string& name, const std::vector<std::string>& tables,
-                                 bool via_partition_root) {
+// CREATE PUBLICATION `name` of `tables` (quoted, qualified), `with` its
+// options (or none).
+std::string PublicationWithOptions(const std::string& name, const std::vector<std::string>& tables,
+                                   const std::string& with) {
   std::string publication = "CREATE PUBLICATION " + QuoteIdent(name);
   if (!tables.empty()) {
     publication += " FOR TABLE ";
     for (size_t i = 0; i < tables.size(); ++i) {
-      publication += (i > 0 ? ", ONLY " : "ONLY ") + tables[i];
+      if (i > 0) publication += ", ";
+      publication += "ONLY " + tables[i];
     }
   }
-  if (via_partition_root) publication += " WITH (publish_via_partition_root = true)";
+  if (!with.empty()) publication += " WITH (" + with + ")";
   return publication;
+}
+
+// Drops the run's publications on `conn` (of the `side` named) where they
+// exist, adding each one dropped to `removed`.
+Status DropPublications(Connection& conn, const ReplicationNames& names, const std::string& side,
+                        std::vector<std::string>& removed) {
+  for (const std::string* name : {&names.publication, &names.append_publication}) {
+    if (name->empty()) continue;
+    Result<QueryResult> pub =
+        conn.ExecParams("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {*name});
+    if (!pub.ok()) return pub.status().WithContext("looking for a publication on the " + side);
+    if (pub->rows() == 0) continue;
+    PGC_RETURN_IF_ERROR(conn.Run("DROP PUBLICATION " + QuoteIdent(*name))
+                            .WithContext("dropping the publication " + *name + " on the " + side));
+    removed.push_back("publication " + *name + " (" + side + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+ReplicationNames NamesFor(const std::string& run_id, int index) {
+  const std::string base = "pgcourier_" + run_id;
+  return {base, fmt::format("{}_{}", base, index), base, base + "_append"};
+}
+
+ReplicationNames RollbackNamesFor(const std::string& run_id, int index) {
+  const std::string base = "pgcourier_" + run_id;
+  // No append-only publication: the way back publishes only tables with a
+  // replica identity; cutover copies the others back inside its window.
+  return {base + "_back", fmt::format("{}_{}_back", base, index), base + "_back", ""};
+}
+
+std::string PublicationStatement(const std::string& name, const std::vector<std::string>& tables,
+                                 bool via_partition_root) {
+  return PublicationWithOptions(name, tables,
+                                via_partition_root ? "publish_via_partition_root = true" : "");
 }
 
 Status CreatePublicationAndSlot(Connection& conn, const ReplicationNames& names,
@@ -130,28 +158,22 @@ Status CreatePublicationAndSlot(Connection& conn, const ReplicationNames& names,
 }
 
 bool IsRunObjectName(const std::string& name) {
-  static const std::regex kRunObject("^pgcourier_[0-9a-f]+$");
+  static const std::regex kRunObject("^pgcourier_[0-9a-f]+(_append)?$");
   return std::regex_match(name, kRunObject);
 }
 
 Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
+                                     const std::vector<std::string>& append_only,
                                      const ConnectOptions& connect,
                                      const RecordChangeFn& record_change, const SlotWait& slot_wait,
                                      bool via_partition_root) {
-  // The publication first: the slot decodes with the catalog as of its
-  // starting point, which must already hold it.
-  std::string publication = "CREATE PUBLICATION " + QuoteIdent(names.publication);
-  if (!tables.empty()) {
-    publication += " FOR TABLE ";
-    for (size_t i = 0; i < tables.size(); ++i) {
-      if (i > 0) publication += ", ";
-      publication += "ONLY " + tables[i];
-    }
-  }
-  if (via_partition_root) publication += " WITH (publish_via_partition_root = true)";
-  Status published = holder.Run(publication);
+  // The publications first: the slot decodes with the catalog as of its
+  // starting point, which must already hold them.
+  const std::string via_root = via_partition_root ? "publish_via_partition_root = true" : "";
+  Status published = holder.Run(PublicationWithOptions(names.publication, tables, via_root));
+  const bool direct = published.ok();
   if (!published.ok() && published.sqlstate() == "42501" && via_partition_root) {
     return Status(StatusCode::kFailedPrecondition,
                   "publishing a partition tree through its root needs "
@@ -187,6 +209,14 @@ Result<std::string> StartReplication(const ConnInfo& source_db, Connection& hold
                     .status();
   }
   if (!published.ok()) return published.WithContext("creating the publication on the source");
+  if (direct && !append_only.empty()) {
+    PGC_RETURN_IF_ERROR(
+        holder
+            .Run(PublicationWithOptions(
+                names.append_publication, append_only,
+                "publish = 'insert, truncate'" + (via_root.empty() ? "" : ", " + via_root)))
+            .WithContext("creating the publication of the tables without replica identity"));
+  }
 
   ConnectOptions replication_connect = connect;
   // No SQL before the slot; it moves no value either.
@@ -224,7 +254,8 @@ constexpr const char* kColumnTypeJoins =
     "AND d.objid = coalesce(e.oid, t.oid) AND d.deptype = 'e' "
     "LEFT JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid ";
 
-// The published columns of `names.publication` with their types as the
+// The published columns of `names.publication` (and of the append-only
+// publication, where the names have one) with their types as the
 // source has them, binary meaning send and receive.
 Result<std::vector<PublishedColumnType>> PublishedColumnTypes(Connection& source,
                                                               const ReplicationNames& names) {
@@ -239,8 +270,8 @@ Result<std::vector<PublishedColumnType>> PublishedColumnTypes(Connection& source
                   "AND c.relname = pt.tablename "
                   "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
                   "AND NOT a.attisdropped ") +
-          kColumnTypeJoins + "WHERE pt.pubname = $1 ORDER BY 1, 2, a.attnum",
-      {names.publication});
+          kColumnTypeJoins + "WHERE pt.pubname IN ($1, $2) ORDER BY 1, 2, a.attnum",
+      {names.publication, names.append_publication});
   if (!types.ok()) return types.status().WithContext("reading the published column types");
   std::vector<PublishedColumnType> out;
   out.reserve(static_cast<size_t>(types->rows()));
@@ -386,6 +417,13 @@ Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& s
   const bool may_subscribe = rights->rows() > 0 && rights->GetBool(0, 1);
   Status created =
       Status(StatusCode::kServerError, "permission denied to create subscription", "", "42501");
+  std::string publications = QuoteIdent(names.publication);
+  if (!names.append_publication.empty()) {
+    Result<QueryResult> append = source.ExecParams(
+        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.append_publication});
+    if (!append.ok()) return append.status().WithContext("looking for the append-only publication");
+    if (append->rows() > 0) publications += ", " + QuoteIdent(names.append_publication);
+  }
   if (may_subscribe) {
     if (superuser) {
       (void)target.Run("SET log_statement = 'none'; SET log_min_error_statement = 'panic'");
@@ -393,7 +431,7 @@ Result<SubscriptionOptions> CreateSubscription(Connection& target, Connection& s
     created = target.Run(fmt::format(
         "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
         "slot_name = {}, copy_data = false, enabled = true{}{}{})",
-        QuoteIdent(names.subscription), QuoteLiteral(conninfo), QuoteIdent(names.publication),
+        QuoteIdent(names.subscription), QuoteLiteral(conninfo), publications,
         QuoteLiteral(names.slot), with.binary ? ", binary = true" : "",
         with.streaming.empty() ? "" : ", streaming = " + with.streaming,
         with.origin_none ? ", origin = none" : ""));
@@ -560,14 +598,7 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
           target->Run("DROP SUBSCRIPTION " + name).WithContext("dropping the subscription"));
       removed.push_back("subscription " + names.subscription + " (target)");
     }
-    Result<QueryResult> pub = target->ExecParams(
-        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.publication});
-    if (!pub.ok()) return pub.status().WithContext("looking for a publication on the target");
-    if (pub->rows() > 0) {
-      PGC_RETURN_IF_ERROR(target->Run("DROP PUBLICATION " + QuoteIdent(names.publication))
-                              .WithContext("dropping the publication on the target"));
-      removed.push_back("publication " + names.publication + " (target)");
-    }
+    PGC_RETURN_IF_ERROR(DropPublications(*target, names, "target", removed));
   }
   if (source != nullptr) {
     // A slot still in use by a walsender (the subscription's, until it
@@ -591,14 +622,7 @@ Result<std::vector<std::string>> DropReplication(Connection* source, Connection*
       if (attempt >= 50) return dropped.status().WithContext("dropping the replication slot");
       SleepFor(std::chrono::milliseconds(100), nullptr);
     }
-    Result<QueryResult> pub = source->ExecParams(
-        "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", {names.publication});
-    if (!pub.ok()) return pub.status().WithContext("looking for the publication");
-    if (pub->rows() > 0) {
-      PGC_RETURN_IF_ERROR(source->Run("DROP PUBLICATION " + QuoteIdent(names.publication))
-                              .WithContext("dropping the publication"));
-      removed.push_back("publication " + names.publication + " (source)");
-    }
+    PGC_RETURN_IF_ERROR(DropPublications(*source, names, "source", removed));
   }
   return removed;
 }

@@ -32,6 +32,11 @@ struct ReplicationNames {
   std::string publication;   // in the publisher's database
   std::string slot;          // on the publisher's server
   std::string subscription;  // in the subscriber's database
+  // In the publisher's database: the tables without replica identity,
+  // published for inserts and truncates only (see StartReplication). Empty
+  // on the way back (RollbackNamesFor), which publishes only tables with a
+  // replica identity, and in names built by hand, which then have none.
+  std::string append_publication;
 };
 
 // Records a change pgcourier is about to make to a server besides its
@@ -69,8 +74,9 @@ Status CreatePublicationAndSlot(Connection& conn, const ReplicationNames& names,
                                 Deadline deadline);
 
 // Whether `name` has the form of a publication (or subscription) of some
-// pgcourier run ("pgcourier_" and a run id): pgcourier's own, never the
-// user's, whichever run made it.
+// pgcourier run ("pgcourier_" and a run id, for the append-only publication
+// followed by "_append"): pgcourier's own, never the user's, whichever run
+// made it.
 bool IsRunObjectName(const std::string& name);
 
 // The source side of a zero-gap start: the publication of `tables` (quoted,
@@ -78,7 +84,18 @@ bool IsRunObjectName(const std::string& name);
 // created on a replication connection that exports its snapshot. The
 // snapshot is imported and exported again on `holder` (a connection to the
 // database, whose transaction then keeps it), so the replication connection
-// can close. Returns the snapshot id to copy at. The slot's creation waits
+// can close. Returns the snapshot id to copy at.
+//
+// `append_only` (quoted, qualified): tables without replica identity, which
+// replication cannot update or delete in. They are published in a
+// publication of their own (`names.append_publication`) WITH (publish =
+// 'insert, truncate'): their inserts and truncates reach the target, and
+// the application's UPDATE and DELETE on them still succeed on the source
+// (PostgreSQL refuses those only for tables published for updates or
+// deletes). An update or delete there is not carried: cutover finds out
+// whether one happened and copies such a table again (migrate/cutover.h).
+// None is made when `append_only` is empty, or when the user publishes
+// through aiven_extras (then cutover copies those tables again). The slot's creation waits
 // for the transactions open on the source, named and bounded as `slot_wait`
 // says (replication/slot.h; `holder` reads them meanwhile).
 //
@@ -99,6 +116,7 @@ bool IsRunObjectName(const std::string& name);
 Result<std::string> StartReplication(const ConnInfo& source_db, Connection& holder,
                                      const ReplicationNames& names,
                                      const std::vector<std::string>& tables,
+                                     const std::vector<std::string>& append_only,
                                      const ConnectOptions& connect,
                                      const RecordChangeFn& record_change, const SlotWait& slot_wait,
                                      bool via_partition_root = false);
@@ -156,7 +174,9 @@ Result<SubscriptionOptions> ChooseSubscriptionOptions(Connection& target, Connec
                                                       const ReplicationNames& names);
 
 // The subscription on the target (its current database), using the existing
-// slot and copying nothing: changes after the snapshot stream in. `source`
+// slot and copying nothing: changes after the snapshot stream in. It
+// subscribes to the append-only publication too when the source has it
+// (not through aiven_extras, whose function takes one publication). `source`
 // is a live connection to the source database, whose effective parameters
 // (with the password) the subscription connects with; `given` is the source
 // as the user gave it (files such as sslrootcert are passed on only when it
@@ -200,7 +220,7 @@ Status WaitApplied(Connection& source, const ReplicationNames& names, const std:
                    const std::function<Status()>& check = nullptr,
                    std::chrono::milliseconds check_every = std::chrono::seconds(5));
 
-// Removes the subscription (target), slot and publication (source) when they
+// Removes the subscription (target), slot and publications (source) when they
 // exist, and returns what it removed; also a publication of the same name on
 // the target (one that came in with the schema of an earlier version). The subscription is detached
 // from its slot first, so it can be dropped when the source is unreachable. Safe on any partial

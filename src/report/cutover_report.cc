@@ -25,6 +25,14 @@ nlohmann::json PhasesJson(const std::vector<CutoverPhase>& phases) {
   return out;
 }
 
+nlohmann::json AppendOnlyJson(const std::vector<AppendOnlyTable>& tables) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : tables) {
+    out.push_back({{"table", t.table}, {"recopied", t.recopied}, {"why", t.why}});
+  }
+  return out;
+}
+
 // The text of a cutover, or of a rollback (the same phases with the roles
 // swapped).
 std::string RenderText(const CutoverOutcome& outcome, bool rollback) {
@@ -34,11 +42,14 @@ std::string RenderText(const CutoverOutcome& outcome, bool rollback) {
     if (!db.error.empty()) text += "  error: " + db.error + "\n";
     if (!db.hint.empty()) text += "  -> " + db.hint + "\n";
     if (db.switched) {
-      text += fmt::format(
-          "  writes stopped for {:.1f} s ({}); {} sequence(s) synced, {} table(s) not "
-          "replicated copied {}\n",
-          db.writes_stopped_seconds, PhasesText(db.window), db.sequences, db.tables_recopied,
-          rollback ? "back" : "again");
+      text +=
+          fmt::format("  writes stopped for {:.1f} s ({}); {} sequence(s) synced, {} table(s) {}\n",
+                      db.writes_stopped_seconds, PhasesText(db.window), db.sequences,
+                      db.tables_recopied, rollback ? "not replicated copied back" : "copied again");
+      for (const auto& t : db.append_only) {
+        text += fmt::format("  {} (inserts and truncates replicated): {}: {}\n", t.table,
+                            t.recopied ? "copied again" : "not copied again", t.why);
+      }
       text += "  after the switch moment: " + PhasesText(db.after) + "\n";
       for (const auto& r : db.removed) text += "  removed " + r + "\n";
       if (db.rollback_kept) {
@@ -97,6 +108,7 @@ nlohmann::json ToJson(const CutoverOutcome& outcome, const char* format) {
                    {"after_switch", PhasesJson(db.after)},
                    {"undo", NullIfEmpty(db.undo)},
                    {"tables_recopied", db.tables_recopied},
+                   {"append_only", AppendOnlyJson(db.append_only)},
                    {"sequences", db.sequences},
                    {"removed", db.removed},
                    {"rollback_kept", db.rollback_kept},

@@ -16,7 +16,9 @@ namespace pgcourier {
 // "  -> <hint>" when set; for a database that reached the switch moment, how
 // long writes were stopped with the phases of the window ("stopping writes
 // 0.1 s, catching up 0.4 s, ..."), the sequences synced and the tables copied
-// again, the phases after the switch, one "  removed <object>" line per
+// again, one line per table replicated for inserts and truncates only ("  <table>
+// (inserts and truncates replicated): copied again: <why>", or "not copied
+// again"), the phases after the switch, one "  removed <object>" line per
 // replication object dropped, and its verification at the switch moment
 // (RenderVerifyDatabaseText; headed in capitals when it found differences);
 // with --keep-rollback "  way back kept: ..." with the way back's
@@ -31,7 +33,9 @@ std::string RenderCutoverText(const CutoverOutcome& outcome);
 // {format: "pgcourier.cutover/1", ok,
 //  databases: [{dbname, target_dbname, status, error, hint,
 //    switched, writes_stopped_seconds, window: [{phase, seconds}],
-//    after_switch: [{phase, seconds}], undo, tables_recopied, sequences, removed,
+//    after_switch: [{phase, seconds}], undo, tables_recopied,
+//    append_only: [{table, recopied, why}] (the tables replicated for inserts
+//    and truncates only; always empty in a rollback), sequences, removed,
 //    rollback_kept, rollback_options,
 //    verification: <one database of pgcourier.verify/1>}]}
 // Empty error, hint and undo are null, and so is a verification not made.

@@ -112,6 +112,25 @@ CREATE TABLE IF NOT EXISTS rollbacks (
 PRAGMA user_version = 4;
 )sql";
 
+// Version 5 adds, per replicating database and table published for inserts
+// and truncates only (no replica identity), the source's update and delete
+// counters when the copy's snapshot was taken: cutover copies again a table
+// whose counters moved since. Two builds each wrote a version 4 holding only
+// one of the rollbacks and write_counters tables; both statements create
+// only what is missing, so either kind of version 4 reaches version 5.
+constexpr const char* kSchemaV5 = R"sql(
+CREATE TABLE IF NOT EXISTS write_counters (
+  db_name TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  relids TEXT NOT NULL,
+  changes INTEGER NOT NULL,
+  stats_reset TEXT NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY (db_name, table_name)
+) STRICT;
+PRAGMA user_version = 5;
+)sql";
+
 }  // namespace
 
 Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
@@ -152,6 +171,7 @@ Status UpgradeCatalog(sqlite3* db, const std::string& path, int version) {
   if (version < 2) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV2));
   if (version < 3) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
   PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV4));
+  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV5));
   return txn->Commit();
 }
 

@@ -653,6 +653,16 @@ Result<StoredErrorBaseline> StateStore::ErrorBaseline(const std::string& databas
   return out;
 }
 
+// A version 4 catalog holds either the rollbacks or the write_counters table
+// (two builds numbered their additions 4); a read-only open does not upgrade
+// it, so reads of those tables ask first. Version 5 holds both. mu_ held.
+bool StateStore::HasTable(const char* name) {
+  if (version_ >= 5) return true;
+  SqliteStatement stmt(db_, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  stmt.Bind(1, std::string(name));
+  return stmt.Step() == SQLITE_ROW;
+}
+
 Status StateStore::PutRollback(const StoredRollback& rollback) {
   if (lock_fd_ < 0) return ReadOnlyError(path_);
   std::lock_guard<std::mutex> guard(mu_);
@@ -679,7 +689,7 @@ Status StateStore::PutRollback(const StoredRollback& rollback) {
 Result<std::optional<StoredRollback>> StateStore::Rollback(const std::string& database) {
   std::lock_guard<std::mutex> guard(mu_);
   std::optional<StoredRollback> out;
-  if (!has_schema_ || version_ < 4) return out;
+  if (!has_schema_ || version_ < 4 || !HasTable("rollbacks")) return out;
   SqliteStatement stmt(db_,
                        "SELECT state, publication, slot, subscription, recorded_at FROM rollbacks "
                        "WHERE db_name = ?1");
@@ -694,6 +704,61 @@ Result<std::optional<StoredRollback>> StateStore::Rollback(const std::string& da
   }
   if (rc != SQLITE_DONE) {
     return SqliteError(db_, path_, rc, fmt::format("cannot read the way back of {}", database));
+  }
+  return out;
+}
+
+Status StateStore::PutWriteCounters(const std::string& database,
+                                    const std::vector<StoredWriteCounters>& counters) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  {
+    SqliteStatement clear(db_, "DELETE FROM write_counters WHERE db_name = ?1");
+    clear.Bind(1, database);
+    const int rc = clear.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, path_, rc,
+                         fmt::format("cannot record the write counters of {}", database));
+    }
+  }
+  const std::string now = NowUtc();
+  for (const auto& c : counters) {
+    SqliteStatement stmt(db_,
+                         "INSERT INTO write_counters (db_name, table_name, relids, changes, "
+                         "stats_reset, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    stmt.Bind(1, database);
+    stmt.Bind(2, c.table);
+    stmt.Bind(3, c.relids);
+    stmt.Bind(4, c.changes);
+    stmt.Bind(5, c.stats_reset);
+    stmt.Bind(6, now);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, path_, rc,
+                         fmt::format("cannot record the write counters of {}", c.table));
+    }
+  }
+  return txn->Commit();
+}
+
+Result<std::vector<StoredWriteCounters>> StateStore::WriteCounters(const std::string& database) {
+  std::lock_guard<std::mutex> guard(mu_);
+  std::vector<StoredWriteCounters> out;
+  if (!has_schema_ || version_ < 4 || !HasTable("write_counters")) return out;
+  SqliteStatement stmt(db_,
+                       "SELECT table_name, relids, changes, stats_reset FROM write_counters "
+                       "WHERE db_name = ?1 ORDER BY table_name");
+  stmt.Bind(1, database);
+  int rc = stmt.Step();
+  while (rc == SQLITE_ROW) {
+    out.push_back({database, stmt.Text(0), stmt.Text(1), stmt.Int(2), stmt.Text(3)});
+    rc = stmt.Step();
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc,
+                       fmt::format("cannot read the write counters of {}", database));
   }
   return out;
 }

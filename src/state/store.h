@@ -123,6 +123,22 @@ struct StoredRollback {
   std::string recorded_at;
 };
 
+// A table without replica identity, published for inserts and truncates
+// only, as its source statistics stood just before the copy's snapshot
+// (PostgreSQL 15+ sources): the updates and deletes counted on it
+// (pg_stat_user_tables n_tup_upd + n_tup_del, summed over the partitions of
+// a tree loaded through its root), the relations counted with their storage
+// (a rewrite, such as ALTER COLUMN ... TYPE ... USING, changes values
+// without counting updates), and the statistics' reset times. Cutover compares them to the same
+// reading once writes have stopped.
+struct StoredWriteCounters {
+  std::string database;  // source name
+  std::string table;     // quoted, qualified
+  std::string relids;    // the relations counted, "oid:filenode" comma-separated
+  int64_t changes = 0;
+  std::string stats_reset;
+};
+
 class StateStore {
  public:
   // Opens <dir>/pgcourier.db for a run (creating the directory and the file
@@ -180,6 +196,13 @@ class StateStore {
   Status PutRollback(const StoredRollback& rollback);
   Result<std::optional<StoredRollback>> Rollback(const std::string& database);
 
+  // The write counters of a database's append-only tables (see
+  // StoredWriteCounters): Put replaces all of the database's; none read when
+  // none were recorded.
+  Status PutWriteCounters(const std::string& database,
+                          const std::vector<StoredWriteCounters>& counters);
+  Result<std::vector<StoredWriteCounters>> WriteCounters(const std::string& database);
+
   const std::string& path() const { return path_; }
 
   // True when a live process holds <dir>/lock (a run is going on there).
@@ -187,13 +210,14 @@ class StateStore {
   static bool RunIsLive(const std::string& dir);
 
   // The schema version this build reads and writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
  private:
   StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);
   Status Exec(const char* sql);               // statements without values; mu_ held
   Status TouchRun();                          // run.updated_at = now; mu_ held
   Status InsertStep(const StoredStep& step);  // insert or replace; mu_ held
+  bool HasTable(const char* name);            // in the catalog; mu_ held
 
   std::mutex mu_;  // around every use of db_
   sqlite3* db_;

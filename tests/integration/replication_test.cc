@@ -204,8 +204,13 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   EXPECT_TRUE(cutover->ok());
   EXPECT_GT(writes(), before + 100);
   EXPECT_FALSE(done.undo.empty());
-  EXPECT_EQ(done.tables_recopied, 1) << "public.no_pk, which replication does not carry";
-  EXPECT_EQ(done.removed.size(), 3u);
+  // public.no_pk has no key: its inserts were replicated, and it saw no
+  // update or delete, so it is not copied again.
+  EXPECT_EQ(done.tables_recopied, 0);
+  ASSERT_EQ(done.append_only.size(), 1u);
+  EXPECT_EQ(done.append_only[0].table, "public.no_pk");
+  EXPECT_FALSE(done.append_only[0].recopied) << done.append_only[0].why;
+  EXPECT_EQ(done.removed.size(), 4u);
   ASSERT_TRUE(done.verification.has_value());
   EXPECT_TRUE(done.verification->ok());
   // The write-stop window's phases, then what came after the switch.
@@ -214,8 +219,9 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
   std::vector<std::string> after;
   for (const auto& p : done.window) window.push_back(p.name);
   for (const auto& p : done.after) after.push_back(p.name);
-  EXPECT_EQ(window, (std::vector<std::string>{"stopping writes", "catching up", "snapshot",
-                                              "sequences", "unreplicated copy", "switch"}));
+  EXPECT_EQ(window,
+            (std::vector<std::string>{"stopping writes", "catching up", "write counters",
+                                      "snapshot", "sequences", "unreplicated copy", "switch"}));
   EXPECT_EQ(after, (std::vector<std::string>{"removing replication", "verification"}));
   EXPECT_GT(done.writes_stopped_seconds, 0);
   // status shows the subscription's options and the last cutover's phases.
@@ -225,7 +231,7 @@ TEST_F(ReplicationTest, WritesDuringTheCopyAndSyncAllArriveAndCutoverLeavesNothi
     EXPECT_EQ(view->subscription_options["shop"], target_->major() >= 16
                                                       ? "binary = true, streaming = parallel"
                                                       : "binary = true, streaming = on");
-    EXPECT_EQ(view->cutover_phases["shop"].size(), 8u);
+    EXPECT_EQ(view->cutover_phases["shop"].size(), 9u);
   }
   // The application's row is there; without it, the two are equal.
   EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 900000"), "after the switch");
@@ -285,7 +291,7 @@ TEST_F(ReplicationTest, CutoverReportsADifferenceAtTheSwitchMoment) {
   const nlohmann::json& db = json["databases"][0];
   EXPECT_EQ(db["status"], "failed");
   EXPECT_EQ(db["switched"], true);
-  EXPECT_EQ(db["window"].size(), 6u) << db.dump(2);
+  EXPECT_EQ(db["window"].size(), 7u) << db.dump(2);
   EXPECT_EQ(db["after_switch"].back()["phase"], "verification") << db.dump(2);
   const std::string error = db["error"].is_string() ? db["error"].get<std::string>() : "";
   EXPECT_EQ(error.rfind("NOT VERIFIED: verified at the switch moment, the target differs", 0), 0u)
@@ -308,7 +314,7 @@ TEST_F(ReplicationTest, CutoverReportsADifferenceAtTheSwitchMoment) {
 TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
-  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "2");
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_subscription", "postgres"), "1");
   // status shows the replication: every published table ready, in sync.
   bool in_sync = false;
@@ -319,7 +325,7 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
     ASSERT_EQ(view->replication.count("shop"), 1u);
     const ReplicationView& r = view->replication.at("shop");
     EXPECT_TRUE(r.error.empty()) << r.error;
-    EXPECT_EQ(r.lag.tables.size(), 2u) << "accounts and events; not no_pk";
+    EXPECT_EQ(r.lag.tables.size(), 3u) << "accounts, events and no_pk (inserts and truncates)";
     in_sync = r.in_sync;
     if (in_sync) {
       nlohmann::json json = StatusJson(*view, false);
@@ -332,10 +338,14 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
     }
   }
   EXPECT_TRUE(in_sync);
-  // Tables without a replica identity are not published: their UPDATE and
-  // DELETE keep working on the source.
-  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication_tables WHERE tablename = 'no_pk'"), "0");
+  // Tables without a replica identity are published for inserts and
+  // truncates only: their UPDATE and DELETE keep working on the source.
+  EXPECT_EQ(OnSource("SELECT string_agg(p.pubname, ',') FROM pg_publication_tables t "
+                     "JOIN pg_publication p USING (pubname) WHERE t.tablename = 'no_pk' "
+                     "AND p.pubinsert AND p.pubtruncate AND NOT p.pubupdate AND NOT p.pubdelete"),
+            NamesFor(RunId(), 0).append_publication);
   EXPECT_TRUE(source_->Sql("UPDATE public.no_pk SET v = v || '!'", "shop").ok());
+  EXPECT_TRUE(source_->Sql("DELETE FROM public.no_pk WHERE v = 'row 9!'", "shop").ok());
 
   // A cutover that stops writes and then times out (the target applies
   // nothing: a session holds the table there; the replication itself is
@@ -362,7 +372,7 @@ TEST_F(ReplicationTest, CleanupRemovesEverythingAtAnyTimeAndAgain) {
   clean.work_dir = dir_;
   Result<CleanupOutcome> cleaned = Cleanup(clean);
   ASSERT_TRUE(cleaned.ok()) << cleaned.status().ToString();
-  EXPECT_EQ(cleaned->removed.size(), 3u);
+  EXPECT_EQ(cleaned->removed.size(), 4u);
   EXPECT_EQ(cleaned->undone.size(), 1u);
   EXPECT_TRUE(cleaned->ok());
   EXPECT_TRUE(source_->Sql("INSERT INTO public.events VALUES (-3, 'x')", "shop").ok());
@@ -389,8 +399,8 @@ TEST_F(ReplicationTest, NothingOfPgcourierIsLeftOnTheTarget) {
   constexpr const char* kOwnSchema =
       "SELECT count(*) FROM pg_namespace WHERE nspname = '_pgcourier'";
   ASSERT_NO_FATAL_FAILURE(testing::StartReplicating(Options()));
-  EXPECT_EQ(OnSource(kOwnPublications), "1");
-  EXPECT_EQ(OnTarget(kOwnPublications), "0") << "the run's publication came in with the schema";
+  EXPECT_EQ(OnSource(kOwnPublications), "2");
+  EXPECT_EQ(OnTarget(kOwnPublications), "0") << "the run's publications came in with the schema";
   EXPECT_EQ(OnTarget(kOwnSchema), "0");
   EXPECT_EQ(OnTarget("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'shop_pub' "
                      "AND tablename = 'events'"),
@@ -613,7 +623,7 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
   ProcessResult resumed = RunCli({"migrate", "--resume", "--dir", dir_, "--quiet"});
   EXPECT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "1");
-  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "1");
+  EXPECT_EQ(OnSource("SELECT count(*) FROM pg_publication"), "2");
   ProcessResult cut = RunCli({"cutover", "--dir", dir_, "--stop-source-writes", "--timeout", "60"});
   StopWriter();
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
@@ -650,8 +660,9 @@ TEST_F(ReplicationTest, CutoverKilledWhileWaitingIsRunAgain) {
   EXPECT_EQ(cut.exit_code, 0) << cut.out << cut.err;
   // The phases recorded are this cutover's alone (it stopped no writes).
   EXPECT_EQ(CutoverPhases(),
-            "cutover: catching up, cutover: snapshot, cutover: sequences, cutover: unreplicated "
-            "copy, cutover: switch, cutover: removing replication, cutover: verification");
+            "cutover: catching up, cutover: write counters, cutover: snapshot, cutover: "
+            "sequences, cutover: unreplicated copy, cutover: switch, cutover: removing "
+            "replication, cutover: verification");
   EXPECT_EQ(OnTarget("SELECT what FROM public.events WHERE id = 5000"), "during cutover");
   EXPECT_EQ(Fingerprint(*target_), Fingerprint(*source_));
   EXPECT_EQ(OnSource("SELECT count(*) FROM pg_replication_slots", "postgres"), "0");

@@ -127,9 +127,9 @@ TEST_F(RollbackTest, TheOldSourceFollowsAndRollbackLosesNoWriteOfTheNewPrimary) 
   std::vector<std::string> after;
   for (const auto& p : switched.window) window.push_back(p.name);
   for (const auto& p : switched.after) after.push_back(p.name);
-  EXPECT_EQ(window,
-            (std::vector<std::string>{"stopping writes", "catching up", "snapshot", "sequences",
-                                      "unreplicated copy", "way back publication", "switch"}));
+  EXPECT_EQ(window, (std::vector<std::string>{"stopping writes", "catching up", "write counters",
+                                              "snapshot", "sequences", "unreplicated copy",
+                                              "way back publication", "switch"}));
   EXPECT_EQ(after, (std::vector<std::string>{"removing replication", "way back subscription",
                                              "verification"}));
   // The way back: publication and slot on the target, subscription on the
@@ -186,6 +186,8 @@ TEST_F(RollbackTest, TheOldSourceFollowsAndRollbackLosesNoWriteOfTheNewPrimary) 
   EXPECT_EQ(db["switched"], true);
   EXPECT_EQ(db["verification"]["ok"], true) << db["verification"].dump(2);
   EXPECT_EQ(db["tables_recopied"], 1) << "public.no_pk, which the way back does not carry";
+  EXPECT_EQ(db["append_only"], nlohmann::json::array())
+      << "the way back publishes no table for inserts only: public.no_pk is copied back whole";
   std::vector<std::string> phases;
   for (const auto& p : db["window"]) phases.push_back(p["phase"].get<std::string>());
   EXPECT_EQ(phases,
@@ -292,7 +294,8 @@ TEST_F(RollbackTest, RefusedWhenTheSourceUserMayNotSubscribe) {
   EXPECT_TRUE(
       source_->Sql("SET ROLE app; INSERT INTO public.no_pk VALUES ('still writable')", "shop")
           .ok());
-  EXPECT_EQ(PgcourierObjects(*source_), "1 slots, 1 publications, 0 subscriptions, 0 schemas");
+  // Two publications: the move's, and its append-only one (public.no_pk).
+  EXPECT_EQ(PgcourierObjects(*source_), "1 slots, 2 publications, 0 subscriptions, 0 schemas");
   EXPECT_EQ(PgcourierObjects(*target_), "0 slots, 0 publications, 1 subscriptions, 0 schemas");
   Result<StatusView> view = ReadStatus(dir_, false);
   ASSERT_TRUE(view.ok());

@@ -189,7 +189,11 @@ TEST_P(ReplicationFormatsTest, CutoverRecopiesUnderOddDefaultsAndFiresNoUserTrig
                 "INSERT INTO public.loose SELECT f, r, d, iv, b, m FROM public.measures "
                 "WHERE id = 4; "
                 "INSERT INTO public.docs (body) VALUES ('written while syncing'); "
-                "INSERT INTO public.ledger (what) VALUES ('written while syncing')",
+                "INSERT INTO public.ledger (what) VALUES ('written while syncing'); "
+                // An update on each table without a key: cutover copies them
+                // again (inserts alone would have been replicated).
+                "UPDATE public.loose SET m = m; UPDATE public.docs SET seen = seen; "
+                "UPDATE public.ledger SET what = what",
                 "shop")
           .ok());
   // Every ledger row is older than a second by the time cutover copies it.
@@ -221,11 +225,13 @@ TEST_P(ReplicationFormatsTest, CutoverRecopiesUnderOddDefaultsAndFiresNoUserTrig
   // table is an ordinary one, disabled triggers where one fires always.
   std::string all;
   for (const auto& s : said) all += s + "\n";
-  EXPECT_NE(all.find("public.docs (not replicated) copied again: 101 rows "
+  EXPECT_NE(all.find("public.docs (inserts and truncates replicated; 101 row(s) updated or "
+                     "deleted on the source since the copy) copied again: 101 rows "
                      "(session_replication_role = replica)"),
             std::string::npos)
       << all;
-  EXPECT_NE(all.find("public.ledger (not replicated) copied again: 51 rows (user triggers "
+  EXPECT_NE(all.find("public.ledger (inserts and truncates replicated; 51 row(s) updated or "
+                     "deleted on the source since the copy) copied again: 51 rows (user triggers "
                      "disabled for the copy: ledger_fresh)"),
             std::string::npos)
       << all;

@@ -36,6 +36,9 @@ CutoverDatabase Done() {
   db.after = {{"removing replication", 0.2}, {"verification", 9.5}};
   db.undo = "ALTER DATABASE shop RESET default_transaction_read_only";
   db.tables_recopied = 2;
+  db.append_only = {
+      {"public.history", false, "no update or delete on the source since the copy"},
+      {"public.log", true, "3 row(s) updated or deleted on the source since the copy"}};
   db.sequences = 3;
   db.removed = {"subscription pgcourier_sub (target)", "slot pgcourier_slot (source)"};
   db.verification = Verified();
@@ -66,7 +69,11 @@ TEST(CutoverReportTest, TextOfADoneDatabase) {
             "\n"
             "shop: done\n"
             "  writes stopped for 1.3 s (stopping writes 0.1 s, catching up 0.5 s, switch 0.8 s); "
-            "3 sequence(s) synced, 2 table(s) not replicated copied again\n"
+            "3 sequence(s) synced, 2 table(s) copied again\n"
+            "  public.history (inserts and truncates replicated): not copied again: no update or "
+            "delete on the source since the copy\n"
+            "  public.log (inserts and truncates replicated): copied again: 3 row(s) updated or "
+            "deleted on the source since the copy\n"
             "  after the switch moment: removing replication 0.2 s, verification 9.5 s\n"
             "  removed subscription pgcourier_sub (target)\n"
             "  removed slot pgcourier_slot (source)\n"
@@ -151,7 +158,8 @@ TEST(CutoverReportTest, Json) {
                                       "undo",          "tables_recopied",
                                       "sequences",     "removed",
                                       "verification",  "writes_stopped_seconds",
-                                      "rollback_kept", "rollback_options"};
+                                      "rollback_kept", "rollback_options",
+                                      "append_only"};
   const nlohmann::json& done = j["databases"][0];
   EXPECT_EQ(Keys(done), keys);
   EXPECT_EQ(done["dbname"], "shop");
@@ -165,6 +173,10 @@ TEST(CutoverReportTest, Json) {
   EXPECT_EQ(done["after_switch"][1], nlohmann::json({{"phase", "verification"}, {"seconds", 9.5}}));
   EXPECT_EQ(done["undo"], "ALTER DATABASE shop RESET default_transaction_read_only");
   EXPECT_EQ(done["tables_recopied"], 2);
+  EXPECT_EQ(done["append_only"][1],
+            nlohmann::json({{"table", "public.log"},
+                            {"recopied", true},
+                            {"why", "3 row(s) updated or deleted on the source since the copy"}}));
   EXPECT_EQ(done["sequences"], 3);
   EXPECT_EQ(done["removed"], nlohmann::json({"subscription pgcourier_sub (target)",
                                              "slot pgcourier_slot (source)"}));
@@ -195,6 +207,7 @@ TEST(CutoverReportTest, JsonAsPrinted) {
   "databases": [
     {
       "after_switch": [],
+      "append_only": [],
       "dbname": "blog",
       "error": "the target did not catch up within 300 s",
       "hint": "run pgcourier cutover again",

@@ -547,8 +547,10 @@ TEST(StateStoreTest, WayBackIsRecordedAndAVersionThreeCatalogUpgraded) {
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE rollbacks; PRAGMA user_version = 3", nullptr, nullptr,
-                           nullptr),
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE rollbacks; DROP TABLE write_counters; "
+                           "PRAGMA user_version = 3",
+                           nullptr, nullptr, nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
@@ -613,6 +615,125 @@ TEST(StateStoreTest, VersionOneCatalogIsUpgraded) {
   Result<std::vector<StoredChange>> changes = store->Changes("shop");
   ASSERT_TRUE(changes.ok());
   EXPECT_EQ(changes->size(), 1u);
+}
+
+TEST(StateStoreTest, WriteCountersAreReplacedPerDatabase) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+  ASSERT_TRUE(
+      store
+          ->PutWriteCounters("shop", {{"shop", "\"public\".\"log\"", "16384:16384", 7, "never"},
+                                      {"shop", "\"public\".\"a\"", "16390:16391", 0, "never"}})
+          .ok());
+  ASSERT_TRUE(store->PutWriteCounters("blog", {{"blog", "\"public\".\"x\"", "1:1", 1, ""}}).ok());
+  Result<std::vector<StoredWriteCounters>> shop = store->WriteCounters("shop");
+  ASSERT_TRUE(shop.ok()) << shop.status().ToString();
+  ASSERT_EQ(shop->size(), 2u);
+  EXPECT_EQ((*shop)[0].table, "\"public\".\"a\"");
+  EXPECT_EQ((*shop)[1].table, "\"public\".\"log\"");
+  EXPECT_EQ((*shop)[1].relids, "16384:16384");
+  EXPECT_EQ((*shop)[1].changes, 7);
+  EXPECT_EQ((*shop)[1].stats_reset, "never");
+  // A resumed database records its counters again: the old ones go.
+  ASSERT_TRUE(store->PutWriteCounters("shop", {}).ok());
+  shop = store->WriteCounters("shop");
+  ASSERT_TRUE(shop.ok());
+  EXPECT_TRUE(shop->empty());
+  Result<std::vector<StoredWriteCounters>> blog = store->WriteCounters("blog");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ(blog->size(), 1u);
+  store.reset();
+
+  // A version 3 catalog (before the counters) reads none, and is upgraded.
+  const std::string path = tmp.path() + "/pgcourier.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE write_counters; DROP TABLE rollbacks; "
+                           "PRAGMA user_version = 3",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    Result<std::vector<StoredWriteCounters>> none = (*reader)->WriteCounters("blog");
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_TRUE(none->empty());
+  }
+  store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutWriteCounters("blog", {{"blog", "t", "1:1", 1, ""}}).ok());
+  blog = store->WriteCounters("blog");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ(blog->size(), 1u);
+}
+
+// Two builds each numbered their addition catalog version 4: one added the
+// rollbacks table, the other the write_counters table. A version 4 file of
+// either kind reads (read-only, not upgraded) as having none of what it
+// lacks, keeps what it holds, and is upgraded to version 5 with both.
+TEST(StateStoreTest, EitherKindOfVersionFourCatalogIsUpgraded) {
+  for (const char* missing : {"rollbacks", "write_counters"}) {
+    SCOPED_TRACE(missing);
+    TempDir tmp;
+    {
+      auto store = OpenOrDie(tmp.path());
+      ASSERT_NE(store, nullptr);
+      ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+      ASSERT_TRUE(
+          store->PutRollback({"shop", RollbackState::kFollowing, "pub", "slot", "sub", ""}).ok());
+      ASSERT_TRUE(store->PutWriteCounters("shop", {{"shop", "t", "1:1", 3, ""}}).ok());
+    }
+    const std::string path = tmp.path() + "/pgcourier.db";
+    {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+      const std::string sql = std::string("DROP TABLE ") + missing + "; PRAGMA user_version = 4";
+      ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+      sqlite3_close(db);
+    }
+    const bool kept_rollbacks = std::string(missing) != "rollbacks";
+    {
+      Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+      ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+      Result<std::optional<StoredRollback>> back = (*reader)->Rollback("shop");
+      ASSERT_TRUE(back.ok()) << back.status().ToString();
+      EXPECT_EQ(back->has_value(), kept_rollbacks);
+      Result<std::vector<StoredWriteCounters>> counters = (*reader)->WriteCounters("shop");
+      ASSERT_TRUE(counters.ok()) << counters.status().ToString();
+      EXPECT_EQ(counters->size(), kept_rollbacks ? 0u : 1u);
+    }
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    Result<std::optional<StoredRollback>> back = store->Rollback("shop");
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->has_value(), kept_rollbacks) << "what the file held survives the upgrade";
+    Result<std::vector<StoredWriteCounters>> counters = store->WriteCounters("shop");
+    ASSERT_TRUE(counters.ok()) << counters.status().ToString();
+    EXPECT_EQ(counters->size(), kept_rollbacks ? 0u : 1u);
+    ASSERT_TRUE(
+        store->PutRollback({"blog", RollbackState::kPrepared, "pub", "slot", "sub", ""}).ok());
+    ASSERT_TRUE(store->PutWriteCounters("blog", {{"blog", "t", "1:1", 1, ""}}).ok());
+    back = store->Rollback("blog");
+    ASSERT_TRUE(back.ok() && back->has_value());
+    counters = store->WriteCounters("blog");
+    ASSERT_TRUE(counters.ok());
+    EXPECT_EQ(counters->size(), 1u);
+    store.reset();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr), SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int(stmt, 0), 5);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
 }
 
 TEST(StateStoreTest, ForeignFilesRefused) {
