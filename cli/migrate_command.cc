@@ -28,6 +28,7 @@ struct MigrateArgs {
   bool no_role_passwords = false;
   bool resume = false;
   bool replica_identity_full = false;
+  std::string verify = "full";
   std::string slice_size;
   double lock_timeout = 600;  // seconds
   bool quiet = false;
@@ -41,7 +42,8 @@ int RunMigrate(const MigrateArgs& args) {
     // jobs and the tools may be given again.
     if (!args.filter.empty() || !args.server.databases.empty() ||
         !args.server.exclude_databases.empty() || args.preserve_owners || args.preserve_acl ||
-        args.roles || args.no_role_passwords || args.replica_identity_full) {
+        args.roles || args.no_role_passwords || args.replica_identity_full ||
+        args.verify != "full") {
       std::fprintf(stderr,
                    "pgcourier migrate: --resume continues the run recorded in %s with the "
                    "databases, filters and policies it was started with; leave those options "
@@ -81,6 +83,7 @@ int RunMigrate(const MigrateArgs& args) {
   options.replica_identity_full = args.replica_identity_full;
   options.role_options.copy_passwords = !args.no_role_passwords;
   options.check.method = *ParseName<Method>(args.method);
+  options.verify_counts_only = args.verify == "counts";
   options.work_dir = args.dir;
   options.policy.preserve_owners = args.preserve_owners;
   options.policy.preserve_acl = args.preserve_acl;
@@ -143,6 +146,12 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--slice-size", args->slice_size,
                   "Tables over 1.5 times this size are copied in slices, in parallel "
                   "(default 256MB)");
+  cmd->add_option("--verify", args->verify,
+                  "full: every table's rows compared with the source's, contents and count "
+                  "(the source's as the copy read them, the target's read back once); counts: "
+                  "row counts only, and the report says that contents were not compared")
+      ->check(CLI::IsMember({"full", "counts"}))
+      ->capture_default_str();
   cmd->add_option("--lock-timeout", args->lock_timeout,
                   "Seconds a step may wait for a table lock held by another session, or the "
                   "replication slot for the transactions open on the source; while it waits, "

@@ -38,6 +38,16 @@ build_dir="${build_dir:-build}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# ccache (scripts/setup.sh installs it) keeps compiled objects between
+# builds, also of another checkout of the same sources: paths are taken
+# relative to the checkout, and the build directory is not part of the key.
+# A build without it is the same build, only slower.
+if command -v ccache >/dev/null 2>&1 && [[ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]]; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd -P)}"
+  export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-1}"
+fi
+
 echo "==> configuring ${build_dir} (RelWithDebInfo, PGCOURIER_WERROR=${werror}, PGCOURIER_SANITIZE=${sanitize})"
 cmake -S . -B "${build_dir}" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \

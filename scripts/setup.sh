@@ -41,14 +41,14 @@ work=""  # install_pg_major's scratch dir, removed on exit
 # --- Debian packages ---------------------------------------------------------
 
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git ccache
   libpq-dev postgresql-15 postgresql-client-15
   # Real extensions whose configuration tables the tests move.
   postgresql-15-postgis-3 postgresql-15-partman postgresql-15-cron
   # Part of postgresql-15 on Debian 12 (a tiny metapackage); harmless.
   postgresql-contrib
   libgtest-dev libgmock-dev
-  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libsqlite3-dev
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libsqlite3-dev libxxhash-dev
   clang-format clang-tidy
   openssl
   # A real connection pooler for the pooler tests (tests/support/pgbouncer.h);

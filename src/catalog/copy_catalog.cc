@@ -16,7 +16,13 @@ using TablesByName = std::map<std::pair<std::string, std::string>, TableToCopy*>
 // The tables to copy, largest first, with their sizes and column lists.
 Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadline,
                   CopyCatalog& catalog) {
-  std::string generated = conn.server_version() >= 120000 ? "AND a.attgenerated = ''" : "";
+  const bool has_generated_columns = conn.server_version() >= 120000;
+  std::string generated = has_generated_columns ? "AND a.attgenerated = ''" : "";
+  std::string any_generated =
+      has_generated_columns
+          ? ", EXISTS (SELECT 1 FROM pg_attribute g WHERE g.attrelid = c.oid AND g.attnum > 0 "
+            "AND NOT g.attisdropped AND g.attgenerated <> '')"
+          : ", false";
   Result<QueryResult> tables = conn.Exec(
       std::string("SELECT n.nspname, c.relname, pg_table_size(c.oid), c.relpersistence = 'u', "
                   "(SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) "
@@ -26,8 +32,9 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
           "), c.relpersistence = 'p' AND (c.relreplident = 'f' OR EXISTS (SELECT 1 FROM "
           "pg_index ri WHERE ri.indrelid = c.oid AND ri.indisvalid AND "
           "((c.relreplident = 'd' AND ri.indisprimary) OR (c.relreplident = 'i' AND "
-          "ri.indisreplident)))) "
-          "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+          "ri.indisreplident)))) " +
+          any_generated +
+          " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
           "WHERE c.relkind = 'r' AND " +
           sql::UserRelation() + " ORDER BY pg_table_size(c.oid) DESC, 1, 2",
       deadline);
@@ -41,6 +48,7 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
     t.unlogged = tables->GetBool(r, 3);
     t.column_list = tables->GetString(r, 4);  // empty for a table without columns
     t.replicable = tables->GetBool(r, 5);
+    t.generated_columns = tables->GetBool(r, 6);
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
   }
@@ -75,6 +83,7 @@ Status GroupRootLoadedTrees(Connection& conn, const ObjectFilter& filter, Deadli
       root.bytes += t.bytes;
       root.unlogged = root.unlogged || t.unlogged;
       root.replicable = root.replicable && t.replicable;
+      root.generated_columns = root.generated_columns || t.generated_columns;
       leaf.replicable = t.replicable;
       root.partitions.push_back(std::move(leaf));
     }

@@ -42,6 +42,8 @@ struct TableToCopy {
   // Stored columns in attribute order, quoted; generated columns are left
   // out (the target computes them).
   std::string column_list;
+  // Whether it has generated columns, which column_list leaves out.
+  bool generated_columns = false;
   bool unlogged = false;
   // Logical replication can carry its changes: a logged table with a
   // replica identity (a primary key, a chosen index, or FULL). Others are

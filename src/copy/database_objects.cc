@@ -120,7 +120,7 @@ Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection&
                     fmt::join(missing, ", ")));
   }
   PGC_RETURN_IF_ERROR(target.Run(InsertProgressMarkSql(
-      kLargeObjectsStep, {kLargeObjectsStep, 1, copied.count, copied.bytes})));
+      kLargeObjectsStep, {kLargeObjectsStep, 1, copied.count, copied.bytes, ""})));
   PGC_RETURN_IF_ERROR(transaction->Commit());
   return copied;
 }

@@ -78,7 +78,7 @@ Result<ExtensionConfigCopied> CopyInTransaction(Connection& at_snapshot, Connect
     copied.rows += *rows;
   }
   if (mark) {
-    PGC_RETURN_IF_ERROR(target.Run(InsertProgressMarkSql(*mark, {*mark, 1, copied.rows, 0})));
+    PGC_RETURN_IF_ERROR(target.Run(InsertProgressMarkSql(*mark, {*mark, 1, copied.rows, 0, ""})));
   }
   PGC_RETURN_IF_ERROR(txn->Commit());
   return copied;

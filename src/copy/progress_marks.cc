@@ -14,6 +14,15 @@ constexpr const char* kSignature = "pgcourier progress marks; dropped when the m
 
 std::string Table() { return QualifiedName(kProgressSchema, "steps"); }
 
+// A mark's columns, as MarkAt reads them.
+constexpr const char* kMarkColumns = "object, parts, rows, bytes, coalesce(rows_hash, '')";
+
+// The mark in row `r` of `result`, whose columns from `first` on are kMarkColumns.
+ProgressMark MarkAt(const QueryResult& result, int r, int first) {
+  return {result.GetString(r, first), static_cast<int>(result.GetInt(r, first + 1)),
+          result.GetInt(r, first + 2), result.GetInt(r, first + 3), result.GetString(r, first + 4)};
+}
+
 }  // namespace
 
 Result<bool> ProgressMarksExist(Connection& target, Deadline deadline) {
@@ -38,14 +47,19 @@ Result<bool> ProgressMarksExist(Connection& target, Deadline deadline) {
 Status CreateProgressMarks(Connection& target, Deadline deadline) {
   Result<bool> exists = ProgressMarksExist(target, deadline);
   if (!exists.ok()) return exists.status();
-  if (*exists) return Status::Ok();
+  if (*exists) {
+    // Made by an earlier run, perhaps of a pgcourier without the column.
+    return target
+        .Run("ALTER TABLE " + Table() + " ADD COLUMN IF NOT EXISTS rows_hash text", deadline)
+        .WithContext("updating the progress marks on the target");
+  }
   const std::string schema = QuoteIdent(kProgressSchema);
   Status created = RunInTransaction(
       target,
       fmt::format(
           "CREATE SCHEMA {0}; COMMENT ON SCHEMA {0} IS {1}; "
           "CREATE TABLE {2} (step text PRIMARY KEY, object text NOT NULL, parts int NOT NULL, "
-          "rows bigint NOT NULL, bytes bigint NOT NULL, "
+          "rows bigint NOT NULL, bytes bigint NOT NULL, rows_hash text, "
           "done_at timestamptz NOT NULL DEFAULT now())",
           schema, QuoteLiteral(kSignature), Table()),
       deadline);
@@ -59,32 +73,29 @@ Result<std::map<std::string, ProgressMark>> ReadProgressMarks(Connection& target
   if (!exists.ok()) return exists.status();
   if (!*exists) return marks;
   Result<QueryResult> rows =
-      target.Exec("SELECT step, object, parts, rows, bytes FROM " + Table(), deadline);
+      target.Exec("SELECT step, " + std::string(kMarkColumns) + " FROM " + Table(), deadline);
   if (!rows.ok()) return rows.status().WithContext("reading the progress marks");
-  for (int r = 0; r < rows->rows(); ++r) {
-    marks[rows->GetString(r, 0)] = {rows->GetString(r, 1), static_cast<int>(rows->GetInt(r, 2)),
-                                    rows->GetInt(r, 3), rows->GetInt(r, 4)};
-  }
+  for (int r = 0; r < rows->rows(); ++r) marks[rows->GetString(r, 0)] = MarkAt(*rows, r, 1);
   return marks;
 }
 
 Result<bool> HasProgressMark(Connection& target, const std::string& step, ProgressMark* mark,
                              Deadline deadline) {
   Result<QueryResult> row = target.ExecParams(
-      "SELECT object, parts, rows, bytes FROM " + Table() + " WHERE step = $1", {step}, deadline);
+      "SELECT " + std::string(kMarkColumns) + " FROM " + Table() + " WHERE step = $1", {step},
+      deadline);
   if (!row.ok()) return row.status().WithContext("reading the progress marks");
   if (row->rows() == 0) return false;
-  if (mark != nullptr) {
-    *mark = {row->GetString(0, 0), static_cast<int>(row->GetInt(0, 1)), row->GetInt(0, 2),
-             row->GetInt(0, 3)};
-  }
+  if (mark != nullptr) *mark = MarkAt(*row, 0, 0);
   return true;
 }
 
 std::string InsertProgressMarkSql(const std::string& step, const ProgressMark& mark) {
   return fmt::format(
-      "INSERT INTO {} (step, object, parts, rows, bytes) VALUES ({}, {}, {}, {}, {})", Table(),
-      QuoteLiteral(step), QuoteLiteral(mark.object), mark.parts, mark.rows, mark.bytes);
+      "INSERT INTO {} (step, object, parts, rows, bytes, rows_hash) VALUES ({}, {}, {}, {}, {}, "
+      "{})",
+      Table(), QuoteLiteral(step), QuoteLiteral(mark.object), mark.parts, mark.rows, mark.bytes,
+      mark.rows_hash.empty() ? "NULL" : QuoteLiteral(mark.rows_hash));
 }
 
 Status ResetTableCopy(Connection& target, const std::string& table, bool partition_tree,

@@ -32,6 +32,10 @@ struct ProgressMark {
   int parts = 1;       // how many steps of the same kind its object was cut into
   int64_t rows = 0;
   int64_t bytes = 0;
+  // A copy's rows as they came from the source (copy/row_hash.h): 32 hex
+  // digits; empty for an index, and for a copy marked by a pgcourier that
+  // did not record it.
+  std::string rows_hash;
 };
 
 // The marks committed so far, by step; empty when the schema does not exist

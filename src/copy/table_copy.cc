@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -107,6 +108,8 @@ Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in
     }
     if (!*more) break;
     stats.bytes += static_cast<int64_t>(chunk.size());
+    stats.hash.AddRow(chunk);
+    stats.largest_row = std::max(stats.largest_row, static_cast<int64_t>(chunk.size()));
     if (batch.size() + chunk.size() > kBatchBytes && !batch.empty()) {
       PGC_RETURN_IF_ERROR(send(batch));
       batch.clear();
@@ -159,10 +162,11 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
     return status.WithContext("copying " + what);
   };
 
-  // target_first is sent with the BEGIN, in its round trip.
-  Result<Transaction> txn = Transaction::Begin(target, {}, statements.target_first, deadline);
-  if (!txn.ok()) return fail(txn.status());
-  Result<CopyInStream> in = CopyInStream::Start(target, statements.target_copy, deadline);
+  // BEGIN, target_first and the COPY in one round trip.
+  Transaction txn = Transaction::BegunBy(target);
+  std::string start = BeginStatement({}) + "; ";
+  if (!statements.target_first.empty()) start += statements.target_first + "; ";
+  Result<CopyInStream> in = CopyInStream::Start(target, start + statements.target_copy, deadline);
   if (!in.ok()) return fail(in.status());
   TableCopyStats stats;
   for (const auto& source_copy : statements.source_copies) {
@@ -171,16 +175,43 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
-  std::string last =
-      InsertProgressMarkSql(mark, {table.QualifiedName(), parts, *stored, stats.bytes});
+  std::string last = InsertProgressMarkSql(
+      mark, {table.QualifiedName(), parts, *stored, stats.bytes, stats.hash.Digest()});
   if (!quiet.after.empty()) last = quiet.after + "; " + last;
-  Status marked = target.Run(last, deadline);
-  if (!marked.ok()) return fail(marked);
-  Status committed = txn->Commit(deadline);
+  // The mark and the COMMIT in one round trip.
+  Status committed = txn.Commit(last, deadline);
   if (!committed.ok()) return fail(committed);
   stats.rows = *stored;
+  stats.encoding = source.client_encoding();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
+}
+
+Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
+                                  const std::string& encoding, Deadline deadline) {
+  if (!encoding.empty() && target.client_encoding() != encoding) {
+    PGC_RETURN_IF_ERROR(target.Run("SET client_encoding = " + QuoteLiteral(encoding), deadline));
+  }
+  const std::string name = table.QualifiedName();
+  std::string sql;
+  if (table.through_root()) {
+    // COPY cannot read a partitioned table itself.
+    sql = "COPY (SELECT " + table.column_list + " FROM " + name + ") TO STDOUT";
+  } else {
+    sql = "COPY " + name + (table.column_list.empty() ? "" : " (" + table.column_list + ")") +
+          " TO STDOUT";
+  }
+  Result<CopyOutStream> out = CopyOutStream::Start(target, sql, deadline);
+  if (!out.ok()) return out.status();
+  RowSetHash hash;
+  std::string_view row;
+  for (;;) {
+    Result<bool> more = out->Next(&row, deadline);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
+    hash.AddRow(row);
+  }
+  return hash;
 }
 
 Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
@@ -211,23 +242,23 @@ Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBui
                          " REPLICA IDENTITY USING INDEX " + name);
   }
   statements.push_back(
-      InsertProgressMarkSql(IndexStepName(index), {table.QualifiedName(), 1, 0, 0}));
+      InsertProgressMarkSql(IndexStepName(index), {table.QualifiedName(), 1, 0, 0, ""}));
   // A build that alters the table (a constraint, CLUSTER ON, REPLICA
   // IDENTITY) takes the lock that serializes such builds on one table first:
   // two of them each holding CREATE INDEX's SHARE lock and waiting for
   // ALTER TABLE's ACCESS EXCLUSIVE would deadlock. Plain index builds still
   // run side by side.
-  Result<Transaction> txn = Transaction::Begin(target, {}, deadline);
-  Status built = txn.status();
-  if (built.ok() && statements.size() > 2) {
-    built = target.Run("LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE",
-                       deadline);
+  std::string sql;
+  if (statements.size() > 2) {
+    sql = "LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE";
   }
-  for (const auto& sql : statements) {
-    if (!built.ok()) break;
-    built = target.Run(sql, deadline);
-  }
+  for (const auto& statement : statements) sql += (sql.empty() ? "" : "; ") + statement;
+  // The statements in the BEGIN's round trip, the COMMIT in a second one,
+  // sent only once the build succeeded: a build whose pgcourier is gone (a
+  // killed run) never commits behind the back of the run that resumes it.
   // On failure the transaction rolls back as it goes out of scope.
+  Result<Transaction> txn = Transaction::Begin(target, {}, sql, deadline);
+  Status built = txn.status();
   if (built.ok()) built = txn->Commit(deadline);
   return built.WithContext("building index " + index.schema + "." + index.name);
 }

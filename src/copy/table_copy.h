@@ -8,6 +8,7 @@
 
 #include "catalog/copy_catalog.h"
 #include "copy/quiet_triggers.h"
+#include "copy/row_hash.h"
 #include "pg/connection.h"
 
 namespace pgcourier {
@@ -16,6 +17,16 @@ struct TableCopyStats {
   int64_t rows = 0;
   int64_t bytes = 0;
   double seconds = 0;
+  // The rows as they came from the source, for the verification, in the
+  // source session's client_encoding.
+  RowSetHash hash;
+  std::string encoding;
+  // False when the hash is not known: a copy an earlier run marked without
+  // one.
+  bool hashed = true;
+  // The largest row relayed, in bytes of COPY text: reading such rows back
+  // from the target would hold each one whole in memory.
+  int64_t largest_row = 0;
 };
 
 // A part of a large table, copied on its own so that one table can use
@@ -63,6 +74,16 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
                                  const std::optional<Slice>& slice, int parts,
                                  const std::string& mark, Deadline deadline = Deadline::Never(),
                                  const QuietTriggers& quiet = {});
+
+// The rows `table` holds on the target, read once with COPY ... TO STDOUT
+// and hashed as CopyTable hashes the rows it relays from the source, in
+// `encoding` (the source session's; a target session in another one is set
+// to it). A partition tree loaded through its root is read at the root.
+// The text form pins DateStyle, extra_float_digits and the rest on both
+// sides (pg/session_settings.h), so equal rows print alike.
+Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
+                                  const std::string& encoding,
+                                  Deadline deadline = Deadline::Never());
 
 // The progress mark of a table's copy, or of one slice of it.
 std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice);

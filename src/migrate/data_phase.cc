@@ -18,6 +18,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The largest row (COPY text) a comparison reads back from the target.
+constexpr int64_t kLargestRowReadBack = 8 * 1024 * 1024;
+
 class DataPhase {
  public:
   explicit DataPhase(const DataPhaseSetup& setup)
@@ -29,6 +32,7 @@ class DataPhase {
         plans_(*setup.plans) {
     for (const auto& t : tables_) indexes_total_ += t.indexes.size();
     results_.resize(tables_.size());
+    relayed_.resize(tables_.size());
     for (size_t t = 0; t < tables_.size(); ++t) {
       results_[t].table = tables_[t].Display();
       if (tables_[t].through_root()) {
@@ -61,6 +65,7 @@ class DataPhase {
   Status OpenSessions(const Task& task, WorkerSessions& s);
   Status Copy(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
   Status Compare(const Task& task, WorkerSessions& s);
+  Status Compared(const TableToCopy& table, const TableVerification& compared, Connection& target);
   Status LockWait(const Task& task, WorkerSessions& s, Clock::duration round,
                   Clock::duration& waited);
   void RecordStep(const Task& task, StepState state, const TableCopyStats& stats, int attempts,
@@ -97,6 +102,16 @@ class DataPhase {
   size_t tables_done_ = 0;
   size_t indexes_done_ = 0;
   size_t structure_pending_ = 0;  // copies and index builds post-data waits for
+
+  // Guarded by mu_: per table, its rows as its copies relayed them from the
+  // source (every slice's added up), compared with the target's.
+  struct Relayed {
+    RowSetHash hash;
+    std::string encoding;
+    bool known = true;
+    int64_t largest_row = 0;
+  };
+  std::vector<Relayed> relayed_;
 
   // Guarded by compared_mu_.
   std::mutex compared_mu_;
@@ -221,8 +236,63 @@ Status DataPhase::OpenSessions(const Task& task, WorkerSessions& s) {
   return Status::Ok();
 }
 
+// The target's rows of `table`, read once and hashed, against the rows its
+// copies relayed from the source. A table the target refuses to read is a
+// difference with its error, as in verify/verifier.h.
+// With `counts_only` (migrate --verify counts), only the target's count(*)
+// is read.
+Result<TableVerification> CompareWithTarget(Connection& target, const TableToCopy& table,
+                                            const RowSetHash& relayed, const std::string& encoding,
+                                            bool counts_only) {
+  TableVerification v;
+  v.schema = table.schema;
+  v.name = table.name;
+  v.partition_tree = table.through_root();
+  v.source_rows = relayed.rows();
+  v.counts_only = counts_only;
+  auto refused = [&v](const Status& status) -> Result<TableVerification> {
+    if (status.code() != StatusCode::kServerError) return status;
+    v.error = "target: " + status.ToString();
+    return v;
+  };
+  if (counts_only) {
+    Result<QueryResult> counted =
+        target.Exec("SELECT count(*) FROM " + std::string(table.through_root() ? "" : "ONLY ") +
+                    table.QualifiedName());
+    if (!counted.ok()) return refused(counted.status());
+    v.target_rows = counted->GetInt(0, 0);
+    return v;
+  }
+  v.source_checksum = relayed.Digest();
+  Result<RowSetHash> stored = HashTargetRows(target, table, encoding);
+  if (!stored.ok()) return refused(stored.status());
+  v.target_rows = stored->rows();
+  v.target_checksum = stored->Digest();
+  return v;
+}
+
 Status DataPhase::Compare(const Task& task, WorkerSessions& s) {
   const TableToCopy& table = tables_[task.table];
+  std::optional<Relayed> relayed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Generated columns are not in the copy's rows; the checksums compare
+    // them too. Rows of many megabytes are checksummed on the servers too:
+    // read back, each would be held whole in memory.
+    const Relayed& r = relayed_[task.table];
+    if (!plans_[task.table].earlier && r.known && !table.generated_columns &&
+        r.largest_row <= kLargestRowReadBack) {
+      relayed = relayed_[task.table];
+    }
+  }
+  if (relayed) {
+    Result<TableVerification> compared = CompareWithTarget(
+        *s.target, table, relayed->hash, relayed->encoding, options_.verify_counts_only);
+    if (!compared.ok()) return compared.status().WithContext("verifying " + table.Display());
+    return Compared(table, *compared, *s.target);
+  }
+  // Copied by an earlier run, with generated columns or rows too large to
+  // read back: both sides are checksummed on their servers.
   if (!s.checksums) {
     Result<std::unique_ptr<TableChecksums>> opened = TableChecksums::Open(
         setup_.sessions->source().WithDatabase(setup_.source_database), setup_.snapshot,
@@ -234,13 +304,17 @@ Status DataPhase::Compare(const Task& task, WorkerSessions& s) {
   Result<TableVerification> compared =
       s.checksums->Compare(table.schema, table.name, table.through_root());
   if (!compared.ok()) return compared.status().WithContext("verifying " + table.Display());
+  return Compared(table, *compared, *s.target);
+}
+
+Status DataPhase::Compared(const TableToCopy& table, const TableVerification& compared,
+                           Connection& target) {
   {
     std::lock_guard<std::mutex> lock(compared_mu_);
-    compared_.push_back(*compared);
+    compared_.push_back(compared);
   }
   // Statistics for the planner, while other work goes on.
-  return s.target->Run("ANALYZE " + table.QualifiedName())
-      .WithContext("analyzing " + table.Display());
+  return target.Run("ANALYZE " + table.QualifiedName()).WithContext("analyzing " + table.Display());
 }
 
 Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats) {
@@ -258,6 +332,10 @@ Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCop
     if (*done) {
       stats.rows = mark.rows;
       stats.bytes = mark.bytes;
+      stats.encoding = s.source->client_encoding();
+      std::optional<RowSetHash> hash = RowSetHash::FromDigest(mark.rows, mark.rows_hash);
+      stats.hashed = hash.has_value();
+      if (hash) stats.hash = *hash;
       return Status::Ok();
     }
   }
@@ -387,6 +465,11 @@ bool DataPhase::Finished(const Task& task, const TableCopyStats& stats, int atte
     result.bytes += stats.bytes;
     result.seconds += stats.seconds;
     result.attempts = std::max(result.attempts, attempts);
+    Relayed& relayed = relayed_[task.table];
+    relayed.hash.Add(stats.hash);
+    relayed.known = relayed.known && stats.hashed;
+    relayed.encoding = stats.encoding;
+    relayed.largest_row = std::max(relayed.largest_row, stats.largest_row);
     rows_done_ += stats.rows;
     if (--plans_[task.table].pending == 0) {
       bytes_done_ += table.bytes;

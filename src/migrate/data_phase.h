@@ -1,6 +1,12 @@
 // The data phase of one database: every table's rows (whole or in slices),
 // its indexes as soon as its rows are in, and its comparison with the source
 // (then ANALYZE) right after, as tasks in the migration's shared WorkPool.
+// The comparison reads the source no second time: each copy hashes the rows
+// it relays (copy/row_hash.h), and the target's rows are read back once and
+// hashed alike. A table an earlier run copied, whose marks hold no hash, or
+// with generated columns (not in the copy's rows) or rows over 8 MB (each
+// read back would be held whole in memory) is checksummed on both sides
+// instead (verify/verifier.h, TableChecksums).
 // Once every copy and index build is done, `post_data` runs on a worker of
 // its own while the last comparisons go on.
 //

@@ -36,6 +36,10 @@ struct MigrateOptions {
   // replicated too (instead of copied again at cutover). Changes the source:
   // only when asked.
   bool replica_identity_full = false;
+  // What the comparison right after each table's copy covers: its rows'
+  // contents and count (full), or only the count (counts: a user who
+  // accepts less; the report says that contents were not compared).
+  bool verify_counts_only = false;
   // Create the source's roles missing on the target first (roles/role_copy.h).
   bool roles = false;
   RoleCopyOptions role_options;

@@ -30,6 +30,7 @@ json OptionsToJson(const MigrateOptions& o) {
           {"roles", o.roles},
           {"copy_passwords", o.role_options.copy_passwords},
           {"replica_identity_full", o.replica_identity_full},
+          {"verify_counts_only", o.verify_counts_only},
           {"split_bytes", o.split_bytes}};
 }
 
@@ -61,6 +62,7 @@ Status OptionsFromJson(const std::string& text, MigrateOptions& o) {
   o.roles = j.value("roles", false);
   o.role_options.copy_passwords = j.value("copy_passwords", true);
   o.replica_identity_full = j.value("replica_identity_full", false);
+  o.verify_counts_only = j.value("verify_counts_only", false);
   o.split_bytes = j.value("split_bytes", o.split_bytes);
   return Status::Ok();
 }

@@ -489,12 +489,22 @@ Status Connection::StartCopy(std::string_view sql, ExecStatusType expected, Dead
   std::string text(sql);
   if (PQsendQuery(conn_, text.c_str()) == 0) return LostConnection("sending COPY");
   PGC_RETURN_IF_ERROR(Flush(deadline));
-  while (PQisBusy(conn_) != 0) {
-    PGC_RETURN_IF_ERROR(Wait(true, false, deadline));
-    if (PQconsumeInput(conn_) == 0) return LostConnection("starting COPY");
+  // Statements before the COPY in `sql` (a BEGIN, a TRUNCATE) each answer
+  // first; their results are passed over.
+  for (;;) {
+    while (PQisBusy(conn_) != 0) {
+      PGC_RETURN_IF_ERROR(Wait(true, false, deadline));
+      if (PQconsumeInput(conn_) == 0) return LostConnection("starting COPY");
+    }
+    PGresult* raw = PQgetResult(conn_);
+    if (raw == nullptr) return LostConnection("starting COPY");
+    if (PQresultStatus(raw) != PGRES_COMMAND_OK) return CopyStarted(raw, expected, deadline);
+    PQclear(raw);
   }
-  PGresult* raw = PQgetResult(conn_);
-  if (raw == nullptr) return LostConnection("starting COPY");
+}
+
+// The first result of a COPY's start that is not a statement before it.
+Status Connection::CopyStarted(PGresult* raw, ExecStatusType expected, Deadline deadline) {
   QueryResult result(raw);
   if (PQresultStatus(raw) == expected) return Status::Ok();
   Status error = PQresultStatus(raw) == PGRES_FATAL_ERROR

@@ -92,7 +92,9 @@ class Connection {
   Status RunIgnoringCancel(std::string_view sql, Deadline deadline);
 
   // Sends COPY ... TO STDOUT / FROM STDIN and waits for the server to enter
-  // copy mode. Used by CopyOutStream and CopyInStream (pg/copy.h).
+  // copy mode. Used by CopyOutStream and CopyInStream (pg/copy.h). `sql` may
+  // begin with other statements (BEGIN; TRUNCATE ...; COPY ...): one round
+  // trip for all; the first of them that fails is the error.
   Status StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline);
 
   // Waits until the socket is ready for reading or writing.
@@ -144,6 +146,7 @@ class Connection {
   PGconn* raw() { return conn_; }
 
  private:
+  Status CopyStarted(PGresult* raw, ExecStatusType expected, Deadline deadline);
   Connection(PGconn* conn, std::string display, const CancelToken* cancel)
       : conn_(conn), display_(std::move(display)), cancel_(cancel) {}
 

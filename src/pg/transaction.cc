@@ -92,10 +92,16 @@ void Transaction::RollBackQuietly() noexcept {
   RollBackOpenTransaction(*conn_);
 }
 
-Status Transaction::Commit(Deadline deadline) {
+Status Transaction::Commit(Deadline deadline) { return Commit(std::string_view(), deadline); }
+
+Status Transaction::Commit(std::string_view last_statements, Deadline deadline) {
   assert(active() && "Commit() on a transaction that is over");
   ended_ = true;
-  Result<QueryResult> committed = conn_->Exec("COMMIT", deadline);
+  std::string sql(last_statements);
+  if (!sql.empty()) sql += "; ";
+  sql += "COMMIT";
+  // The last result is the COMMIT's, or the error that skipped it.
+  Result<QueryResult> committed = conn_->Exec(sql, deadline);
   if (!committed.ok()) {
     RollBackOpenTransaction(*conn_);
     return committed.status();

@@ -75,6 +75,12 @@ class Transaction {
                                    std::string_view first_statement,
                                    Deadline deadline = Deadline::Never());
 
+  // Takes charge of the transaction block that the caller begins on `conn`
+  // right after, with a BEGIN in a statement string of its own (one that
+  // ends in a COPY ... FROM STDIN, say, so that the whole start is one
+  // round trip). Made before the string is sent, so that a failure of any
+  // of its statements leaves no transaction open.
+  static Transaction BegunBy(Connection& conn) { return Transaction(&conn); }
   // Rolls back quietly when neither Commit() nor Rollback() was called.
   ~Transaction();
   Transaction(Transaction&& other) noexcept;
@@ -92,6 +98,11 @@ class Transaction {
   // way the transaction is over for this object: what the server still
   // holds open after a failure is rolled back quietly before Commit returns.
   Status Commit(Deadline deadline = Deadline::Never());
+  // The same, with `last_statements` (one or more) sent in the same round
+  // trip before the COMMIT, e.g. the progress mark of what the transaction
+  // wrote. When one of them fails, nothing is committed and its error is
+  // returned.
+  Status Commit(std::string_view last_statements, Deadline deadline = Deadline::Never());
   // Rolls back now and returns the server's answer (Ok when the connection
   // is bad: the server ends the transaction with the session).
   Status Rollback(Deadline deadline = Deadline::Never());

@@ -22,7 +22,7 @@ std::string TableVerdict(const TableVerification& t) {
   if (!t.error.empty()) return t.error;
   if (t.source_rows != t.target_rows) return "row count differs";
   if (t.source_checksum != t.target_checksum) return "checksum differs";
-  return "ok";
+  return t.counts_only ? "ok (row count; contents not compared)" : "ok";
 }
 
 std::string TableResult(const TableVerification& t) {
@@ -175,11 +175,17 @@ void RenderDatabase(const DatabaseVerification& db, bool show_matches, bool head
   RenderProperties(db, show_matches, out);
 
   int mismatches = db.Mismatches();
-  out += fmt::format("  {}: {}, {}, {} verified: {}\n", db.source_database,
+  const auto counted =
+      static_cast<size_t>(std::count_if(db.tables.begin(), db.tables.end(),
+                                        [](const TableVerification& t) { return t.counts_only; }));
+  out += fmt::format("  {}: {}, {}, {} verified: {}{}\n", db.source_database,
                      Plural(db.tables.size(), "table", "tables"),
                      Plural(db.sequences.size(), "sequence", "sequences"),
                      Plural(db.schema.size(), "object kind", "object kinds"),
-                     mismatches == 0 ? "OK" : Plural(mismatches, "mismatch", "mismatches"));
+                     mismatches == 0 ? "OK" : Plural(mismatches, "mismatch", "mismatches"),
+                     counted == 0 ? ""
+                                  : fmt::format(" ({}: row counts only, contents NOT compared)",
+                                                Plural(counted, "table", "tables")));
 }
 
 nlohmann::json OptionalInt(const std::optional<int64_t>& value) {
@@ -240,6 +246,7 @@ nlohmann::json VerifyToJson(const std::vector<DatabaseVerification>& databases) 
            {"source_checksum", NullIfEmpty(t.source_checksum)},
            {"target_checksum", NullIfEmpty(t.target_checksum)},
            {"match", t.match()},
+           {"contents_compared", !t.counts_only},
            {"partition_tree", t.partition_tree},
            {"error", NullIfEmpty(t.error)}});
       if (!t.extension.empty()) tables.back()["extension"] = t.extension;

@@ -24,7 +24,10 @@ struct TableVerification {
   std::string name;
   int64_t source_rows = -1;
   int64_t target_rows = -1;
-  std::string source_checksum;  // decimal text of the server-side checksum
+  // The rows' checksums: the decimal sum of the server-side checksum query,
+  // or, for a table compared right after migrate copied it, the hex digest
+  // of copy/row_hash.h (the source's from the rows the copy relayed).
+  std::string source_checksum;
   std::string target_checksum;
   std::string error;  // set when the table could not be read on one side
   // The rows of a whole partition tree loaded through its root
@@ -35,6 +38,9 @@ struct TableVerification {
   // the extension's name. Its rows compared are those the extension's
   // condition selects (the source's condition, on both sides).
   std::string extension;
+  // Only the row counts were compared (migrate --verify counts): the
+  // checksums are empty.
+  bool counts_only = false;
   bool match() const {
     return error.empty() && source_rows == target_rows && source_checksum == target_checksum;
   }

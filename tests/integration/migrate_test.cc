@@ -339,8 +339,9 @@ constexpr const char* kSlowTable = R"sql(
 void OnceCopyRuns(const PgCluster& target, const std::function<void(const std::string&)>& action) {
   for (int i = 0; i < 1500; ++i) {
     Result<std::string> pid = target.Sql(
-        "SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY \"public\".\"items\"%FROM STDIN%' "
-        "AND state = 'active' LIMIT 1");
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE '%COPY \"public\".\"items\"%FROM "
+        "STDIN%' "
+        "AND state = 'active' AND pid <> pg_backend_pid() LIMIT 1");
     if (pid.ok() && !pid->empty()) {
       action(*pid);
       return;

@@ -614,8 +614,8 @@ TEST_F(ReplicationTest, KilledDuringTheBulkCopyThenResumedAndCutOverLosesNothing
                          "--jobs", "2", "--quiet"});
   ASSERT_TRUE(migrate.KillWhen([this] {
     Result<std::string> copying = target_->Sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY \"public\".\"slow\"%' "
-        "AND state = 'active'");
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%COPY \"public\".\"slow\"%' "
+        "AND state = 'active' AND pid <> pg_backend_pid()");
     return copying.ok() && *copying != "0";
   })) << "the copy of public.slow was never seen";
   // The interrupted run's slot is there; the resumed run replaces it.

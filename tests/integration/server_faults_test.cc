@@ -221,7 +221,7 @@ TEST_F(ServerFaultsTest, SourceKilledMidCopyThenResumed) {
 TEST_F(ServerFaultsTest, TargetKilledMidCopyThenResumed) {
   ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
-  ProcessResult first = KillServerDuringMigration(*target_, Running("COPY %events%FROM STDIN%"),
+  ProcessResult first = KillServerDuringMigration(*target_, Running("%COPY %events%FROM STDIN%"),
                                                   std::chrono::seconds(3));
   ASSERT_FALSE(HasFailure());
   // The copies are retried once it is back; the progress marks' schema was
@@ -433,7 +433,7 @@ TEST_F(LockTest, TargetTableLockedDuringIndexBuildsFailsNamingItThenResumes) {
   )sql"));
   jobs_ = "1";
   BackgroundRun run(MigrateArgs({"--lock-timeout", "3", "--quiet"}));
-  ASSERT_TRUE(WaitUntil(*target_, "shop", Running("CREATE INDEX small_slow%")));
+  ASSERT_TRUE(WaitUntil(*target_, "shop", Running("%CREATE INDEX small_slow%")));
   std::unique_ptr<Connection> session;
   // Granted once the running build commits.
   const int64_t pid = LockTable(*target_, "public.small", session);
