@@ -827,6 +827,19 @@ Status DatabaseCutover::Run(CutoverDatabase& out) {
 // the database's state after it: a failed cutover leaves the database
 // replicating, so that it can be run again. `reached`: the error of the
 // pooler probe that could not reach a side (then nothing is tried).
+// The state a cutover or rollback of one database ended in, from its status.
+void SetEnd(const Status& status, const CutoverOptions& co, CutoverDatabase& out) {
+  if (status.ok()) {
+    out.state = CutoverState::kDone;
+    return;
+  }
+  const bool cancelled =
+      status.code() == StatusCode::kCancelled || (co.cancel != nullptr && co.cancel->cancelled());
+  out.state = cancelled ? CutoverState::kCancelled : CutoverState::kFailed;
+  out.error = status.ToString();
+  out.hint = status.hint();
+}
+
 void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const CutoverOptions& co,
              size_t i, const Status& reached, CutoverDatabase& out) {
   DatabaseRecord record(*m.store, m.databases[i]);
@@ -834,15 +847,7 @@ void CutOver(const RecordedMigration& m, const SessionFactory& sessions, const C
   DatabaseCutover cutover(m, sessions, co, record, m.Names(i),
                           RollbackNamesFor(m.run.id, static_cast<int>(i)), Direction::kCutover);
   Status status = reached.ok() ? cutover.Run(out) : reached;
-  if (status.ok()) {
-    out.state = CutoverState::kDone;
-  } else {
-    const bool cancelled =
-        status.code() == StatusCode::kCancelled || (co.cancel != nullptr && co.cancel->cancelled());
-    out.state = cancelled ? CutoverState::kCancelled : CutoverState::kFailed;
-    out.error = status.ToString();
-    out.hint = status.hint();
-  }
+  SetEnd(status, co, out);
   if (out.switched && !status.ok()) {
     // Past the switch moment there is no going back: say so, and what to do.
     const bool differs = out.verification && !out.verification->ok();
@@ -880,15 +885,7 @@ void RollBack(const RecordedMigration& m, const SessionFactory& swapped, const C
   const ReplicationNames back = RollbackNamesFor(m.run.id, static_cast<int>(i));
   DatabaseCutover rollback(m, swapped, co, record, back, back, Direction::kRollback);
   Status status = rollback.Run(out);
-  if (status.ok()) {
-    out.state = CutoverState::kDone;
-  } else {
-    const bool cancelled =
-        status.code() == StatusCode::kCancelled || (co.cancel != nullptr && co.cancel->cancelled());
-    out.state = cancelled ? CutoverState::kCancelled : CutoverState::kFailed;
-    out.error = status.ToString();
-    out.hint = status.hint();
-  }
+  SetEnd(status, co, out);
   if (out.switched && !status.ok()) {
     out.error = "NOT VERIFIED (rolled back to the old source): " + out.error;
     out.hint =
