@@ -27,26 +27,14 @@
 #include "pg_cluster.h"
 #include "two_servers.h"
 #include "util/process.h"
+#include "watch_helpers.h"
 
 namespace pgcourier {
 namespace {
 
 namespace fs = std::filesystem;
 using testing::PgCluster;
-
-// The whole file, or what could be read of it: a /proc entry can vanish
-// (ESRCH) or be a directory, and iostreams would throw then.
-std::string ReadBytes(const fs::path& path) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buffer[65536];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;) {
-    out.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+using testing::ReadBytes;
 
 // The programs started by a given process, seen by polling /proc.
 class ChildWatch {

@@ -25,6 +25,7 @@
 #include "state_names.h"
 #include "two_servers.h"
 #include "version_pairs.h"
+#include "watch_helpers.h"
 
 namespace pgcourier {
 namespace {
@@ -232,20 +233,7 @@ TEST_F(PartitionRootResumeTest, KilledMidTreeThenResumedEndsExact) {
     // Killed once some of big_tree's partitions are committed and others not.
     killed = run.KillWhen(
         [&] {
-          if (!shop) {
-            Result<std::unique_ptr<Connection>> c =
-                Connection::Connect(*ConnInfo::Parse(target_->ConnString("shop")), {});
-            if (!c.ok()) return false;
-            shop = std::move(*c);
-          }
-          Result<QueryResult> r = shop->Exec(
-              "SELECT count(*), max(parts) FROM _pgcourier.steps "
-              "WHERE object = '\"public\".\"big_tree\"' AND step LIKE 'copy %'");
-          if (!r.ok()) {
-            if (shop->IsBad()) shop.reset();
-            return false;  // the marks are not there yet
-          }
-          return r->GetInt(0, 0) > 0 && r->GetInt(0, 0) < r->GetInt(0, 1);
+          return testing::PartlyCopied(shop, target_->ConnString("shop"), R"("public"."big_tree")");
         },
         std::chrono::milliseconds(2));
     const Result<ProcessResult>& ran = run.Join();

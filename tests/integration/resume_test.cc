@@ -20,6 +20,7 @@
 #include "state_names.h"
 #include "two_servers.h"
 #include "util/process.h"
+#include "watch_helpers.h"
 
 namespace pgcourier {
 namespace {
@@ -188,20 +189,7 @@ TEST_F(ResumeTest, KilledInTheMiddleOfASlicedTable) {
   // Killed once some slices of public.events are committed and others not.
   std::unique_ptr<Connection> shop;
   ASSERT_TRUE(MigrateAndKill([&](Connection&) {
-    if (!shop) {
-      Result<std::unique_ptr<Connection>> c =
-          Connection::Connect(*ConnInfo::Parse(target_->ConnString("shop")), {});
-      if (!c.ok()) return false;
-      shop = std::move(*c);
-    }
-    Result<QueryResult> r = shop->Exec(
-        "SELECT count(*), max(parts) FROM _pgcourier.steps "
-        "WHERE object = '\"public\".\"events\"' AND step LIKE 'copy %'");
-    if (!r.ok()) {
-      if (shop->IsBad()) shop.reset();
-      return false;  // the marks are not there yet
-    }
-    return r->GetInt(0, 0) > 0 && r->GetInt(0, 0) < r->GetInt(0, 1);
+    return testing::PartlyCopied(shop, target_->ConnString("shop"), R"("public"."events")");
   })) << "a partly copied table was never seen";
   shop.reset();
   // The interrupted run's slices are on the target...
