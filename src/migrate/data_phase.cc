@@ -355,7 +355,16 @@ Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCop
       return Status::Ok();
     }
   }
-  Result<TableCopyStats> copied = CopyTable(*s.source, *s.target, table, slice, plan.parts(), step);
+  // The running step carries the rows and bytes so far, for status and
+  // the page's per-table bars.
+  auto so_far = [&](int64_t rows, int64_t bytes) {
+    TableCopyStats running;
+    running.rows = rows;
+    running.bytes = bytes;
+    RecordStep(task, StepState::kRunning, running, number, "");
+  };
+  Result<TableCopyStats> copied = CopyTable(*s.source, *s.target, table, slice, plan.parts(), step,
+                                            Deadline::Never(), {}, so_far);
   if (!copied.ok()) return copied.status();
   stats = *copied;
   return Status::Ok();

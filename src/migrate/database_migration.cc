@@ -1,6 +1,7 @@
 #include "migrate/database_migration.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
@@ -300,6 +301,13 @@ Status DatabaseMigration::ReadCatalogAtSnapshot() {
     db.indexes_total = static_cast<int64_t>(indexes);
     db.bytes_total = catalog_.total_bytes;
   });
+  // The totals of the status page's per-table bars.
+  std::vector<StoredTableSize> sizes;
+  sizes.reserve(catalog_.tables.size());
+  for (const auto& t : catalog_.tables) sizes.push_back({t.Display(), t.estimated_rows, t.bytes});
+  // Only what status shows: a store that cannot take them fails nothing.
+  Status put = record_.store().PutTableSizes(outcome_.name, sizes);
+  if (!put.ok()) spdlog::warn("recording the table sizes of {}: {}", outcome_.name, put.ToString());
   std::string left_out;
   if (!options_.filter.empty()) {
     left_out =
