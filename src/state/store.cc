@@ -791,8 +791,7 @@ Status StateStore::PutTableSizes(const std::string& database,
     stmt.Bind(5, now);
     const int rc = stmt.Step();
     if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc,
-                         fmt::format("cannot record the size of {}", size.table));
+      return SqliteError(db_, path_, rc, fmt::format("cannot record the size of {}", size.table));
     }
   }
   return txn->Commit();

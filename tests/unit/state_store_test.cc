@@ -746,7 +746,8 @@ TEST(StateStoreTest, TableSizesAreReplacedPerDatabaseAndAVersionFiveCatalogUpgra
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
   ASSERT_TRUE(
-      store->PutTableSizes("shop", {{"public.orders", 1200, 98304}, {"public.new", -1, 8192}}).ok());
+      store->PutTableSizes("shop", {{"public.orders", 1200, 98304}, {"public.new", -1, 8192}})
+          .ok());
   ASSERT_TRUE(store->PutTableSizes("blog", {{"public.posts", 3, 8192}}).ok());
   Result<std::vector<StoredTableSize>> shop = store->TableSizes("shop");
   ASSERT_TRUE(shop.ok()) << shop.status().ToString();
@@ -771,8 +772,8 @@ TEST(StateStoreTest, TableSizesAreReplacedPerDatabaseAndAVersionFiveCatalogUpgra
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE table_sizes; PRAGMA user_version = 5", nullptr,
-                           nullptr, nullptr),
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE table_sizes; PRAGMA user_version = 5", nullptr, nullptr,
+                           nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
