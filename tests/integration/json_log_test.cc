@@ -89,8 +89,8 @@ TEST_F(JsonLogTest, MigrateWritesOneObjectALine) {
   ASSERT_FALSE(lines.empty());
   EXPECT_EQ(Values(lines, "command"), std::set<std::string>{"migrate"});
   const std::set<std::string> phases = Values(lines, "phase");
-  for (const char* phase : {"check", "snapshot", "create", "pre-data", "data", "post-data",
-                            "sequences", "verify", "done"}) {
+  for (const char* phase :
+       {"check", "snapshot", "create", "pre-data", "data", "post-data", "verify", "done"}) {
     EXPECT_EQ(phases.count(phase), 1u) << "no event of the phase " << phase << ":\n" << r.err;
   }
   const std::set<std::string> objects = Values(lines, "object");
