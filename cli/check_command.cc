@@ -2,11 +2,11 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
 #include "cli_support.h"
+#include "log_output.h"
 #include "preflight/checker.h"
 #include "report/check_report.h"
 #include "util/size.h"
@@ -25,6 +25,22 @@ struct CheckArgs {
   bool no_schema_trial = false;
 };
 
+// In JSON form the warnings and failures are log lines too, each with its
+// hint (the text form leaves them to the report on standard output).
+void LogFindings(const CheckReport& report) {
+  if (CurrentLogFormat() != LogFormat::kJson) return;
+  for (const CheckItem& item : report.items) {
+    if (item.status == CheckStatus::kPass) continue;
+    LogLine line;
+    line.level = item.status == CheckStatus::kFail ? LogLevel::kError : LogLevel::kWarn;
+    line.phase = "check";
+    line.object = item.object;
+    line.message = item.code + ": " + item.detail;
+    line.hint = item.hint;
+    WriteJsonLog(line);
+  }
+}
+
 int RunCheck(const CheckArgs& args) {
   CheckOptions options;
   if (!FillCheckOptions("check", args.server, options)) return kExitUsage;
@@ -42,6 +58,7 @@ int RunCheck(const CheckArgs& args) {
 
   Result<CheckReport> report = RunChecks(options);
   if (!report.ok()) return ReportError("check", report.status());
+  LogFindings(*report);
   if (args.server.json) {
     PrintOut(CheckReportToJson(*report).dump(2) + "\n");
   } else {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "log_output.h"
 #include "util/redact.h"
 
 namespace pgcourier::cli {
@@ -85,10 +86,9 @@ bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions&
   options.source = from_env(args.source, "PGCOURIER_SOURCE");
   options.target = from_env(args.target, "PGCOURIER_TARGET");
   if (servers_required && (options.source.empty() || options.target.empty())) {
-    std::fprintf(stderr,
-                 "pgcourier %s: both --source and --target are needed (or PGCOURIER_SOURCE and "
-                 "PGCOURIER_TARGET in the environment)\n",
-                 command);
+    LogError(command,
+             "both --source and --target are needed (or PGCOURIER_SOURCE and PGCOURIER_TARGET in "
+             "the environment)");
     return false;
   }
   options.jobs = args.jobs;
@@ -101,13 +101,26 @@ bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions&
   return true;
 }
 
+void LogError(const char* command, const std::string& message, const std::string& hint) {
+  if (CurrentLogFormat() == LogFormat::kJson) {
+    LogLine line;
+    line.level = LogLevel::kError;
+    line.message = message;
+    line.hint = hint;
+    WriteJsonLog(line);
+    return;
+  }
+  std::string text = std::string("pgcourier ") + command + ": " + message + "\n";
+  if (!hint.empty()) text += "  hint: " + hint + "\n";
+  WriteTextLog(text);
+}
+
 int ReportError(const char* command, const Status& error) {
   if (error.code() == StatusCode::kCancelled) {
-    std::fprintf(stderr, "pgcourier %s: cancelled\n", command);
+    LogError(command, "cancelled");
     return kExitCancelled;
   }
-  std::fprintf(stderr, "pgcourier %s: %s\n", command, error.message().c_str());
-  if (!error.hint().empty()) std::fprintf(stderr, "  hint: %s\n", error.hint().c_str());
+  LogError(command, error.message(), error.hint());
   return error.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitBlocked;
 }
 

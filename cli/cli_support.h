@@ -51,6 +51,11 @@ void AddFilterOptions(CLI::App* cmd, ObjectFilter& filter);
 bool FillCheckOptions(const char* command, const ServerArgs& args, CheckOptions& options,
                       bool servers_required = true);
 
+// Writes an error on standard error in the chosen log form
+// (cli/log_output.h): "pgcourier COMMAND: message" and "  hint: ..." as
+// text, one line at level error in JSON.
+void LogError(const char* command, const std::string& message, const std::string& hint = "");
+
 // Prints a core error (message and hint) and returns the exit status it
 // means: usage for bad input, cancelled, or blocked.
 int ReportError(const char* command, const Status& error);

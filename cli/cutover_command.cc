@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli_support.h"
+#include "log_output.h"
 #include "migrate/cleanup.h"
 #include "migrate/cutover.h"
 #include "migrate/migration.h"
@@ -34,6 +35,22 @@ std::string FromEnv(const std::string& value, const char* name) {
   return env != nullptr ? env : "";
 }
 
+// In JSON form a database that failed is a log line too, with its hint (the
+// text form leaves it to the report on standard output).
+void LogFailures(const char* phase, const CutoverOutcome& outcome) {
+  if (CurrentLogFormat() != LogFormat::kJson) return;
+  for (const auto& db : outcome.databases) {
+    if (db.state != CutoverState::kFailed && db.state != CutoverState::kCancelled) continue;
+    LogLine line;
+    line.level = LogLevel::kError;
+    line.database = db.name;
+    line.phase = phase;
+    line.message = db.error;
+    line.hint = db.hint;
+    WriteJsonLog(line);
+  }
+}
+
 int RunCutover(const CutoverArgs& args) {
   CutoverOptions options;
   options.work_dir = args.dir;
@@ -49,6 +66,7 @@ int RunCutover(const CutoverArgs& args) {
   Result<CutoverOutcome> outcome = Cutover(options);
   progress.Finish();
   if (!outcome.ok()) return ReportError("cutover", outcome.status());
+  LogFailures("cutover", *outcome);
   PrintOut(args.json ? CutoverToJson(*outcome).dump(2) + "\n" : RenderCutoverText(*outcome));
   if (InterruptToken().cancelled()) return kExitCancelled;
   return outcome->ok() ? kExitOk : kExitBlocked;
@@ -67,6 +85,7 @@ int RunRollback(const CutoverArgs& args) {
   Result<CutoverOutcome> outcome = Rollback(options);
   progress.Finish();
   if (!outcome.ok()) return ReportError("rollback", outcome.status());
+  LogFailures("rollback", *outcome);
   PrintOut(args.json ? RollbackToJson(*outcome).dump(2) + "\n" : RenderRollbackText(*outcome));
   if (InterruptToken().cancelled()) return kExitCancelled;
   return outcome->ok() ? kExitOk : kExitBlocked;

@@ -1,17 +1,33 @@
 // pgcourier: moves PostgreSQL databases between servers and providers.
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 #include "check_command.h"
 #include "cli_support.h"
 #include "cutover_command.h"
+#include "log_output.h"
 #include "migrate_command.h"
 #include "status_command.h"
 #include "sync_schema_command.h"
 #include "verify_command.h"
+
+namespace {
+
+// The log form asked for, read before the arguments are parsed: a parse
+// error is said in that form too.
+pgcourier::cli::LogFormat LogFormatAskedFor(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if ((arg == "--log-format" && i + 1 < argc && std::string(argv[i + 1]) == "json") ||
+        arg == "--log-format=json") {
+      return pgcourier::cli::LogFormat::kJson;
+    }
+  }
+  return pgcourier::cli::LogFormat::kText;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace pgcourier::cli;  // NOLINT(google-build-using-namespace)
@@ -25,6 +41,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "debug, info, warn or error (to stderr)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text: timestamped lines; json: one JSON object a line (time, level, command, "
+                 "database, phase, object, message, hint), and nothing else on stderr")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  // --log-level and --log-format may also follow the command's name.
+  app.fallthrough();
 
   std::function<int()> run;
   AddCheckCommand(app, run);
@@ -37,15 +61,21 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && LogFormatAskedFor(argc, argv) == LogFormat::kJson) {
+      ScrubPasswordsFromArgv(argc, argv);
+      SetLogFormat(LogFormat::kJson, "");
+      LogError("", e.what(), "see pgcourier --help, or pgcourier COMMAND --help");
+      return kExitUsage;
+    }
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
   ScrubPasswordsFromArgv(argc, argv);
 
-  auto logger = spdlog::stderr_color_mt("pgcourier");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  const std::vector<CLI::App*> commands = app.get_subcommands();
+  SetLogFormat(log_format == "json" ? LogFormat::kJson : LogFormat::kText,
+               commands.empty() ? "" : commands.front()->get_name());
+  InstallLogger(log_level);
 
   InstallInterruptHandlers();
   return run ? run() : kExitUsage;

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -44,26 +43,25 @@ int RunMigrate(const MigrateArgs& args) {
         !args.server.exclude_databases.empty() || args.preserve_owners || args.preserve_acl ||
         args.roles || args.no_role_passwords || args.replica_identity_full ||
         args.verify != "full") {
-      std::fprintf(stderr,
-                   "pgcourier migrate: --resume continues the run recorded in %s with the "
-                   "databases, filters and policies it was started with; leave those options "
-                   "out\n",
-                   args.dir.c_str());
+      LogError("migrate",
+               "--resume continues the run recorded in " + args.dir +
+                   " with the databases, filters and policies it was started with",
+               "leave those options out");
       return kExitUsage;
     }
   }
   if (!FillCheckOptions("migrate", args.server, options.check, !args.resume)) return kExitUsage;
   // Options that would be silently ignored are mistakes: say so.
   if (args.no_role_passwords && !args.roles) {
-    std::fprintf(stderr,
-                 "pgcourier migrate: --no-role-passwords only applies with --roles (which "
-                 "creates the roles); add --roles or leave it out\n");
+    LogError("migrate", "--no-role-passwords only applies with --roles (which creates the roles)",
+             "add --roles or leave --no-role-passwords out");
     return kExitUsage;
   }
   if (args.replica_identity_full && args.method == "copy") {
-    std::fprintf(stderr,
-                 "pgcourier migrate: --replica-identity-full only applies to the replication "
-                 "method, not to --method copy; leave it out or use --method auto|replication\n");
+    LogError("migrate",
+             "--replica-identity-full only applies to the replication method, not to --method "
+             "copy",
+             "leave it out or use --method auto|replication");
     return kExitUsage;
   }
   options.resume = args.resume;
@@ -71,9 +69,8 @@ int RunMigrate(const MigrateArgs& args) {
   if (!args.slice_size.empty()) {
     Result<int64_t> size = ParseByteSize(args.slice_size);
     if (!size.ok() || *size <= 0) {
-      std::fprintf(stderr,
-                   "pgcourier migrate: --slice-size %s is not a size (examples: 64MB, 1GB)\n",
-                   args.slice_size.c_str());
+      LogError("migrate", "--slice-size " + args.slice_size + " is not a size",
+               "give a size such as 64MB or 1GB");
       return kExitUsage;
     }
     options.split_bytes = *size;

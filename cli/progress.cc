@@ -3,14 +3,24 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
-#include <cstdio>
-
 #include "util/size.h"
 
 namespace pgcourier::cli {
 namespace {
 
-void Write(const std::string& text) { std::fwrite(text.data(), 1, text.size(), stderr); }
+void Write(const std::string& text) { WriteTextLog(text); }
+
+LogLevel LevelOf(ProgressEvent::Level level) {
+  switch (level) {
+    case ProgressEvent::Level::kWarning:
+      return LogLevel::kWarn;
+    case ProgressEvent::Level::kError:
+      return LogLevel::kError;
+    case ProgressEvent::Level::kInfo:
+      break;
+  }
+  return LogLevel::kInfo;
+}
 
 std::string Duration(double seconds) {
   auto s = static_cast<int64_t>(seconds);
@@ -38,6 +48,12 @@ std::string ProgressPrinter::StatusLine(const ProgressEvent& event) {
 }
 
 void ProgressPrinter::Print(const ProgressEvent& event) {
+  if (CurrentLogFormat() == LogFormat::kJson) {
+    LogLine line{LevelOf(event.level), event.database, event.phase, event.object,
+                 event.message,        event.hint,     event.done,  event.total};
+    WriteJsonLog(line);
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (event.phase != phase_) {
     phase_ = event.phase;
@@ -45,12 +61,14 @@ void ProgressPrinter::Print(const ProgressEvent& event) {
   }
   auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
   std::string where = event.database.empty() ? "" : event.database + " ";
+  const std::string message =
+      (event.level == ProgressEvent::Level::kWarning ? "WARNING: " : "") + event.message;
   if (!live_) {
-    Write(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z {}{}: {}\n", now, where, event.phase, event.message));
+    Write(fmt::format("{:%Y-%m-%dT%H:%M:%S}Z {}{}: {}\n", now, where, event.phase, message));
     return;
   }
   // Clear the status line, print the event above it, draw it again.
-  Write(fmt::format("\r\033[K{:%H:%M:%S} {}{}: {}\n", now, where, event.phase, event.message));
+  Write(fmt::format("\r\033[K{:%H:%M:%S} {}{}: {}\n", now, where, event.phase, message));
   Write("\033[7m" + StatusLine(event) + "\033[0m");
   drawn_ = true;
 }

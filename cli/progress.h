@@ -1,20 +1,23 @@
 // Progress of a migration on standard error: on a terminal, the events scroll
 // above a status line that is redrawn in place (phase, bytes done of the
-// total, rate, ETA); elsewhere, plain timestamped lines for logs.
+// total, rate, ETA); elsewhere, plain timestamped lines for logs; with
+// --log-format json, one JSON object a line (cli/log_output.h).
 #pragma once
 
 #include <chrono>
 #include <mutex>
 #include <string>
 
+#include "log_output.h"
 #include "migrate/migration.h"
 
 namespace pgcourier::cli {
 
 class ProgressPrinter {
  public:
-  // `live`: draw the status line (standard error is a terminal).
-  explicit ProgressPrinter(bool live) : live_(live) {}
+  // `live`: draw the status line (standard error is a terminal; never in
+  // JSON form).
+  explicit ProgressPrinter(bool live) : live_(live && CurrentLogFormat() == LogFormat::kText) {}
   ProgressPrinter(const ProgressPrinter&) = delete;
   ProgressPrinter& operator=(const ProgressPrinter&) = delete;
 

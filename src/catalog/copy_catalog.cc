@@ -34,6 +34,9 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
           "((c.relreplident = 'd' AND ri.indisprimary) OR (c.relreplident = 'i' AND "
           "ri.indisreplident)))) " +
           any_generated +
+          ", CASE WHEN c.reltuples < 0 OR (c.relpages = 0 AND pg_relation_size(c.oid) > 0) "
+          "THEN -1 WHEN c.relpages = 0 THEN 0 ELSE round(c.reltuples::numeric / c.relpages * "
+          "(pg_relation_size(c.oid) / current_setting('block_size')::numeric))::bigint END"
           " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
           "WHERE c.relkind = 'r' AND " +
           sql::UserRelation() + " ORDER BY pg_table_size(c.oid) DESC, 1, 2",
@@ -49,6 +52,7 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
     t.column_list = tables->GetString(r, 4);  // empty for a table without columns
     t.replicable = tables->GetBool(r, 5);
     t.generated_columns = tables->GetBool(r, 6);
+    t.estimated_rows = tables->GetInt(r, 7);
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
   }
@@ -75,12 +79,16 @@ Status GroupRootLoadedTrees(Connection& conn, const ObjectFilter& filter, Deadli
     root.column_list = tree.column_list;
     root.through_root_reason = tree.reason;
     root.replicable = true;
+    root.estimated_rows = 0;
     for (auto& leaf : tree.leaves) {
       auto found = at.find({leaf.schema, leaf.name});
       if (found == at.end()) continue;  // its data is excluded
       grouped[found->second] = true;
       const TableToCopy& t = catalog.tables[found->second];
       root.bytes += t.bytes;
+      root.estimated_rows = root.estimated_rows < 0 || t.estimated_rows < 0
+                                ? -1
+                                : root.estimated_rows + t.estimated_rows;
       root.unlogged = root.unlogged || t.unlogged;
       root.replicable = root.replicable && t.replicable;
       root.generated_columns = root.generated_columns || t.generated_columns;

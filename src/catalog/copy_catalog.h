@@ -39,6 +39,10 @@ struct TableToCopy {
   std::string schema;
   std::string name;
   int64_t bytes = 0;  // pg_table_size: heap and TOAST, the work to move
+  // The planner's estimate of its rows: pg_class.reltuples scaled to the
+  // heap's pages now, as the planner does; -1 when there is none (a table
+  // never vacuumed or analyzed that has pages).
+  int64_t estimated_rows = -1;
   // Stored columns in attribute order, quoted; generated columns are left
   // out (the target computes them).
   std::string column_list;

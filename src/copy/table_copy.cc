@@ -85,7 +85,7 @@ CopyStatements Statements(const TableToCopy& table, const std::optional<Slice>& 
 // may be cut anywhere), which saves the server a message per row. A row
 // larger than the batch goes alone. On failure `in` is aborted.
 Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in,
-            TableCopyStats& stats, Deadline deadline) {
+            TableCopyStats& stats, Deadline deadline, const CopyProgress& progress) {
   Result<CopyOutStream> out = CopyOutStream::Start(source, source_copy, deadline);
   if (!out.ok()) {
     in.Abort("source failed");
@@ -99,6 +99,8 @@ Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in
     if (!written.ok()) in.Abort("target failed");
     return written;
   };
+  using Clock = std::chrono::steady_clock;
+  auto told = Clock::now();
   std::string_view chunk;
   for (;;) {
     Result<bool> more = out->Next(&chunk, deadline);
@@ -110,9 +112,14 @@ Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in
     stats.bytes += static_cast<int64_t>(chunk.size());
     stats.hash.AddRow(chunk);
     stats.largest_row = std::max(stats.largest_row, static_cast<int64_t>(chunk.size()));
+    ++stats.rows;
     if (batch.size() + chunk.size() > kBatchBytes && !batch.empty()) {
       PGC_RETURN_IF_ERROR(send(batch));
       batch.clear();
+      if (progress && Clock::now() - told >= std::chrono::seconds(1)) {
+        told = Clock::now();
+        progress(stats.rows, stats.bytes);
+      }
     }
     if (chunk.size() >= kBatchBytes) {
       // In batch-sized pieces: handed over whole, a row of large values
@@ -134,7 +141,7 @@ Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
                                  const std::optional<Slice>& slice, int parts,
                                  const std::string& mark, Deadline deadline,
-                                 const QuietTriggers& quiet) {
+                                 const QuietTriggers& quiet, const CopyProgress& progress) {
   auto started = std::chrono::steady_clock::now();
   CopyStatements statements = Statements(table, slice);
   std::string what = table.Display();
@@ -170,7 +177,7 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   if (!in.ok()) return fail(in.status());
   TableCopyStats stats;
   for (const auto& source_copy : statements.source_copies) {
-    Status pumped = Pump(source, source_copy, *in, stats, deadline);
+    Status pumped = Pump(source, source_copy, *in, stats, deadline, progress);
     if (!pumped.ok()) return fail(pumped);
   }
   Result<int64_t> stored = in->Finish(deadline);

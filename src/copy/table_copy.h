@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -50,6 +51,10 @@ struct Slice {
   std::string Display() const;
 };
 
+// Called about once a second while a copy streams, with the rows and bytes
+// (of COPY text) this attempt has relayed so far, on the copying thread.
+using CopyProgress = std::function<void(int64_t rows, int64_t bytes)>;
+
 // Copies `table` (or the slice `slice` of it) as a COPY ... TO STDOUT on the
 // source feeding a COPY ... FROM STDIN on the target, in one target
 // transaction that also records `mark` in the target's progress marks
@@ -69,11 +74,12 @@ struct Slice {
 // The COPY text passes in the source session's client_encoding: a target
 // session in another one is set to the source's. `quiet`
 // keeps the target's user triggers from firing, inside the transaction
-// (copy/quiet_triggers.h).
+// (copy/quiet_triggers.h). `progress`, when given, hears how far it is.
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
                                  const std::optional<Slice>& slice, int parts,
                                  const std::string& mark, Deadline deadline = Deadline::Never(),
-                                 const QuietTriggers& quiet = {});
+                                 const QuietTriggers& quiet = {},
+                                 const CopyProgress& progress = {});
 
 // The rows `table` holds on the target, read once with COPY ... TO STDOUT
 // and hashed as CopyTable hashes the rows it relays from the source, in

@@ -66,9 +66,13 @@ class DatabaseCutover {
   void RecordPhases(const CutoverDatabase& out);
 
  private:
-  void Progress(const std::string& message) const {
+  void Progress(const std::string& message, const std::string& object = "",
+                ProgressEvent::Level level = ProgressEvent::Level::kInfo) const {
     if (options_.on_progress) {
-      options_.on_progress({stored_.name, forward_ ? "cutover" : "rollback", message, 0, 0});
+      ProgressEvent event{stored_.name, forward_ ? "cutover" : "rollback", message, 0, 0};
+      event.object = object;
+      event.level = level;
+      options_.on_progress(event);
     }
   }
   Status Prepare();
@@ -156,7 +160,9 @@ Status DatabaseCutover::CheckHealth(bool sample_worker) {
       ReadHealth(*source_, *target_, names_, migration_.options.filter, baseline, options_.work_dir,
                  sample_worker);
   if (!health.ok()) return health.status().WithContext("reading the replication's health");
-  for (const auto& warning : health->warnings) Progress("WARNING: " + warning);
+  for (const auto& warning : health->warnings) {
+    Progress(warning, "", ProgressEvent::Level::kWarning);
+  }
   if (!health->broken()) return Status::Ok();
   std::string hint = health->Hint();
   if (!forward_ && !health->drift.empty()) {
@@ -455,8 +461,9 @@ Status DatabaseCutover::CheckAppendOnly(CutoverDatabase& out) {
       out.append_only.push_back(
           {tables[i].Display(), false, "no update or delete on the source since the copy"});
       Progress(tables[i].Display() +
-               " (inserts and truncates replicated): no update or delete since the copy, not "
-               "copied again");
+                   " (inserts and truncates replicated): no update or delete since the copy, not "
+                   "copied again",
+               tables[i].Display());
     } else {
       append_why_[name] = why;
     }
@@ -507,7 +514,8 @@ Status DatabaseCutover::CopyUnreplicated(CutoverDatabase& out) {
                          append == append_why_.end()
                              ? "not replicated"
                              : "inserts and truncates replicated; " + append->second,
-                         copied->rows, q.how.empty() ? "" : " (" + q.how + ")"));
+                         copied->rows, q.how.empty() ? "" : " (" + q.how + ")"),
+             table.Display());
   }
   if (!catalog_.large_objects.empty()) {
     PGC_RETURN_IF_ERROR(

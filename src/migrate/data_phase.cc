@@ -55,6 +55,7 @@ class DataPhase {
     std::string message;
     int64_t done = 0;
     int64_t total = 0;
+    std::string object = {};
   };
 
   std::vector<Task> FirstTasks();
@@ -77,8 +78,22 @@ class DataPhase {
   void RecordCounters();
   void StartPostData();
   std::string Doing(const Task& task) const;
-  void Progress(const std::string& message, int64_t done = 0, int64_t total = 0) const {
-    if (setup_.progress) setup_.progress("data", message, done, total);
+  void Progress(const std::string& message, int64_t done = 0, int64_t total = 0,
+                const std::string& object = "") const {
+    if (setup_.progress) {
+      ProgressEvent event{"", "data", message, done, total};
+      event.object = object;
+      setup_.progress(std::move(event));
+    }
+  }
+  // A retry or a wait the user may want to act on, about one table.
+  void Warn(const std::string& message, const std::string& object) const {
+    if (setup_.progress) {
+      ProgressEvent event{"", "data", message, 0, 0};
+      event.object = object;
+      event.level = ProgressEvent::Level::kWarning;
+      setup_.progress(std::move(event));
+    }
   }
 
   // Set at construction, read by every worker.
@@ -210,8 +225,9 @@ Status DataPhase::LockWait(const Task& task, WorkerSessions& s, Clock::duration 
         fmt::format("{}: no lock after waiting {} s: it is held {}", what, waited_s, named),
         LockHint(holders, options_.work_dir));
   }
-  Progress(fmt::format("{}: waiting for a lock held {} ({} s, up to {} s)", what, named, waited_s,
-                       limit_s));
+  Warn(fmt::format("{}: waiting for a lock held {} ({} s, up to {} s)", what, named, waited_s,
+                   limit_s),
+       tables_[task.table].Display());
   return Status::Ok();
 }
 
@@ -339,7 +355,16 @@ Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCop
       return Status::Ok();
     }
   }
-  Result<TableCopyStats> copied = CopyTable(*s.source, *s.target, table, slice, plan.parts(), step);
+  // The running step carries the rows and bytes so far, for status and
+  // the page's per-table bars.
+  auto so_far = [&](int64_t rows, int64_t bytes) {
+    TableCopyStats running;
+    running.rows = rows;
+    running.bytes = bytes;
+    RecordStep(task, StepState::kRunning, running, number, "");
+  };
+  Result<TableCopyStats> copied = CopyTable(*s.source, *s.target, table, slice, plan.parts(), step,
+                                            Deadline::Never(), {}, so_far);
   if (!copied.ok()) return copied.status();
   stats = *copied;
   return Status::Ok();
@@ -385,8 +410,9 @@ Status DataPhase::RunAttempts(const Task& task, WorkerSessions& s, TableCopyStat
       continue;
     }
     if (!status.retryable() || attempts >= options_.table_attempts) return status;
-    Progress(fmt::format("{}; trying again (attempt {} of {})", status.message(), attempts + 1,
-                         options_.table_attempts));
+    Warn(fmt::format("{}; trying again (attempt {} of {})", status.message(), attempts + 1,
+                     options_.table_attempts),
+         tables_[task.table].Display());
     s = WorkerSessions();
   }
 }
@@ -423,7 +449,7 @@ void DataPhase::RunTask(const Task& task) {
       counted = Finished(task, stats, attempts, next, reports, start_post_data);
     }
   }
-  for (const auto& r : reports) Progress(r.message, r.done, r.total);
+  for (const auto& r : reports) Progress(r.message, r.done, r.total, r.object);
   if (counted) RecordCounters();
   for (const auto& t : next) Submit(t);
   if (start_post_data) StartPostData();
@@ -458,7 +484,8 @@ bool DataPhase::Finished(const Task& task, const TableCopyStats& stats, int atte
     ++indexes_done_;
     const IndexToBuild& index = table.indexes[static_cast<size_t>(task.part)];
     reports.push_back({fmt::format("index {}.{} built ({}/{} indexes)", index.schema, index.name,
-                                   indexes_done_, indexes_total_)});
+                                   indexes_done_, indexes_total_),
+                       0, 0, index.schema + "." + index.name});
   } else {
     TableOutcome& result = results_[task.table];
     result.rows += stats.rows;
@@ -476,7 +503,7 @@ bool DataPhase::Finished(const Task& task, const TableCopyStats& stats, int atte
       ++tables_done_;
       reports.push_back({fmt::format("{}: {} rows, {} ({}/{} tables)", table.Display(), result.rows,
                                      FormatBytes(result.bytes), tables_done_, tables_.size()),
-                         bytes_done_, setup_.catalog->total_bytes});
+                         bytes_done_, setup_.catalog->total_bytes, table.Display()});
       for (size_t i = 0; i < table.indexes.size(); ++i) {
         if (plans_[task.table].indexes_done.count(i) == 0) {
           next.push_back({Kind::kIndex, task.table, static_cast<int>(i)});

@@ -32,8 +32,8 @@
 
 namespace pgcourier {
 
-using ProgressFn = std::function<void(const std::string& phase, const std::string& message,
-                                      int64_t done, int64_t total)>;
+// Receives the phase's events without their database, which the caller adds.
+using ProgressFn = std::function<void(ProgressEvent event)>;
 
 struct DataPhaseSetup {
   const MigrateOptions* options = nullptr;

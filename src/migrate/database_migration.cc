@@ -1,6 +1,7 @@
 #include "migrate/database_migration.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
@@ -50,6 +51,13 @@ DatabaseMigration::DatabaseMigration(const RunContext& run, DatabaseRecord& reco
 void DatabaseMigration::Progress(const std::string& phase, const std::string& message, int64_t done,
                                  int64_t total) const {
   if (options_.on_progress) options_.on_progress({outcome_.name, phase, message, done, total});
+}
+
+void DatabaseMigration::Warn(const std::string& phase, const std::string& message) const {
+  if (!options_.on_progress) return;
+  ProgressEvent event{outcome_.name, phase, message, 0, 0};
+  event.level = ProgressEvent::Level::kWarning;
+  options_.on_progress(event);
 }
 
 // A step that gave up waiting for a lock (lock_timeout): who holds locks on
@@ -192,7 +200,7 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   // From its creation the slot keeps the source's WAL until the target
   // applies it: the check's estimate of how much, said again here.
   const std::string wal_warning = WalRetentionWarning(*run_.check);
-  if (!wal_warning.empty()) Progress("snapshot", "WARNING: " + wal_warning);
+  if (!wal_warning.empty()) Warn("snapshot", wal_warning);
   // Read before the snapshot: every update or delete after it is counted
   // after this reading (migrate/append_only.h).
   std::vector<StoredWriteCounters> counters;
@@ -211,7 +219,7 @@ Result<std::string> DatabaseMigration::PublishAndCreateSlot(Connection& holder) 
   wait.then = "pgcourier migrate --resume --dir " + options_.work_dir;
   wait.on_wait = [this](const std::vector<OpenTransaction>& open, std::chrono::seconds waited) {
     const std::string line = DescribeSlotWait(open, waited);
-    Progress("snapshot", line);
+    Warn("snapshot", line);
     record_.Update([&](StoredDatabase& db) {
       db.hint = line + "; end " + (open.size() == 1 ? "it (" : "them (") +
                 EndTransactionsHint(open) + ") or wait";
@@ -293,6 +301,13 @@ Status DatabaseMigration::ReadCatalogAtSnapshot() {
     db.indexes_total = static_cast<int64_t>(indexes);
     db.bytes_total = catalog_.total_bytes;
   });
+  // The totals of the status page's per-table bars.
+  std::vector<StoredTableSize> sizes;
+  sizes.reserve(catalog_.tables.size());
+  for (const auto& t : catalog_.tables) sizes.push_back({t.Display(), t.estimated_rows, t.bytes});
+  // Only what status shows: a store that cannot take them fails nothing.
+  Status put = record_.store().PutTableSizes(outcome_.name, sizes);
+  if (!put.ok()) spdlog::warn("recording the table sizes of {}: {}", outcome_.name, put.ToString());
   std::string left_out;
   if (!options_.filter.empty()) {
     left_out =
@@ -468,8 +483,10 @@ Status DatabaseMigration::CopyData() {
   setup.snapshot = snapshot_->id();
   setup.catalog = &catalog_;
   setup.plans = &plans_;
-  setup.progress = [this](const std::string& phase, const std::string& message, int64_t done,
-                          int64_t total) { Progress(phase, message, done, total); };
+  setup.progress = [this](ProgressEvent event) {
+    event.database = outcome_.name;
+    if (options_.on_progress) options_.on_progress(event);
+  };
   setup.post_data = [this] { return Phase("post-data", [this] { return PostData(); }); };
   Result<DataPhaseResult> result = RunDataPhase(setup);
   if (!result.ok()) return result.status();

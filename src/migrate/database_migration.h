@@ -49,6 +49,8 @@ class DatabaseMigration {
  private:
   void Progress(const std::string& phase, const std::string& message, int64_t done = 0,
                 int64_t total = 0) const;
+  // An event at warning level: something the user may want to act on.
+  void Warn(const std::string& phase, const std::string& message) const;
   // Runs `body` as the phase `phase`, timed and recorded as a step.
   Status Phase(const std::string& phase, const std::function<Status()>& body);
   Status ExplainLockTimeout(const Status& status) const;

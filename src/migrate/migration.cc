@@ -38,6 +38,8 @@ class Run {
   void Progress(const std::string& db, const std::string& phase, const std::string& msg) const {
     if (given_.on_progress) given_.on_progress({db, phase, msg, 0, 0});
   }
+  // The checks' warnings and failures, one event each, as they are found.
+  void ReportFindings(const CheckReport& report) const;
   Status Resume(const StoredRun& run);
   Status Begin(const ConnInfo& source, const ConnInfo& target);
   Status CopyRolesFirst(const SessionFactory& sessions);
@@ -51,6 +53,19 @@ class Run {
   std::vector<StoredDatabase> stored_;
   MigrationOutcome outcome_;
 };
+
+void Run::ReportFindings(const CheckReport& report) const {
+  if (!given_.on_progress) return;
+  for (const CheckItem& item : report.items) {
+    if (item.status == CheckStatus::kPass) continue;
+    ProgressEvent event{"", "check", item.code + ": " + item.detail, 0, 0};
+    event.object = item.object;
+    event.hint = item.hint;
+    event.level = item.status == CheckStatus::kFail ? ProgressEvent::Level::kError
+                                                    : ProgressEvent::Level::kWarning;
+    given_.on_progress(event);
+  }
+}
 
 // Continues the run recorded in the store: its options and servers, and its
 // databases, also those planned at the start but not recorded one by one.
@@ -157,7 +172,12 @@ void Run::RunDatabase(const RunContext& context, size_t i, DatabaseRecord& recor
     db.state = cancelled ? DatabaseState::kCancelled : DatabaseState::kFailed;
     db.error = status.ToString();
     db.hint = status.hint();
-    Progress(db.name, Name(db.state), db.error);
+    if (given_.on_progress) {
+      ProgressEvent event{db.name, Name(db.state), db.error, 0, 0};
+      event.level = ProgressEvent::Level::kError;
+      event.hint = db.hint;
+      given_.on_progress(event);
+    }
   }
   record.Update([&](StoredDatabase& d) {
     d.state = db.state;
@@ -252,6 +272,7 @@ Result<MigrationOutcome> Run::Execute() {
   Progress("", "check", "running pre-flight checks");
   Result<CheckReport> report = RunChecks(check);
   if (!report.ok()) return report.status();
+  ReportFindings(*report);
   outcome_.check = std::move(*report);
   if (outcome_.check.blocked()) return std::move(outcome_);  // nothing touched
   outcome_.checks_passed = true;

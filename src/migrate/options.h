@@ -16,11 +16,17 @@ namespace pgcourier {
 
 // A line of progress: which database, which phase, what happened.
 struct ProgressEvent {
+  enum class Level { kInfo, kWarning, kError };
   std::string database;
   std::string phase;  // "check", "create", "snapshot", "pre-data", "data", ...
   std::string message;
   int64_t done = 0;   // units done in the phase (tables, bytes) when known
   int64_t total = 0;  // units in the phase when known
+  // What it is about when it is one object: "public.orders" (a table),
+  // "public.orders_pkey" (an index), a check's object; else empty.
+  std::string object = {};
+  Level level = Level::kInfo;
+  std::string hint = {};  // what to do, for a warning or an error
 };
 
 struct MigrateOptions {

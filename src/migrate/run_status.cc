@@ -71,7 +71,12 @@ Result<StatusView> ReadStatus(const std::string& dir, bool with_steps) {
     Result<std::vector<StoredStep>> steps = (*store)->Steps(db.name);
     if (!steps.ok()) return steps.status();
     ReadReplicationSteps(db.name, *steps, view);
-    if (with_steps) view.steps[db.name] = std::move(*steps);
+    if (with_steps) {
+      view.steps[db.name] = std::move(*steps);
+      Result<std::vector<StoredTableSize>> sizes = (*store)->TableSizes(db.name);
+      if (!sizes.ok()) return sizes.status();
+      view.table_sizes[db.name] = std::move(*sizes);
+    }
     Result<std::optional<StoredRollback>> back = (*store)->Rollback(db.name);
     if (!back.ok()) return back.status();
     if (*back) view.rollbacks[db.name] = **back;

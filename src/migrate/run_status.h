@@ -43,6 +43,10 @@ struct StatusView {
   std::vector<StoredDatabase> databases;
   // Steps per source database name; filled when the tables were asked for.
   std::map<std::string, std::vector<StoredStep>> steps;
+  // Per source database name, with the steps: each table's expected size
+  // as recorded when its copy was planned (none from an older pgcourier's
+  // run).
+  std::map<std::string, std::vector<StoredTableSize>> table_sizes;
   // Per replicating database (state syncing); filled by ReadReplication.
   std::map<std::string, ReplicationView> replication;
   // Per source database name, read from its steps whatever `with_steps`

@@ -365,6 +365,17 @@ nlohmann::json StatusJson(const StatusView& view, bool tables) {
         }
       }
       entry["tables"] = std::move(steps);
+      nlohmann::json sizes = nlohmann::json::array();
+      if (auto found = view.table_sizes.find(db.name); found != view.table_sizes.end()) {
+        for (const auto& size : found->second) {
+          sizes.push_back(
+              {{"table", size.table},
+               {"expected_rows",
+                size.expected_rows < 0 ? nlohmann::json() : nlohmann::json(size.expected_rows)},
+               {"expected_bytes", size.expected_bytes}});
+        }
+      }
+      entry["table_sizes"] = std::move(sizes);
     }
     databases.push_back(std::move(entry));
   }

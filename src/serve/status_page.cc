@@ -143,8 +143,10 @@ function rate(points) {
   return out;
 }
 
-// The steps of a database grouped: tables (their parts), index builds, phases.
-function groupSteps(steps) {
+// The steps of a database grouped: tables (their parts), index builds,
+// phases; each table with its expected size (table_sizes), and the planned
+// tables no step has started yet as pending.
+function groupSteps(steps, sizes) {
   const tables = new Map(), indexes = [], phases = [];
   const rank = {failed: 3, running: 2, pending: 1, done: 0};
   for (const s of steps || []) {
@@ -158,7 +160,27 @@ function groupSteps(steps) {
     if (rank[s.state] > rank[t.state]) t.state = s.state;
     if (s.error) t.error = s.error;
   }
+  for (const z of sizes || []) {
+    let t = tables.get(z.table);
+    if (!t) { t = {name: z.table, parts: 0, done: 0, bytes: 0, rows: 0, state: "pending", error: null}; tables.set(z.table, t); }
+    t.size = z;
+  }
   return {tables: [...tables.values()], indexes, phases};
+}
+// A table's rows or bytes copied against its expected total, which the
+// source's catalog estimated when the copy was planned; a table done shows
+// what was copied, whole.
+function amountCells(t, copied, expected, fmt, field, what) {
+  let text, b;
+  if (t.state === "done") {
+    text = fmt(copied); b = bar(1, 1, field + "-bar");
+  } else if (expected === null || expected === undefined) {
+    text = fmt(copied) + (t.size ? " (no estimate" + (what ? ": " + what : "") + ")" : "");
+    b = bar(0, 1, field + "-bar");
+  } else {
+    text = fmt(copied) + " of " + fmt(expected) + " (estimated)"; b = bar(copied, expected, field + "-bar");
+  }
+  return [el("td", {class: "n", "data-field": field}, text), el("td", {class: "tbar"}, b)];
 }
 // The running phases, and what runs in them: "data: copying 2 tables".
 function phaseOf(db, groups) {
@@ -192,13 +214,15 @@ function tablesView(db, groups, state) {
   filter.addEventListener("change", () => { state.filter = filter.value; state.page = 0; redraw(); });
   box.append(el("div", {class: "pager"}, filter, prev, "page " + (state.page + 1) + " of " + pages + " (" + list.length + " tables)", next));
   const table = el("table", {}, el("tr", {}, el("th", {}, "table"), el("th", {}, "state"), el("th", {}, "slices done"),
-    el("th", {}, ""), el("th", {}, "bytes"), el("th", {}, "share of bytes"), el("th", {}, "rows"), el("th", {}, "error")));
+    el("th", {}, ""), el("th", {}, "rows copied"), el("th", {}, ""), el("th", {}, "bytes copied (of the size on disk)"),
+    el("th", {}, ""), el("th", {}, "error")));
   for (const t of list.slice(state.page * pageSize, (state.page + 1) * pageSize)) {
+    const z = t.size || {};
     table.append(el("tr", {"data-table": t.name}, el("td", {}, t.name), el("td", {}, badge(t.state, "table-state")),
-      el("td", {class: "n"}, t.done + "/" + t.parts), el("td", {class: "tbar"}, bar(t.done, t.parts, "table-parts")),
-      el("td", {class: "n", "data-field": "table-bytes"}, bytes(t.bytes)),
-      el("td", {class: "tbar"}, bar(t.bytes, db.progress.bytes_total, "table-bytes-share")),
-      el("td", {class: "n", "data-field": "table-rows"}, count(t.rows)), el("td", {}, t.error || "")));
+      el("td", {class: "n"}, t.done + "/" + (t.parts || "-")), el("td", {class: "tbar"}, bar(t.done, t.parts, "table-parts")),
+      ...amountCells(t, t.rows, z.expected_rows, count, "table-rows", "never analyzed"),
+      ...amountCells(t, t.bytes, z.expected_bytes, bytes, "table-bytes", ""),
+      el("td", {}, t.error || "")));
   }
   box.append(table);
   if (groups.indexes.length) {
@@ -229,7 +253,12 @@ function replicationView(r) {
 
 function databaseView(db, samples) {
   const state = ui[db.dbname] || (ui[db.dbname] = {page: 0, filter: "", open: false});
-  const groups = groupSteps(db.tables);
+  const groups = groupSteps(db.tables, db.table_sizes);
+  // The rows expected of the whole database, when every table has an estimate.
+  const sizes = db.table_sizes || [];
+  const rowsExpected = sizes.length && sizes.every(z => z.expected_rows !== null)
+    ? sizes.reduce((a, z) => a + z.expected_rows, 0) : null;
+  const rowsFinal = db.status === "done" || db.status === "syncing";
   const p = db.progress;
   const sec = el("section", {class: "db", "data-db": db.dbname});
   sec.append(el("h2", {}, db.dbname + (db.target_dbname !== db.dbname ? " \u2192 " + db.target_dbname : "") + " ", badge(db.status, "state")));
@@ -249,8 +278,11 @@ function databaseView(db, samples) {
     el("span", {"data-field": "tables-done", "data-value": String(p.tables_done)}, p.tables_done + " of " + p.tables_total),
     el("span", {}, "indexes"), bar(p.indexes_done, p.indexes_total, "indexes-bar"),
     el("span", {"data-field": "indexes-done", "data-value": String(p.indexes_done)}, p.indexes_done + " of " + p.indexes_total),
-    el("span", {}, "rows"), el("span", {class: "muted"}, "(no total before the copy ends)"),
-    el("span", {"data-field": "rows-done", "data-value": String(p.rows_done)}, count(p.rows_done) + " copied")));
+    el("span", {}, "rows"),
+    rowsFinal ? bar(1, 1, "rows-bar") : rowsExpected === null ? el("span", {class: "muted"}, "(no estimate of the total)")
+      : bar(p.rows_done, rowsExpected, "rows-bar"),
+    el("span", {"data-field": "rows-done", "data-value": String(p.rows_done)}, count(p.rows_done) + " copied" +
+      (rowsFinal || rowsExpected === null ? "" : " of " + count(rowsExpected) + " (estimated)"))));
   if (db.replication) sec.append(replicationView(db.replication));
   if (db.cutover) {
     const w = db.cutover.window.reduce((a, x) => a + x.seconds, 0);
@@ -288,6 +320,7 @@ function nextCommands(status, dir) {
 let last = null;
 function redraw() {
   if (!last) return;
+  const started = performance.now();
   const [status, history] = last;
   const overall = document.getElementById("overall");
   overall.textContent = status.state;
@@ -301,6 +334,9 @@ function redraw() {
   dbs.replaceChildren(...(status.databases || []).map(db => databaseView(db, history.samples)));
   document.getElementById("next").replaceChildren(nextCommands(status, history.dir));
   document.body.dataset.updated = String(history.read_at);
+  // How long building the document took, in ms (docs/architecture.md has
+  // the figures at 10,000 tables).
+  document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
 }
 async function refresh() {
   try {

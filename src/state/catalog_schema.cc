@@ -131,6 +131,21 @@ CREATE TABLE IF NOT EXISTS write_counters (
 PRAGMA user_version = 5;
 )sql";
 
+// Version 6 adds, per database and table to copy, the size the source's
+// catalog gave it when the copy was planned (the planner's row estimate, the
+// bytes on disk): the totals of the status page's per-table bars.
+constexpr const char* kSchemaV6 = R"sql(
+CREATE TABLE IF NOT EXISTS table_sizes (
+  db_name TEXT NOT NULL,
+  table_name TEXT NOT NULL,
+  expected_rows INTEGER NOT NULL,
+  expected_bytes INTEGER NOT NULL,
+  recorded_at TEXT NOT NULL,
+  PRIMARY KEY (db_name, table_name)
+) STRICT;
+PRAGMA user_version = 6;
+)sql";
+
 }  // namespace
 
 Status ReadVersion(sqlite3* db, const std::string& path, int& version, bool& has_tables) {
@@ -172,6 +187,7 @@ Status UpgradeCatalog(sqlite3* db, const std::string& path, int version) {
   if (version < 3) PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV3));
   PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV4));
   PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV5));
+  PGC_RETURN_IF_ERROR(SqliteExec(db, path, kSchemaV6));
   return txn->Commit();
 }
 

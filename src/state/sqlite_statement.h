@@ -37,6 +37,14 @@ class SqliteStatement {
     if (rc_ == SQLITE_OK) rc_ = sqlite3_bind_double(stmt_, index, value);
   }
 
+  // Ready to be bound and stepped again (one statement for many rows).
+  void Reset() {
+    if (rc_ != SQLITE_OK) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    kept_.clear();
+  }
+
   // SQLITE_ROW, SQLITE_DONE, or the error of preparing, binding or stepping.
   int Step() {
     if (rc_ != SQLITE_OK) return rc_;

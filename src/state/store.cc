@@ -763,4 +763,57 @@ Result<std::vector<StoredWriteCounters>> StateStore::WriteCounters(const std::st
   return out;
 }
 
+Status StateStore::PutTableSizes(const std::string& database,
+                                 const std::vector<StoredTableSize>& sizes) {
+  if (lock_fd_ < 0) return ReadOnlyError(path_);
+  std::lock_guard<std::mutex> guard(mu_);
+  Result<SqliteTransaction> txn = SqliteTransaction::Begin(db_, path_);
+  if (!txn.ok()) return txn.status();
+  {
+    SqliteStatement clear(db_, "DELETE FROM table_sizes WHERE db_name = ?1");
+    clear.Bind(1, database);
+    const int rc = clear.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, path_, rc,
+                         fmt::format("cannot record the table sizes of {}", database));
+    }
+  }
+  const std::string now = NowUtc();
+  SqliteStatement stmt(db_,
+                       "INSERT INTO table_sizes (db_name, table_name, expected_rows, "
+                       "expected_bytes, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+  for (const auto& size : sizes) {
+    stmt.Reset();
+    stmt.Bind(1, database);
+    stmt.Bind(2, size.table);
+    stmt.Bind(3, size.expected_rows);
+    stmt.Bind(4, size.expected_bytes);
+    stmt.Bind(5, now);
+    const int rc = stmt.Step();
+    if (rc != SQLITE_DONE) {
+      return SqliteError(db_, path_, rc, fmt::format("cannot record the size of {}", size.table));
+    }
+  }
+  return txn->Commit();
+}
+
+Result<std::vector<StoredTableSize>> StateStore::TableSizes(const std::string& database) {
+  std::lock_guard<std::mutex> guard(mu_);
+  std::vector<StoredTableSize> out;
+  if (!has_schema_ || version_ < 6) return out;
+  SqliteStatement stmt(db_,
+                       "SELECT table_name, expected_rows, expected_bytes FROM table_sizes "
+                       "WHERE db_name = ?1 ORDER BY table_name");
+  stmt.Bind(1, database);
+  int rc = stmt.Step();
+  while (rc == SQLITE_ROW) {
+    out.push_back({stmt.Text(0), stmt.Int(1), stmt.Int(2)});
+    rc = stmt.Step();
+  }
+  if (rc != SQLITE_DONE) {
+    return SqliteError(db_, path_, rc, fmt::format("cannot read the table sizes of {}", database));
+  }
+  return out;
+}
+
 }  // namespace pgcourier

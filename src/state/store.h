@@ -139,6 +139,16 @@ struct StoredWriteCounters {
   std::string stats_reset;
 };
 
+// A table's expected size, as the source's catalog said when the database's
+// copy was planned: the totals of the status page's per-table bars. Both are
+// estimates of what the copy moves (the rows the planner expects; the bytes
+// the table takes on disk, which its COPY text differs from).
+struct StoredTableSize {
+  std::string table;           // "schema.table", as its copy steps name it
+  int64_t expected_rows = -1;  // pg_class.reltuples scaled; -1: no estimate
+  int64_t expected_bytes = 0;  // pg_table_size at the snapshot
+};
+
 class StateStore {
  public:
   // Opens <dir>/pgcourier.db for a run (creating the directory and the file
@@ -203,6 +213,12 @@ class StateStore {
                           const std::vector<StoredWriteCounters>& counters);
   Result<std::vector<StoredWriteCounters>> WriteCounters(const std::string& database);
 
+  // The expected sizes of a database's tables (see StoredTableSize): Put
+  // replaces all of the database's; none read from a catalog older than
+  // version 6 or for a database not planned yet.
+  Status PutTableSizes(const std::string& database, const std::vector<StoredTableSize>& sizes);
+  Result<std::vector<StoredTableSize>> TableSizes(const std::string& database);
+
   const std::string& path() const { return path_; }
 
   // True when a live process holds <dir>/lock (a run is going on there).
@@ -210,7 +226,7 @@ class StateStore {
   static bool RunIsLive(const std::string& dir);
 
   // The schema version this build reads and writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
  private:
   StateStore(sqlite3* db, std::string path, int lock_fd, bool has_schema);

@@ -213,6 +213,7 @@ std::string Databases(int target_port) {
     END $$;
     CREATE TABLE public.items (id int PRIMARY KEY, payload text, CHECK (public.gate(id)));
     INSERT INTO public.items SELECT g, repeat('x', 100) FROM generate_series(1, 1000) g;
+    ANALYZE public.items;
     CREATE DATABASE bad;
     CREATE DATABASE live;
   )sql",
@@ -277,6 +278,18 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
     EXPECT_EQ(Field(dom, "shop", "method"), "copy");
     EXPECT_EQ(Field(dom, "shop", "phase"), "data: copying 1 table");
     EXPECT_EQ(FieldValue(dom, "shop", "tables-done"), "0");
+    // The table's bars: rows and bytes against the totals its planning
+    // estimated (ANALYZE made reltuples exact).
+    EXPECT_EQ(Field(dom, "shop", "table-rows"), "0 of 1,000 (estimated)");
+    EXPECT_NE(Field(dom, "shop", "table-bytes").find(" (estimated)"), std::string::npos)
+        << Field(dom, "shop", "table-bytes");
+    EXPECT_EQ(Field(dom, "shop", "rows-done"), "0 copied of 1,000 (estimated)");
+    const nlohmann::json sizes = nlohmann::json::parse(served.Get("/api/status?tables=1"), nullptr,
+                                                       false)["databases"][0]["table_sizes"];
+    ASSERT_EQ(sizes.size(), 1u) << sizes;
+    EXPECT_EQ(sizes[0]["table"], "public.items");
+    EXPECT_EQ(sizes[0]["expected_rows"], 1000);
+    EXPECT_GT(sizes[0]["expected_bytes"].get<int64_t>(), 100000);
     const testing::PromExposition m = Metrics(served);
     ASSERT_EQ(m.error, "");
     EXPECT_EQ(Metric(m, "pgcourier_run_live", {}), 1);
@@ -295,6 +308,7 @@ TEST_F(StatusServeTest, PageMetricsAndApiForRunningDoneFailedAndReplicating) {
     EXPECT_EQ(Field(done, "shop", "state"), "done");
     EXPECT_EQ(FieldValue(done, "shop", "tables-done"), "1");
     EXPECT_EQ(FieldValue(done, "shop", "rows-done"), "1000");
+    EXPECT_EQ(Field(done, "shop", "table-rows"), "1,000");  // what was copied, whole
     EXPECT_EQ(Field(done, "shop", "error"), "<no error>");
     const testing::PromExposition m2 = Metrics(served);
     ASSERT_EQ(m2.error, "");

@@ -676,7 +676,8 @@ TEST(StateStoreTest, WriteCountersAreReplacedPerDatabase) {
 // Two builds each numbered their addition catalog version 4: one added the
 // rollbacks table, the other the write_counters table. A version 4 file of
 // either kind reads (read-only, not upgraded) as having none of what it
-// lacks, keeps what it holds, and is upgraded to version 5 with both.
+// lacks, keeps what it holds, and is upgraded to the current version with
+// both.
 TEST(StateStoreTest, EitherKindOfVersionFourCatalogIsUpgraded) {
   for (const char* missing : {"rollbacks", "write_counters"}) {
     SCOPED_TRACE(missing);
@@ -730,10 +731,67 @@ TEST(StateStoreTest, EitherKindOfVersionFourCatalogIsUpgraded) {
     sqlite3_stmt* stmt = nullptr;
     ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr), SQLITE_OK);
     ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-    EXPECT_EQ(sqlite3_column_int(stmt, 0), 5);
+    EXPECT_EQ(sqlite3_column_int(stmt, 0), StateStore::kSchemaVersion);
     sqlite3_finalize(stmt);
     sqlite3_close(db);
   }
+}
+
+// Version 6 keeps each table's expected size for the status page's bars:
+// replaced per database; a version 5 catalog (an older run) reads none,
+// read-only and not upgraded, and is upgraded when a run opens it.
+TEST(StateStoreTest, TableSizesAreReplacedPerDatabaseAndAVersionFiveCatalogUpgraded) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->BeginRun(SampleRun()).ok());
+  ASSERT_TRUE(
+      store->PutTableSizes("shop", {{"public.orders", 1200, 98304}, {"public.new", -1, 8192}})
+          .ok());
+  ASSERT_TRUE(store->PutTableSizes("blog", {{"public.posts", 3, 8192}}).ok());
+  Result<std::vector<StoredTableSize>> shop = store->TableSizes("shop");
+  ASSERT_TRUE(shop.ok()) << shop.status().ToString();
+  ASSERT_EQ(shop->size(), 2u);
+  EXPECT_EQ((*shop)[0].table, "public.new");
+  EXPECT_EQ((*shop)[0].expected_rows, -1);
+  EXPECT_EQ((*shop)[1].table, "public.orders");
+  EXPECT_EQ((*shop)[1].expected_rows, 1200);
+  EXPECT_EQ((*shop)[1].expected_bytes, 98304);
+  // A resumed database is planned again: its sizes replace the old ones.
+  ASSERT_TRUE(store->PutTableSizes("shop", {{"public.orders", 1300, 106496}}).ok());
+  shop = store->TableSizes("shop");
+  ASSERT_TRUE(shop.ok());
+  ASSERT_EQ(shop->size(), 1u);
+  EXPECT_EQ((*shop)[0].expected_rows, 1300);
+  Result<std::vector<StoredTableSize>> blog = store->TableSizes("blog");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ(blog->size(), 1u);
+  store.reset();
+
+  const std::string path = tmp.path() + "/pgcourier.db";
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE table_sizes; PRAGMA user_version = 5", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    Result<std::unique_ptr<StateStore>> reader = StateStore::OpenReadOnly(tmp.path());
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    Result<std::vector<StoredTableSize>> none = (*reader)->TableSizes("blog");
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_TRUE(none->empty());
+    Result<std::vector<StoredDatabase>> databases = (*reader)->Databases();
+    EXPECT_TRUE(databases.ok()) << "the older run is still read";
+  }
+  store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->PutTableSizes("blog", {{"public.posts", 3, 8192}}).ok());
+  blog = store->TableSizes("blog");
+  ASSERT_TRUE(blog.ok());
+  EXPECT_EQ(blog->size(), 1u);
 }
 
 TEST(StateStoreTest, ForeignFilesRefused) {

@@ -262,7 +262,9 @@ TEST(StatusReportTest, Json) {
 }
 
 TEST(StatusReportTest, JsonWithTables) {
-  nlohmann::json j = StatusJson(Sample(), true);
+  StatusView view = Sample();
+  view.table_sizes["shop"] = {{"public.orders", 1200, 98304}, {"public.fresh", -1, 8192}};
+  nlohmann::json j = StatusJson(view, true);
   const auto& tables = j["databases"][0]["tables"];
   ASSERT_EQ(tables.size(), 2u);
   EXPECT_EQ(tables[0]["kind"], "phase");
@@ -279,6 +281,17 @@ TEST(StatusReportTest, JsonWithTables) {
   EXPECT_EQ(copy["error"], "connection lost");
   ASSERT_TRUE(j["databases"][1]["tables"].is_array());
   EXPECT_TRUE(j["databases"][1]["tables"].empty());
+  // Each table's expected size; no estimate of rows is null; a database
+  // without sizes (an older run's) has none.
+  const auto& sizes = j["databases"][0]["table_sizes"];
+  ASSERT_EQ(sizes.size(), 2u);
+  EXPECT_EQ(sizes[0],
+            nlohmann::json(
+                {{"table", "public.orders"}, {"expected_rows", 1200}, {"expected_bytes", 98304}}));
+  EXPECT_TRUE(sizes[1]["expected_rows"].is_null());
+  EXPECT_EQ(sizes[1]["expected_bytes"], 8192);
+  EXPECT_TRUE(j["databases"][1]["table_sizes"].empty());
+  EXPECT_FALSE(StatusJson(view, false)["databases"][0].contains("table_sizes"));
 
   StatusView empty;
   nlohmann::json e = StatusJson(empty, true);
