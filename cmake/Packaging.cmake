@@ -26,4 +26,8 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # PGDG's, provides postgresql-client.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "postgresql-client")
 set(CPACK_STRIP_FILES ON)
+# cpack installs what the build made and never builds itself (no "all"
+# before "preinstall"): packaging a build directory while its tests run
+# cannot rebuild their binaries. scripts/package.sh builds first.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 include(CPack)
