@@ -46,6 +46,7 @@ std::vector<std::string> SplitList(const std::string& text, char separator) {
 
 std::vector<std::string> OptionNames(const std::set<CLI::Option*>& options) {
   std::vector<std::string> names;
+  names.reserve(options.size());
   for (const CLI::Option* o : options) names.push_back(o->get_name());
   std::sort(names.begin(), names.end());
   return names;
@@ -80,8 +81,8 @@ OptionDoc Describe(CLI::Option* option) {
   // validator; the placeholder itself may hold a colon (ADDRESS:PORT).
   std::string full = option->get_type_name();
   std::vector<std::string> validators = ValidatorDescriptions(option);
-  for (auto it = validators.rbegin(); it != validators.rend(); ++it) {
-    const std::string suffix = ":" + *it;
+  for (std::size_t i = validators.size(); i-- > 0;) {
+    const std::string suffix = ":" + validators[i];
     if (full.size() >= suffix.size() && full.ends_with(suffix))
       full.resize(full.size() - suffix.size());
   }
@@ -183,7 +184,7 @@ std::string RoffOption(const OptionDoc& doc) {
   if (!doc.choices.empty()) facts.push_back("One of: " + JoinWith(doc.choices, ", ") + ".");
   for (const std::string& check : doc.checks) facts.push_back("Value: " + check + ".");
   if (!doc.default_value.empty()) facts.push_back("Default: " + doc.default_value + ".");
-  if (doc.repeatable) facts.push_back("Repeatable.");
+  if (doc.repeatable) facts.emplace_back("Repeatable.");
   if (!doc.needs.empty()) facts.push_back("Needs " + JoinWith(doc.needs, ", ") + ".");
   if (!doc.excludes.empty())
     facts.push_back("Cannot be used with " + JoinWith(doc.excludes, ", ") + ".");
@@ -251,7 +252,7 @@ std::string RoffMainSections(CLI::App& app) {
 
 std::string SeeAlso(CLI::App& app, const CLI::App* current) {
   std::vector<std::string> pages;
-  if (current != nullptr) pages.push_back("\\fBpgcourier\\fR(1)");
+  if (current != nullptr) pages.emplace_back("\\fBpgcourier\\fR(1)");
   for (CLI::App* command : VisibleCommands(app)) {
     if (command == current) continue;
     std::string name = ManPageName(app, command);
@@ -383,6 +384,7 @@ std::string ManPage(CLI::App& app, CLI::App* command, const std::string& version
 std::string BashCompletion(CLI::App& app) {
   std::vector<CLI::App*> commands = VisibleCommands(app);
   std::vector<std::string> names;
+  names.reserve(commands.size());
   for (const CLI::App* command : commands) names.push_back(command->get_name());
   std::string value_arms = BashValueArms("", VisibleOptions(app));
   std::string option_arms = fmt::format(
