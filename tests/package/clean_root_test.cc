@@ -117,30 +117,29 @@ std::vector<std::string> InRoot(const fs::path& root, std::vector<std::string> a
   return ::testing::AssertionSuccess();
 }
 
-// The clean root's tarball: from the cache, or made now and cached.
-::testing::AssertionResult BaseRootTarball(fs::path* tarball) {
+// The clean root in `root`: unpacked from the cache, or made now by
+// mmdebstrap and then cached as a tarball.
+::testing::AssertionResult MakeCleanRoot(const fs::path& root) {
   const fs::path cache = CacheDir();
-  *tarball = cache / fmt::format("debian-{}-apt-root.tar", kSuite);
-  if (fs::exists(*tarball)) {
-    std::printf("clean root from the cache: %s\n", tarball->c_str());
-    return ::testing::AssertionSuccess();
+  const fs::path tarball = cache / fmt::format("debian-{}-apt-root.tar", kSuite);
+  if (fs::exists(tarball)) {
+    std::printf("clean root from the cache: %s\n", tarball.c_str());
+    fs::create_directories(root);
+    return Succeeds({"tar", "-xpf", tarball.string(), "-C", root.string(), "--numeric-owner"});
   }
+  auto made = Succeeds({"mmdebstrap", "--variant=apt", "--dpkgopt=force-unsafe-io", "--quiet",
+                        kSuite, root.string()});
+  if (!made) return made;
   std::error_code ec;
   fs::create_directories(cache, ec);
   if (ec) return ::testing::AssertionFailure() << "cannot create " << cache << ": " << ec.message();
   // Written under another name and renamed: an interrupted run leaves no
   // half tarball that a later run would take for a root.
   const fs::path partial = cache / fmt::format("debian-{}-apt-root.{}.tar", kSuite, ::getpid());
-  auto made = Succeeds({"mmdebstrap", "--variant=apt", "--dpkgopt=force-unsafe-io", "--quiet",
-                        kSuite, partial.string()});
-  if (!made) {
-    fs::remove(partial, ec);
-    return made;
-  }
-  fs::rename(partial, *tarball, ec);
-  if (ec)
-    return ::testing::AssertionFailure() << "cannot rename " << partial << ": " << ec.message();
-  return ::testing::AssertionSuccess();
+  auto archived = Succeeds({"tar", "-cpf", partial.string(), "-C", root.string(), "."});
+  if (archived) fs::rename(partial, tarball, ec);
+  if (!archived || ec) fs::remove(partial, ec);
+  return archived;
 }
 
 TEST(CleanRoot, AptInstallsThePackageWithItsDependenciesAndItRuns) {
@@ -156,12 +155,8 @@ TEST(CleanRoot, AptInstallsThePackageWithItsDependenciesAndItRuns) {
   ASSERT_FALSE(temp.path().empty()) << "mkdtemp: " << std::strerror(errno);
   fs::path deb;
   ASSERT_TRUE(BuildPackage(temp.path() / "package", &deb));
-  fs::path tarball;
-  ASSERT_TRUE(BaseRootTarball(&tarball));
-
   const fs::path root = temp.path() / "root";
-  fs::create_directories(root);
-  ASSERT_TRUE(Succeeds({"tar", "-xpf", tarball.string(), "-C", root.string(), "--numeric-owner"}));
+  ASSERT_TRUE(MakeCleanRoot(root));
   fs::copy_file("/etc/resolv.conf", root / "etc" / "resolv.conf",
                 fs::copy_options::overwrite_existing);
   fs::copy_file(deb, root / "tmp" / deb.filename());
