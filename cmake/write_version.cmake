@@ -12,6 +12,8 @@ if(NOT DEFINED SOURCE_DIR OR NOT DEFINED OUTPUT OR NOT DEFINED VERSION)
   message(FATAL_ERROR "write_version.cmake needs SOURCE_DIR, OUTPUT and VERSION")
 endif()
 
+# A build must never wait for, or leave, a lock on the checkout's index.
+set(ENV{GIT_OPTIONAL_LOCKS} 0)
 set(commit "unknown")
 find_program(GIT_EXECUTABLE git)
 if(GIT_EXECUTABLE AND EXISTS "${SOURCE_DIR}/.git")
