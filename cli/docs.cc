@@ -121,6 +121,11 @@ std::vector<OptionDoc> VisibleOptions(CLI::App& command) {
 // The first sentence of a description, without its full stop.
 std::string FirstSentence(const std::string& text) {
   std::string::size_type end = text.find(". ");
+  // "e.g. 10GB" and "i.e. ..." end no sentence.
+  while (end != std::string::npos && end >= 3 &&
+         (text.compare(end - 3, 3, "e.g") == 0 || text.compare(end - 3, 3, "i.e") == 0)) {
+    end = text.find(". ", end + 2);
+  }
   std::string sentence = end == std::string::npos ? text : text.substr(0, end);
   if (!sentence.empty() && sentence.back() == '.') sentence.pop_back();
   return sentence;
