@@ -57,6 +57,11 @@ packages=(
   # The status page server (`status --serve`), and the browser (with a font
   # for its screenshots) that its tests drive headless.
   libcpp-httplib-dev chromium fonts-dejavu-core
+  # The Debian package and its tests (tests/package/): dpkg-shlibdeps for the
+  # package's library dependencies, groff and man to render the man pages,
+  # bash and zsh to read the completion, mmdebstrap for the clean Debian root
+  # the package is installed into.
+  dpkg-dev groff-base man-db bash zsh mmdebstrap
 )
 # node/npm and python3 may come from elsewhere (NodeSource's nodejs bundles
 # npm; pyenv provides python3): only the commands matter.

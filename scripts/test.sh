@@ -3,7 +3,9 @@
 #
 #   1. scripts/setup.sh                       (dependencies, PostgreSQL 13 to 18)
 #   2. build      build-ci/ with -Werror       (scripts/build.sh --werror build-ci)
-#   3. ctest      on build-ci/                 (the whole version matrix)
+#   3. ctest      on build-ci/                 (the whole version matrix, and the
+#                 Debian package installed into a clean Debian 12 root:
+#                 tests/package/clean_root_test.cc, which needs the network)
 #   4. asan-build build-asan/ with -Werror, ASan + UBSan
 #   5. asan-ctest on build-asan/               (a subset of the matrix:
 #                 tests/support/version_pairs.h)
