@@ -36,7 +36,7 @@ std::string TablesSql(int count) {
 
 // The statements a server logged after `from` bytes of its log, by the
 // application `application` ('@@%a@@ ' prefix), each with its text.
-std::vector<std::string> Statements(const PgCluster& server, std::streamoff from,
+std::vector<std::string> Statements(const testing::PgCluster& server, std::streamoff from,
                                     const std::string& application) {
   std::ifstream in(server.log_path());
   in.seekg(from);
@@ -57,7 +57,7 @@ std::vector<std::string> Statements(const PgCluster& server, std::streamoff from
   return out;
 }
 
-std::streamoff LogSize(const PgCluster& server) {
+std::streamoff LogSize(const testing::PgCluster& server) {
   std::ifstream in(server.log_path(), std::ios::ate);
   return in.tellg();
 }
@@ -72,7 +72,7 @@ class SchemaRoundTripsTest : public testing::SourceAndTargetTest {};
 
 TEST_F(SchemaRoundTripsTest, CheckPreDataAndSequencesDoNotGrowWithTheTables) {
   testing::SourceAndTargetOptions options;
-  for (PgClusterOptions* side : {&options.source, &options.target}) {
+  for (testing::PgClusterOptions* side : {&options.source, &options.target}) {
     side->settings = {"log_statement = 'all'", "log_line_prefix = '@@%a@@ '"};
   }
   options.database = "few";
@@ -95,8 +95,9 @@ TEST_F(SchemaRoundTripsTest, CheckPreDataAndSequencesDoNotGrowWithTheTables) {
     sent.push_back(Statements(*source_, source_from, "pgcourier").size() +
                    Statements(*target_, target_from, "pgcourier").size());
   }
-  // 75 more tables, sequences, keys: a chunk more at most.
-  EXPECT_LE(sent[1], sent[0] + 2) << "check of " << kFewTables << " tables: " << sent[0]
+  // 75 more tables with their sequences and keys, some 300 entries more for
+  // the trial: three chunks more (sent one at a time, 300 statements).
+  EXPECT_LE(sent[1], sent[0] + 5) << "check of " << kFewTables << " tables: " << sent[0]
                                   << " statements, of " << kManyTables << ": " << sent[1];
 
   const std::streamoff source_from = LogSize(*source_);
