@@ -130,6 +130,24 @@ TEST_F(SchemaRoundTripsTest, CheckPreDataAndSequencesDoNotGrowWithTheTables) {
   Result<std::string> value = target_->Sql("SELECT last_value FROM public.t_180_id_seq", "many");
   ASSERT_TRUE(value.ok()) << value.status().ToString();
   EXPECT_EQ(*value, "3");
+
+  // A refused entry stops the restore, is named, and leaves nothing of it:
+  // a function of the same name already in the (empty) target database.
+  const std::string function = "CREATE FUNCTION public.answer() RETURNS int LANGUAGE sql AS ";
+  ASSERT_TRUE(source_->Sql(function + "'SELECT 42'", "few").ok());
+  ASSERT_TRUE(target_->Sql("CREATE DATABASE few").ok());
+  ASSERT_TRUE(target_->Sql(function + "'SELECT 1'", "few").ok());
+  ProcessResult refused = RunCli({"migrate", "--source", source_->ConnString("few"), "--target",
+                                  target_->ConnString("few"), "--dir", dir_ + "/refused",
+                                  "--method", "copy", "--no-schema-trial"});
+  EXPECT_NE(refused.exit_code, 0) << refused.out << refused.err;
+  const std::string said = refused.out + refused.err;
+  EXPECT_NE(said.find("FUNCTION public.answer()"), std::string::npos) << said;
+  EXPECT_NE(said.find("already exists"), std::string::npos) << said;
+  Result<std::string> tables =
+      target_->Sql("SELECT count(*) FROM pg_catalog.pg_class WHERE relname LIKE 't\\_1%'", "few");
+  ASSERT_TRUE(tables.ok()) << tables.status().ToString();
+  EXPECT_EQ(*tables, "0");
 }
 
 }  // namespace
