@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -125,17 +126,79 @@ Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection&
   return copied;
 }
 
+namespace {
+
+// Sequences read and set, and relations analyzed, per statement: bounded,
+// since every sequence in a statement is locked until its transaction ends.
+constexpr size_t kObjectsPerStatement = 500;
+
+struct SequenceValue {
+  std::string last_value;
+  std::string is_called;  // "t" / "f"
+};
+
+// The source's values of sequences [begin, end) in one round trip.
+Status ReadSequenceValues(Connection& at_snapshot, const std::vector<SequenceToSet>& sequences,
+                          size_t begin, size_t end, std::vector<SequenceValue>& values) {
+  std::string sql;
+  for (size_t i = begin; i < end; ++i) {
+    if (!sql.empty()) sql += " UNION ALL ";
+    sql += fmt::format("SELECT {}, last_value, is_called FROM {}", i,
+                       QualifiedName(sequences[i].schema, sequences[i].name));
+  }
+  Result<QueryResult> rows = at_snapshot.Exec(sql);
+  if (!rows.ok()) {
+    // The server's error names the sequence (permission denied for
+    // sequence ..., relation ... does not exist).
+    return rows.status().WithContext(
+        end - begin == 1
+            ? "reading sequence " + QualifiedName(sequences[begin].schema, sequences[begin].name)
+            : fmt::format("reading {} sequences", end - begin));
+  }
+  for (int r = 0; r < rows->rows(); ++r) {
+    const auto i = static_cast<size_t>(rows->GetInt(r, 0));
+    values[i] = {rows->GetString(r, 1), rows->GetString(r, 2)};
+  }
+  return Status::Ok();
+}
+
+// setval of sequences [begin, end) on the target in one statement.
+Status SetSequenceValues(Connection& target, const std::vector<SequenceToSet>& sequences,
+                         const std::vector<SequenceValue>& values, size_t begin, size_t end) {
+  std::string rows;
+  for (size_t i = begin; i < end; ++i) {
+    if (!rows.empty()) rows += ", ";
+    rows += fmt::format("({}::pg_catalog.regclass, {}::pg_catalog.int8, {}::pg_catalog.bool)",
+                        QuoteLiteral(QualifiedName(sequences[i].schema, sequences[i].name)),
+                        QuoteLiteral(values[i].last_value), QuoteLiteral(values[i].is_called));
+  }
+  return target.Run("SELECT pg_catalog.setval(v.seq, v.value, v.called) FROM (VALUES " + rows +
+                    ") AS v(seq, value, called)");
+}
+
+}  // namespace
+
 Result<int64_t> SetSequences(Connection& at_snapshot, Connection& target,
                              const std::vector<SequenceToSet>& sequences) {
-  for (const auto& seq : sequences) {
-    std::string name = QualifiedName(seq.schema, seq.name);
-    Result<QueryResult> value = at_snapshot.Exec("SELECT last_value, is_called FROM " + name);
-    if (!value.ok()) return value.status().WithContext("reading sequence " + name);
-    Status set = target
-                     .ExecParams("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::bool)",
-                                 {name, value->GetString(0, 0), value->GetString(0, 1)})
-                     .status();
-    if (!set.ok()) return set.WithContext("setting sequence " + name);
+  std::vector<SequenceValue> values(sequences.size());
+  for (size_t begin = 0; begin < sequences.size(); begin += kObjectsPerStatement) {
+    const size_t end = std::min(sequences.size(), begin + kObjectsPerStatement);
+    PGC_RETURN_IF_ERROR(ReadSequenceValues(at_snapshot, sequences, begin, end, values));
+  }
+  for (size_t begin = 0; begin < sequences.size(); begin += kObjectsPerStatement) {
+    const size_t end = std::min(sequences.size(), begin + kObjectsPerStatement);
+    Status set = SetSequenceValues(target, sequences, values, begin, end);
+    if (set.ok()) continue;
+    if (set.code() != StatusCode::kServerError) return set;
+    // Each statement is its own transaction, so nothing of the batch was
+    // set: one at a time names the sequence the target refuses.
+    for (size_t i = begin; i < end; ++i) {
+      Status one = SetSequenceValues(target, sequences, values, i, i + 1);
+      if (!one.ok()) {
+        return one.WithContext("setting sequence " +
+                               QualifiedName(sequences[i].schema, sequences[i].name));
+      }
+    }
   }
   return static_cast<int64_t>(sequences.size());
 }
@@ -175,8 +238,15 @@ Status AnalyzeRemaining(Connection& target) {
                   "WHERE (c.relkind = 'p' OR (c.relkind = 'm' AND c.relispopulated)) AND ") +
       sql::UserRelation());
   if (!rest.ok()) return rest.status().WithContext("listing what is left to analyze");
+  // One statement names many (ANALYZE takes each in its own transaction
+  // outside a transaction block), in bounded lists.
+  std::string list;
   for (int r = 0; r < rest->rows(); ++r) {
-    PGC_RETURN_IF_ERROR(target.Run("ANALYZE " + rest->GetString(r, 0)));
+    list += (list.empty() ? "" : ", ") + rest->GetString(r, 0);
+    if ((r + 1) % static_cast<int>(kObjectsPerStatement) == 0 || r + 1 == rest->rows()) {
+      PGC_RETURN_IF_ERROR(target.Run("ANALYZE " + list));
+      list.clear();
+    }
   }
   return Status::Ok();
 }

@@ -40,7 +40,10 @@ Result<LargeObjectsCopied> CopyLargeObjects(Connection& at_snapshot, Connection&
                                             const LargeObjectPolicy& policy = {});
 
 // Sets every sequence of `sequences` on the target to the source's
-// last_value and is_called. Returns how many were set.
+// last_value and is_called: read in one query and set in one statement per
+// 500 sequences, so the round trips do not grow with their number. A
+// statement the target refuses is tried again one sequence at a time, to
+// name the one refused. Returns how many were set.
 Result<int64_t> SetSequences(Connection& at_snapshot, Connection& target,
                              const std::vector<SequenceToSet>& sequences);
 
@@ -52,7 +55,7 @@ Result<int64_t> RefreshMaterializedViews(Connection& target,
 
 // ANALYZE of what the table copies leave without statistics: partitioned
 // tables (statistics over all their partitions) and populated materialized
-// views.
+// views; up to 500 named in one ANALYZE.
 Status AnalyzeRemaining(Connection& target);
 
 }  // namespace pgcourier

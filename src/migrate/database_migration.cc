@@ -20,6 +20,7 @@
 #include "replication/health.h"
 #include "schema/database_properties.h"
 #include "schema/present_objects.h"
+#include "schema/script_restore.h"
 #include "schema/target_claim.h"
 #include "schema/target_database.h"
 #include "util/size.h"
@@ -407,9 +408,16 @@ Status DatabaseMigration::RestorePreData() {
   if (!listed.ok()) return listed.status();
   Result<int> kept = WriteRestoreList(*listed, RestoreFilter(), list_);
   if (!kept.ok()) return kept.status();
-  PGC_RETURN_IF_ERROR(ExplainLockTableFull(
-      RestoreSection(tools_, target_db, archive_, list_, "pre-data", 1, options_.policy), false,
-      catalog_, options_.work_dir));
+  {
+    // A session of its own, closed after: the script sets what pg_restore
+    // sets on its session.
+    Result<std::unique_ptr<Connection>> restorer =
+        sessions_.Target(outcome_.target_name, SessionFactory::TargetUse::kAdmin);
+    if (!restorer.ok()) return restorer.status();
+    PGC_RETURN_IF_ERROR(ExplainLockTableFull(
+        RestorePreDataThrough(tools_, **restorer, target_db, archive_, list_, options_.policy),
+        false, catalog_, options_.work_dir));
+  }
   Result<std::unique_ptr<Connection>> target = sessions_.Target(outcome_.target_name);
   if (!target.ok()) return target.status();
   // The marks' schema says that the schema is restored (SchemaRestoredEarlier):

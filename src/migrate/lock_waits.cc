@@ -91,7 +91,12 @@ std::string LockHint(const std::vector<LockHolder>& holders, const std::string& 
 
 Status ExplainLockTableFull(const Status& status, bool source, const CopyCatalog& catalog,
                             const std::string& work_dir) {
-  if (status.message().find("max_locks_per_transaction") == std::string::npos) return status;
+  // pg_dump's and pg_restore's messages carry the server's hint; a
+  // session's refusal has it apart.
+  if (status.message().find("max_locks_per_transaction") == std::string::npos &&
+      status.hint().find("max_locks_per_transaction") == std::string::npos) {
+    return status;
+  }
   size_t locks = catalog.tables.size();
   if (!source) {
     // A table, its TOAST table and the TOAST table's index; its indexes.

@@ -32,6 +32,7 @@
 #include "preflight/checker_internal.h"
 #include "schema/restore_script.h"
 #include "schema/schema_dump.h"
+#include "schema/script_restore.h"
 #include "schema/target_database.h"
 
 namespace pgcourier::checker_internal {
@@ -64,24 +65,6 @@ class ScratchDir {
  private:
   std::string path_;
 };
-
-// The entry's first statement line, shortened: what the server refused.
-std::string StatementExcerpt(const std::string& sql) {
-  size_t start = 0;
-  while (start < sql.size()) {
-    size_t end = sql.find('\n', start);
-    if (end == std::string::npos) end = sql.size();
-    std::string line = sql.substr(start, end - start);
-    start = end + 1;
-    if (line.empty() || line.rfind("--", 0) == 0 || line.rfind("SET ", 0) == 0 ||
-        line.rfind("SELECT pg_catalog.set_config", 0) == 0) {
-      continue;
-    }
-    if (line.size() > 160) line = line.substr(0, 157) + "...";
-    return line;
-  }
-  return {};
-}
 
 // What to do about the server's refusal of an entry.
 std::string TrialHint(const Status& error, const ScriptEntry& entry) {
@@ -138,18 +121,12 @@ Result<TrialOutcome> RunTrial(Connection& conn, const std::vector<ScriptEntry>& 
     if (created.code() == StatusCode::kCancelled) return created;
     if (!created.ok()) PGC_RETURN_IF_ERROR(conn.Run("ROLLBACK TO SAVEPOINT roles", deadline));
   }
-  for (size_t i = 0; i < entries.size(); ++i) {
-    Status ran = conn.Run(entries[i].sql, deadline);
-    if (ran.code() == StatusCode::kCancelled || ran.code() == StatusCode::kTimeout ||
-        ran.code() == StatusCode::kConnectionFailed) {
-      return ran;
-    }
-    if (!ran.ok()) {
-      outcome.failed = static_cast<int>(i);
-      outcome.error = ran;
-      break;
-    }
-  }
+  // In chunks of entries, one round trip each; a refused chunk is sent
+  // again entry by entry to name the entry refused.
+  Result<ScriptRun> ran = RunScriptEntries(conn, entries, deadline);
+  if (!ran.ok()) return ran.status();
+  outcome.failed = ran->failed;
+  outcome.error = ran->error;
   PGC_RETURN_IF_ERROR(conn.RunIgnoringCancel("ROLLBACK", Deadline::After(std::chrono::minutes(1))));
   return outcome;
 }

@@ -159,8 +159,10 @@ Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
 }
 
 Result<std::string> RestoreScript(const SchemaTools& tools, const std::string& archive,
-                                  const std::string& list_path, const RestorePolicy& policy) {
+                                  const std::string& list_path, const RestorePolicy& policy,
+                                  const std::string& section) {
   std::vector<std::string> argv = {tools.pg_restore, "--file=-", "--use-list=" + list_path};
+  if (!section.empty()) argv.push_back("--section=" + section);
   if (!policy.preserve_owners) argv.emplace_back("--no-owner");
   if (!policy.preserve_acl) argv.emplace_back("--no-privileges");
   argv.push_back(archive);

@@ -79,9 +79,11 @@ Status RestoreSection(const SchemaTools& tools, const ConnInfo& target_db,
                       const std::string& section, int jobs, const RestorePolicy& policy);
 
 // The SQL script that pg_restore would run for the entries of `list_path`
-// (WriteRestoreList's file): `pg_restore --file=-`, every section, with
-// --no-owner / --no-privileges as `policy` says.
+// (WriteRestoreList's file): `pg_restore --file=-`, of one `section` or,
+// when it is empty, every section, with --no-owner / --no-privileges as
+// `policy` says. pg_restore connects to nothing for it.
 Result<std::string> RestoreScript(const SchemaTools& tools, const std::string& archive,
-                                  const std::string& list_path, const RestorePolicy& policy);
+                                  const std::string& list_path, const RestorePolicy& policy,
+                                  const std::string& section = "");
 
 }  // namespace pgcourier

@@ -243,6 +243,50 @@ Result<std::optional<int64_t>> ReadSequenceValue(Connection& conn, const Relatio
   return std::optional<int64_t>(read->result->GetInt(0, 0));
 }
 
+// One sequence's value as read on one side: nullopt when not yet called;
+// the server's refusal in `error`.
+struct SequenceRead {
+  std::optional<int64_t> value;
+  std::string error;
+};
+
+// Sequences per query: every one read is locked until the session's
+// transaction ends.
+constexpr size_t kSequenceBatch = 500;
+
+// The values of `sequences` on one side: one guarded read per batch of
+// kSequenceBatch, so the round trips do not grow with their number. A batch
+// the server refuses is read again one sequence at a time, so that each
+// refusal is said of its own sequence, as before.
+Result<std::vector<SequenceRead>> ReadSequenceValues(Connection& conn,
+                                                     const std::vector<RelationKey>& sequences) {
+  std::vector<SequenceRead> out(sequences.size());
+  for (size_t begin = 0; begin < sequences.size(); begin += kSequenceBatch) {
+    const size_t end = std::min(sequences.size(), begin + kSequenceBatch);
+    std::string sql;
+    for (size_t i = begin; i < end; ++i) {
+      if (!sql.empty()) sql += " UNION ALL ";
+      sql += "SELECT " + std::to_string(i) + ", last_value, is_called FROM " +
+             QualifiedName(sequences[i].schema, sequences[i].name);
+    }
+    Result<Read> read = GuardedRead(conn, sql);
+    if (!read.ok()) return read.status();
+    if (read->result) {
+      for (int r = 0; r < read->result->rows(); ++r) {
+        const auto i = static_cast<size_t>(read->result->GetInt(r, 0));
+        if (read->result->GetBool(r, 2)) out[i].value = read->result->GetInt(r, 1);
+      }
+      continue;
+    }
+    for (size_t i = begin; i < end; ++i) {
+      Result<std::optional<int64_t>> one = ReadSequenceValue(conn, sequences[i], &out[i].error);
+      if (!one.ok()) return one.status();
+      out[i].value = *one;
+    }
+  }
+  return out;
+}
+
 // Names of every schema kind on one side, sorted.
 Result<std::vector<std::vector<std::string>>> ReadSchemaNames(
     Connection& conn, const std::vector<SchemaKind>& kinds, const ObjectFilter& filter,
@@ -442,24 +486,35 @@ Result<std::vector<SchemaVerification>> VerifySchema(Connection& src_conn, Conne
 Result<std::vector<SequenceVerification>> VerifySequences(Connection& src_conn,
                                                           Connection& dst_conn,
                                                           const Catalogs& catalogs) {
+  const std::vector<RelationKey> on_source(catalogs.source_sequences.begin(),
+                                           catalogs.source_sequences.end());
+  Result<std::vector<SequenceRead>> source = ReadSequenceValues(src_conn, on_source);
+  if (!source.ok()) return source.status();
+  // The target's: those read on the source and present there.
+  std::vector<RelationKey> on_target;
+  for (size_t i = 0; i < on_source.size(); ++i) {
+    if ((*source)[i].error.empty() && catalogs.target_sequences.count(on_source[i]) != 0) {
+      on_target.push_back(on_source[i]);
+    }
+  }
+  Result<std::vector<SequenceRead>> target = ReadSequenceValues(dst_conn, on_target);
+  if (!target.ok()) return target.status();
   std::vector<SequenceVerification> out;
-  for (const RelationKey& seq : catalogs.source_sequences) {
+  size_t t = 0;
+  for (size_t i = 0; i < on_source.size(); ++i) {
     SequenceVerification v;
-    v.schema = seq.schema;
-    v.name = seq.name;
-    std::string error;
-    Result<std::optional<int64_t>> value = ReadSequenceValue(src_conn, seq, &error);
-    if (!value.ok()) return value.status();
-    v.source_last_value = *value;
-    if (!error.empty()) {
-      v.error = "source: " + error;
-    } else if (catalogs.target_sequences.count(seq) == 0) {
-      v.error = kMissingOnTarget;
+    v.schema = on_source[i].schema;
+    v.name = on_source[i].name;
+    v.source_last_value = (*source)[i].value;
+    if (!(*source)[i].error.empty()) {
+      v.error = "source: " + (*source)[i].error;
+    } else if (t < on_target.size() && !(on_target[t] < on_source[i]) &&
+               !(on_source[i] < on_target[t])) {
+      v.target_last_value = (*target)[t].value;
+      if (!(*target)[t].error.empty()) v.error = "target: " + (*target)[t].error;
+      ++t;
     } else {
-      value = ReadSequenceValue(dst_conn, seq, &error);
-      if (!value.ok()) return value.status();
-      v.target_last_value = *value;
-      if (!error.empty()) v.error = "target: " + error;
+      v.error = kMissingOnTarget;
     }
     out.push_back(std::move(v));
   }
