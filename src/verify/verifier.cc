@@ -1,5 +1,6 @@
 #include "verify/verifier.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -437,29 +438,78 @@ Result<std::vector<SchemaVerification>> VerifySchema(Connection& src_conn, Conne
   return CompareSchema(kinds, *source_names, *target_names);
 }
 
+// One side's values of `sequences`, read a batch at a time in one query
+// each (a round trip per batch, not per sequence). A batch the server
+// refuses (one sequence not readable) is read again one sequence at a time,
+// so that each refusal is said for its own sequence.
+struct SequenceValue {
+  std::optional<int64_t> value;  // nullopt: not yet called
+  std::string error;             // the server's refusal
+};
+
+Result<std::vector<SequenceValue>> ReadSequenceValues(Connection& conn,
+                                                      const std::vector<RelationKey>& sequences) {
+  constexpr size_t kBatch = 500;
+  std::vector<SequenceValue> out(sequences.size());
+  for (size_t first = 0; first < sequences.size(); first += kBatch) {
+    const size_t last = std::min(sequences.size(), first + kBatch);
+    std::string sql;
+    for (size_t i = first; i < last; ++i) {
+      sql +=
+          fmt::format("{}SELECT {}, last_value, is_called FROM {}", i == first ? "" : " UNION ALL ",
+                      i, QualifiedName(sequences[i].schema, sequences[i].name));
+    }
+    Result<Read> read = GuardedRead(conn, sql);
+    if (!read.ok()) return read.status();
+    if (read->result) {
+      for (int r = 0; r < read->result->rows(); ++r) {
+        SequenceValue& v = out[static_cast<size_t>(read->result->GetInt(r, 0))];
+        if (read->result->GetBool(r, 2)) v.value = read->result->GetInt(r, 1);
+      }
+      continue;
+    }
+    for (size_t i = first; i < last; ++i) {
+      Result<std::optional<int64_t>> value = ReadSequenceValue(conn, sequences[i], &out[i].error);
+      if (!value.ok()) return value.status();
+      out[i].value = *value;
+    }
+  }
+  return out;
+}
+
 // Sequences. Their values are not transactional: they are read as they
 // are now, whatever the snapshot.
 Result<std::vector<SequenceVerification>> VerifySequences(Connection& src_conn,
                                                           Connection& dst_conn,
                                                           const Catalogs& catalogs) {
+  const std::vector<RelationKey> sequences(catalogs.source_sequences.begin(),
+                                           catalogs.source_sequences.end());
+  std::vector<RelationKey> on_target;
+  for (const RelationKey& seq : sequences) {
+    if (catalogs.target_sequences.count(seq) != 0) on_target.push_back(seq);
+  }
+  Result<std::vector<SequenceValue>> source = ReadSequenceValues(src_conn, sequences);
+  if (!source.ok()) return source.status();
+  Result<std::vector<SequenceValue>> target = ReadSequenceValues(dst_conn, on_target);
+  if (!target.ok()) return target.status();
   std::vector<SequenceVerification> out;
-  for (const RelationKey& seq : catalogs.source_sequences) {
+  size_t t = 0;
+  for (size_t i = 0; i < sequences.size(); ++i) {
     SequenceVerification v;
-    v.schema = seq.schema;
-    v.name = seq.name;
-    std::string error;
-    Result<std::optional<int64_t>> value = ReadSequenceValue(src_conn, seq, &error);
-    if (!value.ok()) return value.status();
-    v.source_last_value = *value;
-    if (!error.empty()) {
-      v.error = "source: " + error;
-    } else if (catalogs.target_sequences.count(seq) == 0) {
+    v.schema = sequences[i].schema;
+    v.name = sequences[i].name;
+    const SequenceValue& from = (*source)[i];
+    v.source_last_value = from.value;
+    const bool present = t < on_target.size() && on_target[t].schema == sequences[i].schema &&
+                         on_target[t].name == sequences[i].name;
+    const SequenceValue* to = present ? &(*target)[t++] : nullptr;
+    if (!from.error.empty()) {
+      v.error = "source: " + from.error;
+    } else if (to == nullptr) {
       v.error = kMissingOnTarget;
     } else {
-      value = ReadSequenceValue(dst_conn, seq, &error);
-      if (!value.ok()) return value.status();
-      v.target_last_value = *value;
-      if (!error.empty()) v.error = "target: " + error;
+      v.target_last_value = to->value;
+      if (!to->error.empty()) v.error = "target: " + to->error;
     }
     out.push_back(std::move(v));
   }
