@@ -77,8 +77,7 @@ class RoundTripsTest : public testing::SourceAndTargetTest {};
 
 TEST_F(RoundTripsTest, ASmallTableWithAnIndexCostsTheTargetThreeStatementsAndTheSourceOne) {
   testing::SourceAndTargetOptions options;
-  const std::vector<std::string> logged = {"log_statement = 'all'",
-                                           "log_line_prefix = '@@%a@@ '"};
+  const std::vector<std::string> logged = {"log_statement = 'all'", "log_line_prefix = '@@%a@@ '"};
   options.source.settings = logged;
   options.target.settings = logged;
   options.database = "app";
