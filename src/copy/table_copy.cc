@@ -83,10 +83,12 @@ CopyStatements Statements(const TableToCopy& table, const std::optional<Slice>& 
 // Moves the rows of one source COPY into `in`. COPY ... TO STDOUT yields one
 // message per row; the target is sent batches of rows instead (a COPY stream
 // may be cut anywhere), which saves the server a message per row. A row
-// larger than the batch goes alone. On failure `in` is aborted.
-Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in,
+// larger than the batch goes alone. On failure `in` is aborted. With `sent`
+// the source COPY was sent already (Connection::SendCopy).
+Status Pump(Connection& source, const std::string& source_copy, bool sent, CopyInStream& in,
             TableCopyStats& stats, Deadline deadline, const CopyProgress& progress) {
-  Result<CopyOutStream> out = CopyOutStream::Start(source, source_copy, deadline);
+  Result<CopyOutStream> out = sent ? CopyOutStream::Await(source, deadline)
+                                   : CopyOutStream::Start(source, source_copy, deadline);
   if (!out.ok()) {
     in.Abort("source failed");
     return out.status();
@@ -138,11 +140,10 @@ Status Pump(Connection& source, const std::string& source_copy, CopyInStream& in
 
 }  // namespace
 
-Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
-                                 const std::optional<Slice>& slice, int parts,
-                                 const std::string& mark, Deadline deadline,
-                                 const QuietTriggers& quiet, const CopyProgress& progress) {
-  auto started = std::chrono::steady_clock::now();
+Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const TableToCopy& table,
+                             const std::optional<Slice>& slice, int parts, const std::string& mark,
+                             Deadline deadline, const QuietTriggers& quiet,
+                             const CopyProgress& progress) {
   CopyStatements statements = Statements(table, slice);
   std::string what = table.Display();
   if (slice) what += " " + slice->Display();
@@ -165,37 +166,62 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
 
   // On every failure below, the streams end first (an unfinished COPY is
   // aborted), then the target transaction rolls back, as they are destroyed.
-  auto fail = [&](const Status& status) -> Result<TableCopyStats> {
+  auto fail = [&](const Status& status) -> Result<LoadedCopy> {
     return status.WithContext("copying " + what);
   };
 
-  // BEGIN, target_first and the COPY in one round trip.
-  Transaction txn = Transaction::BegunBy(target);
+  // BEGIN, target_first and the COPY in one round trip, which overlaps the
+  // source's first COPY's: both are sent before either start is waited for.
+  LoadedCopy loaded{Transaction::BegunBy(target), {}, {}};
   std::string start = BeginStatement({}) + "; ";
   if (!statements.target_first.empty()) start += statements.target_first + "; ";
+  // Every form of copy reads at least one source COPY (Statements).
+  Status sent = source.SendCopy(statements.source_copies.front(), deadline);
+  if (!sent.ok()) return fail(sent);
   Result<CopyInStream> in = CopyInStream::Start(target, start + statements.target_copy, deadline);
-  if (!in.ok()) return fail(in.status());
-  TableCopyStats stats;
-  for (const auto& source_copy : statements.source_copies) {
-    Status pumped = Pump(source, source_copy, *in, stats, deadline, progress);
+  if (!in.ok()) {
+    // The source's COPY is cancelled and drained as its stream ends.
+    (void)CopyOutStream::Await(source, deadline);
+    return fail(in.status());
+  }
+  TableCopyStats& stats = loaded.stats;
+  for (size_t i = 0; i < statements.source_copies.size(); ++i) {
+    Status pumped =
+        Pump(source, statements.source_copies[i], i == 0, *in, stats, deadline, progress);
     if (!pumped.ok()) return fail(pumped);
   }
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
-  std::string last = InsertProgressMarkSql(
-      mark, {table.QualifiedName(), parts, *stored, stats.bytes, stats.hash.Digest()});
-  if (!quiet.after.empty()) last = quiet.after + "; " + last;
-  // The mark and the COMMIT in one round trip.
-  Status committed = txn.Commit(last, deadline);
-  if (!committed.ok()) return fail(committed);
   stats.rows = *stored;
   stats.encoding = source.client_encoding();
+  loaded.last_statements = InsertProgressMarkSql(
+      mark, {table.QualifiedName(), parts, *stored, stats.bytes, stats.hash.Digest()});
+  if (!quiet.after.empty()) loaded.last_statements = quiet.after + "; " + loaded.last_statements;
+  return loaded;
+}
+
+Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
+                                 const std::optional<Slice>& slice, int parts,
+                                 const std::string& mark, Deadline deadline,
+                                 const QuietTriggers& quiet, const CopyProgress& progress) {
+  auto started = std::chrono::steady_clock::now();
+  Result<LoadedCopy> loaded =
+      LoadTable(source, target, table, slice, parts, mark, deadline, quiet, progress);
+  if (!loaded.ok()) return loaded.status();
+  // The mark and the COMMIT in one round trip.
+  Status committed = loaded->transaction.Commit(loaded->last_statements, deadline);
+  if (!committed.ok()) {
+    return committed.WithContext("copying " + table.Display() +
+                                 (slice ? " " + slice->Display() : std::string()));
+  }
+  TableCopyStats stats = std::move(loaded->stats);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return stats;
 }
 
 Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
-                                  const std::string& encoding, Deadline deadline) {
+                                  const std::string& encoding, Deadline deadline,
+                                  std::string_view first_statements) {
   if (!encoding.empty() && target.client_encoding() != encoding) {
     PGC_RETURN_IF_ERROR(target.Run("SET client_encoding = " + QuoteLiteral(encoding), deadline));
   }
@@ -208,6 +234,7 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
     sql = "COPY " + name + (table.column_list.empty() ? "" : " (" + table.column_list + ")") +
           " TO STDOUT";
   }
+  if (!first_statements.empty()) sql = std::string(first_statements) + "; " + sql;
   Result<CopyOutStream> out = CopyOutStream::Start(target, sql, deadline);
   if (!out.ok()) return out.status();
   RowSetHash hash;
@@ -221,8 +248,11 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
   return hash;
 }
 
-Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
-                  Deadline deadline) {
+namespace {
+
+// An index's statements: the index (or the exclusion constraint that makes
+// it), its constraint, CLUSTER ON, REPLICA IDENTITY and its progress mark.
+std::vector<std::string> IndexStatements(const TableToCopy& table, const IndexToBuild& index) {
   const std::string alter = "ALTER TABLE ONLY " + table.QualifiedName() + " ADD CONSTRAINT " +
                             QuoteIdent(index.constraint_name) + " ";
   std::vector<std::string> statements;
@@ -250,16 +280,33 @@ Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBui
   }
   statements.push_back(
       InsertProgressMarkSql(IndexStepName(index), {table.QualifiedName(), 1, 0, 0, ""}));
+  return statements;
+}
+
+std::string Joined(const std::vector<std::string>& statements) {
+  std::string sql;
+  for (const auto& statement : statements) sql += (sql.empty() ? "" : "; ") + statement;
+  return sql;
+}
+
+}  // namespace
+
+std::string IndexBuildSql(const TableToCopy& table, const IndexToBuild& index) {
+  return Joined(IndexStatements(table, index));
+}
+
+Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
+                  Deadline deadline) {
+  const std::vector<std::string> statements = IndexStatements(table, index);
   // A build that alters the table (a constraint, CLUSTER ON, REPLICA
   // IDENTITY) takes the lock that serializes such builds on one table first:
   // two of them each holding CREATE INDEX's SHARE lock and waiting for
   // ALTER TABLE's ACCESS EXCLUSIVE would deadlock. Plain index builds still
   // run side by side.
-  std::string sql;
+  std::string sql = Joined(statements);
   if (statements.size() > 2) {
-    sql = "LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE";
+    sql = "LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE; " + sql;
   }
-  for (const auto& statement : statements) sql += (sql.empty() ? "" : "; ") + statement;
   // The statements in the BEGIN's round trip, the COMMIT in a second one,
   // sent only once the build succeeded: a build whose pgcourier is gone (a
   // killed run) never commits behind the back of the run that resumes it.

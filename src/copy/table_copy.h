@@ -6,11 +6,13 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "catalog/copy_catalog.h"
 #include "copy/quiet_triggers.h"
 #include "copy/row_hash.h"
 #include "pg/connection.h"
+#include "pg/transaction.h"
 
 namespace pgcourier {
 
@@ -81,15 +83,35 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
                                  const QuietTriggers& quiet = {},
                                  const CopyProgress& progress = {});
 
+// A copy whose rows are in the target transaction, not yet committed.
+struct LoadedCopy {
+  Transaction transaction;
+  TableCopyStats stats;  // rows: as the target stored them; seconds: not set
+  // What ends the copy inside its transaction (its progress mark, the
+  // triggers put back), to be sent with the COMMIT.
+  std::string last_statements;
+};
+
+// CopyTable without its COMMIT: the caller sends more in the transaction
+// (the small table's index builds) and commits with `last_statements`.
+// Destroyed uncommitted, the transaction rolls back and nothing is kept.
+Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const TableToCopy& table,
+                             const std::optional<Slice>& slice, int parts, const std::string& mark,
+                             Deadline deadline = Deadline::Never(), const QuietTriggers& quiet = {},
+                             const CopyProgress& progress = {});
+
 // The rows `table` holds on the target, read once with COPY ... TO STDOUT
 // and hashed as CopyTable hashes the rows it relays from the source, in
 // `encoding` (the source session's; a target session in another one is set
 // to it). A partition tree loaded through its root is read at the root.
 // The text form pins DateStyle, extra_float_digits and the rest on both
 // sides (pg/session_settings.h), so equal rows print alike.
+// `first_statements` (a COMMIT, an ANALYZE) are sent before the COPY in the
+// same round trip; the first of them that fails is the error.
 Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
                                   const std::string& encoding,
-                                  Deadline deadline = Deadline::Never());
+                                  Deadline deadline = Deadline::Never(),
+                                  std::string_view first_statements = {});
 
 // The progress mark of a table's copy, or of one slice of it.
 std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice);
@@ -101,6 +123,10 @@ std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& s
 // is either complete and marked or not there at all.
 Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
                   Deadline deadline = Deadline::Never());
+// BuildIndex's statements with its progress mark, for a transaction that
+// already holds the table's ACCESS EXCLUSIVE lock (the TRUNCATE of a small
+// table's copy): the index is built in the copy's transaction.
+std::string IndexBuildSql(const TableToCopy& table, const IndexToBuild& index);
 std::string IndexStepName(const IndexToBuild& index);
 
 }  // namespace pgcourier

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <set>
 
 #include "copy/progress_marks.h"
 #include "copy/snapshot.h"
@@ -21,6 +22,12 @@ using Clock = std::chrono::steady_clock;
 // The largest row (COPY text) a comparison reads back from the target.
 constexpr int64_t kLargestRowReadBack = 8 * 1024 * 1024;
 
+// A table up to this size, copied whole, is one task: its rows, its indexes
+// and its comparison on one pair of sessions, with three statements to the
+// target. Where round trips cost more than the work, that is most of its
+// time; a larger table's indexes are built in parallel instead.
+constexpr int64_t kSmallTableBytes = 16 * 1024 * 1024;
+
 class DataPhase {
  public:
   explicit DataPhase(const DataPhaseSetup& setup)
@@ -33,7 +40,11 @@ class DataPhase {
     for (const auto& t : tables_) indexes_total_ += t.indexes.size();
     results_.resize(tables_.size());
     relayed_.resize(tables_.size());
+    small_.resize(tables_.size());
     for (size_t t = 0; t < tables_.size(); ++t) {
+      const TablePlan& plan = plans_[t];
+      small_[t] = !plan.earlier && plan.slices.empty() && plan.indexes_done.empty() &&
+                  !tables_[t].through_root() && tables_[t].bytes <= kSmallTableBytes;
       results_[t].table = tables_[t].Display();
       if (tables_[t].through_root()) {
         results_[t].note = LoadedThroughRootNote(tables_[t]);
@@ -65,8 +76,15 @@ class DataPhase {
   Status Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
   Status OpenSessions(const Task& task, WorkerSessions& s);
   Status Copy(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
+  Status CopySmall(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
+  Status CompareSmall(const TableToCopy& table, Connection& target, const TableCopyStats& stats,
+                      std::optional<Transaction> txn, const std::string& before_commit = "");
+  // A copy task of a small table that built its indexes too.
+  bool IsSmall(const Task& task) const { return task.kind == Kind::kCopy && small_[task.table]; }
   Status Compare(const Task& task, WorkerSessions& s);
-  Status Compared(const TableToCopy& table, const TableVerification& compared, Connection& target);
+  // Keeps `compared`; then ANALYZE of the table, unless `analyzed`.
+  Status Compared(const TableToCopy& table, const TableVerification& compared, Connection& target,
+                  bool analyzed = false);
   Status LockWait(const Task& task, WorkerSessions& s, Clock::duration round,
                   Clock::duration& waited);
   void RecordStep(const Task& task, StepState state, const TableCopyStats& stats, int attempts,
@@ -76,6 +94,8 @@ class DataPhase {
   bool Finished(const Task& task, const TableCopyStats& stats, int attempts,
                 std::vector<Task>& next, std::vector<Report>& reports, bool& start_post_data);
   void RecordCounters();
+  // The index builds and the comparison a small table's copy task did.
+  void RecordSmallTableSteps(const Task& task, int attempts);
   void StartPostData();
   std::string Doing(const Task& task) const;
   void Progress(const std::string& message, int64_t done = 0, int64_t total = 0,
@@ -102,6 +122,8 @@ class DataPhase {
   const std::vector<TableToCopy>& tables_;
   const std::chrono::milliseconds lock_round_;
   size_t indexes_total_ = 0;
+  // Per table: copied, indexed and compared by one task (kSmallTableBytes).
+  std::vector<bool> small_;
   TaskGroup group_;
 
   // Guarded by mu_: the plans' pending counts, every counter and result, the
@@ -127,6 +149,8 @@ class DataPhase {
     int64_t largest_row = 0;
   };
   std::vector<Relayed> relayed_;
+  // Guarded by mu_: per small table, whether its task compared it too.
+  std::set<size_t> compared_by_copy_;
 
   // Guarded by compared_mu_.
   std::mutex compared_mu_;
@@ -257,9 +281,11 @@ Status DataPhase::OpenSessions(const Task& task, WorkerSessions& s) {
 // difference with its error, as in verify/verifier.h.
 // With `counts_only` (migrate --verify counts), only the target's count(*)
 // is read.
+// `first_statements` go in the same round trip, before the read.
 Result<TableVerification> CompareWithTarget(Connection& target, const TableToCopy& table,
                                             const RowSetHash& relayed, const std::string& encoding,
-                                            bool counts_only) {
+                                            bool counts_only,
+                                            const std::string& first_statements = "") {
   TableVerification v;
   v.schema = table.schema;
   v.name = table.name;
@@ -272,15 +298,16 @@ Result<TableVerification> CompareWithTarget(Connection& target, const TableToCop
     return v;
   };
   if (counts_only) {
-    Result<QueryResult> counted =
-        target.Exec("SELECT count(*) FROM " + std::string(table.through_root() ? "" : "ONLY ") +
-                    table.QualifiedName());
+    Result<QueryResult> counted = target.Exec(
+        (first_statements.empty() ? "" : first_statements + "; ") + "SELECT count(*) FROM " +
+        std::string(table.through_root() ? "" : "ONLY ") + table.QualifiedName());
     if (!counted.ok()) return refused(counted.status());
     v.target_rows = counted->GetInt(0, 0);
     return v;
   }
   v.source_checksum = relayed.Digest();
-  Result<RowSetHash> stored = HashTargetRows(target, table, encoding);
+  Result<RowSetHash> stored =
+      HashTargetRows(target, table, encoding, Deadline::Never(), first_statements);
   if (!stored.ok()) return refused(stored.status());
   v.target_rows = stored->rows();
   v.target_checksum = stored->Digest();
@@ -324,11 +351,12 @@ Status DataPhase::Compare(const Task& task, WorkerSessions& s) {
 }
 
 Status DataPhase::Compared(const TableToCopy& table, const TableVerification& compared,
-                           Connection& target) {
+                           Connection& target, bool analyzed) {
   {
     std::lock_guard<std::mutex> lock(compared_mu_);
     compared_.push_back(compared);
   }
+  if (analyzed) return Status::Ok();
   // Statistics for the planner, while other work goes on.
   return target.Run("ANALYZE " + table.QualifiedName()).WithContext("analyzing " + table.Display());
 }
@@ -370,11 +398,91 @@ Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCop
   return Status::Ok();
 }
 
-// One attempt of a task on `s`; a copy's rows and bytes in `stats`.
+// A small table in one task: BEGIN, TRUNCATE and COPY in one round trip;
+// the copy's mark, every index build with its constraint and mark in a
+// second, in the same transaction; the COMMIT with the ANALYZE and the
+// comparison's read-back in a third. The COMMIT is sent only once the builds
+// succeeded, so that a killed run's transaction never commits; committed, the
+// rows and every index are marked, so a retry or a resume finds it all done
+// or nothing.
+Status DataPhase::CopySmall(const Task& task, WorkerSessions& s, int number,
+                            TableCopyStats& stats) {
+  const TableToCopy& table = tables_[task.table];
+  const auto started = Clock::now();
+  const std::string step = CopyStepName(table, std::nullopt);
+  if (number > 1) {
+    // The last attempt's COMMIT may have happened; then only the comparison
+    // is left.
+    ProgressMark mark;
+    Result<bool> done = HasProgressMark(*s.target, step, &mark);
+    if (!done.ok()) return done.status();
+    if (*done) {
+      stats.rows = mark.rows;
+      stats.bytes = mark.bytes;
+      stats.encoding = s.source->client_encoding();
+      std::optional<RowSetHash> hash = RowSetHash::FromDigest(mark.rows, mark.rows_hash);
+      stats.hashed = hash.has_value();
+      if (hash) stats.hash = *hash;
+      return CompareSmall(table, *s.target, stats, std::nullopt);
+    }
+  }
+  Result<LoadedCopy> loaded = LoadTable(*s.source, *s.target, table, std::nullopt, 1, step);
+  if (!loaded.ok()) return loaded.status();
+  stats = loaded->stats;
+  // Without an index, the mark goes with the COMMIT.
+  std::string before_commit = loaded->last_statements;
+  if (!table.indexes.empty()) {
+    for (const auto& index : table.indexes) before_commit += "; " + IndexBuildSql(table, index);
+    Status built = s.target->Run(before_commit);
+    if (!built.ok()) return built.WithContext("building the indexes of " + table.Display());
+    before_commit.clear();
+  }
+  Status compared =
+      CompareSmall(table, *s.target, stats, std::move(loaded->transaction), before_commit);
+  stats.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  return compared;
+}
+
+// The comparison of a small table right after its copy, in the round trip
+// of the copy's COMMIT when `txn` is still open; the ANALYZE goes with it.
+// A table whose rows cannot be read back (generated columns, rows too
+// large) gets its comparison task instead.
+Status DataPhase::CompareSmall(const TableToCopy& table, Connection& target,
+                               const TableCopyStats& stats, std::optional<Transaction> txn,
+                               const std::string& before_commit) {
+  std::string first;
+  if (txn) first = (before_commit.empty() ? "" : before_commit + "; ") + txn->HandOverCommit();
+  // A statement before the COMMIT that fails leaves the transaction open:
+  // it is rolled back here, since no Transaction owns it any more.
+  auto failed = [&](const Status& status, const std::string& doing) {
+    if (!target.IsBad() && !target.IdleOutsideTransaction()) {
+      (void)target.RunIgnoringCancel("ROLLBACK", Deadline::After(Transaction::kRollbackGrace));
+    }
+    return status.WithContext(doing + " " + table.Display());
+  };
+  if (!stats.hashed || table.generated_columns || stats.largest_row > kLargestRowReadBack) {
+    if (first.empty()) return Status::Ok();
+    Status committed = target.Run(first);
+    return committed.ok() ? committed : failed(committed, "copying");
+  }
+  first += (first.empty() ? "" : "; ") + std::string("ANALYZE ") + table.QualifiedName();
+  Result<TableVerification> compared = CompareWithTarget(target, table, stats.hash, stats.encoding,
+                                                         options_.verify_counts_only, first);
+  if (!compared.ok()) return failed(compared.status(), "verifying");
+  PGC_RETURN_IF_ERROR(Compared(table, *compared, target, /*analyzed=*/true));
+  std::lock_guard<std::mutex> lock(mu_);
+  compared_by_copy_.insert(static_cast<size_t>(&table - tables_.data()));
+  return Status::Ok();
+}
+
+// One attempt of a task on `s`; a copy's rows and bytes in `stats`. `number`
+// counts the tries, lock-wait rounds included: above 1, an earlier try may
+// have committed.
 Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats) {
   PGC_RETURN_IF_ERROR(OpenSessions(task, s));
   switch (task.kind) {
     case Kind::kCopy:
+      if (small_[task.table]) return CopySmall(task, s, number, stats);
       return Copy(task, s, number, stats);
     case Kind::kCompare:
       return Compare(task, s);
@@ -394,10 +502,13 @@ Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, Table
 Status DataPhase::RunAttempts(const Task& task, WorkerSessions& s, TableCopyStats& stats,
                               int& attempts) {
   Clock::duration lock_waited{0};
+  // Rounds of lock waits included: a small table's round may end on the
+  // ANALYZE after its COMMIT, so any earlier try may have committed.
+  int tries = 0;
   for (attempts = 1;; ++attempts) {
     stats = TableCopyStats();
     const auto tried = Clock::now();
-    Status status = Attempt(task, s, attempts, stats);
+    Status status = Attempt(task, s, ++tries, stats);
     if (status.ok()) return status;
     if (options_.check.cancel != nullptr && options_.check.cancel->cancelled()) {
       return Status(StatusCode::kCancelled, "cancelled during " + tables_[task.table].Display());
@@ -432,6 +543,7 @@ void DataPhase::RunTask(const Task& task) {
     status = RunAttempts(task, *s, stats, attempts);
     RecordStep(task, status.ok() ? StepState::kDone : StepState::kFailed, stats, attempts,
                status.ok() ? "" : status.ToString());
+    if (status.ok() && IsSmall(task)) RecordSmallTableSteps(task, attempts);
     if (status.ok()) {
       setup_.session_pool->GiveBack(setup_.source_database, std::move(s));
     } else {
@@ -454,6 +566,18 @@ void DataPhase::RunTask(const Task& task) {
   for (const auto& t : next) Submit(t);
   if (start_post_data) StartPostData();
   group_.Done();
+}
+
+void DataPhase::RecordSmallTableSteps(const Task& task, int attempts) {
+  for (size_t i = 0; i < tables_[task.table].indexes.size(); ++i) {
+    RecordStep({Kind::kIndex, task.table, static_cast<int>(i)}, StepState::kDone, {}, attempts, "");
+  }
+  bool compared = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    compared = compared_by_copy_.count(task.table) > 0;
+  }
+  if (compared) RecordStep({Kind::kCompare, task.table, -1}, StepState::kDone, {}, attempts, "");
 }
 
 void DataPhase::RecordCounters() {
@@ -504,12 +628,27 @@ bool DataPhase::Finished(const Task& task, const TableCopyStats& stats, int atte
       reports.push_back({fmt::format("{}: {} rows, {} ({}/{} tables)", table.Display(), result.rows,
                                      FormatBytes(result.bytes), tables_done_, tables_.size()),
                          bytes_done_, setup_.catalog->total_bytes, table.Display()});
-      for (size_t i = 0; i < table.indexes.size(); ++i) {
-        if (plans_[task.table].indexes_done.count(i) == 0) {
-          next.push_back({Kind::kIndex, task.table, static_cast<int>(i)});
+      if (IsSmall(task)) {
+        // Built in the copy's transaction; compared too, unless its rows
+        // could not be read back.
+        for (const auto& index : table.indexes) {
+          ++indexes_done_;
+          --structure_pending_;
+          reports.push_back({fmt::format("index {}.{} built ({}/{} indexes)", index.schema,
+                                         index.name, indexes_done_, indexes_total_),
+                             0, 0, index.schema + "." + index.name});
         }
+        if (compared_by_copy_.count(task.table) == 0) {
+          next.push_back({Kind::kCompare, task.table, -1});
+        }
+      } else {
+        for (size_t i = 0; i < table.indexes.size(); ++i) {
+          if (plans_[task.table].indexes_done.count(i) == 0) {
+            next.push_back({Kind::kIndex, task.table, static_cast<int>(i)});
+          }
+        }
+        next.push_back({Kind::kCompare, task.table, -1});
       }
-      next.push_back({Kind::kCompare, task.table, -1});
     }
   }
   if (--structure_pending_ == 0) start_post_data = true;

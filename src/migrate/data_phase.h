@@ -7,6 +7,9 @@
 // with generated columns (not in the copy's rows) or rows over 8 MB (each
 // read back would be held whole in memory) is checksummed on both sides
 // instead (verify/verifier.h, TableChecksums).
+// A small table (whole, up to 16 MB) is one task instead: its indexes built
+// in its copy's transaction, the COMMIT sent with its ANALYZE and read-back,
+// three statement strings to the target in all.
 // Once every copy and index build is done, `post_data` runs on a worker of
 // its own while the last comparisons go on.
 //

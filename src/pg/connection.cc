@@ -486,9 +486,17 @@ Status Connection::RunIgnoringCancel(std::string_view sql, Deadline deadline) {
 }
 
 Status Connection::StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline) {
+  PGC_RETURN_IF_ERROR(SendCopy(sql, deadline));
+  return AwaitCopy(expected, deadline);
+}
+
+Status Connection::SendCopy(std::string_view sql, Deadline deadline) {
   std::string text(sql);
   if (PQsendQuery(conn_, text.c_str()) == 0) return LostConnection("sending COPY");
-  PGC_RETURN_IF_ERROR(Flush(deadline));
+  return Flush(deadline);
+}
+
+Status Connection::AwaitCopy(ExecStatusType expected, Deadline deadline) {
   // Statements before the COPY in `sql` (a BEGIN, a TRUNCATE) each answer
   // first; their results are passed over.
   for (;;) {

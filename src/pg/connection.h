@@ -96,6 +96,11 @@ class Connection {
   // begin with other statements (BEGIN; TRUNCATE ...; COPY ...): one round
   // trip for all; the first of them that fails is the error.
   Status StartCopy(std::string_view sql, ExecStatusType expected, Deadline deadline);
+  // StartCopy in two halves, so that the round trips of two connections'
+  // COPYs overlap: SendCopy sends `sql`, AwaitCopy waits for the server to
+  // enter copy mode. Nothing else may be sent on the connection in between.
+  Status SendCopy(std::string_view sql, Deadline deadline);
+  Status AwaitCopy(ExecStatusType expected, Deadline deadline);
 
   // Waits until the socket is ready for reading or writing.
   Status Wait(bool for_read, bool for_write, Deadline deadline);

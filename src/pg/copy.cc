@@ -74,6 +74,11 @@ Result<CopyOutStream> CopyOutStream::Start(Connection& conn, std::string_view sq
   return CopyOutStream(&conn);
 }
 
+Result<CopyOutStream> CopyOutStream::Await(Connection& conn, Deadline deadline) {
+  PGC_RETURN_IF_ERROR(conn.AwaitCopy(PGRES_COPY_OUT, deadline));
+  return CopyOutStream(&conn);
+}
+
 CopyOutStream::CopyOutStream(CopyOutStream&& other) noexcept
     : conn_(other.conn_), buffer_(other.buffer_), done_(other.done_), rows_(other.rows_) {
   other.buffer_ = nullptr;

@@ -29,6 +29,9 @@ class CopyOutStream {
   // Sends `sql` (a COPY ... TO STDOUT) and waits for the server to start it.
   static Result<CopyOutStream> Start(Connection& conn, std::string_view sql,
                                      Deadline deadline = Deadline::Never());
+  // Waits for the start of a COPY ... TO STDOUT the caller sent with
+  // Connection::SendCopy.
+  static Result<CopyOutStream> Await(Connection& conn, Deadline deadline = Deadline::Never());
 
   CopyOutStream(CopyOutStream&& other) noexcept;
   CopyOutStream& operator=(CopyOutStream&&) = delete;

@@ -115,6 +115,12 @@ Status Transaction::Commit(std::string_view last_statements, Deadline deadline) 
   return Status::Ok();
 }
 
+std::string Transaction::HandOverCommit() {
+  assert(active() && "HandOverCommit() on a transaction that is over");
+  ended_ = true;
+  return "COMMIT";
+}
+
 Status Transaction::Rollback(Deadline deadline) {
   assert(active() && "Rollback() on a transaction that is over");
   ended_ = true;

@@ -106,6 +106,14 @@ class Transaction {
   // Rolls back now and returns the server's answer (Ok when the connection
   // is bad: the server ends the transaction with the session).
   Status Rollback(Deadline deadline = Deadline::Never());
+  // Leaves the COMMIT to the caller, who sends the returned statement first
+  // in a string of its own that goes on after it (COMMIT; ANALYZE ...;
+  // COPY ... TO STDOUT), so that what follows the commit costs no round trip
+  // of its own. The transaction is over for this object, which sends nothing
+  // more. The string's error may be the COMMIT's (not committed, or unknown
+  // on a lost connection) or a later statement's (committed): a caller tells
+  // them apart by what the transaction wrote (a progress mark).
+  std::string HandOverCommit();
 
   // True until Commit() or Rollback() is called (or the object is moved from).
   bool active() const { return conn_ != nullptr && !ended_; }

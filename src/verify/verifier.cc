@@ -1,5 +1,6 @@
 #include "verify/verifier.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
