@@ -18,14 +18,15 @@ struct TableCopyStats {
   int64_t bytes = 0;
   double seconds = 0;
   // The rows as they came from the source, for the verification, in the
-  // source session's client_encoding.
+  // table's COPY form (text or binary: TableToCopy::binary) and the source
+  // session's client_encoding.
   RowSetHash hash;
   std::string encoding;
   // False when the hash is not known: a copy an earlier run marked without
   // one.
   bool hashed = true;
-  // The largest row relayed, in bytes of COPY text: reading such rows back
-  // from the target would hold each one whole in memory.
+  // The largest row relayed, in bytes of its COPY form: reading such rows
+  // back from the target would hold each one whole in memory.
   int64_t largest_row = 0;
 };
 
@@ -66,8 +67,11 @@ struct Slice {
 // partition's rows. Since those rows may land in any target partition, a
 // slice never empties anything: its transaction and mark make it exact.
 // `parts` is the number of slices the table was cut into (1: whole).
-// The COPY text passes in the source session's client_encoding: a target
-// session in another one is set to the source's. `quiet`
+// The rows travel in COPY's binary form when `table.binary`, else as text,
+// unparsed either way but for cutting binary rows apart to hash them
+// (copy/binary_copy.h). Text, and text values within binary rows, pass in
+// the source session's client_encoding: a target session in another one is
+// set to the source's. `quiet`
 // keeps the target's user triggers from firing, inside the transaction
 // (copy/quiet_triggers.h).
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
@@ -76,11 +80,13 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
                                  const QuietTriggers& quiet = {});
 
 // The rows `table` holds on the target, read once with COPY ... TO STDOUT
-// and hashed as CopyTable hashes the rows it relays from the source, in
-// `encoding` (the source session's; a target session in another one is set
-// to it). A partition tree loaded through its root is read at the root.
-// The text form pins DateStyle, extra_float_digits and the rest on both
-// sides (pg/session_settings.h), so equal rows print alike.
+// in the form CopyTable relays them in (binary when `table.binary`) and
+// hashed alike, in `encoding` (the source session's; a target session in
+// another one is set to it). A partition tree loaded through its root is
+// read at the root. The text form pins DateStyle, extra_float_digits and
+// the rest on both sides (pg/session_settings.h), so equal rows print
+// alike; the binary form of the types it is used for depends on no setting
+// (numeric keeps its scale, float8 its bits: -0 and 0 differ).
 Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
                                   const std::string& encoding,
                                   Deadline deadline = Deadline::Never());

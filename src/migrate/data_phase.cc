@@ -35,6 +35,8 @@ class DataPhase {
     relayed_.resize(tables_.size());
     for (size_t t = 0; t < tables_.size(); ++t) {
       results_[t].table = tables_[t].Display();
+      results_[t].binary = tables_[t].binary;
+      results_[t].text_reason = tables_[t].text_reason;
       if (tables_[t].through_root()) {
         results_[t].note = LoadedThroughRootNote(tables_[t]);
       }
