@@ -30,7 +30,7 @@ constexpr const char* kTextColumn = R"sql(
       SELECT pg_catalog.bool_and(t.oid < 10000 AND t.typtype IN ('b', 'r', 'm')
                                  AND t.typcategory <> 'Z' AND t.typsend <> 0
                                  AND t.typreceive <> 0 AND t.typname NOT LIKE 'reg%'
-                                 AND t.typname <> 'xml')
+                                 AND t.typname NOT IN ('xml', 'tsquery', 'tsvector'))
         FROM d JOIN pg_catalog.pg_type b ON b.oid = d.oid AND b.typtype <> 'd'
         JOIN pg_catalog.pg_type t ON t.oid IN (b.oid, b.typelem)), false) )sql";
 

@@ -67,7 +67,9 @@ struct TableToCopy {
   // 10000, the same on every server), has binary send and receive, and a
   // binary form that is the same on 13 to 18 and names no object by its OID
   // (not the reg* types) and no encoding of its own (not xml, whose binary
-  // input takes UTF-8 whatever the session's encoding). Else the rows travel
+  // input takes UTF-8 whatever the session's encoding); not tsquery (a 13
+  // source's binary tsquery is refused by 18's input: "malformed tsquery")
+  // nor tsvector, the other text search type. Else the rows travel
   // as text, and `text_reason` says why: "column m is of type public.mood",
   // or "--copy-format text". For a tree loaded through its root: all of
   // its partitions.
