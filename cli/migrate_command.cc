@@ -28,6 +28,7 @@ struct MigrateArgs {
   bool resume = false;
   bool replica_identity_full = false;
   std::string verify = "full";
+  std::string copy_format = "auto";
   std::string slice_size;
   double lock_timeout = 600;  // seconds
   bool quiet = false;
@@ -42,7 +43,7 @@ int RunMigrate(const MigrateArgs& args) {
     if (!args.filter.empty() || !args.server.databases.empty() ||
         !args.server.exclude_databases.empty() || args.preserve_owners || args.preserve_acl ||
         args.roles || args.no_role_passwords || args.replica_identity_full ||
-        args.verify != "full") {
+        args.verify != "full" || args.copy_format != "auto") {
       LogError("migrate",
                "--resume continues the run recorded in " + args.dir +
                    " with the databases, filters and policies it was started with",
@@ -81,6 +82,7 @@ int RunMigrate(const MigrateArgs& args) {
   options.role_options.copy_passwords = !args.no_role_passwords;
   options.check.method = *ParseName<Method>(args.method);
   options.verify_counts_only = args.verify == "counts";
+  options.copy_as_text = args.copy_format == "text";
   options.work_dir = args.dir;
   options.policy.preserve_owners = args.preserve_owners;
   options.policy.preserve_acl = args.preserve_acl;
@@ -148,6 +150,13 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
                   "(the source's as the copy read them, the target's read back once); counts: "
                   "row counts only, and the report says that contents were not compared")
       ->check(CLI::IsMember({"full", "counts"}))
+      ->capture_default_str();
+  cmd->add_option("--copy-format", args->copy_format,
+                  "auto: the rows of each table whose column types all have a binary form that "
+                  "is the same on every server (built-in types, arrays and domains of them) "
+                  "travel in COPY's binary form, the others' as text; text: every table's as "
+                  "text")
+      ->check(CLI::IsMember({"auto", "text"}))
       ->capture_default_str();
   cmd->add_option("--lock-timeout", args->lock_timeout,
                   "Seconds a step may wait for a table lock held by another session, or the "

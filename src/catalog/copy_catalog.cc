@@ -13,6 +13,27 @@ namespace {
 // The catalog's tables by (schema, name), to attach what is read about them.
 using TablesByName = std::map<std::pair<std::string, std::string>, TableToCopy*>;
 
+// The first column of table c whose type has no version-stable binary form
+// (TableToCopy::binary), said as "column x is of type y"; NULL when there is
+// none. Followed by the condition that leaves out generated columns.
+constexpr const char* kTextColumn = R"sql(
+(SELECT pg_catalog.format('column %I is of type %s', a.attname,
+                          pg_catalog.format_type(a.atttypid, a.atttypmod))
+   FROM pg_catalog.pg_attribute a
+  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    AND NOT coalesce((
+      WITH RECURSIVE d(oid) AS (
+        SELECT a.atttypid
+         UNION ALL
+        SELECT t.typbasetype FROM pg_catalog.pg_type t JOIN d ON t.oid = d.oid
+         WHERE t.typtype = 'd')
+      SELECT pg_catalog.bool_and(t.oid < 10000 AND t.typtype IN ('b', 'r', 'm')
+                                 AND t.typcategory <> 'Z' AND t.typsend <> 0
+                                 AND t.typreceive <> 0 AND t.typname NOT LIKE 'reg%'
+                                 AND t.typname NOT IN ('xml', 'tsquery', 'tsvector'))
+        FROM d JOIN pg_catalog.pg_type b ON b.oid = d.oid AND b.typtype <> 'd'
+        JOIN pg_catalog.pg_type t ON t.oid IN (b.oid, b.typelem)), false) )sql";
+
 // The tables to copy, largest first, with their sizes and column lists.
 Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadline,
                   CopyCatalog& catalog) {
@@ -36,7 +57,9 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
           any_generated +
           ", CASE WHEN c.reltuples < 0 OR (c.relpages = 0 AND pg_relation_size(c.oid) > 0) "
           "THEN -1 WHEN c.relpages = 0 THEN 0 ELSE round(c.reltuples::numeric / c.relpages * "
-          "(pg_relation_size(c.oid) / current_setting('block_size')::numeric))::bigint END"
+          "(pg_relation_size(c.oid) / current_setting('block_size')::numeric))::bigint END, " +
+          kTextColumn + generated +
+          " ORDER BY a.attnum LIMIT 1)"
           " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
           "WHERE c.relkind = 'r' AND " +
           sql::UserRelation() + " ORDER BY pg_table_size(c.oid) DESC, 1, 2",
@@ -53,6 +76,8 @@ Status ReadTables(Connection& conn, const ObjectFilter& filter, Deadline deadlin
     t.replicable = tables->GetBool(r, 5);
     t.generated_columns = tables->GetBool(r, 6);
     t.estimated_rows = tables->GetInt(r, 7);
+    t.binary = tables->IsNull(r, 8);
+    t.text_reason = tables->GetString(r, 8);
     catalog.total_bytes += t.bytes;
     catalog.tables.push_back(std::move(t));
   }
@@ -92,6 +117,11 @@ Status GroupRootLoadedTrees(Connection& conn, const ObjectFilter& filter, Deadli
       root.unlogged = root.unlogged || t.unlogged;
       root.replicable = root.replicable && t.replicable;
       root.generated_columns = root.generated_columns || t.generated_columns;
+      if (root.partitions.empty()) root.binary = true;
+      if (root.binary && !t.binary) {
+        root.binary = false;
+        root.text_reason = "partition " + t.Display() + ": " + t.text_reason;
+      }
       leaf.replicable = t.replicable;
       root.partitions.push_back(std::move(leaf));
     }
@@ -234,6 +264,14 @@ std::string LoadedThroughRootNote(const TableToCopy& table) {
          std::to_string(table.partitions.size()) +
          (table.partitions.size() == 1 ? " partition): " : " partitions): ") +
          table.through_root_reason + ", whose hash can differ on the target";
+}
+
+void CopyAllAsText(CopyCatalog& catalog, const std::string& reason) {
+  for (auto& table : catalog.tables) {
+    if (!table.binary) continue;
+    table.binary = false;
+    table.text_reason = reason;
+  }
 }
 
 Result<CopyCatalog> ReadCopyCatalog(Connection& conn, const ObjectFilter& filter,

@@ -66,6 +66,19 @@ struct TableToCopy {
   // is; their indexes are left to pg_restore. Empty for any other table.
   std::vector<PartitionLeaf> partitions;
   std::string through_root_reason;  // RootLoadedTree::reason
+  // Its rows travel in COPY's binary form: the type of every column (a
+  // domain's base type, an array's element type) is built in (OID below
+  // 10000, the same on every server), has binary send and receive, and a
+  // binary form that is the same on 13 to 18 and names no object by its OID
+  // (not the reg* types) and no encoding of its own (not xml, whose binary
+  // input takes UTF-8 whatever the session's encoding); not tsquery (a 13
+  // source's binary tsquery is refused by 18's input: "malformed tsquery")
+  // nor tsvector, the other text search type. Else the rows travel
+  // as text, and `text_reason` says why: "column m is of type public.mood",
+  // or "--copy-format text". For a tree loaded through its root: all of
+  // its partitions.
+  bool binary = false;
+  std::string text_reason;
   bool through_root() const { return !partitions.empty(); }
   std::string QualifiedName() const;
   std::string Display() const { return schema + "." + name; }
@@ -94,6 +107,9 @@ struct CopyCatalog {
   std::vector<uint32_t> large_objects;  // OIDs
   int64_t total_bytes = 0;
 };
+
+// Has every table of `catalog` copied as text, `reason` saying why.
+void CopyAllAsText(CopyCatalog& catalog, const std::string& reason);
 
 // Reads the catalog of the connected database (at whatever snapshot its
 // transaction has). Leaves out system schemas, objects of extensions, and

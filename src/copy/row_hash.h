@@ -4,8 +4,10 @@
 // the target hands back in its own order hash alike when, and only when
 // (short of a 128-bit collision), they are the same rows, duplicates
 // included. Rows are compared as the bytes of their COPY form: in text form
-// 1.0 and 1.00, -0 and 0, and NaN each keep their own spelling, and no
-// collation is involved.
+// 1.0 and 1.00, -0 and 0, and NaN each keep their own spelling; in binary
+// form numeric keeps its scale (dscale) and NaN its own sign code, float8
+// its IEEE bits (-0 is not 0); no collation is involved either way. Both
+// sides of a comparison hash the same form.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,9 @@ namespace pgcourier {
 
 class RowSetHash {
  public:
-  // One row: a COPY ... TO STDOUT message, its line end included.
+  // One row: in text form a COPY ... TO STDOUT message, its line end
+  // included; in binary form its field count and fields
+  // (copy/binary_copy.h).
   void AddRow(std::string_view row);
   // The rows of another part of the same table (a slice).
   void Add(const RowSetHash& other);

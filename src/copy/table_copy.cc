@@ -6,6 +6,7 @@
 #include <chrono>
 #include <vector>
 
+#include "copy/binary_copy.h"
 #include "copy/progress_marks.h"
 #include "pg/copy.h"
 #include "pg/quote.h"
@@ -52,91 +53,141 @@ struct CopyStatements {
 CopyStatements Statements(const TableToCopy& table, const std::optional<Slice>& slice) {
   const std::string name = table.QualifiedName();
   const std::string columns = table.column_list.empty() ? "" : " (" + table.column_list + ")";
+  const std::string to = table.binary ? " TO STDOUT (FORMAT binary)" : " TO STDOUT";
+  const std::string from = table.binary ? " FROM STDIN (FORMAT binary)" : " FROM STDIN";
   CopyStatements out;
   if (table.through_root()) {
     // The root routes every row to its partition on the target.
-    out.target_copy = "COPY " + name + columns + " FROM STDIN";
+    out.target_copy = "COPY " + name + columns + from;
     if (slice) {
-      out.source_copies.push_back("COPY " + slice->partition + columns + " TO STDOUT");
+      out.source_copies.push_back("COPY " + slice->partition + columns + to);
       return out;
     }
     out.target_first = "TRUNCATE " + name;
     for (const auto& leaf : table.partitions) {
-      out.source_copies.push_back("COPY " + leaf.QualifiedName() + columns + " TO STDOUT");
+      out.source_copies.push_back("COPY " + leaf.QualifiedName() + columns + to);
     }
     return out;
   }
   if (slice) {
     out.source_copies.push_back("COPY (SELECT " + table.column_list + " FROM ONLY " + name +
-                                " WHERE " + slice->Condition(table) + ") TO STDOUT");
-    out.target_copy = "COPY " + name + columns + " FROM STDIN";
+                                " WHERE " + slice->Condition(table) + ")" + to);
+    out.target_copy = "COPY " + name + columns + from;
     return out;
   }
   // FREEZE writes the rows already frozen (no later anti-wraparound rewrite
   // on the target); it needs the TRUNCATE in the same transaction.
   out.target_first = "TRUNCATE ONLY " + name;
-  out.source_copies.push_back("COPY " + name + columns + " TO STDOUT");
-  out.target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE)";
+  out.source_copies.push_back("COPY " + name + columns + to);
+  out.target_copy = "COPY " + name + columns + " FROM STDIN WITH (FREEZE" +
+                    (table.binary ? ", FORMAT binary)" : ")");
   return out;
 }
 
-// Moves the rows of one source COPY into `in`. COPY ... TO STDOUT yields one
-// message per row; the target is sent batches of rows instead (a COPY stream
-// may be cut anywhere), which saves the server a message per row. A row
-// larger than the batch goes alone. On failure `in` is aborted. With `sent`
-// the source COPY was sent already (Connection::SendCopy).
-Status Pump(Connection& source, const std::string& source_copy, bool sent, CopyInStream& in,
-            TableCopyStats& stats, Deadline deadline, const CopyProgress& progress) {
-  Result<CopyOutStream> out = sent ? CopyOutStream::Await(source, deadline)
-                                   : CopyOutStream::Start(source, source_copy, deadline);
-  if (!out.ok()) {
-    in.Abort("source failed");
-    return out.status();
+// What goes to the target: the rows of the source's COPYs, each one hashed
+// on its way. COPY ... TO STDOUT yields one message per row; the target is
+// sent batches of rows instead (a COPY stream may be cut anywhere), which
+// saves the server a message per row. A row larger than the batch goes
+// alone. In binary form the rows are cut out of each source stream
+// (copy/binary_copy.h), and the target gets one header before them and one
+// trailer after them, however many source COPYs they come from. On failure
+// `in` is aborted.
+class Relay {
+ public:
+  Relay(CopyInStream& in, bool binary, TableCopyStats& stats, Deadline deadline,
+        const CopyProgress& progress)
+      : in_(in), binary_(binary), stats_(stats), deadline_(deadline), progress_(progress) {
+    batch_.reserve(kBatchBytes);
+    if (binary_) batch_.append(BinaryCopyHeader());
   }
-  constexpr size_t kBatchBytes = 256 * 1024;
-  std::string batch;
-  batch.reserve(kBatchBytes);
-  auto send = [&](std::string_view data) -> Status {
-    Status written = in.Write(data, deadline);
-    if (!written.ok()) in.Abort("target failed");
+
+  // Moves the rows of one source COPY. With `sent` the COPY was sent
+  // already (Connection::SendCopy).
+  Status Pump(Connection& source, const std::string& source_copy, bool sent) {
+    Result<CopyOutStream> out = sent ? CopyOutStream::Await(source, deadline_)
+                                     : CopyOutStream::Start(source, source_copy, deadline_);
+    if (!out.ok()) return SourceFailed(out.status());
+    BinaryCopyRows rows;
+    std::string_view chunk;
+    for (;;) {
+      Result<bool> more = out->Next(&chunk, deadline_);
+      if (!more.ok()) return SourceFailed(more.status());
+      if (!*more) break;
+      if (!binary_) {
+        PGC_RETURN_IF_ERROR(Row(chunk));
+        continue;
+      }
+      rows.Feed(chunk);
+      std::string_view row;
+      for (;;) {
+        Result<bool> got = rows.Next(&row);
+        if (!got.ok()) return SourceFailed(got.status());
+        if (!*got) break;
+        PGC_RETURN_IF_ERROR(Row(row));
+      }
+    }
+    if (binary_) {
+      Status ended = rows.CheckEnded();
+      if (!ended.ok()) return SourceFailed(ended);
+    }
+    return Status::Ok();
+  }
+
+  // Sends what is left, and the trailer.
+  Status End() {
+    if (binary_) batch_.append(BinaryCopyTrailer());
+    return batch_.empty() ? Status::Ok() : Send(batch_);
+  }
+
+ private:
+  static constexpr size_t kBatchBytes = 256 * 1024;
+
+  Status SourceFailed(const Status& status) {
+    in_.Abort("source failed");
+    return status;
+  }
+
+  Status Send(std::string_view data) {
+    Status written = in_.Write(data, deadline_);
+    if (!written.ok()) in_.Abort("target failed");
     return written;
-  };
-  using Clock = std::chrono::steady_clock;
-  auto told = Clock::now();
-  std::string_view chunk;
-  for (;;) {
-    Result<bool> more = out->Next(&chunk, deadline);
-    if (!more.ok()) {
-      in.Abort("source failed");
-      return more.status();
-    }
-    if (!*more) break;
-    stats.bytes += static_cast<int64_t>(chunk.size());
-    stats.hash.AddRow(chunk);
-    stats.largest_row = std::max(stats.largest_row, static_cast<int64_t>(chunk.size()));
-    ++stats.rows;
-    if (batch.size() + chunk.size() > kBatchBytes && !batch.empty()) {
-      PGC_RETURN_IF_ERROR(send(batch));
-      batch.clear();
-      if (progress && Clock::now() - told >= std::chrono::seconds(1)) {
-        told = Clock::now();
-        progress(stats.rows, stats.bytes);
-      }
-    }
-    if (chunk.size() >= kBatchBytes) {
-      // In batch-sized pieces: handed over whole, a row of large values
-      // (200 MB of text for a 100 MB bytea) would be copied into libpq's
-      // send buffer, which never shrinks, on top of the row itself.
-      for (size_t at = 0; at < chunk.size(); at += kBatchBytes) {
-        PGC_RETURN_IF_ERROR(send(chunk.substr(at, kBatchBytes)));
-      }
-    } else {
-      batch.append(chunk);
-    }
   }
-  if (!batch.empty()) PGC_RETURN_IF_ERROR(send(batch));
-  return Status::Ok();
-}
+
+  Status Row(std::string_view row) {
+    stats_.bytes += static_cast<int64_t>(row.size());
+    stats_.hash.AddRow(row);
+    stats_.largest_row = std::max(stats_.largest_row, static_cast<int64_t>(row.size()));
+    ++stats_.rows;  // so far; the target's count replaces it at the end
+    if (batch_.size() + row.size() > kBatchBytes && !batch_.empty()) {
+      PGC_RETURN_IF_ERROR(Send(batch_));
+      batch_.clear();
+      if (progress_ && Clock::now() - told_ >= std::chrono::seconds(1)) {
+        told_ = Clock::now();
+        progress_(stats_.rows, stats_.bytes);
+      }
+    }
+    if (row.size() < kBatchBytes) {
+      batch_.append(row);
+      return Status::Ok();
+    }
+    // In batch-sized pieces: handed over whole, a row of large values
+    // (200 MB of text for a 100 MB bytea) would be copied into libpq's
+    // send buffer, which never shrinks, on top of the row itself.
+    for (size_t at = 0; at < row.size(); at += kBatchBytes) {
+      PGC_RETURN_IF_ERROR(Send(row.substr(at, kBatchBytes)));
+    }
+    return Status::Ok();
+  }
+
+  CopyInStream& in_;
+  const bool binary_;
+  TableCopyStats& stats_;
+  const Deadline deadline_;
+  const CopyProgress& progress_;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point told_ = Clock::now();
+  std::string batch_;
+};
 
 }  // namespace
 
@@ -185,11 +236,13 @@ Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const Table
     return fail(in.status());
   }
   TableCopyStats& stats = loaded.stats;
+  Relay relay(*in, table.binary, stats, deadline, progress);
   for (size_t i = 0; i < statements.source_copies.size(); ++i) {
-    Status pumped =
-        Pump(source, statements.source_copies[i], i == 0, *in, stats, deadline, progress);
+    Status pumped = relay.Pump(source, statements.source_copies[i], i == 0);
     if (!pumped.ok()) return fail(pumped);
   }
+  Status ended = relay.End();
+  if (!ended.ok()) return fail(ended);
   Result<int64_t> stored = in->Finish(deadline);
   if (!stored.ok()) return fail(stored.status());
   stats.rows = *stored;
@@ -229,22 +282,35 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
   std::string sql;
   if (table.through_root()) {
     // COPY cannot read a partitioned table itself.
-    sql = "COPY (SELECT " + table.column_list + " FROM " + name + ") TO STDOUT";
+    sql = "COPY (SELECT " + table.column_list + " FROM " + name + ")";
   } else {
-    sql = "COPY " + name + (table.column_list.empty() ? "" : " (" + table.column_list + ")") +
-          " TO STDOUT";
+    sql = "COPY " + name + (table.column_list.empty() ? "" : " (" + table.column_list + ")");
   }
+  sql += table.binary ? " TO STDOUT (FORMAT binary)" : " TO STDOUT";
   if (!first_statements.empty()) sql = std::string(first_statements) + "; " + sql;
   Result<CopyOutStream> out = CopyOutStream::Start(target, sql, deadline);
   if (!out.ok()) return out.status();
   RowSetHash hash;
-  std::string_view row;
+  BinaryCopyRows rows;
+  std::string_view chunk;
   for (;;) {
-    Result<bool> more = out->Next(&row, deadline);
+    Result<bool> more = out->Next(&chunk, deadline);
     if (!more.ok()) return more.status();
     if (!*more) break;
-    hash.AddRow(row);
+    if (!table.binary) {
+      hash.AddRow(chunk);
+      continue;
+    }
+    rows.Feed(chunk);
+    std::string_view row;
+    for (;;) {
+      Result<bool> got = rows.Next(&row);
+      if (!got.ok()) return got.status();
+      if (!*got) break;
+      hash.AddRow(row);
+    }
   }
+  if (table.binary) PGC_RETURN_IF_ERROR(rows.CheckEnded());
   return hash;
 }
 

@@ -21,14 +21,15 @@ struct TableCopyStats {
   int64_t bytes = 0;
   double seconds = 0;
   // The rows as they came from the source, for the verification, in the
-  // source session's client_encoding.
+  // table's COPY form (text or binary: TableToCopy::binary) and the source
+  // session's client_encoding.
   RowSetHash hash;
   std::string encoding;
   // False when the hash is not known: a copy an earlier run marked without
   // one.
   bool hashed = true;
-  // The largest row relayed, in bytes of COPY text: reading such rows back
-  // from the target would hold each one whole in memory.
+  // The largest row relayed, in bytes of its COPY form: reading such rows
+  // back from the target would hold each one whole in memory.
   int64_t largest_row = 0;
 };
 
@@ -73,8 +74,11 @@ using CopyProgress = std::function<void(int64_t rows, int64_t bytes)>;
 // partition's rows. Since those rows may land in any target partition, a
 // slice never empties anything: its transaction and mark make it exact.
 // `parts` is the number of slices the table was cut into (1: whole).
-// The COPY text passes in the source session's client_encoding: a target
-// session in another one is set to the source's. `quiet`
+// The rows travel in COPY's binary form when `table.binary`, else as text,
+// unparsed either way but for cutting binary rows apart to hash them
+// (copy/binary_copy.h). Text, and text values within binary rows, pass in
+// the source session's client_encoding: a target session in another one is
+// set to the source's. `quiet`
 // keeps the target's user triggers from firing, inside the transaction
 // (copy/quiet_triggers.h). `progress`, when given, hears how far it is.
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
@@ -101,11 +105,13 @@ Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const Table
                              const CopyProgress& progress = {});
 
 // The rows `table` holds on the target, read once with COPY ... TO STDOUT
-// and hashed as CopyTable hashes the rows it relays from the source, in
-// `encoding` (the source session's; a target session in another one is set
-// to it). A partition tree loaded through its root is read at the root.
-// The text form pins DateStyle, extra_float_digits and the rest on both
-// sides (pg/session_settings.h), so equal rows print alike.
+// in the form CopyTable relays them in (binary when `table.binary`) and
+// hashed alike, in `encoding` (the source session's; a target session in
+// another one is set to it). A partition tree loaded through its root is
+// read at the root. The text form pins DateStyle, extra_float_digits and
+// the rest on both sides (pg/session_settings.h), so equal rows print
+// alike; the binary form of the types it is used for depends on no setting
+// (numeric keeps its scale, float8 its bits: -0 and 0 differ).
 // `first_statements` (a COMMIT, an ANALYZE) are sent before the COPY in the
 // same round trip; the first of them that fails is the error.
 Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,

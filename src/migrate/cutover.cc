@@ -391,6 +391,7 @@ Status DatabaseCutover::TakeSnapshot() {
       ReadCopyCatalog(snapshot_->conn(), migration_.options.filter, Deadline::Never());
   if (!catalog.ok()) return catalog.status();
   catalog_ = std::move(*catalog);
+  if (migration_.options.copy_as_text) CopyAllAsText(catalog_, "--copy-format text");
   return Status::Ok();
 }
 

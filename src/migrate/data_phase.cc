@@ -46,6 +46,8 @@ class DataPhase {
       small_[t] = !plan.earlier && plan.slices.empty() && plan.indexes_done.empty() &&
                   !tables_[t].through_root() && tables_[t].bytes <= kSmallTableBytes;
       results_[t].table = tables_[t].Display();
+      results_[t].binary = tables_[t].binary;
+      results_[t].text_reason = tables_[t].text_reason;
       if (tables_[t].through_root()) {
         results_[t].note = LoadedThroughRootNote(tables_[t]);
       }

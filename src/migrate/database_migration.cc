@@ -281,6 +281,7 @@ Status DatabaseMigration::ReadCatalogAtSnapshot() {
       ReadCopyCatalog(snapshot_->conn(), options_.filter, Deadline::Never());
   if (!catalog.ok()) return catalog.status();
   catalog_ = std::move(*catalog);
+  if (options_.copy_as_text) CopyAllAsText(catalog_, "--copy-format text");
   Result<std::vector<ExtensionConfigTable>> config =
       ReadExtensionConfig(snapshot_->conn(), options_.filter, left_out_extensions_);
   if (!config.ok()) return config.status();

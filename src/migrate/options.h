@@ -46,6 +46,10 @@ struct MigrateOptions {
   // contents and count (full), or only the count (counts: a user who
   // accepts less; the report says that contents were not compared).
   bool verify_counts_only = false;
+  // Every table's rows as COPY text (migrate --copy-format text), instead of
+  // COPY's binary form for the tables whose column types allow it
+  // (TableToCopy::binary).
+  bool copy_as_text = false;
   // Create the source's roles missing on the target first (roles/role_copy.h).
   bool roles = false;
   RoleCopyOptions role_options;

@@ -26,6 +26,10 @@ struct TableOutcome {
   double seconds = 0;
   int attempts = 0;
   bool earlier_run = false;  // copied by the run that was resumed
+  // Its rows moved in COPY's binary form, or as text for `text_reason`
+  // (TableToCopy::binary).
+  bool binary = false;
+  std::string text_reason;
   // How it was loaded when not as itself: "loaded through the root
   // public.t (4 partitions): public.t is hash partitioned on type public.mood"
   std::string note;

@@ -31,6 +31,7 @@ json OptionsToJson(const MigrateOptions& o) {
           {"copy_passwords", o.role_options.copy_passwords},
           {"replica_identity_full", o.replica_identity_full},
           {"verify_counts_only", o.verify_counts_only},
+          {"copy_as_text", o.copy_as_text},
           {"split_bytes", o.split_bytes}};
 }
 
@@ -63,6 +64,7 @@ Status OptionsFromJson(const std::string& text, MigrateOptions& o) {
   o.role_options.copy_passwords = j.value("copy_passwords", true);
   o.replica_identity_full = j.value("replica_identity_full", false);
   o.verify_counts_only = j.value("verify_counts_only", false);
+  o.copy_as_text = j.value("copy_as_text", false);
   o.split_bytes = j.value("split_bytes", o.split_bytes);
   return Status::Ok();
 }

@@ -9,6 +9,32 @@
 #include "util/size.h"
 
 namespace pgcourier {
+namespace {
+
+// "    rows in COPY's binary form: 6 table(s); as text: 2 (public.a: column m is
+// of type public.mood; ...)", naming at most three tables.
+std::string CopyFormatLine(const std::vector<TableOutcome>& tables) {
+  size_t binary = 0;
+  std::vector<std::string> text;
+  for (const auto& t : tables) {
+    if (t.binary) {
+      ++binary;
+    } else {
+      text.push_back(t.table + ": " + t.text_reason);
+    }
+  }
+  std::string line =
+      fmt::format("    rows in COPY's binary form: {} table(s); as text: {}", binary, text.size());
+  if (!text.empty()) {
+    const size_t named = std::min<size_t>(text.size(), 3);
+    line += " (";
+    for (size_t i = 0; i < named; ++i) line += (i > 0 ? "; " : "") + text[i];
+    line += text.size() > named ? "; ...)" : ")";
+  }
+  return line + "\n";
+}
+
+}  // namespace
 
 std::string RenderMigrateText(const MigrationOutcome& outcome) {
   if (!outcome.checks_passed) {
@@ -75,6 +101,7 @@ std::string RenderMigrateText(const MigrationOutcome& outcome) {
       for (const auto& t : db.tables) {
         if (!t.note.empty()) out += fmt::format("    {}: {}\n", t.table, t.note);
       }
+      out += CopyFormatLine(db.tables);
     }
     if (db.verification) out += RenderVerifyDatabaseText(*db.verification);
   }
@@ -117,6 +144,9 @@ nlohmann::json MigrateToJson(const MigrationOutcome& outcome) {
                         {"seconds", t.seconds},
                         {"attempts", t.attempts},
                         {"earlier_run", t.earlier_run},
+                        {"copy_format", t.binary ? "binary" : "text"},
+                        {"text_reason",
+                         t.text_reason.empty() ? nlohmann::json() : nlohmann::json(t.text_reason)},
                         {"note", t.note.empty() ? nlohmann::json() : nlohmann::json(t.note)}});
     }
     nlohmann::json verification = nullptr;

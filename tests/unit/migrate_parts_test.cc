@@ -218,6 +218,7 @@ TEST(RecordedRunTest, OptionsRoundTrip) {
   o.roles = true;
   o.role_options.copy_passwords = false;
   o.replica_identity_full = true;
+  o.copy_as_text = true;
   o.split_bytes = 12345;
   MigrateOptions back;
   ASSERT_TRUE(OptionsFromJson(OptionsToJson(o).dump(), back).ok());
@@ -234,6 +235,7 @@ TEST(RecordedRunTest, OptionsRoundTrip) {
   EXPECT_TRUE(back.roles);
   EXPECT_FALSE(back.role_options.copy_passwords);
   EXPECT_TRUE(back.replica_identity_full);
+  EXPECT_TRUE(back.copy_as_text);
   EXPECT_EQ(back.split_bytes, 12345);
 }
 
