@@ -365,6 +365,21 @@ Status DataPhase::Compared(const TableToCopy& table, const TableVerification& co
   return target.Run("ANALYZE " + table.QualifiedName()).WithContext("analyzing " + table.Display());
 }
 
+// Whether an earlier try of `step` committed (its COMMIT may have landed
+// before the connection was lost); if so, `stats` as its mark recorded them.
+Result<bool> CommittedEarlier(WorkerSessions& s, const std::string& step, TableCopyStats& stats) {
+  ProgressMark mark;
+  Result<bool> done = HasProgressMark(*s.target, step, &mark);
+  if (!done.ok() || !*done) return done;
+  stats.rows = mark.rows;
+  stats.bytes = mark.bytes;
+  stats.encoding = s.source->client_encoding();
+  std::optional<RowSetHash> hash = RowSetHash::FromDigest(mark.rows, mark.rows_hash);
+  stats.hashed = hash.has_value();
+  if (hash) stats.hash = *hash;
+  return true;
+}
+
 Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats) {
   const TableToCopy& table = tables_[task.table];
   const TablePlan& plan = plans_[task.table];  // slices are not changed during the phase
@@ -374,16 +389,9 @@ Status DataPhase::Copy(const Task& task, WorkerSessions& s, int number, TableCop
   if (number > 1) {
     // The last attempt's COMMIT may have happened before its connection was
     // lost: its mark says so.
-    ProgressMark mark;
-    Result<bool> done = HasProgressMark(*s.target, step, &mark);
+    Result<bool> done = CommittedEarlier(s, step, stats);
     if (!done.ok()) return done.status();
     if (*done) {
-      stats.rows = mark.rows;
-      stats.bytes = mark.bytes;
-      stats.encoding = s.source->client_encoding();
-      std::optional<RowSetHash> hash = RowSetHash::FromDigest(mark.rows, mark.rows_hash);
-      stats.hashed = hash.has_value();
-      if (hash) stats.hash = *hash;
       return Status::Ok();
     }
   }
@@ -417,16 +425,9 @@ Status DataPhase::CopySmall(const Task& task, WorkerSessions& s, int number,
   if (number > 1) {
     // The last attempt's COMMIT may have happened; then only the comparison
     // is left.
-    ProgressMark mark;
-    Result<bool> done = HasProgressMark(*s.target, step, &mark);
+    Result<bool> done = CommittedEarlier(s, step, stats);
     if (!done.ok()) return done.status();
     if (*done) {
-      stats.rows = mark.rows;
-      stats.bytes = mark.bytes;
-      stats.encoding = s.source->client_encoding();
-      std::optional<RowSetHash> hash = RowSetHash::FromDigest(mark.rows, mark.rows_hash);
-      stats.hashed = hash.has_value();
-      if (hash) stats.hash = *hash;
       return CompareSmall(table, *s.target, stats, std::nullopt);
     }
   }
