@@ -49,6 +49,26 @@ std::string RandomHexId() {
   return fmt::format("{:08x}{:08x}", word(random), word(random));
 }
 
+// Steps a statement that returns no rows; a failure is the store's error
+// saying `what` could not be done.
+Status StepDone(sqlite3* db, const std::string& path, SqliteStatement& stmt,
+                const std::string& what) {
+  const int rc = stmt.Step();
+  if (rc != SQLITE_DONE) return SqliteError(db, path, rc, what);
+  return Status::Ok();
+}
+
+// Calls `row` for every row of `stmt` (read from `stmt` by the caller); a
+// failure as StepDone's.
+template <typename Row>
+Status ForEachRow(sqlite3* db, const std::string& path, SqliteStatement& stmt,
+                  const std::string& what, Row&& row) {
+  int rc = 0;
+  while ((rc = stmt.Step()) == SQLITE_ROW) row();
+  if (rc != SQLITE_DONE) return SqliteError(db, path, rc, what);
+  return Status::Ok();
+}
+
 std::string DbPath(const std::string& dir) { return dir + "/" + kDbFile; }
 std::string LockPath(const std::string& dir) { return dir + "/" + kLockFile; }
 
@@ -279,9 +299,7 @@ Status StateStore::Exec(const char* sql) { return SqliteExec(db_, path_, sql); }
 Status StateStore::TouchRun() {
   SqliteStatement stmt(db_, "UPDATE run SET updated_at = ?1");
   stmt.Bind(1, NowUtc());
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot update the run");
-  return Status::Ok();
+  return StepDone(db_, path_, stmt, "cannot update the run");
 }
 
 namespace {
@@ -347,8 +365,7 @@ Status StateStore::BeginRun(const StoredRun& run) {
   stmt.Bind(9, run.pid != 0 ? run.pid : static_cast<int64_t>(::getpid()));
   stmt.Bind(10, static_cast<int64_t>(run.resumes));
   stmt.Bind(11, run.error);
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the run");
+  PGC_RETURN_IF_ERROR(StepDone(db_, path_, stmt, "cannot record the run"));
   return txn->Commit();
 }
 
@@ -360,8 +377,7 @@ Status StateStore::ResumeRun(int64_t pid) {
                        "finished_at = '', error = '', updated_at = ?2");
   stmt.Bind(1, pid);
   stmt.Bind(2, NowUtc());
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the resumption");
+  PGC_RETURN_IF_ERROR(StepDone(db_, path_, stmt, "cannot record the resumption"));
   if (sqlite3_changes(db_) == 0) {
     return Status(StatusCode::kFailedPrecondition,
                   fmt::format("{} holds no migration to resume", path_),
@@ -378,8 +394,7 @@ Status StateStore::FinishRun(RunState state, const std::string& error) {
   stmt.Bind(1, std::string(Name(state)));
   stmt.Bind(2, error);
   stmt.Bind(3, NowUtc());
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot record the end of the run");
+  PGC_RETURN_IF_ERROR(StepDone(db_, path_, stmt, "cannot record the end of the run"));
   if (sqlite3_changes(db_) == 0) {
     return Status(StatusCode::kFailedPrecondition,
                   fmt::format("{} holds no migration to finish", path_));
@@ -429,10 +444,8 @@ Status StateStore::PutDatabase(const StoredDatabase& db) {
   stmt.Bind(17, db.rows_done);
   stmt.Bind(18, db.started_at);
   stmt.Bind(19, db.finished_at);
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot record database {}", db.name));
-  }
+  PGC_RETURN_IF_ERROR(
+      StepDone(db_, path_, stmt, fmt::format("cannot record database {}", db.name)));
   PGC_RETURN_IF_ERROR(TouchRun());
   return txn->Commit();
 }
@@ -443,9 +456,8 @@ Result<std::vector<StoredDatabase>> StateStore::Databases() {
   if (!has_schema_) return out;
   SqliteStatement stmt(
       db_, fmt::format("SELECT {} FROM databases ORDER BY position", kDatabaseColumns).c_str());
-  int rc = 0;
-  while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadDatabase(stmt));
-  if (rc != SQLITE_DONE) return SqliteError(db_, path_, rc, "cannot read the databases");
+  PGC_RETURN_IF_ERROR(ForEachRow(db_, path_, stmt, "cannot read the databases",
+                                 [&] { out.push_back(ReadDatabase(stmt)); }));
   return out;
 }
 
@@ -484,12 +496,8 @@ Status StateStore::InsertStep(const StoredStep& step) {
   stmt.Bind(9, static_cast<int64_t>(step.attempts));
   stmt.Bind(10, step.error);
   stmt.Bind(11, step.updated_at.empty() ? NowUtc() : step.updated_at);
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc,
-                       fmt::format("cannot record step {} {}", step.kind, step.object));
-  }
-  return Status::Ok();
+  return StepDone(db_, path_, stmt,
+                  fmt::format("cannot record step {} {}", step.kind, step.object));
 }
 
 Status StateStore::PutStep(const StoredStep& step) {
@@ -515,11 +523,8 @@ Status StateStore::ReplaceSteps(const std::string& database, StepKind kind,
   stmt.Bind(1, database);
   stmt.Bind(2, std::string(Name(kind)));
   stmt.Bind(3, object_prefix);
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc,
-                       fmt::format("cannot replace the steps {} of {}", object_prefix, database));
-  }
+  PGC_RETURN_IF_ERROR(StepDone(
+      db_, path_, stmt, fmt::format("cannot replace the steps {} of {}", object_prefix, database)));
   for (const StoredStep& step : steps) PGC_RETURN_IF_ERROR(InsertStep(step));
   PGC_RETURN_IF_ERROR(TouchRun());
   return txn->Commit();
@@ -533,11 +538,9 @@ Result<std::vector<StoredStep>> StateStore::Steps(const std::string& database) {
       db_, fmt::format("SELECT {} FROM steps WHERE db_name = ?1 ORDER BY position", kStepColumns)
                .c_str());
   stmt.Bind(1, database);
-  int rc = 0;
-  while ((rc = stmt.Step()) == SQLITE_ROW) out.push_back(ReadStep(stmt));
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot read the steps of {}", database));
-  }
+  PGC_RETURN_IF_ERROR(ForEachRow(db_, path_, stmt,
+                                 fmt::format("cannot read the steps of {}", database),
+                                 [&] { out.push_back(ReadStep(stmt)); }));
   return out;
 }
 
@@ -546,11 +549,7 @@ Status StateStore::ClearSteps(const std::string& database) {
   std::lock_guard<std::mutex> guard(mu_);
   SqliteStatement stmt(db_, "DELETE FROM steps WHERE db_name = ?1");
   stmt.Bind(1, database);
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot clear the steps of {}", database));
-  }
-  return Status::Ok();
+  return StepDone(db_, path_, stmt, fmt::format("cannot clear the steps of {}", database));
 }
 
 Status StateStore::RecordChange(const StoredChange& change) {
@@ -566,11 +565,7 @@ Status StateStore::RecordChange(const StoredChange& change) {
   stmt.Bind(3, change.object);
   stmt.Bind(4, change.undo_sql);
   stmt.Bind(5, NowUtc());
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot record the change {}", change.object));
-  }
-  return Status::Ok();
+  return StepDone(db_, path_, stmt, fmt::format("cannot record the change {}", change.object));
 }
 
 Result<std::vector<StoredChange>> StateStore::Changes(const std::string& database) {
@@ -581,16 +576,13 @@ Result<std::vector<StoredChange>> StateStore::Changes(const std::string& databas
                        "SELECT db_name, side, object, undo_sql, state, made_at FROM changes "
                        "WHERE db_name = ?1 ORDER BY position");
   stmt.Bind(1, database);
-  int rc = 0;
-  while ((rc = stmt.Step()) == SQLITE_ROW) {
-    out.push_back({stmt.Text(0), ParseName<Side>(stmt.Text(1)).value_or(Side::kSource),
-                   stmt.Text(2), stmt.Text(3),
-                   ParseName<ChangeState>(stmt.Text(4)).value_or(ChangeState::kMade),
-                   stmt.Text(5)});
-  }
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot read the changes made to {}", database));
-  }
+  PGC_RETURN_IF_ERROR(ForEachRow(
+      db_, path_, stmt, fmt::format("cannot read the changes made to {}", database), [&] {
+        out.push_back({stmt.Text(0), ParseName<Side>(stmt.Text(1)).value_or(Side::kSource),
+                       stmt.Text(2), stmt.Text(3),
+                       ParseName<ChangeState>(stmt.Text(4)).value_or(ChangeState::kMade),
+                       stmt.Text(5)});
+      }));
   return out;
 }
 
@@ -603,11 +595,7 @@ Status StateStore::MarkChangeUndone(const StoredChange& change) {
   stmt.Bind(1, change.database);
   stmt.Bind(2, std::string(Name(change.side)));
   stmt.Bind(3, change.object);
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot record undoing {}", change.object));
-  }
-  return Status::Ok();
+  return StepDone(db_, path_, stmt, fmt::format("cannot record undoing {}", change.object));
 }
 
 Status StateStore::PutErrorBaseline(const StoredErrorBaseline& baseline) {
@@ -622,12 +610,8 @@ Status StateStore::PutErrorBaseline(const StoredErrorBaseline& baseline) {
   stmt.Bind(2, baseline.apply_errors);
   stmt.Bind(3, baseline.sync_errors);
   stmt.Bind(4, NowUtc());
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc,
-                       fmt::format("cannot record the error counters of {}", baseline.database));
-  }
-  return Status::Ok();
+  return StepDone(db_, path_, stmt,
+                  fmt::format("cannot record the error counters of {}", baseline.database));
 }
 
 Result<StoredErrorBaseline> StateStore::ErrorBaseline(const std::string& database) {
@@ -639,17 +623,13 @@ Result<StoredErrorBaseline> StateStore::ErrorBaseline(const std::string& databas
                        "SELECT apply_errors, sync_errors, recorded_at FROM error_baselines WHERE "
                        "db_name = ?1");
   stmt.Bind(1, database);
-  int rc = stmt.Step();
-  if (rc == SQLITE_ROW) {
-    out.apply_errors = stmt.Int(0);
-    out.sync_errors = stmt.Int(1);
-    out.recorded_at = stmt.Text(2);
-    rc = stmt.Step();
-  }
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc,
-                       fmt::format("cannot read the error counters of {}", database));
-  }
+  // One row at most (the table's key is the database).
+  PGC_RETURN_IF_ERROR(ForEachRow(
+      db_, path_, stmt, fmt::format("cannot read the error counters of {}", database), [&] {
+        out.apply_errors = stmt.Int(0);
+        out.sync_errors = stmt.Int(1);
+        out.recorded_at = stmt.Text(2);
+      }));
   return out;
 }
 
@@ -678,12 +658,8 @@ Status StateStore::PutRollback(const StoredRollback& rollback) {
   stmt.Bind(4, rollback.slot);
   stmt.Bind(5, rollback.subscription);
   stmt.Bind(6, NowUtc());
-  int rc = stmt.Step();
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc,
-                       fmt::format("cannot record the way back of {}", rollback.database));
-  }
-  return Status::Ok();
+  return StepDone(db_, path_, stmt,
+                  fmt::format("cannot record the way back of {}", rollback.database));
 }
 
 Result<std::optional<StoredRollback>> StateStore::Rollback(const std::string& database) {
@@ -694,17 +670,14 @@ Result<std::optional<StoredRollback>> StateStore::Rollback(const std::string& da
                        "SELECT state, publication, slot, subscription, recorded_at FROM rollbacks "
                        "WHERE db_name = ?1");
   stmt.Bind(1, database);
-  int rc = stmt.Step();
-  if (rc == SQLITE_ROW) {
-    out = StoredRollback{
-        database,     ParseName<RollbackState>(stmt.Text(0)).value_or(RollbackState::kPrepared),
-        stmt.Text(1), stmt.Text(2),
-        stmt.Text(3), stmt.Text(4)};
-    rc = stmt.Step();
-  }
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot read the way back of {}", database));
-  }
+  // One row at most (the table's key is the database).
+  PGC_RETURN_IF_ERROR(
+      ForEachRow(db_, path_, stmt, fmt::format("cannot read the way back of {}", database), [&] {
+        out = StoredRollback{
+            database,     ParseName<RollbackState>(stmt.Text(0)).value_or(RollbackState::kPrepared),
+            stmt.Text(1), stmt.Text(2),
+            stmt.Text(3), stmt.Text(4)};
+      }));
   return out;
 }
 
@@ -717,11 +690,8 @@ Status StateStore::PutWriteCounters(const std::string& database,
   {
     SqliteStatement clear(db_, "DELETE FROM write_counters WHERE db_name = ?1");
     clear.Bind(1, database);
-    const int rc = clear.Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc,
-                         fmt::format("cannot record the write counters of {}", database));
-    }
+    PGC_RETURN_IF_ERROR(StepDone(db_, path_, clear,
+                                 fmt::format("cannot record the write counters of {}", database)));
   }
   const std::string now = NowUtc();
   for (const auto& c : counters) {
@@ -734,11 +704,8 @@ Status StateStore::PutWriteCounters(const std::string& database,
     stmt.Bind(4, c.changes);
     stmt.Bind(5, c.stats_reset);
     stmt.Bind(6, now);
-    const int rc = stmt.Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc,
-                         fmt::format("cannot record the write counters of {}", c.table));
-    }
+    PGC_RETURN_IF_ERROR(
+        StepDone(db_, path_, stmt, fmt::format("cannot record the write counters of {}", c.table)));
   }
   return txn->Commit();
 }
@@ -751,15 +718,10 @@ Result<std::vector<StoredWriteCounters>> StateStore::WriteCounters(const std::st
                        "SELECT table_name, relids, changes, stats_reset FROM write_counters "
                        "WHERE db_name = ?1 ORDER BY table_name");
   stmt.Bind(1, database);
-  int rc = stmt.Step();
-  while (rc == SQLITE_ROW) {
-    out.push_back({database, stmt.Text(0), stmt.Text(1), stmt.Int(2), stmt.Text(3)});
-    rc = stmt.Step();
-  }
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc,
-                       fmt::format("cannot read the write counters of {}", database));
-  }
+  PGC_RETURN_IF_ERROR(ForEachRow(
+      db_, path_, stmt, fmt::format("cannot read the write counters of {}", database), [&] {
+        out.push_back({database, stmt.Text(0), stmt.Text(1), stmt.Int(2), stmt.Text(3)});
+      }));
   return out;
 }
 
@@ -772,11 +734,8 @@ Status StateStore::PutTableSizes(const std::string& database,
   {
     SqliteStatement clear(db_, "DELETE FROM table_sizes WHERE db_name = ?1");
     clear.Bind(1, database);
-    const int rc = clear.Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc,
-                         fmt::format("cannot record the table sizes of {}", database));
-    }
+    PGC_RETURN_IF_ERROR(
+        StepDone(db_, path_, clear, fmt::format("cannot record the table sizes of {}", database)));
   }
   const std::string now = NowUtc();
   SqliteStatement stmt(db_,
@@ -789,10 +748,8 @@ Status StateStore::PutTableSizes(const std::string& database,
     stmt.Bind(3, size.expected_rows);
     stmt.Bind(4, size.expected_bytes);
     stmt.Bind(5, now);
-    const int rc = stmt.Step();
-    if (rc != SQLITE_DONE) {
-      return SqliteError(db_, path_, rc, fmt::format("cannot record the size of {}", size.table));
-    }
+    PGC_RETURN_IF_ERROR(
+        StepDone(db_, path_, stmt, fmt::format("cannot record the size of {}", size.table)));
   }
   return txn->Commit();
 }
@@ -805,14 +762,10 @@ Result<std::vector<StoredTableSize>> StateStore::TableSizes(const std::string& d
                        "SELECT table_name, expected_rows, expected_bytes FROM table_sizes "
                        "WHERE db_name = ?1 ORDER BY table_name");
   stmt.Bind(1, database);
-  int rc = stmt.Step();
-  while (rc == SQLITE_ROW) {
-    out.push_back({stmt.Text(0), stmt.Int(1), stmt.Int(2)});
-    rc = stmt.Step();
-  }
-  if (rc != SQLITE_DONE) {
-    return SqliteError(db_, path_, rc, fmt::format("cannot read the table sizes of {}", database));
-  }
+  PGC_RETURN_IF_ERROR(
+      ForEachRow(db_, path_, stmt, fmt::format("cannot read the table sizes of {}", database), [&] {
+        out.push_back({stmt.Text(0), stmt.Int(1), stmt.Int(2)});
+      }));
   return out;
 }
 
