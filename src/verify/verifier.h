@@ -164,10 +164,9 @@ struct VerifyOptions {
 //     count(*) and the sum of hashtextextended(row text) as numeric. `error`
 //     is "missing on the target", "not populated on the target", or the
 //     server's refusal prefixed "source: " / "target: " (no privilege, row
-//     level security; a lock timeout is an error of the call instead).
-//     Tables whose data options.filter excludes are not in `tables` at all
-//     (their rows are not compared); their definition is, in the schema
-//     comparison.
+//     level security; a lock timeout is an error of the call instead). Tables
+//     whose data options.filter excludes are not in `tables` at all (their
+//     rows are not compared); their definition is, in the schema comparison.
 //   - sequences: last_value, read as it is now (sequences are not
 //     transactional, so a live source can be ahead of the snapshot).
 //   - extensions' configuration tables (pg_extension_config_dump; those the
