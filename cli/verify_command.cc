@@ -1,5 +1,7 @@
 #include "verify_command.h"
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -16,6 +18,7 @@ struct VerifyArgs {
   bool show_matches = false;
   bool owners = false;
   bool grants = false;
+  double lock_timeout = 600;  // seconds
 };
 
 int RunVerify(const VerifyArgs& args) {
@@ -32,6 +35,7 @@ int RunVerify(const VerifyArgs& args) {
   options.cancel = server.cancel;
   options.owners = args.owners;
   options.grants = args.grants;
+  options.lock_timeout = std::chrono::milliseconds(static_cast<int64_t>(args.lock_timeout * 1000));
   Result<std::vector<DatabaseVerification>> verified = VerifyServers(options);
   if (!verified.ok()) return ReportError("verify", verified.status());
   const std::vector<DatabaseVerification>& results = *verified;
@@ -65,6 +69,12 @@ void AddVerifyCommand(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--preserve-acl", args->grants,
                 "Compare the grants on the database and its large objects too (a move with "
                 "--preserve-acl keeps them)");
+  cmd->add_option("--lock-timeout", args->lock_timeout,
+                  "Seconds a read may wait for a table lock held by another session (an open "
+                  "transaction's LOCK TABLE, a DDL); past it the verification fails naming the "
+                  "table and the sessions holding the lock, never as a difference. 0: no limit")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->callback([&run, args] { run = [args] { return RunVerify(*args); }; });
 }
 

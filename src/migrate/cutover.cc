@@ -733,6 +733,11 @@ Status DatabaseCutover::Prepare() {
   Result<VerifyOptions> verify = MovedDatabaseVerifyOptions(options, sessions_, to_db_);
   if (!verify.ok()) return verify.status();
   verify_ = std::move(*verify);
+  // A lock that stops the sequences' comparison before the switch moment:
+  // the database still replicates, and the command can run again. (Past
+  // the switch moment, the failure's hint says what is left to do.)
+  verify_->after_lock_wait = fmt::format("run pgcourier {} --dir {} again",
+                                         forward_ ? "cutover" : "rollback", options_.work_dir);
   return Status::Ok();
 }
 

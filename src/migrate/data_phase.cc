@@ -223,11 +223,20 @@ Status DataPhase::LockWait(const Task& task, WorkerSessions& s, Clock::duration 
     what = "building index " + index.schema + "." + index.name;
     const bool alters = !index.constraint_type.empty() || index.clustered || index.replica_identity;
     target_mode = alters ? "AccessExclusiveLock" : "ShareLock";
+  } else if (s.checksums) {
+    // The comparison read the table on the source too (TableChecksums),
+    // through sessions in a transaction: the source is asked on a new one.
+    source_mode = "AccessShareLock";
+  }
+  std::unique_ptr<Connection> lookup;
+  if (!s.source && !source_mode.empty()) {
+    Result<std::unique_ptr<Connection>> c = setup_.sessions->Source(setup_.source_database);
+    if (c.ok()) lookup = std::move(*c);
   }
   std::vector<LockHolder> holders;
   std::string named;
   for (const bool source : {true, false}) {
-    Connection* conn = source ? s.source.get() : s.target.get();
+    Connection* conn = source ? (s.source ? s.source.get() : lookup.get()) : s.target.get();
     const std::string& mode = source ? source_mode : target_mode;
     if (conn == nullptr || conn->IsBad() || mode.empty()) continue;
     (void)conn->Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
@@ -344,7 +353,7 @@ Status DataPhase::Compare(const Task& task, WorkerSessions& s) {
     Result<std::unique_ptr<TableChecksums>> opened = TableChecksums::Open(
         setup_.sessions->source().WithDatabase(setup_.source_database), setup_.snapshot,
         setup_.sessions->target().WithDatabase(setup_.target_database),
-        setup_.sessions->connect_timeout(), setup_.sessions->cancel());
+        setup_.sessions->connect_timeout(), lock_round_, setup_.sessions->cancel());
     if (!opened.ok()) return opened.status();
     s.checksums = std::move(*opened);
   }

@@ -601,6 +601,8 @@ Result<VerifyOptions> MovedDatabaseVerifyOptions(const MigrateOptions& options,
   verify.filter.exclude_schemas.emplace_back(kProgressSchema);
   verify.connect_timeout = sessions.connect_timeout();
   verify.cancel = sessions.cancel();
+  verify.lock_timeout = sessions.lock_timeout();
+  verify.after_lock_wait = "pgcourier migrate --resume --dir " + options.work_dir;
   {
     Result<std::unique_ptr<Connection>> target =
         sessions.Target(target_database, SessionFactory::TargetUse::kAdmin);

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "catalog/extension_config.h"
+#include "catalog/lock_holders.h"
 #include "catalog/partition_trees.h"
 #include "catalog/user_objects.h"
 #include "pg/connection.h"
@@ -38,6 +39,7 @@ int DatabaseVerification::Mismatches() const {
 namespace {
 
 using verify_internal::ConnectSession;
+using verify_internal::ExplainLockTimeout;
 using verify_internal::GuardedRead;
 using verify_internal::OpenSession;
 using verify_internal::Read;
@@ -353,6 +355,8 @@ struct SideWork {
   SessionSpec spec;
   std::optional<std::string> snapshot;
   Connection* main = nullptr;
+  std::string after_lock_wait;       // VerifyOptions::after_lock_wait
+  std::vector<RelationKey> tables;   // by query index
   std::vector<std::string> queries;  // in the order to read; "" = nothing to read
   std::vector<Checksum> results;     // by query index
   std::atomic<size_t> next{0};
@@ -380,7 +384,14 @@ struct SideWork {
       if (queries[i].empty()) continue;
       Result<Read> read = GuardedRead(*conn, queries[i]);
       if (!read.ok()) {
-        run->Fail(read.status().WithContext("checksumming on the " + spec.role));
+        // Another session holds the table: said with who, before the
+        // other sessions are stopped.
+        const RelationKey& table = tables[i];
+        run->Fail(IsLockTimeout(read.status())
+                      ? ExplainLockTimeout(read.status(), {&spec},
+                                           "verifying " + table.schema + "." + table.name,
+                                           QualifiedName(table.schema, table.name), after_lock_wait)
+                      : read.status().WithContext("checksumming on the " + spec.role));
         return;
       }
       Checksum& out = results[i];
@@ -572,6 +583,8 @@ void PlanChecksums(const TableList& tables, const Catalogs& catalogs, SideWork& 
       sql = ChecksumSql(key, tree);
     }
     target_work.queries.push_back(std::move(sql));
+    source_work.tables.push_back(key);
+    target_work.tables.push_back(key);
   }
   source_work.results.resize(tables.size());
   target_work.results.resize(tables.size());
@@ -699,12 +712,14 @@ TableChecksums::~TableChecksums() = default;
 
 Result<std::unique_ptr<TableChecksums>> TableChecksums::Open(
     const ConnInfo& source, const std::string& source_snapshot, const ConnInfo& target,
-    std::chrono::milliseconds connect_timeout, const CancelToken* cancel) {
-  Result<Session> src = OpenSession({&source, "source", connect_timeout, cancel}, source_snapshot);
+    std::chrono::milliseconds connect_timeout, std::chrono::milliseconds lock_timeout,
+    const CancelToken* cancel) {
+  Result<Session> src =
+      OpenSession({&source, "source", connect_timeout, cancel, lock_timeout}, source_snapshot);
   if (!src.ok()) return src.status();
   // The target's transaction is begun for every table (Compare).
   Result<std::unique_ptr<Connection>> dst =
-      ConnectSession({&target, "target", connect_timeout, cancel});
+      ConnectSession({&target, "target", connect_timeout, cancel, lock_timeout});
   if (!dst.ok()) return dst.status();
   return std::unique_ptr<TableChecksums>(
       new TableChecksums(std::move(src->conn), std::move(*src->txn), std::move(*dst)));
@@ -752,12 +767,20 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   VerifyRun run(options.cancel);
   const ObjectFilter& filter = options.filter;
 
-  SessionSpec source_spec{&source, "source", options.connect_timeout, run.token()};
-  SessionSpec target_spec{&target, "target", options.connect_timeout, run.token()};
+  SessionSpec source_spec{&source, "source", options.connect_timeout, run.token(),
+                          options.lock_timeout};
+  SessionSpec target_spec{&target, "target", options.connect_timeout, run.token(),
+                          options.lock_timeout};
+  // The error to return for `status`; a read of the main sessions that
+  // waited too long for a lock, with the sessions holding one on either side.
+  auto fail = [&](const Status& status) {
+    return run.Explain(ExplainLockTimeout(status, {&source_spec, &target_spec}, "verifying", "",
+                                          options.after_lock_wait));
+  };
   Result<Session> src = OpenSession(source_spec, options.source_snapshot);
-  if (!src.ok()) return run.Explain(src.status());
+  if (!src.ok()) return fail(src.status());
   Result<Session> dst = OpenSession(target_spec, options.target_snapshot);
-  if (!dst.ok()) return run.Explain(dst.status());
+  if (!dst.ok()) return fail(dst.status());
   Connection& src_conn = *src->conn;
   Connection& dst_conn = *dst->conn;
 
@@ -765,32 +788,32 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   std::optional<std::string> source_snapshot = options.source_snapshot;
   if (!source_snapshot) {
     Result<std::optional<std::string>> shared = ShareSnapshot(*src);
-    if (!shared.ok()) return run.Explain(shared.status().WithContext("exporting a snapshot"));
+    if (!shared.ok()) return fail(shared.status().WithContext("exporting a snapshot"));
     source_snapshot = *shared;
   }
   Result<std::optional<std::string>> target_snapshot = options.target_snapshot;
   if (!options.target_snapshot) target_snapshot = ShareSnapshot(*dst);
   if (!target_snapshot.ok()) {
-    return run.Explain(target_snapshot.status().WithContext("exporting a snapshot"));
+    return fail(target_snapshot.status().WithContext("exporting a snapshot"));
   }
 
   // A filter whose include patterns select nothing on the source is an
   // error, never an empty comparison that passes.
   Result<ResolvedObjectFilter> resolved = ResolveObjectFilter(src_conn, filter, Deadline::Never());
-  if (!resolved.ok()) return run.Explain(resolved.status());
+  if (!resolved.ok()) return fail(resolved.status());
 
   DatabaseVerification result;
   result.source_database = src_conn.database();
   result.target_database = dst_conn.database();
 
   Result<Catalogs> catalogs = ReadCatalogs(src_conn, dst_conn, filter);
-  if (!catalogs.ok()) return run.Explain(catalogs.status());
+  if (!catalogs.ok()) return fail(catalogs.status());
   Result<std::vector<SchemaVerification>> schema = VerifySchema(src_conn, dst_conn, options);
-  if (!schema.ok()) return run.Explain(schema.status());
+  if (!schema.ok()) return fail(schema.status());
   result.schema = std::move(*schema);
   for (auto compare : {CompareDatabaseProperties, CompareLargeObjects}) {
     Result<std::vector<PropertyVerification>> properties = compare(src_conn, dst_conn, options);
-    if (!properties.ok()) return run.Explain(properties.status());
+    if (!properties.ok()) return fail(properties.status());
     result.properties.insert(result.properties.end(), properties->begin(), properties->end());
   }
   const bool read_sequences = options.sequences && !options.compared_sequences;
@@ -798,7 +821,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   if (read_sequences) {
     Result<std::vector<SequenceVerification>> sequences =
         VerifySequences(src_conn, dst_conn, *catalogs);
-    if (!sequences.ok()) return run.Explain(sequences.status());
+    if (!sequences.ok()) return fail(sequences.status());
     result.sequences = std::move(*sequences);
   }
 
@@ -812,6 +835,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   target_work.snapshot = *target_snapshot;
   source_work.main = &src_conn;
   target_work.main = &dst_conn;
+  source_work.after_lock_wait = target_work.after_lock_wait = options.after_lock_wait;
   std::vector<std::string> target_errors;
   PlanChecksums(tables, *catalogs, source_work, target_work, target_errors);
   if (std::optional<Status> failure =
@@ -820,7 +844,7 @@ Result<DatabaseVerification> VerifyDatabase(const ConnInfo& source, const ConnIn
   }
   CollectChecksums(tables, source_work, target_work, target_errors, &result.tables);
   Status config = VerifyExtensionConfig(src_conn, dst_conn, options, true, read_sequences, &result);
-  if (!config.ok()) return run.Explain(config);
+  if (!config.ok()) return fail(config);
 
   std::sort(result.tables.begin(), result.tables.end(), [](const auto& a, const auto& b) {
     return std::tie(a.schema, a.name) < std::tie(b.schema, b.name);
@@ -835,20 +859,26 @@ Result<std::vector<SequenceVerification>> CompareSequences(const ConnInfo& sourc
                                                            const ConnInfo& target,
                                                            const VerifyOptions& options) {
   VerifyRun run(options.cancel);
-  Result<Session> src =
-      OpenSession({&source, "source", options.connect_timeout, run.token()}, std::nullopt);
-  if (!src.ok()) return run.Explain(src.status());
-  Result<Session> dst =
-      OpenSession({&target, "target", options.connect_timeout, run.token()}, std::nullopt);
-  if (!dst.ok()) return run.Explain(dst.status());
+  const SessionSpec source_spec{&source, "source", options.connect_timeout, run.token(),
+                                options.lock_timeout};
+  const SessionSpec target_spec{&target, "target", options.connect_timeout, run.token(),
+                                options.lock_timeout};
+  auto fail = [&](const Status& status) {
+    return run.Explain(ExplainLockTimeout(status, {&source_spec, &target_spec},
+                                          "comparing sequences", "", options.after_lock_wait));
+  };
+  Result<Session> src = OpenSession(source_spec, std::nullopt);
+  if (!src.ok()) return fail(src.status());
+  Result<Session> dst = OpenSession(target_spec, std::nullopt);
+  if (!dst.ok()) return fail(dst.status());
   Result<Catalogs> catalogs = ReadCatalogs(*src->conn, *dst->conn, options.filter);
-  if (!catalogs.ok()) return run.Explain(catalogs.status());
+  if (!catalogs.ok()) return fail(catalogs.status());
   Result<std::vector<SequenceVerification>> sequences =
       VerifySequences(*src->conn, *dst->conn, *catalogs);
-  if (!sequences.ok()) return run.Explain(sequences.status());
+  if (!sequences.ok()) return fail(sequences.status());
   DatabaseVerification config;
   Status read = VerifyExtensionConfig(*src->conn, *dst->conn, options, false, true, &config);
-  if (!read.ok()) return run.Explain(read);
+  if (!read.ok()) return fail(read);
   sequences->insert(sequences->end(), config.sequences.begin(), config.sequences.end());
   return sequences;
 }

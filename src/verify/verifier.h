@@ -110,6 +110,13 @@ struct VerifyOptions {
   ObjectFilter filter;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   const CancelToken* cancel = nullptr;
+  // How long a read waits for a lock that another session holds (an open
+  // transaction's LOCK TABLE, a DDL): every session's lock_timeout (0: no
+  // limit). A read that waits longer fails the whole verification (never a
+  // difference), naming the side, the table and the sessions holding the
+  // lock, with the hint to end them and then `after_lock_wait`.
+  std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)};
+  std::string after_lock_wait = "run pgcourier verify again";
   // Extensions not compared: the provider-only ones the move leaves out
   // (ProviderOnlyExtensions), which the source may have and the target not.
   std::vector<std::string> left_out_extensions;
@@ -133,8 +140,10 @@ struct VerifyOptions {
 };
 
 // Compares one database on the source with one on the target. `source` and
-// `target` name the databases to compare. Errors are connection failures or
-// cancellation; differences are reported in the result, never as an error.
+// `target` name the databases to compare. Errors are connection failures,
+// cancellation and a lock not had within options.lock_timeout
+// (kFailedPrecondition: which side, which table, the sessions holding it);
+// differences are reported in the result, never as an error.
 //
 // Both sides are read in read-only repeatable read transactions with the
 // value formats every session pins (PinnedFormatSettings in pg/session_settings.h) and
@@ -155,9 +164,9 @@ struct VerifyOptions {
 //     count(*) and the sum of hashtextextended(row text) as numeric. `error`
 //     is "missing on the target", "not populated on the target", or the
 //     server's refusal prefixed "source: " / "target: " (no privilege, row
-//     level security). Tables whose data options.filter excludes are not in
-//     `tables` at all (their rows are not compared); their definition is, in
-//     the schema comparison.
+//     level security; a lock timeout is an error of the call instead). Tables
+//     whose data options.filter excludes are not in `tables` at all (their
+//     rows are not compared); their definition is, in the schema comparison.
 //   - sequences: last_value, read as it is now (sequences are not
 //     transactional, so a live source can be ahead of the snapshot).
 //   - extensions' configuration tables (pg_extension_config_dump; those the
@@ -193,17 +202,20 @@ Result<std::vector<SequenceVerification>> CompareSequences(const ConnInfo& sourc
 // was committed before it began). Both sides of a table are read at once.
 class TableChecksums {
  public:
+  // Both sessions wait at most `lock_timeout` for a lock (0: no limit).
   static Result<std::unique_ptr<TableChecksums>> Open(const ConnInfo& source,
                                                       const std::string& source_snapshot,
                                                       const ConnInfo& target,
                                                       std::chrono::milliseconds connect_timeout,
+                                                      std::chrono::milliseconds lock_timeout,
                                                       const CancelToken* cancel);
   ~TableChecksums();
   TableChecksums(const TableChecksums&) = delete;
   TableChecksums& operator=(const TableChecksums&) = delete;
 
   // Differences and a side's refusal to read the table are in the result;
-  // errors are lost connections and cancellation.
+  // errors are lost connections, cancellation and a lock not had within
+  // the lock_timeout (IsLockTimeout, with the side as context).
   // With `partition_tree`, `name` is the root of a tree loaded through it,
   // read with all its partitions.
   Result<TableVerification> Compare(const std::string& schema, const std::string& name,

@@ -83,6 +83,7 @@ Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptio
   verify.grants = options.grants;
   verify.connect_timeout = options.connect_timeout;
   verify.cancel = options.cancel;
+  verify.lock_timeout = options.lock_timeout;
   std::string cron_database;  // the target's cron.database_name
   {
     ConnectOptions connect;

@@ -24,6 +24,9 @@ struct VerifyServersOptions {
   bool owners = false;  // VerifyOptions::owners
   bool grants = false;  // VerifyOptions::grants
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
+  // VerifyOptions::lock_timeout: past it, a read waiting for a lock fails
+  // the verification naming the sessions that hold it.
+  std::chrono::milliseconds lock_timeout{std::chrono::minutes(10)};
   const CancelToken* cancel = nullptr;
 };
 
@@ -45,8 +48,10 @@ struct VerifyServersOptions {
 // Differences are in the results, never an error. Errors: an unparsable
 // connection string (kInvalidArgument, with the context "--source" or
 // "--target"), a selection that matches no database (kInvalidArgument), a
-// pooler in transaction mode, a server that cannot be reached or read, and
-// cancellation; the first error ends the verification.
+// pooler in transaction mode, a server that cannot be reached or read, a
+// lock not had within lock_timeout (kFailedPrecondition, naming the side,
+// the table and the sessions holding it), and cancellation; the first error
+// ends the verification.
 Result<std::vector<DatabaseVerification>> VerifyServers(const VerifyServersOptions& options);
 
 }  // namespace pgcourier

@@ -1,7 +1,8 @@
 // The sessions of one VerifyDatabase or TableChecksums call
 // (verify/verifier.h): how they connect, the transaction and snapshot each
-// reads in, the reads whose refusal by the server is a finding, and the stop
-// token that all of one call's threads share.
+// reads in, the reads whose refusal by the server is a finding, a read that
+// waited too long for a lock said as the failure it is, and the stop token
+// that all of one call's threads share.
 // Private to src/verify/: nothing else includes it.
 #pragma once
 
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "pg/connection.h"
 #include "pg/conninfo.h"
@@ -95,6 +97,8 @@ struct SessionSpec {
   std::string role;  // "source" or "target"
   std::chrono::milliseconds connect_timeout{0};
   const CancelToken* cancel = nullptr;
+  // The session's lock_timeout (VerifyOptions::lock_timeout); 0: no limit.
+  std::chrono::milliseconds lock_timeout{0};
 };
 
 // Every read is in a read-only repeatable read transaction, at `snapshot`
@@ -108,7 +112,7 @@ struct Session {
   std::optional<Transaction> txn;
 };
 
-// Connects and applies the output settings.
+// Connects and applies the output settings and the lock_timeout.
 Result<std::unique_ptr<Connection>> ConnectSession(const SessionSpec& spec);
 
 // ConnectSession, then begins the session's transaction, at `snapshot` when
@@ -129,7 +133,20 @@ struct Read {
 
 // Runs `sql` inside a savepoint, so that a rejected statement leaves the
 // transaction, and its snapshot, usable. Other failures (connection,
-// cancellation) are returned as the Status.
+// cancellation) are returned as the Status, and so is a lock not had within
+// the session's lock_timeout (55P03, IsLockTimeout): another session held
+// the table, which says nothing about its rows.
 Result<Read> GuardedRead(Connection& conn, const std::string& sql);
+
+// A read that ended on its session's lock_timeout (`status`, IsLockTimeout)
+// as the verification's failure (kFailedPrecondition): `what` was read
+// ("verifying public.orders"), on which side, and the sessions holding a
+// lock that conflicts with the read's (AccessShareLock) on `table` (quoted
+// and qualified; empty: any table), looked up on a new session of each of
+// `sides`, with the hint to end them, `then` ("run pgcourier verify
+// again"). Any other status is returned as it is.
+Status ExplainLockTimeout(const Status& status, const std::vector<const SessionSpec*>& sides,
+                          const std::string& what, const std::string& table,
+                          const std::string& then);
 
 }  // namespace pgcourier::verify_internal

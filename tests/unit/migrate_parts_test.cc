@@ -203,6 +203,15 @@ TEST(LockWaitsTest, HintNamesOnlyOtherSessions) {
   EXPECT_NE(hint.find("--resume --dir /tmp/run"), std::string::npos) << hint;
 }
 
+TEST(LockWaitsTest, VerifyHintSaysWhatToRunAfter) {
+  std::vector<LockHolder> holders = {{42, "AccessExclusiveLock", "public.t", "psql", false},
+                                     {7, "AccessExclusiveLock", "public.u", "psql", false}};
+  EXPECT_EQ(EndLockHoldersHint(holders, "run pgcourier verify again"),
+            "end the session(s) holding the lock (pid 42, 7; pg_terminate_backend) or wait until "
+            "they finish, then run pgcourier verify again; --lock-timeout sets how long pgcourier "
+            "waits");
+}
+
 TEST(RecordedRunTest, OptionsRoundTrip) {
   MigrateOptions o;
   o.check.include_databases = {"shop*"};
