@@ -27,7 +27,7 @@ bool Cancelled(const CancelToken* cancel) { return cancel != nullptr && cancel->
 // the recorded ones) and the outcome being built.
 // The load sessions' maintenance_work_mem for this target and --jobs
 // (sessions.h); none when the target cannot be asked.
-std::string LoadMaintenanceWorkMem(const ConnInfo& source, const ConnInfo& target, 
+std::string LoadMaintenanceWorkMem(const ConnInfo& source, const ConnInfo& target,
                                    const MigrateOptions& options) {
   const SessionFactory bare(source, target, options.check.connect_timeout, options.check.cancel,
                             options.lock_timeout);
