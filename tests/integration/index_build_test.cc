@@ -97,5 +97,30 @@ TEST_F(IndexBuildTest, ThePrimaryKeyIsBuiltWhileAnotherIndexOfItsTableIs) {
       << "no progress marks left";
 }
 
+// Two builds that alter one table (a primary key and a unique constraint),
+// the table's only work left, run one at a time: side by side, each would
+// hold its SHARE lock waiting for the other's to go, a deadlock the server
+// ends by failing one (then tried again).
+TEST_F(IndexBuildTest, TwoConstraintsOfOneTableAreBuiltWithoutADeadlock) {
+  ASSERT_TRUE(source_
+                  ->Sql("DROP TABLE public.events; "
+                        "CREATE TABLE public.pairs (id bigint PRIMARY KEY, "
+                        "code bigint NOT NULL UNIQUE, payload text NOT NULL); "
+                        "INSERT INTO public.pairs SELECT g, -g, repeat(md5(g::text), 6) "
+                        "FROM generate_series(1, 200000) g",
+                        "shop")
+                  .ok());
+  ProcessResult ran =
+      testing::RunCli({"migrate", "--source", source_->ConnString("shop"), "--target",
+                       target_->ConnString("postgres"), "--dir", dir_, "--jobs", "2"});
+  EXPECT_EQ(ran.exit_code, 0) << ran.out << ran.err;
+  EXPECT_EQ(ran.err.find("trying again"), std::string::npos) << ran.err;
+  EXPECT_EQ(ran.err.find("deadlock"), std::string::npos) << ran.err;
+  EXPECT_EQ(*target_->Sql("SELECT count(*) FROM pg_constraint WHERE contype IN ('p', 'u') "
+                          "AND conrelid = 'public.pairs'::regclass",
+                          "shop"),
+            "2");
+}
+
 }  // namespace
 }  // namespace pgcourier
