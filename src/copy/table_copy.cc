@@ -361,26 +361,60 @@ std::string IndexBuildSql(const TableToCopy& table, const IndexToBuild& index) {
   return Joined(IndexStatements(table, index));
 }
 
-Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
-                  Deadline deadline) {
-  const std::vector<std::string> statements = IndexStatements(table, index);
-  // A build that alters the table (a constraint, CLUSTER ON, REPLICA
-  // IDENTITY) takes the lock that serializes such builds on one table first:
-  // two of them each holding CREATE INDEX's SHARE lock and waiting for
-  // ALTER TABLE's ACCESS EXCLUSIVE would deadlock. Plain index builds still
-  // run side by side.
-  std::string sql = Joined(statements);
-  if (statements.size() > 2) {
-    sql = "LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE; " + sql;
+int AlteringIndexBuilds(const TableToCopy& table) {
+  int altering = 0;
+  for (const auto& index : table.indexes) {
+    if (IndexStatements(table, index).size() > 2) ++altering;
   }
-  // The statements in the BEGIN's round trip, the COMMIT in a second one,
-  // sent only once the build succeeded: a build whose pgcourier is gone (a
-  // killed run) never commits behind the back of the run that resumes it.
-  // On failure the transaction rolls back as it goes out of scope.
-  Result<Transaction> txn = Transaction::Begin(target, {}, sql, deadline);
-  Status built = txn.status();
-  if (built.ok()) built = txn->Commit(deadline);
-  return built.WithContext("building index " + index.schema + "." + index.name);
+  return altering;
+}
+
+Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
+                  const IndexLockRoundFn& lock_round, Deadline deadline) {
+  const std::vector<std::string> statements = IndexStatements(table, index);
+  const std::string context = "building index " + index.schema + "." + index.name;
+  // The COMMIT is sent in a round trip of its own, only once the build
+  // succeeded: a build whose pgcourier is gone (a killed run) never commits
+  // behind the back of the run that resumes it. On failure the transaction
+  // rolls back as it goes out of scope.
+  const bool alters = statements.size() > 2;
+  if (!alters || index.constraint_type == "x" || AlteringIndexBuilds(table) > 1) {
+    // Two builds that each hold CREATE INDEX's SHARE lock and wait for
+    // ALTER TABLE's ACCESS EXCLUSIVE would deadlock: the altering builds of
+    // a table with several take the lock that serializes them first. An
+    // exclusion constraint's ALTER TABLE takes its lock at once.
+    std::string sql = Joined(statements);
+    if (alters) {
+      sql = "LOCK TABLE ONLY " + table.QualifiedName() + " IN SHARE ROW EXCLUSIVE MODE; " + sql;
+    }
+    Result<Transaction> txn = Transaction::Begin(target, {}, sql, deadline);
+    Status built = txn.status();
+    if (built.ok()) built = txn->Commit(deadline);
+    return built.WithContext(context);
+  }
+  // The table's only altering build: the index beside the table's other
+  // builds, then the ALTER TABLE, which waits for them to commit, in a
+  // savepoint, so that a round of that wait costs the ALTER only.
+  Result<Transaction> txn = Transaction::Begin(target, {}, statements.front(), deadline);
+  if (!txn.ok()) return txn.status().WithContext(context);
+  const std::string alter =
+      "SAVEPOINT pgcourier_index_alter; " +
+      Joined(std::vector<std::string>(statements.begin() + 1, statements.end()));
+  for (;;) {
+    const auto tried = std::chrono::steady_clock::now();
+    Status altered = target.Run(alter, deadline);
+    if (altered.ok()) break;
+    if (!lock_round || altered.sqlstate() != "55P03" || target.IsBad()) {
+      return altered.WithContext(context);
+    }
+    PGC_RETURN_IF_ERROR(target
+                            .Run("ROLLBACK TO SAVEPOINT pgcourier_index_alter; "
+                                 "RELEASE SAVEPOINT pgcourier_index_alter",
+                                 deadline)
+                            .WithContext(context));
+    PGC_RETURN_IF_ERROR(lock_round(altered, std::chrono::steady_clock::now() - tried));
+  }
+  return txn->Commit(deadline).WithContext(context);
 }
 
 }  // namespace pgcourier

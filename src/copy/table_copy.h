@@ -2,6 +2,7 @@
 // bytes pass through pgcourier without being parsed or stored.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -122,13 +123,33 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
 // The progress mark of a table's copy, or of one slice of it.
 std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice);
 
+// Called when BuildIndex's ALTER TABLE, after the index is built, was
+// refused with `refused` after waiting `waited` for a lock (lock_timeout),
+// with the build's transaction still open and usable: Ok tries the ALTER
+// again, keeping the index built; an error ends the build with it.
+using IndexLockRoundFn =
+    std::function<Status(const Status& refused, std::chrono::steady_clock::duration waited)>;
+
 // Builds one index on the target and, when it backs a primary key or unique
 // constraint, adds the constraint with ADD CONSTRAINT ... USING INDEX; an
 // exclusion constraint is added with its own definition. All in one
 // transaction with the progress mark IndexStepName(index), so that a build
-// is either complete and marked or not there at all.
+// is either complete and marked or not there at all; its COMMIT is sent
+// apart, only once the rest succeeded.
+// The builds of one table run side by side: CREATE INDEX takes a SHARE
+// lock. A build that goes on to alter the table (a constraint, CLUSTER ON,
+// REPLICA IDENTITY: ACCESS EXCLUSIVE) is the one exception when the table
+// has two or more such builds (each would hold its SHARE lock waiting for
+// the other's to go): those take SHARE ROW EXCLUSIVE first and so run one at
+// a time, apart from the plain builds too. The table's only altering build
+// builds its index beside the others, then waits for them to commit in its
+// ALTER TABLE; a round of that wait ended by lock_timeout is rolled back to
+// a savepoint and given to `lock_round` (none: the build fails).
 Status BuildIndex(Connection& target, const TableToCopy& table, const IndexToBuild& index,
-                  Deadline deadline = Deadline::Never());
+                  const IndexLockRoundFn& lock_round = {}, Deadline deadline = Deadline::Never());
+// The indexes of `table` whose build alters the table, and so serializes
+// with the others when there is more than one (BuildIndex).
+int AlteringIndexBuilds(const TableToCopy& table);
 // BuildIndex's statements with its progress mark, for a transaction that
 // already holds the table's ACCESS EXCLUSIVE lock (the TRUNCATE of a small
 // table's copy): the index is built in the copy's transaction.

@@ -75,7 +75,8 @@ class DataPhase {
   void Submit(const Task& task);
   void RunTask(const Task& task);
   Status RunAttempts(const Task& task, WorkerSessions& s, TableCopyStats& stats, int& attempts);
-  Status Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
+  Status Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats,
+                 Clock::duration& lock_waited);
   Status OpenSessions(const Task& task, WorkerSessions& s);
   Status Copy(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
   Status CopySmall(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats);
@@ -87,8 +88,10 @@ class DataPhase {
   // Keeps `compared`; then ANALYZE of the table, unless `analyzed`.
   Status Compared(const TableToCopy& table, const TableVerification& compared, Connection& target,
                   bool analyzed = false);
+  // With `in_transaction`, the task's transaction is still open (an index
+  // build's ALTER TABLE rolled back to its savepoint) and stays so.
   Status LockWait(const Task& task, WorkerSessions& s, Clock::duration round,
-                  Clock::duration& waited);
+                  Clock::duration& waited, bool in_transaction = false);
   void RecordStep(const Task& task, StepState state, const TableCopyStats& stats, int attempts,
                   const std::string& error);
   // What follows a finished task; with mu_ held. Tasks it unblocks go to
@@ -207,7 +210,7 @@ void DataPhase::RecordStep(const Task& task, StepState state, const TableCopySta
 // the round to `waited` when it was another session than pgcourier's own,
 // and says so; an error once `waited` reaches the limit.
 Status DataPhase::LockWait(const Task& task, WorkerSessions& s, Clock::duration round,
-                           Clock::duration& waited) {
+                           Clock::duration& waited, bool in_transaction) {
   const TableToCopy& table = tables_[task.table];
   std::string what = "analyzing " + table.Display();
   // The lock the task takes on each side (empty: none there).
@@ -239,7 +242,7 @@ Status DataPhase::LockWait(const Task& task, WorkerSessions& s, Clock::duration 
     Connection* conn = source ? (s.source ? s.source.get() : lookup.get()) : s.target.get();
     const std::string& mode = source ? source_mode : target_mode;
     if (conn == nullptr || conn->IsBad() || mode.empty()) continue;
-    (void)conn->Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
+    if (!in_transaction) (void)conn->Run("ROLLBACK", Deadline::After(std::chrono::seconds(10)));
     Result<std::vector<LockHolder>> found = LockHolders(*conn, table.QualifiedName(), mode);
     if (!found.ok()) continue;
     const std::string these = DescribeLockHolders(*found);
@@ -492,7 +495,8 @@ Status DataPhase::CompareSmall(const TableToCopy& table, Connection& target,
 // One attempt of a task on `s`; a copy's rows and bytes in `stats`. `number`
 // counts the tries, lock-wait rounds included: above 1, an earlier try may
 // have committed.
-Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats) {
+Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats,
+                          Clock::duration& lock_waited) {
   PGC_RETURN_IF_ERROR(OpenSessions(task, s));
   switch (task.kind) {
     case Kind::kCopy:
@@ -510,7 +514,11 @@ Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, Table
     if (!done.ok()) return done.status();
     if (*done) return Status::Ok();
   }
-  return BuildIndex(*s.target, table, index);
+  // The rounds of its ALTER TABLE waiting for the table's other builds (or
+  // anyone) to commit, with the index built and kept.
+  return BuildIndex(*s.target, table, index, [&](const Status&, Clock::duration round) {
+    return LockWait(task, s, round, lock_waited, /*in_transaction=*/true);
+  });
 }
 
 Status DataPhase::RunAttempts(const Task& task, WorkerSessions& s, TableCopyStats& stats,
@@ -522,7 +530,7 @@ Status DataPhase::RunAttempts(const Task& task, WorkerSessions& s, TableCopyStat
   for (attempts = 1;; ++attempts) {
     stats = TableCopyStats();
     const auto tried = Clock::now();
-    Status status = Attempt(task, s, ++tries, stats);
+    Status status = Attempt(task, s, ++tries, stats, lock_waited);
     if (status.ok()) return status;
     if (options_.check.cancel != nullptr && options_.check.cancel->cancelled()) {
       return Status(StatusCode::kCancelled, "cancelled during " + tables_[task.table].Display());

@@ -25,6 +25,17 @@ bool Cancelled(const CancelToken* cancel) { return cancel != nullptr && cancel->
 
 // One run of Migrate: the store, the options in force (a resumed run's are
 // the recorded ones) and the outcome being built.
+// The load sessions' maintenance_work_mem for this target and --jobs
+// (sessions.h); none when the target cannot be asked.
+std::string LoadMaintenanceWorkMem(const ConnInfo& source, const ConnInfo& target,
+                                   const MigrateOptions& options) {
+  const SessionFactory bare(source, target, options.check.connect_timeout, options.check.cancel,
+                            options.lock_timeout);
+  Result<std::unique_ptr<Connection>> conn = bare.TargetServer();
+  if (!conn.ok()) return "";
+  return LoadMaintenanceWorkMem(**conn, options.check.jobs);
+}
+
 class Run {
  public:
   Run(const MigrateOptions& given, StateStore& store)
@@ -287,7 +298,8 @@ Result<MigrationOutcome> Run::Execute() {
     PGC_RETURN_IF_ERROR(Begin(*source, *target));
   }
   const SessionFactory sessions(*source, *target, options_.check.connect_timeout,
-                                options_.check.cancel, options_.lock_timeout);
+                                options_.check.cancel, options_.lock_timeout,
+                                LoadMaintenanceWorkMem(*source, *target, options_));
   if (options_.roles) {
     Status roles = CopyRolesFirst(sessions);
     if (!roles.ok()) {

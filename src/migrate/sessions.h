@@ -17,7 +17,9 @@
 //                   synchronous_commit off (a target crash may lose the last
 //                   commits; their progress marks go with them, so the run
 //                   redoes exactly those; the final state is committed
-//                   synchronously) and maintenance_work_mem 512MB.
+//                   synchronously) and maintenance_work_mem for the index
+//                   builds, as LoadMaintenanceWorkMem says (none: the
+//                   server's own).
 //   target (admin)  the timeouts off, default_transaction_read_only off and
 //                   lock_timeout only: sessions that
 //                   create or drop databases, look for earlier work, or
@@ -27,6 +29,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,8 +44,10 @@ class SessionFactory {
  public:
   enum class TargetUse { kLoad, kAdmin };
 
+  // `load_maintenance_work_mem`: the load sessions' setting ("" for none).
   SessionFactory(ConnInfo source, ConnInfo target, std::chrono::milliseconds connect_timeout,
-                 const CancelToken* cancel, std::chrono::milliseconds lock_timeout);
+                 const CancelToken* cancel, std::chrono::milliseconds lock_timeout,
+                 std::string load_maintenance_work_mem = "");
 
   // A session in `database` of the source. `lock_timeout` replaces the
   // factory's for this session (the data phase waits in shorter rounds).
@@ -80,6 +85,19 @@ class SessionFactory {
   std::chrono::milliseconds connect_timeout_;
   const CancelToken* cancel_;
   std::chrono::milliseconds lock_timeout_;
+  std::string load_maintenance_work_mem_;
 };
+
+// maintenance_work_mem for the target's load sessions, `jobs` of which may
+// build indexes at once: 512MB, but together no more than the target's
+// shared_buffers (a server's total memory is not visible from SQL; servers
+// and providers give shared_buffers about a quarter of it, so the builds
+// take at most about another quarter); nullopt when the server's own
+// setting (`server_bytes`) is as large: then none is sent.
+std::optional<int64_t> LoadMaintenanceWorkMem(int64_t shared_buffers_bytes, int64_t server_bytes,
+                                              int jobs);
+// The same, read from the target `conn`, as a setting's value ("256MB"; ""
+// for none, also when the target does not say).
+std::string LoadMaintenanceWorkMem(Connection& conn, int jobs);
 
 }  // namespace pgcourier

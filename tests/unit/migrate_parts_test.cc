@@ -1,7 +1,7 @@
 // The parts of migrate/ and copy/ that need no server: slice planning, the
 // lock-conflict table, the recorded options' round trip, the job pool's
 // order and the session pool's cap, what a standby's recovery conflict and
-// an open transaction are said to be.
+// an open transaction are said to be, the load sessions' maintenance_work_mem.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -19,6 +19,7 @@
 #include "migrate/lock_waits.h"
 #include "migrate/recorded_run.h"
 #include "migrate/session_pool.h"
+#include "migrate/sessions.h"
 #include "migrate/standby_source.h"
 #include "migrate/work_pool.h"
 #include "state_names.h"
@@ -369,6 +370,18 @@ TEST(SessionPoolTest, NeverMoreSetsThanPlacesWhileIdleOnesCanClose) {
   pool.GiveBack("blog", std::move(d));
   pool.Close("blog");
   EXPECT_EQ(pool.open(), 0U);
+}
+
+TEST(LoadMaintenanceWorkMemTest, TheJobsTogetherTakeNoMoreThanSharedBuffers) {
+  // 512MB each where the target has room for it.
+  EXPECT_EQ(LoadMaintenanceWorkMem(8192 * kMiB, 64 * kMiB, 4), 512 * kMiB);
+  // shared_buffers / jobs below that, in whole MB.
+  EXPECT_EQ(LoadMaintenanceWorkMem(512 * kMiB, 64 * kMiB, 2), 256 * kMiB);
+  EXPECT_EQ(LoadMaintenanceWorkMem(1024 * kMiB, 64 * kMiB, 3), 341 * kMiB);
+  // Never below the server's own setting: then none is sent.
+  EXPECT_EQ(LoadMaintenanceWorkMem(128 * kMiB, 64 * kMiB, 2), std::nullopt);
+  EXPECT_EQ(LoadMaintenanceWorkMem(8192 * kMiB, 1024 * kMiB, 2), std::nullopt);
+  EXPECT_EQ(LoadMaintenanceWorkMem(512 * kMiB, 64 * kMiB, 0), 512 * kMiB);
 }
 
 }  // namespace
