@@ -2,7 +2,7 @@
 # pgcourier's test command (what CI runs through .ci/run):
 #
 #   1. scripts/setup.sh                       (dependencies, PostgreSQL 13 to 18)
-#   2. build      build-ci/ with -Werror       (scripts/build.sh --werror build-ci)
+#   2. build      build-ci/ with -Werror       (scripts/build.sh --werror --line-tables build-ci)
 #   3. ctest      on build-ci/                 (the whole version matrix, and the
 #                 Debian package installed into a clean Debian 12 root:
 #                 tests/package/clean_root_test.cc, which needs the network)
@@ -16,7 +16,17 @@
 #
 # Every step runs even when an earlier one failed (except that a suite is not
 # run when its build failed); the script then says which failed and exits 1.
-# The last line sums up both ctest runs as "tests: N passed, N failed".
+# The summary lists the 15 slowest tests of each ctest run; the last line
+# sums up both ctest runs as "tests: N passed, N failed".
+#
+# ctest -j2 starts the tests that took longest first (its cost data,
+# BUILD_DIR/Testing/Temporary/CTestCostData.txt), so that no long test starts
+# last while the other core idles. A build directory without cost data of its
+# own gets tests/ctest_costs.txt (the slowest tests of a CI run), and the
+# sanitizer run gets the regular run's.
+#
+# Both builds keep line tables only for debug information (scripts/build.sh
+# --line-tables): the sanitizers' stack traces still name files and lines.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -54,6 +64,30 @@ tests_total=0
 tests_failed=0
 tests_skipped=0
 
+# seed_costs BUILD_DIR FILE: gives BUILD_DIR FILE as its ctest cost data
+# unless it has its own.
+seed_costs() {
+  local costs="$1/Testing/Temporary/CTestCostData.txt"
+  [[ -s "${costs}" || ! -s "$2" ]] && return 0
+  mkdir -p "$(dirname "${costs}")" && cp "$2" "${costs}"
+}
+
+# slowest STEP LOG: the 15 slowest tests of a ctest log, for the summary.
+slowest() {
+  python3 - "$2" >"${logdir}/$1.slowest" <<'PY'
+import re, sys
+line_re = re.compile(r"^\s*\d+/\d+ Test +#\d+: (\S+).*? \.+(?:\*\*\*)?\s*(.*?)\s+([0-9.]+) sec$")
+rows = []
+for line in open(sys.argv[1], errors="replace"):
+    m = line_re.match(line.rstrip("\n"))
+    if m:
+        rows.append((float(m.group(3)), m.group(1), m.group(2)))
+rows.sort(reverse=True)
+for seconds, name, result in rows[:15]:
+    print(f"{seconds:9.1f} s  {result:<8} {name}")
+PY
+}
+
 # run_ctest STEP BUILD_DIR [ENV=VALUE...]: runs the suite, output visible.
 run_ctest() {
   local step="$1" dir="$2"
@@ -74,6 +108,7 @@ run_ctest() {
     tests_failed=$((tests_failed + nfailed))
     tests_skipped=$((tests_skipped + nskipped))
   fi
+  slowest "${step}" "${log}"
   if ((rc == 0)); then
     pass "${step}"
   else
@@ -81,9 +116,10 @@ run_ctest() {
   fi
 }
 
-heading "build: scripts/build.sh --werror build-ci"
-if bash scripts/build.sh --werror build-ci; then
+heading "build: scripts/build.sh --werror --line-tables build-ci"
+if bash scripts/build.sh --werror --line-tables build-ci; then
   pass build
+  seed_costs build-ci tests/ctest_costs.txt
   run_ctest ctest build-ci
 else
   fail build
@@ -94,9 +130,11 @@ if ((quick)); then
   skip asan-build "PGCOURIER_TEST_QUICK=1"
   skip asan-ctest "PGCOURIER_TEST_QUICK=1"
 else
-  heading "asan-build: scripts/build.sh --werror --sanitize build-asan"
-  if bash scripts/build.sh --werror --sanitize build-asan; then
+  heading "asan-build: scripts/build.sh --werror --sanitize --line-tables build-asan"
+  if bash scripts/build.sh --werror --sanitize --line-tables build-asan; then
     pass asan-build
+    seed_costs build-asan build-ci/Testing/Temporary/CTestCostData.txt
+    seed_costs build-asan tests/ctest_costs.txt
     run_ctest asan-ctest build-asan \
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -205,6 +243,12 @@ elapsed=$((SECONDS - started))
 heading "summary"
 for r in "${results[@]}"; do
   printf '    %s\n' "${r}"
+done
+for step in ctest asan-ctest; do
+  if [[ -s "${logdir}/${step}.slowest" ]]; then
+    printf '%s: the 15 slowest tests\n' "${step}"
+    cat "${logdir}/${step}.slowest"
+  fi
 done
 printf 'total time: %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
 

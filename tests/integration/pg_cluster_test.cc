@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "system_identifier.h"
+
 namespace pgcourier::testing {
 namespace {
 
@@ -206,6 +208,12 @@ TEST(PgClusterTest, MissingMajorIsNotFound) {
   EXPECT_EQ(cluster.status().code(), StatusCode::kNotFound) << cluster.status().ToString();
 }
 
+TEST(PgClusterTest, Crc32cIsCastagnolis) {
+  const std::string check = "123456789";
+  EXPECT_EQ(Crc32c(reinterpret_cast<const unsigned char*>(check.data()), check.size()),
+            0xE3069283U);
+}
+
 TEST(PgClusterTest, AvailableMajorsIncludePg15) {
   auto majors = AvailablePgMajors();
   EXPECT_NE(std::find(majors.begin(), majors.end(), 15), majors.end());
@@ -249,6 +257,34 @@ TEST_P(PgClusterMajorTest, SslConnectionsWork) {
       cluster->Sql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", without_ssl);
   ASSERT_TRUE(plain.ok()) << plain.status().ToString();
   EXPECT_EQ(*plain, "f");
+}
+
+// Clusters are copies of one template; each has a system identifier of its
+// own, as after initdb, which the server accepts after a crash too (it then
+// reads its WAL from the checkpoint on).
+TEST_P(PgClusterMajorTest, EachClusterHasItsOwnSystemIdentifier) {
+  PgClusterOptions options;
+  options.major = GetParam();
+  auto first = StartClusterOrFail(options);
+  ASSERT_NE(first, nullptr);
+  auto second = StartClusterOrFail(options);
+  ASSERT_NE(second, nullptr);
+  const std::string query = "SELECT system_identifier FROM pg_control_system()";
+  auto first_id = first->Sql(query);
+  ASSERT_TRUE(first_id.ok()) << first_id.status().ToString();
+  auto second_id = second->Sql(query);
+  ASSERT_TRUE(second_id.ok()) << second_id.status().ToString();
+  EXPECT_NE(*first_id, *second_id);
+
+  ASSERT_TRUE(first->Kill().ok());
+  auto in_file = ReadSystemIdentifier(first->data_dir());
+  ASSERT_TRUE(in_file.ok()) << in_file.status().ToString();
+  EXPECT_EQ(std::to_string(*in_file), *first_id);
+  Status restarted = first->Restart();
+  ASSERT_TRUE(restarted.ok()) << restarted.ToString();
+  auto after_crash = first->Sql(query);
+  ASSERT_TRUE(after_crash.ok()) << after_crash.status().ToString();
+  EXPECT_EQ(*after_crash, *first_id);
 }
 
 INSTANTIATE_TEST_SUITE_P(Installed, PgClusterMajorTest, ::testing::ValuesIn(AvailablePgMajors()),

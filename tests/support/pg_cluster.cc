@@ -10,14 +10,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <utility>
 
+#include "system_identifier.h"
 #include "util/process.h"
 
 namespace pgcourier::testing {
@@ -222,6 +225,79 @@ const char* const kDefaultHbaLines =
     "host    replication     all             127.0.0.1/32            trust\n"
     "host    replication     all             ::1/128                 trust\n";
 
+// The initdb of a test cluster.
+std::vector<std::string> InitdbCommand(const std::string& bin_dir, const PgClusterOptions& options,
+                                       const std::string& data_dir) {
+  std::vector<std::string> argv = {bin_dir + "/initdb", "-D", data_dir, "-A", "trust", "-N"};
+  argv.insert(argv.end(), {"-U", options.superuser, "-E", "UTF8", "--locale=" + options.locale});
+  return argv;
+}
+
+// The template's directory name: "pg15-" and a hash of everything initdb's
+// result depends on: the binaries (a new build of them makes a new
+// template), the superuser and the locale.
+std::string TemplateName(const std::string& bin_dir, const PgClusterOptions& options) {
+  std::string key = "template 1\n" + bin_dir;
+  for (const char* program : {"initdb", "postgres"}) {
+    struct stat st {};
+    if (::stat((bin_dir + "/" + program).c_str(), &st) == 0) {
+      key += "\n" + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+             std::to_string(st.st_mtim.tv_nsec);
+    }
+  }
+  key += "\n" + options.superuser + "\n" + options.locale;
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016zx", std::hash<std::string>{}(key));
+  return "pg" + std::to_string(options.major) + "-" + hash;
+}
+
+// Makes `data_dir` as initdb would: a copy of a template made once per
+// binaries, superuser and locale in `tmp`/pgcourier-test-templates/, given a
+// system identifier of its own (system_identifier.h), so that two clusters
+// never share one, as two initdb runs never do. With
+// PGCOURIER_TEST_TEMPLATES=0 in the environment, initdb itself. `run` runs a
+// command as the server's OS user; `chown` gives it a path.
+Status MakeDataDir(const std::string& tmp, const std::string& bin_dir,
+                   const PgClusterOptions& options, const std::string& data_dir,
+                   const std::function<Status(const std::vector<std::string>&)>& run,
+                   const std::function<Status(const std::string&)>& chown) {
+  if (GetEnv("PGCOURIER_TEST_TEMPLATES") == "0") {
+    return run(InitdbCommand(bin_dir, options, data_dir));
+  }
+  // The template is made into a directory of its own, renamed into place
+  // when complete, so tests running at the same time never see half of one.
+  // Where none can be made (a directory of another user), initdb runs as
+  // before.
+  const fs::path root = fs::path(tmp) / "pgcourier-test-templates";
+  std::error_code ec;
+  if (fs::create_directory(root, ec)) fs::permissions(root, fs::perms(0755), ec);
+  const fs::path template_dir = root / TemplateName(bin_dir, options);
+  if (!fs::exists(template_dir / "data" / "global" / "pg_control", ec)) {
+    std::string pattern = template_dir.string() + ".new-XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    if (::mkdtemp(buffer.data()) == nullptr) return run(InitdbCommand(bin_dir, options, data_dir));
+    const std::string staging = buffer.data();
+    Status made =
+        ::chmod(staging.c_str(), 0755) == 0
+            ? chown(staging)
+            : Status(StatusCode::kIoError, "chmod " + staging + ": " + std::strerror(errno));
+    if (made.ok()) made = run(InitdbCommand(bin_dir, options, staging + "/data"));
+    // Another test may have put the same template in place meanwhile; then
+    // the rename fails and this one goes.
+    if (!made.ok() || ::rename(staging.c_str(), template_dir.c_str()) != 0) {
+      fs::remove_all(staging, ec);
+    }
+    if (!made.ok()) return made;
+  }
+  // cp runs as the server's user, so the copy is the server's; -a keeps the
+  // modes initdb set (a data directory must be 0700).
+  PGC_RETURN_IF_ERROR(run({"cp", "-a", (template_dir / "data").string(), data_dir}));
+  return SetSystemIdentifier(data_dir, NewSystemIdentifier())
+      .WithContext("giving the copy of the template " + template_dir.string() +
+                   " a system identifier of its own");
+}
+
 }  // namespace
 
 std::string PgBinDir(int major) {
@@ -375,10 +451,12 @@ Status PgCluster::Init() {
   PGC_RETURN_IF_ERROR(ChownToServerUser(base_dir_));
   PGC_RETURN_IF_ERROR(ChownToServerUser(socket_dir_));
   if (primary_ != nullptr) return Status::Ok();  // StartStandby makes the data directory
-  auto initdb = RunServerCommand({bin_dir_ + "/initdb", "-D", data_dir_, "-A", "trust", "-N", "-U",
-                                  options_.superuser, "-E", "UTF8", "--locale=" + options_.locale},
-                                 kInitdbTimeout);
-  if (!initdb.ok()) return initdb.status();
+  PGC_RETURN_IF_ERROR(MakeDataDir(
+      tmp, bin_dir_, options_, data_dir_,
+      [this](const std::vector<std::string>& argv) {
+        return RunServerCommand(argv, kInitdbTimeout).status();
+      },
+      [this](const std::string& path) { return ChownToServerUser(path); }));
   std::vector<std::string> conf = {
       "",
       "# Added by the pgcourier test harness.",

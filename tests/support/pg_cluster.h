@@ -26,7 +26,9 @@
 //   PGCOURIER_TEST_OS_USER      OS user that runs the servers when root (default postgres)
 //   PGCOURIER_TEST_PSQL         psql binary for Sql() (default: see PsqlPath)
 //   PGCOURIER_KEEP_CLUSTERS=1   never delete cluster directories
-//   TMPDIR                      where cluster directories are created (default /tmp)
+//   PGCOURIER_TEST_TEMPLATES=0  run initdb for every cluster (see Start)
+//   TMPDIR                      where cluster directories and the initdb
+//                               templates are created (default /tmp)
 //
 // Not thread-safe: use one PgCluster from one thread at a time.
 #pragma once
@@ -104,7 +106,10 @@ class PgCluster {
   //   - a fresh directory $TMPDIR/pgcourier-test-XXXXXX (mode 0755, chowned to
   //     the server's OS user when root) holding data/ (the data directory,
   //     0700), socket/ (unix_socket_directories) and server.log;
-  //   - initdb -A trust -E UTF8 --locale=<locale> -U <superuser> -N;
+  //   - initdb -A trust -E UTF8 --locale=<locale> -U <superuser> -N, run once
+  //     per binaries, superuser and locale into a template
+  //     ($TMPDIR/pgcourier-test-templates/) that each cluster copies and gives
+  //     a system identifier of its own (system_identifier.h);
   //   - postgresql.conf gets listen_addresses = '127.0.0.1', the socket dir,
   //     fsync = off, lc_messages = 'C', then options.settings;
   //   - pg_hba.conf gets options.hba_lines, then the default trust lines;
