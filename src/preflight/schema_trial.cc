@@ -17,10 +17,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -231,6 +233,21 @@ Status Checker::TrySchema(const DatabasePlan& plan, const std::vector<ScriptEntr
 }
 
 Status Checker::CheckSchemaTrials() {
+  if (options_.schema_dumps != nullptr) {
+    // The copied databases the pipelines start first: the largest, as many
+    // as run at once.
+    std::vector<const DatabasePlan*> copied;
+    for (const auto& plan : report_.databases) {
+      if (plan.method == Method::kCopy) copied.push_back(&plan);
+    }
+    std::stable_sort(copied.begin(), copied.end(), [](const DatabasePlan* a, const DatabasePlan* b) {
+      return std::max<int64_t>(a->size_bytes, 0) > std::max<int64_t>(b->size_bytes, 0);
+    });
+    for (size_t i = 0;
+         i < copied.size() && i < static_cast<size_t>(options_.schema_dumps->max_databases); ++i) {
+      keep_dumps_.insert(copied[i]->name);
+    }
+  }
   for (const auto& plan : report_.databases) PGC_RETURN_IF_ERROR(CheckSchemaRestorable(plan));
   return Status::Ok();
 }
@@ -261,15 +278,28 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
     return Status::Ok();
   };
 
-  // The archive, as migrate makes it (without its snapshot).
+  // The archive, as migrate makes it (at its snapshot when kept for it).
   ScratchDir dir;
   if (dir.path().empty()) {
     return fail("no temporary directory for the schema archive could be made",
                 "set TMPDIR to a writable directory");
   }
   ResolvedObjectFilter excluded;
-  Result<std::unique_ptr<Connection>> conn = Connection::Connect(
-      source_.info.WithDatabase(plan.name), ConnectOptionsFor("source database " + plan.name));
+  // For migrate: the dump at a snapshot the copy then uses, kept with its
+  // holder for the move. Else pg_dump's own snapshot.
+  std::optional<SnapshotHolder> holder;
+  if (keep_dumps_.count(plan.name) != 0) {
+    Result<SnapshotHolder> exported = options_.schema_dumps->export_snapshot(plan.name);
+    if (!exported.ok() && exported.status().code() == StatusCode::kCancelled) {
+      return exported.status();
+    }
+    // Not exported: the trial dumps as check does, and the move dumps again.
+    if (exported.ok()) holder = std::move(*exported);
+  }
+  Result<std::unique_ptr<Connection>> conn =
+      holder ? Result<std::unique_ptr<Connection>>(std::move(holder->conn))
+             : Connection::Connect(source_.info.WithDatabase(plan.name),
+                                   ConnectOptionsFor("source database " + plan.name));
   if (!conn.ok()) {
     if (conn.status().code() == StatusCode::kCancelled) return conn.status();
     return fail("the source database could not be read: " + conn.status().message(),
@@ -298,14 +328,33 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
   const SchemaTools tools{
       report_.tools.pg_dump, report_.tools.pg_restore, options_.cancel,
       options_.lock_timeout.count() > 0 ? options_.lock_timeout : options_.query_timeout};
-  const std::string archive = dir.path() + "/schema.dump";
+  std::string archive = dir.path() + "/schema.dump";
+  // A kept archive is removed on every way out but the one that keeps it.
+  struct RemovedUnlessKept {
+    std::string path;
+    ~RemovedUnlessKept() {
+      std::error_code ignored;
+      if (!path.empty()) std::filesystem::remove(path, ignored);
+    }
+  } unless_kept;
+  if (holder) {
+    const std::string kept_dir = options_.schema_dumps->directory + "/" + plan.name;
+    std::error_code ec;
+    std::filesystem::create_directories(kept_dir, ec);
+    if (ec) {
+      holder.reset();  // dumped at pg_dump's snapshot instead, and not kept
+    } else {
+      archive = kept_dir + "/schema.trial.dump";
+      unless_kept.path = archive;
+    }
+  }
   const std::string list = dir.path() + "/schema.list";
   // pg_dump in the database's own encoding, as migrate runs it: a database or
   // role default could set one that cannot hold every name.
   Status dumped = DumpSchema(
       tools,
-      source_.info.WithDatabase(plan.name).With("client_encoding", (*conn)->server_encoding()), "",
-      excluded, archive);
+      source_.info.WithDatabase(plan.name).With("client_encoding", (*conn)->server_encoding()),
+      holder ? holder->id : "", excluded, archive);
   Result<std::string> listing = dumped.ok() ? ListArchive(tools, archive) : dumped;
   RestoreListFilter filter;
   filter.extensions = ProviderOnlyExtensions();
@@ -332,7 +381,14 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
   Result<std::vector<ScriptEntry>> entries = ParseRestoreScript(*script);
   if (!entries.ok()) return fail(entries.status().message(), entries.status().hint());
   const double dump_seconds = SecondsSince(started);
-  return TrySchema(plan, *entries, dump_seconds);
+  PGC_RETURN_IF_ERROR(TrySchema(plan, *entries, dump_seconds));
+  if (holder) {
+    // Whatever the trial found: a blocked check's migration discards it.
+    holder->conn = std::move(*conn);
+    options_.schema_dumps->Keep(plan.name, KeptSchemaDump{std::move(*holder), archive});
+    unless_kept.path.clear();
+  }
+  return Status::Ok();
 }
 
 }  // namespace pgcourier::checker_internal
