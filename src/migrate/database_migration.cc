@@ -419,8 +419,9 @@ Status DatabaseMigration::RestorePreData() {
       dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);
     } else {
       trial_archive_.clear();
-      Progress("pre-data", "schema dumped once, at the copy's snapshot, for the check's trial and "
-                           "this restore");
+      Progress("pre-data",
+               "schema dumped once, at the copy's snapshot, for the check's trial and "
+               "this restore");
     }
   } else {
     dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);

@@ -215,8 +215,8 @@ void Run::RunDatabases(const SessionFactory& sessions, SchemaDumpHandover* schem
 
   WorkPool pool(options_.check.jobs);
   SessionPool session_pool(options_.check.jobs);
-  const RunContext context{&options_,     &sessions,    &outcome_.check,
-                           &pool,         &session_pool, schema_dumps};
+  const RunContext context{&options_, &sessions,     &outcome_.check,
+                           &pool,     &session_pool, schema_dumps};
   std::mutex mu;
   size_t next = 0;
   auto pipeline = [&] {
@@ -280,9 +280,9 @@ Result<MigrationOutcome> Run::Execute() {
     Result<ConnInfo> source = ConnInfo::Parse(check.source);
     Result<ConnInfo> target = ConnInfo::Parse(check.target);
     if (source.ok() && target.ok() && !options_.resume && check.method != Method::kReplication) {
-      auto factory = std::make_shared<SessionFactory>(*source, *target,
-                                                      options_.check.connect_timeout,
-                                                      options_.check.cancel, options_.lock_timeout);
+      auto factory =
+          std::make_shared<SessionFactory>(*source, *target, options_.check.connect_timeout,
+                                           options_.check.cancel, options_.lock_timeout);
       schema_dumps.directory = given_.work_dir;
       schema_dumps.max_databases = std::max(1, options_.check.jobs);
       schema_dumps.export_snapshot =

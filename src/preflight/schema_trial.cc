@@ -240,9 +240,10 @@ Status Checker::CheckSchemaTrials() {
     for (const auto& plan : report_.databases) {
       if (plan.method == Method::kCopy) copied.push_back(&plan);
     }
-    std::stable_sort(copied.begin(), copied.end(), [](const DatabasePlan* a, const DatabasePlan* b) {
-      return std::max<int64_t>(a->size_bytes, 0) > std::max<int64_t>(b->size_bytes, 0);
-    });
+    std::stable_sort(
+        copied.begin(), copied.end(), [](const DatabasePlan* a, const DatabasePlan* b) {
+          return std::max<int64_t>(a->size_bytes, 0) > std::max<int64_t>(b->size_bytes, 0);
+        });
     for (size_t i = 0;
          i < copied.size() && i < static_cast<size_t>(options_.schema_dumps->max_databases); ++i) {
       keep_dumps_.insert(copied[i]->name);
