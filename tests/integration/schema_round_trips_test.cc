@@ -152,12 +152,16 @@ TEST_F(SchemaRoundTripsTest, CheckPreDataAndSequencesDoNotGrowWithTheTables) {
   EXPECT_EQ(*tables, "0");
 }
 
-// The snapshot a statement imports (SET TRANSACTION SNAPSHOT '...'), or "".
+// The snapshot a statement imports (SET TRANSACTION SNAPSHOT '...' or
+// E'...'), or "".
 std::string ImportedSnapshot(const std::string& statement) {
-  const std::string set = "SET TRANSACTION SNAPSHOT '";
+  const std::string set = "SET TRANSACTION SNAPSHOT ";
   const size_t at = statement.find(set);
   if (at == std::string::npos) return "";
-  const size_t from = at + set.size();
+  size_t from = at + set.size();
+  if (statement.compare(from, 1, "E") == 0) ++from;
+  if (statement.compare(from, 1, "'") != 0) return "";
+  ++from;
   const size_t end = statement.find('\'', from);
   return end == std::string::npos ? "" : statement.substr(from, end - from);
 }
