@@ -133,6 +133,41 @@ Result<TrialOutcome> RunTrial(Connection& conn, const std::vector<ScriptEntry>& 
   return outcome;
 }
 
+// For migrate (CheckOptions::schema_dumps, null otherwise): a snapshot
+// exported for the copy of `database`. nullopt when none could be exported:
+// the trial then dumps at pg_dump's own snapshot and the move dumps again.
+Result<std::optional<SnapshotHolder>> ExportForCopy(SchemaDumpHandover* dumps,
+                                                    const std::string& database) {
+  if (dumps == nullptr) return std::optional<SnapshotHolder>();
+  Result<SnapshotHolder> exported = dumps->export_snapshot(database);
+  if (!exported.ok()) {
+    if (exported.status().code() == StatusCode::kCancelled) return exported.status();
+    return std::optional<SnapshotHolder>();
+  }
+  return std::optional<SnapshotHolder>(std::move(*exported));
+}
+
+// Where a kept archive of `database` goes, its directory made; "" when it
+// cannot be made.
+std::string KeptArchivePath(const std::string& directory, const std::string& database) {
+  const std::string kept_dir = directory + "/" + database;
+  std::error_code ec;
+  std::filesystem::create_directories(kept_dir, ec);
+  return ec ? "" : kept_dir + "/schema.trial.dump";
+}
+
+// Removes `path` (when not empty) when it goes out of scope.
+struct RemovedUnlessKept {
+  std::string path;
+  RemovedUnlessKept() = default;
+  RemovedUnlessKept(const RemovedUnlessKept&) = delete;
+  RemovedUnlessKept& operator=(const RemovedUnlessKept&) = delete;
+  ~RemovedUnlessKept() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove(path, ignored);
+  }
+};
+
 }  // namespace
 
 Status Checker::TrySchema(const DatabasePlan& plan, const std::vector<ScriptEntry>& entries,
@@ -288,15 +323,10 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
   ResolvedObjectFilter excluded;
   // For migrate: the dump at a snapshot the copy then uses, kept with its
   // holder for the move. Else pg_dump's own snapshot.
-  std::optional<SnapshotHolder> holder;
-  if (keep_dumps_.count(plan.name) != 0) {
-    Result<SnapshotHolder> exported = options_.schema_dumps->export_snapshot(plan.name);
-    if (!exported.ok() && exported.status().code() == StatusCode::kCancelled) {
-      return exported.status();
-    }
-    // Not exported: the trial dumps as check does, and the move dumps again.
-    if (exported.ok()) holder = std::move(*exported);
-  }
+  Result<std::optional<SnapshotHolder>> exported =
+      ExportForCopy(keep_dumps_.count(plan.name) != 0 ? options_.schema_dumps : nullptr, plan.name);
+  if (!exported.ok()) return exported.status();
+  std::optional<SnapshotHolder> holder = std::move(*exported);
   Result<std::unique_ptr<Connection>> conn =
       holder ? Result<std::unique_ptr<Connection>>(std::move(holder->conn))
              : Connection::Connect(source_.info.WithDatabase(plan.name),
@@ -331,23 +361,11 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
       options_.lock_timeout.count() > 0 ? options_.lock_timeout : options_.query_timeout};
   std::string archive = dir.path() + "/schema.dump";
   // A kept archive is removed on every way out but the one that keeps it.
-  struct RemovedUnlessKept {
-    std::string path;
-    ~RemovedUnlessKept() {
-      std::error_code ignored;
-      if (!path.empty()) std::filesystem::remove(path, ignored);
-    }
-  } unless_kept;
+  RemovedUnlessKept unless_kept;
   if (holder) {
-    const std::string kept_dir = options_.schema_dumps->directory + "/" + plan.name;
-    std::error_code ec;
-    std::filesystem::create_directories(kept_dir, ec);
-    if (ec) {
-      holder.reset();  // dumped at pg_dump's snapshot instead, and not kept
-    } else {
-      archive = kept_dir + "/schema.trial.dump";
-      unless_kept.path = archive;
-    }
+    unless_kept.path = KeptArchivePath(options_.schema_dumps->directory, plan.name);
+    if (unless_kept.path.empty()) holder.reset();  // pg_dump's own snapshot, not kept
+    if (holder) archive = unless_kept.path;
   }
   const std::string list = dir.path() + "/schema.list";
   // pg_dump in the database's own encoding, as migrate runs it: a database or
