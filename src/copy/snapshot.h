@@ -28,6 +28,10 @@ class ExportedSnapshot {
   // The holding connection; usable for reads at the snapshot.
   Connection& conn() { return *conn_; }
 
+  // Gives the holding connection, its transaction still open, to the caller
+  // (who keeps the snapshot alive with it, or adopts it again).
+  std::unique_ptr<Connection> Release() { return std::move(conn_); }
+
   // Starts a REPEATABLE READ, READ ONLY transaction on `conn` that sees the
   // snapshot `id`. The exporting transaction must still be open.
   static Status BeginAt(Connection& conn, const std::string& id, Deadline deadline);

@@ -255,6 +255,19 @@ Status DatabaseMigration::TakeSnapshot() {
     if (!cron.ok()) return cron.status();
     left_out_extensions_ = LeftOutExtensions(outcome_.target_name, *cron);
   }
+  if (trial_dump_) {
+    std::optional<KeptSchemaDump> kept = std::move(trial_dump_);
+    trial_dump_.reset();
+    if (!replication_ && !resumed_schema_) {
+      // The check's trial dumped the schema at a snapshot it exported for
+      // the copy: that snapshot, and that archive for pre-data.
+      snapshot_ = ExportedSnapshot::Adopt(std::move(kept->holder.conn), kept->holder.id);
+      trial_archive_ = kept->archive;
+      return ReadCatalogAtSnapshot();
+    }
+    std::error_code ignored;
+    fs::remove(kept->archive, ignored);
+  }
   Result<std::unique_ptr<Connection>> holder = sessions_.Source(outcome_.name);
   if (!holder.ok()) return holder.status();
   if (replication_) {
@@ -396,7 +409,23 @@ Status DatabaseMigration::RestorePreData() {
                                  .WithDatabase(outcome_.name)
                                  .With("client_encoding", snapshot_->conn().server_encoding());
   const ConnInfo target_db = sessions_.target().WithDatabase(outcome_.target_name);
-  Status dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);
+  Status dumped = Status::Ok();
+  if (!trial_archive_.empty()) {
+    // Dumped by the check's trial, at this snapshot and with this filter
+    // (resolved at the same snapshot): pg_dump runs once.
+    std::error_code ec;
+    fs::rename(trial_archive_, archive_, ec);
+    if (ec) {
+      dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);
+    } else {
+      trial_archive_.clear();
+      Progress("pre-data",
+               "schema dumped once, at the copy's snapshot, for the check's trial and "
+               "this restore");
+    }
+  } else {
+    dumped = DumpSchema(tools_, source_db, snapshot_->id(), filtered_, archive_);
+  }
   if (!dumped.ok() && dumped.message().find("max_locks_per_transaction") != std::string::npos) {
     return ExplainLockTableFull(dumped, true, catalog_, options_.work_dir);
   }
@@ -774,6 +803,20 @@ Status DatabaseMigration::Run() {
   list_ = dir + "/schema.list";
   tools_ = {run_.check->tools.pg_dump, run_.check->tools.pg_restore, options_.check.cancel,
             options_.lock_timeout};
+  // The check's trial dump of this database, when it kept one: taken now,
+  // so that its holder closes with this pipeline whatever happens; its
+  // archive is removed unless pre-data moved it.
+  if (run_.schema_dumps != nullptr) {
+    trial_dump_ = run_.schema_dumps->Take(outcome_.name);
+    if (trial_dump_) trial_archive_ = trial_dump_->archive;
+  }
+  struct TrialArchiveRemoved {
+    const std::string& path;
+    ~TrialArchiveRemoved() {
+      std::error_code ignored;
+      if (!path.empty()) fs::remove(path, ignored);
+    }
+  } trial_archive_removed{trial_archive_};
   record_.Update([](StoredDatabase& db) {
     db.state = DatabaseState::kSchema;
     db.error.clear();

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "catalog/copy_catalog.h"
@@ -34,6 +35,8 @@ struct RunContext {
   const CheckReport* check = nullptr;
   WorkPool* pool = nullptr;
   SessionPool* session_pool = nullptr;
+  // The check's trial dumps kept for the copy (null: none).
+  SchemaDumpHandover* schema_dumps = nullptr;
 };
 
 class DatabaseMigration {
@@ -89,6 +92,11 @@ class DatabaseMigration {
   const ReplicationNames names_;
   const bool replication_;  // the replication method: publication, slot, subscription
   std::string archive_;
+  // The check's trial dump of this database (SchemaDumpHandover), until the
+  // snapshot phase adopts its holder; then its archive, which pre-data
+  // restores instead of dumping again (empty: pre-data dumps).
+  std::optional<KeptSchemaDump> trial_dump_;
+  std::string trial_archive_;
   std::string list_;
   SchemaTools tools_;
   bool resumed_schema_ = false;  // the interrupted run restored the pre-data

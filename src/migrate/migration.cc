@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <thread>
 
+#include "copy/snapshot.h"
 #include "migrate/database_migration.h"
 #include "migrate/recorded_run.h"
 #include "migrate/session_pool.h"
@@ -54,7 +56,7 @@ class Run {
   Status Resume(const StoredRun& run);
   Status Begin(const ConnInfo& source, const ConnInfo& target);
   Status CopyRolesFirst(const SessionFactory& sessions);
-  void RunDatabases(const SessionFactory& sessions);
+  void RunDatabases(const SessionFactory& sessions, SchemaDumpHandover* schema_dumps);
   void RunDatabase(const RunContext& context, size_t i, DatabaseRecord& record);
   RunState FinalState() const;
 
@@ -199,7 +201,7 @@ void Run::RunDatabase(const RunContext& context, size_t i, DatabaseRecord& recor
 
 // Databases: the largest first, up to `jobs` at a time, every one's work in
 // the one shared pool, with at most `jobs` sets of worker sessions open.
-void Run::RunDatabases(const SessionFactory& sessions) {
+void Run::RunDatabases(const SessionFactory& sessions, SchemaDumpHandover* schema_dumps) {
   for (const auto& db : stored_) {
     DatabaseOutcome o;
     o.name = db.name;
@@ -224,7 +226,8 @@ void Run::RunDatabases(const SessionFactory& sessions) {
 
   WorkPool pool(options_.check.jobs);
   SessionPool session_pool(options_.check.jobs);
-  const RunContext context{&options_, &sessions, &outcome_.check, &pool, &session_pool};
+  const RunContext context{&options_, &sessions,     &outcome_.check,
+                           &pool,     &session_pool, schema_dumps};
   std::mutex mu;
   size_t next = 0;
   auto pipeline = [&] {
@@ -280,6 +283,32 @@ Result<MigrationOutcome> Run::Execute() {
   check.preserve_acl = options_.policy.preserve_acl;
   check.roles = options_.roles;
   check.lock_timeout = options_.lock_timeout;
+  // The check's trial restore dumps the schema of the databases copied
+  // first at a snapshot exported for their copy, and hands both over, so
+  // pg_dump runs once for the trial and pre-data.
+  SchemaDumpHandover schema_dumps;
+  {
+    Result<ConnInfo> source = ConnInfo::Parse(check.source);
+    Result<ConnInfo> target = ConnInfo::Parse(check.target);
+    if (source.ok() && target.ok() && !options_.resume && check.method != Method::kReplication) {
+      auto factory =
+          std::make_shared<SessionFactory>(*source, *target, options_.check.connect_timeout,
+                                           options_.check.cancel, options_.lock_timeout);
+      schema_dumps.directory = given_.work_dir;
+      schema_dumps.max_databases = std::max(1, options_.check.jobs);
+      schema_dumps.export_snapshot =
+          [factory](const std::string& database) -> Result<SnapshotHolder> {
+        Result<std::unique_ptr<Connection>> holder = factory->Source(database);
+        if (!holder.ok()) return holder.status();
+        Result<std::unique_ptr<ExportedSnapshot>> exported =
+            ExportedSnapshot::Export(std::move(*holder), Deadline::Never());
+        if (!exported.ok()) return exported.status();
+        std::string id = (*exported)->id();
+        return SnapshotHolder{(*exported)->Release(), std::move(id)};
+      };
+      check.schema_dumps = &schema_dumps;
+    }
+  }
   Progress("", "check", "running pre-flight checks");
   Result<CheckReport> report = RunChecks(check);
   if (!report.ok()) return report.status();
@@ -307,7 +336,7 @@ Result<MigrationOutcome> Run::Execute() {
       return roles;
     }
   }
-  RunDatabases(sessions);
+  RunDatabases(sessions, &schema_dumps);
   (void)store_.FinishRun(FinalState(), "");
   return std::move(outcome_);
 }

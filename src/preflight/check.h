@@ -4,14 +4,20 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "catalog/object_filter.h"
+#include "pg/connection.h"
 #include "state/run_states.h"
 #include "util/cancel.h"
+#include "util/status.h"
 
 namespace pgcourier {
 
@@ -119,6 +125,52 @@ struct CheckReport {
   int Count(CheckStatus status) const;
 };
 
+// A source session whose open REPEATABLE READ READ ONLY transaction exported
+// the snapshot `id`.
+struct SnapshotHolder {
+  std::unique_ptr<Connection> conn;
+  std::string id;
+};
+
+// The schema archive of one database as the trial restore dumped it for
+// migrate: `pg_dump --schema-only -Fc --snapshot=<holder.id>`, in
+// `archive`. The migration copies at that snapshot (it adopts the holder)
+// and restores that archive, so pg_dump runs once per database.
+struct KeptSchemaDump {
+  SnapshotHolder holder;
+  std::string archive;
+};
+
+// What migrate (copy method) asks of the trial restore: for the copied
+// databases that the pipelines start first (at most `max_databases`, the
+// largest first, as the pipelines take them), dump at a snapshot exported
+// by `export_snapshot` (a session with migrate's settings) into
+// `directory`/<database>/schema.trial.dump, and keep the holder open and
+// the archive when the trial passes. Shared between the check and the
+// pipelines; Take and Discard lock.
+class SchemaDumpHandover {
+ public:
+  SchemaDumpHandover() = default;
+  SchemaDumpHandover(const SchemaDumpHandover&) = delete;
+  SchemaDumpHandover& operator=(const SchemaDumpHandover&) = delete;
+  ~SchemaDumpHandover() { Discard(); }
+
+  std::string directory;
+  int max_databases = 1;
+  std::function<Result<SnapshotHolder>(const std::string& database)> export_snapshot;
+
+  void Keep(const std::string& database, KeptSchemaDump dump);
+  // The dump kept for `database` (a source database), taken out; nullopt
+  // when none was kept.
+  std::optional<KeptSchemaDump> Take(const std::string& database);
+  // Closes the holders and removes the archives not taken.
+  void Discard();
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, KeptSchemaDump> kept_;
+};
+
 struct CheckOptions {
   std::string source;  // connection strings as libpq takes them
   std::string target;
@@ -149,6 +201,10 @@ struct CheckOptions {
   // How long the trial's pg_dump waits for a lock on the source (migrate's
   // --lock-timeout); 0: query_timeout.
   std::chrono::milliseconds lock_timeout{0};
+  // migrate: the trial's dumps kept for the copy (see SchemaDumpHandover);
+  // null for `pgcourier check`, whose trial dumps at pg_dump's own snapshot
+  // into a temporary directory removed after it.
+  SchemaDumpHandover* schema_dumps = nullptr;
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(30)};
   std::chrono::milliseconds query_timeout{std::chrono::minutes(2)};
   const CancelToken* cancel = nullptr;

@@ -169,6 +169,9 @@ class Checker {
   // Roles the restore names that are missing on the target: the schema
   // trial creates them in its transaction, so it tries everything else.
   std::set<std::string> trial_roles_;
+  // The source databases whose trial dump is kept for migrate
+  // (CheckOptions::schema_dumps).
+  std::set<std::string> keep_dumps_;
   std::string replication_server_problem_;
   // The source's WAL position when its facts were read, for its WAL rate
   // (replication only).

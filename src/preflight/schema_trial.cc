@@ -17,10 +17,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -131,6 +133,41 @@ Result<TrialOutcome> RunTrial(Connection& conn, const std::vector<ScriptEntry>& 
   return outcome;
 }
 
+// For migrate (CheckOptions::schema_dumps, null otherwise): a snapshot
+// exported for the copy of `database`. nullopt when none could be exported:
+// the trial then dumps at pg_dump's own snapshot and the move dumps again.
+Result<std::optional<SnapshotHolder>> ExportForCopy(SchemaDumpHandover* dumps,
+                                                    const std::string& database) {
+  if (dumps == nullptr) return std::optional<SnapshotHolder>();
+  Result<SnapshotHolder> exported = dumps->export_snapshot(database);
+  if (!exported.ok()) {
+    if (exported.status().code() == StatusCode::kCancelled) return exported.status();
+    return std::optional<SnapshotHolder>();
+  }
+  return std::optional<SnapshotHolder>(std::move(*exported));
+}
+
+// Where a kept archive of `database` goes, its directory made; "" when it
+// cannot be made.
+std::string KeptArchivePath(const std::string& directory, const std::string& database) {
+  const std::string kept_dir = directory + "/" + database;
+  std::error_code ec;
+  std::filesystem::create_directories(kept_dir, ec);
+  return ec ? "" : kept_dir + "/schema.trial.dump";
+}
+
+// Removes `path` (when not empty) when it goes out of scope.
+struct RemovedUnlessKept {
+  std::string path;
+  RemovedUnlessKept() = default;
+  RemovedUnlessKept(const RemovedUnlessKept&) = delete;
+  RemovedUnlessKept& operator=(const RemovedUnlessKept&) = delete;
+  ~RemovedUnlessKept() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove(path, ignored);
+  }
+};
+
 }  // namespace
 
 Status Checker::TrySchema(const DatabasePlan& plan, const std::vector<ScriptEntry>& entries,
@@ -231,6 +268,22 @@ Status Checker::TrySchema(const DatabasePlan& plan, const std::vector<ScriptEntr
 }
 
 Status Checker::CheckSchemaTrials() {
+  if (options_.schema_dumps != nullptr) {
+    // The copied databases the pipelines start first: the largest, as many
+    // as run at once.
+    std::vector<const DatabasePlan*> copied;
+    for (const auto& plan : report_.databases) {
+      if (plan.method == Method::kCopy) copied.push_back(&plan);
+    }
+    std::stable_sort(
+        copied.begin(), copied.end(), [](const DatabasePlan* a, const DatabasePlan* b) {
+          return std::max<int64_t>(a->size_bytes, 0) > std::max<int64_t>(b->size_bytes, 0);
+        });
+    for (size_t i = 0;
+         i < copied.size() && i < static_cast<size_t>(options_.schema_dumps->max_databases); ++i) {
+      keep_dumps_.insert(copied[i]->name);
+    }
+  }
   for (const auto& plan : report_.databases) PGC_RETURN_IF_ERROR(CheckSchemaRestorable(plan));
   return Status::Ok();
 }
@@ -261,15 +314,23 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
     return Status::Ok();
   };
 
-  // The archive, as migrate makes it (without its snapshot).
+  // The archive, as migrate makes it (at its snapshot when kept for it).
   ScratchDir dir;
   if (dir.path().empty()) {
     return fail("no temporary directory for the schema archive could be made",
                 "set TMPDIR to a writable directory");
   }
   ResolvedObjectFilter excluded;
-  Result<std::unique_ptr<Connection>> conn = Connection::Connect(
-      source_.info.WithDatabase(plan.name), ConnectOptionsFor("source database " + plan.name));
+  // For migrate: the dump at a snapshot the copy then uses, kept with its
+  // holder for the move. Else pg_dump's own snapshot.
+  Result<std::optional<SnapshotHolder>> exported =
+      ExportForCopy(keep_dumps_.count(plan.name) != 0 ? options_.schema_dumps : nullptr, plan.name);
+  if (!exported.ok()) return exported.status();
+  std::optional<SnapshotHolder> holder = std::move(*exported);
+  Result<std::unique_ptr<Connection>> conn =
+      holder ? Result<std::unique_ptr<Connection>>(std::move(holder->conn))
+             : Connection::Connect(source_.info.WithDatabase(plan.name),
+                                   ConnectOptionsFor("source database " + plan.name));
   if (!conn.ok()) {
     if (conn.status().code() == StatusCode::kCancelled) return conn.status();
     return fail("the source database could not be read: " + conn.status().message(),
@@ -298,14 +359,21 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
   const SchemaTools tools{
       report_.tools.pg_dump, report_.tools.pg_restore, options_.cancel,
       options_.lock_timeout.count() > 0 ? options_.lock_timeout : options_.query_timeout};
-  const std::string archive = dir.path() + "/schema.dump";
+  std::string archive = dir.path() + "/schema.dump";
+  // A kept archive is removed on every way out but the one that keeps it.
+  RemovedUnlessKept unless_kept;
+  if (holder) {
+    unless_kept.path = KeptArchivePath(options_.schema_dumps->directory, plan.name);
+    if (unless_kept.path.empty()) holder.reset();  // pg_dump's own snapshot, not kept
+    if (holder) archive = unless_kept.path;
+  }
   const std::string list = dir.path() + "/schema.list";
   // pg_dump in the database's own encoding, as migrate runs it: a database or
   // role default could set one that cannot hold every name.
   Status dumped = DumpSchema(
       tools,
-      source_.info.WithDatabase(plan.name).With("client_encoding", (*conn)->server_encoding()), "",
-      excluded, archive);
+      source_.info.WithDatabase(plan.name).With("client_encoding", (*conn)->server_encoding()),
+      holder ? holder->id : "", excluded, archive);
   Result<std::string> listing = dumped.ok() ? ListArchive(tools, archive) : dumped;
   RestoreListFilter filter;
   filter.extensions = ProviderOnlyExtensions();
@@ -332,7 +400,14 @@ Status Checker::CheckSchemaRestorable(const DatabasePlan& plan) {
   Result<std::vector<ScriptEntry>> entries = ParseRestoreScript(*script);
   if (!entries.ok()) return fail(entries.status().message(), entries.status().hint());
   const double dump_seconds = SecondsSince(started);
-  return TrySchema(plan, *entries, dump_seconds);
+  PGC_RETURN_IF_ERROR(TrySchema(plan, *entries, dump_seconds));
+  if (holder) {
+    // Whatever the trial found: a blocked check's migration discards it.
+    holder->conn = std::move(*conn);
+    options_.schema_dumps->Keep(plan.name, KeptSchemaDump{std::move(*holder), archive});
+    unless_kept.path.clear();
+  }
+  return Status::Ok();
 }
 
 }  // namespace pgcourier::checker_internal

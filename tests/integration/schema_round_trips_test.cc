@@ -6,7 +6,9 @@
 // the sequences are read and set in one statement each.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -148,6 +150,60 @@ TEST_F(SchemaRoundTripsTest, CheckPreDataAndSequencesDoNotGrowWithTheTables) {
       target_->Sql("SELECT count(*) FROM pg_catalog.pg_class WHERE relname LIKE 't\\_1%'", "few");
   ASSERT_TRUE(tables.ok()) << tables.status().ToString();
   EXPECT_EQ(*tables, "0");
+}
+
+// The snapshot a statement imports (SET TRANSACTION SNAPSHOT '...' or
+// E'...'), or "".
+std::string ImportedSnapshot(const std::string& statement) {
+  const std::string set = "SET TRANSACTION SNAPSHOT ";
+  const size_t at = statement.find(set);
+  if (at == std::string::npos) return "";
+  size_t from = at + set.size();
+  if (statement.compare(from, 1, "E") == 0) ++from;
+  if (statement.compare(from, 1, "'") != 0) return "";
+  ++from;
+  const size_t end = statement.find('\'', from);
+  return end == std::string::npos ? "" : statement.substr(from, end - from);
+}
+
+// migrate runs pg_dump once per database: the check's trial restore dumps
+// at the snapshot the copy then reads, and pre-data restores that archive.
+TEST_F(SchemaRoundTripsTest, MigrateDumpsTheSchemaOnceAtTheCopysSnapshot) {
+  testing::SourceAndTargetOptions options;
+  options.source.settings = {"log_statement = 'all'", "log_line_prefix = '@@%a@@ '"};
+  options.database = "once";
+  options.database_sql = TablesSql(kFewTables);
+  ASSERT_NO_FATAL_FAILURE(StartServers(options));
+
+  const std::streamoff source_from = LogSize(*source_);
+  ProcessResult moved = RunCli({"migrate", "--source", source_->ConnString("once"), "--target",
+                                target_->ConnString("once"), "--dir", dir_, "--method", "copy",
+                                "--jobs", "2", "--json"});
+  ASSERT_EQ(moved.exit_code, 0) << moved.out << moved.err;
+  // The trial ran (schema.restorable passed).
+  ASSERT_NE(moved.out.find("restores on the target"), std::string::npos) << moved.out;
+
+  // pg_dump begins its transaction once per dump.
+  const std::vector<std::string> dumped = Statements(*source_, source_from, "pg_dump");
+  EXPECT_EQ(CountStarting(dumped, "SET TRANSACTION ISOLATION LEVEL"), 1)
+      << "pg_dump ran more than once";
+  std::set<std::string> dump_snapshots;
+  for (const auto& s : dumped) {
+    if (!ImportedSnapshot(s).empty()) dump_snapshots.insert(ImportedSnapshot(s));
+  }
+  // pgcourier's copy sessions import the snapshot pg_dump dumped at.
+  std::set<std::string> copy_snapshots;
+  for (const auto& s : Statements(*source_, source_from, "pgcourier")) {
+    if (!ImportedSnapshot(s).empty()) copy_snapshots.insert(ImportedSnapshot(s));
+  }
+  ASSERT_EQ(dump_snapshots.size(), 1u);
+  EXPECT_EQ(copy_snapshots, dump_snapshots);
+  // The archive is the work directory's, the trial's copy of it gone.
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/once/schema.dump"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/once/schema.trial.dump"));
+  Result<std::string> value = target_->Sql("SELECT last_value FROM public.t_105_id_seq", "once");
+  ASSERT_TRUE(value.ok()) << value.status().ToString();
+  EXPECT_EQ(*value, "3");
 }
 
 }  // namespace
