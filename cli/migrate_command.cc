@@ -144,7 +144,7 @@ void AddMigrateCommand(CLI::App& app, std::function<int()>& run) {
                 "they are copied again at cutover)");
   cmd->add_option("--slice-size", args->slice_size,
                   "Tables over 1.5 times this size are copied in slices, in parallel "
-                  "(default 256MB)");
+                  "(default 1GB)");
   cmd->add_option("--verify", args->verify,
                   "full: every table's rows compared with the source's, contents and count "
                   "(the source's as the copy read them, the target's read back once); counts: "

@@ -3,6 +3,14 @@
 // work to the end: into ranges of heap blocks where the source has TID range
 // scans (14+), each slice reading only its blocks; else into ranges of an
 // integer key. The pure functions need no server.
+//
+// A slice costs both servers more per row than a whole table's copy: on the
+// source a TID range scan reads through shared buffers (a whole-table COPY
+// uses a small ring of them and evicts nothing), and on the target its COPY
+// cannot be FREEZE (that needs the TRUNCATE in the same transaction), so the
+// rows are hinted and frozen later by the read-back, the index builds and
+// autovacuum, with WAL for the freezing. Hence the default slice size of
+// 1 GB (MigrateOptions::split_bytes): see docs/performance.md.
 #pragma once
 
 #include <cstdint>
