@@ -104,10 +104,10 @@ Status ExplainLockTimeout(const Status& status, const std::vector<const SessionS
                               what, waited, reading),
                   fmt::format("{}; --lock-timeout sets how long pgcourier waits", then));
   }
-  return Status(
-      StatusCode::kFailedPrecondition,
-      fmt::format("{}: no lock after waiting {:g} s{}: it is held {}", what, waited, reading, named),
-      EndLockHoldersHint(all, then));
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("{}: no lock after waiting {:g} s{}: it is held {}", what, waited,
+                            reading, named),
+                EndLockHoldersHint(all, then));
 }
 
 }  // namespace pgcourier::verify_internal

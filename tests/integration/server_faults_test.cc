@@ -453,6 +453,109 @@ TEST_F(LockTest, TargetTableLockedDuringIndexBuildsFailsNamingItThenResumes) {
   ResumeIfNeededAndCheck(*ran);
 }
 
+// Small tables on both servers, alike: what `pgcourier verify` compares.
+constexpr const char* kSmallShop = R"sql(
+  CREATE TABLE public.small (id int PRIMARY KEY, label text);
+  INSERT INTO public.small SELECT g, 'small ' || g FROM generate_series(1, 1000) g;
+  CREATE TABLE public.no_key (v text);
+  INSERT INTO public.no_key SELECT 'row ' || g FROM generate_series(1, 3000) g;
+  CREATE SEQUENCE public.ids;
+  SELECT setval('public.ids', 42);
+)sql";
+
+// `pgcourier verify` and a lock held by another session: the run ends
+// after --lock-timeout (the hang detector of the run is a minute) naming
+// the side, the table and the session, and reports no difference; once the
+// lock is gone, the same command finds the databases equal.
+class VerifyLockTest : public LockTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
+    ASSERT_NO_FATAL_FAILURE(Load(kSmallShop));
+    ASSERT_TRUE(target_->Sql("CREATE DATABASE shop").ok());
+    Result<std::string> loaded = target_->Sql(kSmallShop, "shop");
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  }
+
+  Result<ProcessResult> Verify(const std::vector<std::string>& extra = {}) const {
+    std::vector<std::string> args = {"verify", "--source", source_->ConnString("shop"), "--target",
+                                     target_->ConnString("shop")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return TryRunCli(args, testing::WithTimeout(std::chrono::minutes(1)));
+  }
+
+  void LockedTableFailsTheVerification(PgCluster& side, const std::string& side_name) {
+    std::unique_ptr<Connection> session;
+    const int64_t pid = LockTable(side, "public.no_key", session);
+    ASSERT_NE(pid, 0);
+    Result<ProcessResult> ran = Verify({"--lock-timeout", "2"});
+    ASSERT_TRUE(ran.ok()) << "the verification waited on: " << ran.status().ToString();
+    const std::string said = ran->out + ran->err;
+    EXPECT_EQ(ran->exit_code, 1) << said;
+    EXPECT_NE(said.find("no lock after waiting 2 s"), std::string::npos) << said;
+    EXPECT_NE(said.find(fmt::format("held on the {} by pid {} (locker, ", side_name, pid)),
+              std::string::npos)
+        << said;
+    EXPECT_NE(said.find("AccessExclusiveLock on public.no_key"), std::string::npos) << said;
+    EXPECT_NE(said.find("then run pgcourier verify again"), std::string::npos) << said;
+    // Not a difference, and nothing called verified.
+    EXPECT_EQ(said.find("differ"), std::string::npos) << said;
+    EXPECT_EQ(said.find("MISMATCH"), std::string::npos) << said;
+    EXPECT_EQ(ran->out, "") << "no report of a verification that did not finish";
+    ASSERT_TRUE(session->Run("ROLLBACK").ok());
+    Result<ProcessResult> again = Verify({"--lock-timeout", "2"});
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->exit_code, 0) << again->out << again->err;
+  }
+};
+
+TEST_F(VerifyLockTest, LockedTargetTableFailsNamingTheSessionNotADifference) {
+  LockedTableFailsTheVerification(*target_, "target");
+}
+
+TEST_F(VerifyLockTest, LockedSourceTableFailsNamingTheSessionNotADifference) {
+  LockedTableFailsTheVerification(*source_, "source");
+}
+
+// The lock is taken on a target table the run has finished with (copied,
+// indexed and compared) while a materialized view is refreshed, so that the
+// final verification meets it: the database fails unverified naming the
+// table and the session, and the resumed run, once the lock is gone, ends
+// verified.
+TEST_F(LockTest, FinalVerificationMeetingALockFailsNamingItThenResumes) {
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
+  // The view's refresh on the target sleeps for 2 s (on one row).
+  ASSERT_NO_FATAL_FAILURE(Load(std::string(kSmallShop) + R"sql(
+    CREATE FUNCTION public.slow(id int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+    BEGIN
+      IF id = 1 THEN PERFORM pg_catalog.pg_sleep(2); END IF;
+      RETURN id;
+    END $$;
+    CREATE MATERIALIZED VIEW public.slow_view AS SELECT public.slow(id) AS id FROM public.small;
+  )sql"));
+  // A hang detector: the run takes seconds.
+  BackgroundRun run(MigrateArgs({"--lock-timeout", "2", "--quiet"}),
+                    testing::WithTimeout(std::chrono::minutes(2)));
+  ASSERT_TRUE(WaitUntil(*target_, "shop", Running("%REFRESH MATERIALIZED VIEW%slow_view%")));
+  std::unique_ptr<Connection> session;
+  const int64_t pid = LockTable(*target_, "public.no_key", session);
+  ASSERT_NE(pid, 0);
+  const Result<ProcessResult>& ran = run.Join();
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  const std::string said = ran->out + ran->err;
+  EXPECT_NE(ran->exit_code, 0) << said;
+  EXPECT_NE(said.find("verify: verifying: no lock after waiting 2 s"), std::string::npos) << said;
+  EXPECT_NE(said.find(fmt::format("held on the target by pid {} (locker, ", pid)),
+            std::string::npos)
+      << said;
+  EXPECT_NE(said.find("AccessExclusiveLock on public.no_key"), std::string::npos) << said;
+  EXPECT_NE(said.find("pgcourier migrate --resume --dir"), std::string::npos) << said;
+  EXPECT_EQ(said.find("differ"), std::string::npos) << said;
+  EXPECT_NE(RunState(), "done");
+  ASSERT_TRUE(session->Run("ROLLBACK").ok());
+  ResumeIfNeededAndCheck(*ran);
+}
+
 // pgcourier killed (SIGKILL) at random moments, run after run: the first
 // run, then resumes, each of which may be killed again, until one finishes;
 // then the next move from nothing, for about 25 s, the last resume left to
