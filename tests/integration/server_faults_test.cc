@@ -532,6 +532,8 @@ TEST_F(LockTest, FinalVerificationMeetingALockFailsNamingItThenResumes) {
       RETURN id;
     END $$;
     CREATE MATERIALIZED VIEW public.slow_view AS SELECT public.slow(id) AS id FROM public.small;
+    CREATE TABLE public.orders (id int PRIMARY KEY, small_id int REFERENCES public.small (id));
+    INSERT INTO public.orders SELECT g, g % 1000 + 1 FROM generate_series(1, 2000) g;
   )sql"));
   // A hang detector: the run takes seconds.
   BackgroundRun run(MigrateArgs({"--lock-timeout", "2", "--quiet"}),
