@@ -67,6 +67,8 @@ class ChildWatch {
         if (std::atol(stat.c_str() + close + 4) != parent) continue;
         std::string comm = ReadBytes(it->path() / "comm");
         while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        // A child that ended between the two reads has no name left to see.
+        if (comm.empty()) continue;
         // A child between fork and exec still runs the parent's program:
         // what it becomes is seen a moment later.
         std::string own = ReadBytes("/proc/" + std::to_string(parent) + "/comm");
