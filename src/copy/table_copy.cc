@@ -102,10 +102,13 @@ class Relay {
   }
 
   // Moves the rows of one source COPY. With `sent` the COPY was sent
-  // already (Connection::SendCopy).
-  Status Pump(Connection& source, const std::string& source_copy, bool sent) {
-    Result<CopyOutStream> out = sent ? CopyOutStream::Await(source, deadline_)
-                                     : CopyOutStream::Start(source, source_copy, deadline_);
+  // already (Connection::SendCopy); with `more_follow`, more statements
+  // follow it in the string it was sent in.
+  Status Pump(Connection& source, const std::string& source_copy, bool sent,
+              bool more_follow = false) {
+    Result<CopyOutStream> out =
+        sent ? CopyOutStream::Await(source, deadline_, more_follow)
+             : CopyOutStream::Start(source, source_copy, deadline_, more_follow);
     if (!out.ok()) return SourceFailed(out.status());
     BinaryCopyRows rows;
     std::string_view chunk;
@@ -253,6 +256,66 @@ Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const Table
   return loaded;
 }
 
+Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
+                               const std::vector<const TableToCopy*>& tables, Deadline deadline) {
+  if (tables.empty()) return Status(StatusCode::kInvalidArgument, "no table to copy");
+  auto fail = [&](size_t i, const Status& status) -> Result<LoadedBatch> {
+    return status.WithContext("copying " + tables[i]->Display());
+  };
+  if (!source.client_encoding().empty() && source.client_encoding() != target.client_encoding()) {
+    Status set =
+        target.Run("SET client_encoding = " + QuoteLiteral(source.client_encoding()), deadline);
+    if (!set.ok()) return fail(0, set);
+  }
+  // Every table's COPY in one string on each side: the source streams them
+  // one after the other; the target starts each as the last one ends.
+  std::string source_sql;
+  std::string target_sql = BeginStatement({});
+  for (const TableToCopy* table : tables) {
+    CopyStatements statements = Statements(*table, std::nullopt);
+    source_sql += (source_sql.empty() ? "" : "; ") + statements.source_copies.front();
+    target_sql += "; " + statements.target_first + "; " + statements.target_copy;
+  }
+  LoadedBatch loaded{Transaction::BegunBy(target), {}, {}};
+  Status sent = source.SendCopy(source_sql, deadline);
+  if (!sent.ok()) return fail(0, sent);
+  const bool several = tables.size() > 1;
+  Result<CopyInStream> first = CopyInStream::Start(target, target_sql, deadline, several);
+  if (!first.ok()) {
+    // The source's COPYs are cancelled as the stream ends; the session is
+    // dropped by the caller after a failure.
+    (void)CopyOutStream::Await(source, deadline, several);
+    return fail(0, first.status());
+  }
+  std::optional<CopyInStream> in;
+  in.emplace(std::move(*first));
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const TableToCopy& table = *tables[i];
+    const bool more = i + 1 < tables.size();
+    if (i > 0) {
+      Result<CopyInStream> next = CopyInStream::Await(target, deadline, more);
+      if (!next.ok()) return fail(i, next.status());
+      in.reset();
+      in.emplace(std::move(*next));
+    }
+    TableCopyStats& stats = loaded.stats.emplace_back();
+    Relay relay(*in, table.binary, stats, deadline, {});
+    Status pumped = relay.Pump(source, {}, /*sent=*/true, more);
+    if (!pumped.ok()) return fail(i, pumped);
+    Status ended = relay.End();
+    if (!ended.ok()) return fail(i, ended);
+    Result<int64_t> stored = in->Finish(deadline);
+    if (!stored.ok()) return fail(i, stored.status());
+    stats.rows = *stored;
+    stats.encoding = source.client_encoding();
+    loaded.last_statements +=
+        (i > 0 ? "; " : "") + InsertProgressMarkSql(CopyStepName(table, std::nullopt),
+                                                    {table.QualifiedName(), 1, *stored, stats.bytes,
+                                                     stats.hash.Digest()});
+  }
+  return loaded;
+}
+
 Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const TableToCopy& table,
                                  const std::optional<Slice>& slice, int parts,
                                  const std::string& mark, Deadline deadline,
@@ -272,12 +335,10 @@ Result<TableCopyStats> CopyTable(Connection& source, Connection& target, const T
   return stats;
 }
 
-Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
-                                  const std::string& encoding, Deadline deadline,
-                                  std::string_view first_statements) {
-  if (!encoding.empty() && target.client_encoding() != encoding) {
-    PGC_RETURN_IF_ERROR(target.Run("SET client_encoding = " + QuoteLiteral(encoding), deadline));
-  }
+namespace {
+
+// The target's COPY ... TO STDOUT of `table`, in the form it was copied in.
+std::string ReadBackCopy(const TableToCopy& table) {
   const std::string name = table.QualifiedName();
   std::string sql;
   if (table.through_root()) {
@@ -286,18 +347,18 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
   } else {
     sql = "COPY " + name + (table.column_list.empty() ? "" : " (" + table.column_list + ")");
   }
-  sql += table.binary ? " TO STDOUT (FORMAT binary)" : " TO STDOUT";
-  if (!first_statements.empty()) sql = std::string(first_statements) + "; " + sql;
-  Result<CopyOutStream> out = CopyOutStream::Start(target, sql, deadline);
-  if (!out.ok()) return out.status();
+  return sql + (table.binary ? " TO STDOUT (FORMAT binary)" : " TO STDOUT");
+}
+
+Result<RowSetHash> HashStream(CopyOutStream& out, bool binary, Deadline deadline) {
   RowSetHash hash;
   BinaryCopyRows rows;
   std::string_view chunk;
   for (;;) {
-    Result<bool> more = out->Next(&chunk, deadline);
+    Result<bool> more = out.Next(&chunk, deadline);
     if (!more.ok()) return more.status();
     if (!*more) break;
-    if (!table.binary) {
+    if (!binary) {
       hash.AddRow(chunk);
       continue;
     }
@@ -310,8 +371,44 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
       hash.AddRow(row);
     }
   }
-  if (table.binary) PGC_RETURN_IF_ERROR(rows.CheckEnded());
+  if (binary) PGC_RETURN_IF_ERROR(rows.CheckEnded());
   return hash;
+}
+
+}  // namespace
+
+Result<std::vector<RowSetHash>> HashTargetRows(Connection& target,
+                                               const std::vector<const TableToCopy*>& tables,
+                                               const std::string& encoding, Deadline deadline,
+                                               std::string_view first_statements) {
+  if (tables.empty()) return std::vector<RowSetHash>();
+  if (!encoding.empty() && target.client_encoding() != encoding) {
+    PGC_RETURN_IF_ERROR(target.Run("SET client_encoding = " + QuoteLiteral(encoding), deadline));
+  }
+  std::string sql(first_statements);
+  for (const TableToCopy* table : tables) {
+    sql += (sql.empty() ? "" : "; ") + ReadBackCopy(*table);
+  }
+  std::vector<RowSetHash> hashes;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    const bool more = i + 1 < tables.size();
+    Result<CopyOutStream> out = i == 0 ? CopyOutStream::Start(target, sql, deadline, more)
+                                       : CopyOutStream::Await(target, deadline, more);
+    if (!out.ok()) return out.status();
+    Result<RowSetHash> hash = HashStream(*out, tables[i]->binary, deadline);
+    if (!hash.ok()) return hash.status();
+    hashes.push_back(*hash);
+  }
+  return hashes;
+}
+
+Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
+                                  const std::string& encoding, Deadline deadline,
+                                  std::string_view first_statements) {
+  Result<std::vector<RowSetHash>> hashes = HashTargetRows(
+      target, std::vector<const TableToCopy*>{&table}, encoding, deadline, first_statements);
+  if (!hashes.ok()) return hashes.status();
+  return hashes->front();
 }
 
 namespace {

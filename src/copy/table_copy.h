@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "catalog/copy_catalog.h"
 #include "copy/quiet_triggers.h"
@@ -105,6 +106,24 @@ Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const Table
                              Deadline deadline = Deadline::Never(), const QuietTriggers& quiet = {},
                              const CopyProgress& progress = {});
 
+// Several small tables (whole, none loaded through its root) in one target
+// transaction: every source COPY goes in one query string and every
+// target TRUNCATE and COPY (FREEZE) in another, so the target costs one
+// round trip per table (the end of one COPY and the start of the next)
+// instead of a transaction each. `stats` per table, in order; the
+// transaction is left open with every table's progress mark in
+// `last_statements`, to be sent with the COMMIT. On failure nothing is
+// kept, and both sessions are to be dropped: the source may still be in
+// the middle of its string.
+struct LoadedBatch {
+  Transaction transaction;
+  std::vector<TableCopyStats> stats;
+  std::string last_statements;
+};
+Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
+                               const std::vector<const TableToCopy*>& tables,
+                               Deadline deadline = Deadline::Never());
+
 // The rows `table` holds on the target, read once with COPY ... TO STDOUT
 // in the form CopyTable relays them in (binary when `table.binary`) and
 // hashed alike, in `encoding` (the source session's; a target session in
@@ -119,6 +138,13 @@ Result<RowSetHash> HashTargetRows(Connection& target, const TableToCopy& table,
                                   const std::string& encoding,
                                   Deadline deadline = Deadline::Never(),
                                   std::string_view first_statements = {});
+// The same for several tables, their COPYs in one query string: one round
+// trip for all. Hashes in the order of `tables`.
+Result<std::vector<RowSetHash>> HashTargetRows(Connection& target,
+                                               const std::vector<const TableToCopy*>& tables,
+                                               const std::string& encoding,
+                                               Deadline deadline = Deadline::Never(),
+                                               std::string_view first_statements = {});
 
 // The progress mark of a table's copy, or of one slice of it.
 std::string CopyStepName(const TableToCopy& table, const std::optional<Slice>& slice);

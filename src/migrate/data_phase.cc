@@ -28,6 +28,13 @@ constexpr int64_t kLargestRowReadBack = 8 * 1024 * 1024;
 // time; a larger table's indexes are built in parallel instead.
 constexpr int64_t kSmallTableBytes = 16 * 1024 * 1024;
 
+// Small tables are copied several to a transaction (LoadTables): up to this
+// many tables and bytes per batch, and about four batches per job, so the
+// jobs still share the work evenly.
+constexpr size_t kBatchTables = 50;
+constexpr int64_t kBatchBytes = 64 * 1024 * 1024;
+constexpr size_t kBatchesPerJob = 4;
+
 class DataPhase {
  public:
   explicit DataPhase(const DataPhaseSetup& setup)
@@ -57,11 +64,16 @@ class DataPhase {
   Result<DataPhaseResult> Run();
 
  private:
-  enum class Kind { kCopy, kIndex, kCompare };
+  // kBatch: several small tables' copies, index builds and comparisons in
+  // one task (batches_[part]; `table` is its first).
+  enum class Kind { kCopy, kIndex, kCompare, kBatch };
   struct Task {
     Kind kind = Kind::kCopy;
     size_t table = 0;
-    int part = -1;  // kCopy: the slice (-1: whole); kIndex: the index
+    int part = -1;  // kCopy: the slice (-1: whole); kIndex: the index; kBatch: the batch
+    // A small table's copy after its batch failed: the batch's COMMIT may
+    // have happened.
+    bool after_batch = false;
   };
   // Progress to report once mu_ is released.
   struct Report {
@@ -72,8 +84,14 @@ class DataPhase {
   };
 
   std::vector<Task> FirstTasks();
+  // Groups the small tables still to copy into batches_.
+  void FormBatches(const std::vector<size_t>& small_tables);
   void Submit(const Task& task);
   void RunTask(const Task& task);
+  // A kBatch task; after a failure its tables are copied one by one.
+  void RunBatch(const Task& task);
+  Status CopyBatch(const std::vector<size_t>& members, WorkerSessions& s,
+                   std::vector<TableCopyStats>& stats);
   Status RunAttempts(const Task& task, WorkerSessions& s, TableCopyStats& stats, int& attempts);
   Status Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats,
                  Clock::duration& lock_waited);
@@ -129,6 +147,8 @@ class DataPhase {
   size_t indexes_total_ = 0;
   // Per table: copied, indexed and compared by one task (kSmallTableBytes).
   std::vector<bool> small_;
+  // The small tables copied together, by kBatch tasks.
+  std::vector<std::vector<size_t>> batches_;
   TaskGroup group_;
 
   // Guarded by mu_: the plans' pending counts, every counter and result, the
@@ -171,6 +191,9 @@ std::string DataPhase::Doing(const Task& task) const {
       return "building the indexes of " + table.Display();
     case Kind::kCompare:
       break;
+    case Kind::kBatch:
+      return fmt::format("copying {} and {} other small tables", table.Display(),
+                         batches_[static_cast<size_t>(task.part)].size() - 1);
   }
   return "verifying " + table.Display();
 }
@@ -193,7 +216,8 @@ void DataPhase::RecordStep(const Task& task, StepState state, const TableCopySta
                     table.indexes[static_cast<size_t>(task.part)].name;
       break;
     case Kind::kCompare:
-      step.kind = StepKind::kCompare;
+    case Kind::kBatch:  // recorded per table, as kCopy steps
+      step.kind = task.kind == Kind::kCompare ? StepKind::kCompare : StepKind::kCopy;
       step.object = table.Display();
       break;
   }
@@ -434,9 +458,9 @@ Status DataPhase::CopySmall(const Task& task, WorkerSessions& s, int number,
   const TableToCopy& table = tables_[task.table];
   const auto started = Clock::now();
   const std::string step = CopyStepName(table, std::nullopt);
-  if (number > 1) {
-    // The last attempt's COMMIT may have happened; then only the comparison
-    // is left.
+  if (number > 1 || task.after_batch) {
+    // The last attempt's (or the batch's) COMMIT may have happened; then
+    // only the comparison is left.
     Result<bool> done = CommittedEarlier(s, step, stats);
     if (!done.ok()) return done.status();
     if (*done) {
@@ -504,6 +528,7 @@ Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, Table
       return Copy(task, s, number, stats);
     case Kind::kCompare:
       return Compare(task, s);
+    case Kind::kBatch:  // RunBatch
     case Kind::kIndex:
       break;
   }
@@ -551,6 +576,7 @@ Status DataPhase::RunAttempts(const Task& task, WorkerSessions& s, TableCopyStat
 }
 
 void DataPhase::RunTask(const Task& task) {
+  if (task.kind == Kind::kBatch) return RunBatch(task);
   bool skip = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -581,6 +607,189 @@ void DataPhase::RunTask(const Task& task) {
     if (!status.ok() && !failure_) failure_ = status;
     if (status.ok() && !skip) {
       counted = Finished(task, stats, attempts, next, reports, start_post_data);
+    }
+  }
+  for (const auto& r : reports) Progress(r.message, r.done, r.total, r.object);
+  if (counted) RecordCounters();
+  for (const auto& t : next) Submit(t);
+  if (start_post_data) StartPostData();
+  group_.Done();
+}
+
+void DataPhase::FormBatches(const std::vector<size_t>& small_tables) {
+  const size_t jobs = static_cast<size_t>(std::max(1, options_.check.jobs));
+  const size_t per_batch = std::clamp<size_t>(
+      (small_tables.size() + jobs * kBatchesPerJob - 1) / (jobs * kBatchesPerJob), 1, kBatchTables);
+  int64_t bytes = 0;
+  for (size_t t : small_tables) {
+    if (batches_.empty() || batches_.back().size() >= per_batch ||
+        bytes + tables_[t].bytes > kBatchBytes) {
+      batches_.emplace_back();
+      bytes = 0;
+    }
+    batches_.back().push_back(t);
+    bytes += tables_[t].bytes;
+  }
+}
+
+namespace {
+
+std::string BatchDisplay(const std::vector<const TableToCopy*>& tables) {
+  if (tables.size() == 1) return tables.front()->Display();
+  return fmt::format("{} and {} other tables", tables.front()->Display(), tables.size() - 1);
+}
+
+// CompareWithTarget for several tables in one round trip (after
+// `first_statements`). A table the target refuses to read is an error here,
+// not a difference: the caller compares the tables one by one instead.
+Result<std::vector<TableVerification>> CompareAllWithTarget(
+    Connection& target, const std::vector<const TableToCopy*>& tables,
+    const std::vector<const TableCopyStats*>& relayed, bool counts_only,
+    const std::string& first_statements) {
+  std::vector<TableVerification> out;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    TableVerification& v = out.emplace_back();
+    v.schema = tables[i]->schema;
+    v.name = tables[i]->name;
+    v.source_rows = relayed[i]->hash.rows();
+    v.counts_only = counts_only;
+    if (!counts_only) v.source_checksum = relayed[i]->hash.Digest();
+  }
+  if (counts_only) {
+    std::string sql = first_statements + "; SELECT ";
+    for (size_t i = 0; i < tables.size(); ++i) {
+      sql += fmt::format("{}(SELECT count(*) FROM ONLY {})", i == 0 ? "" : ", ",
+                         tables[i]->QualifiedName());
+    }
+    Result<QueryResult> counted = target.Exec(sql);
+    if (!counted.ok()) return counted.status();
+    for (size_t i = 0; i < tables.size(); ++i) {
+      out[i].target_rows = counted->GetInt(0, static_cast<int>(i));
+    }
+    return out;
+  }
+  Result<std::vector<RowSetHash>> stored = HashTargetRows(target, tables, relayed.front()->encoding,
+                                                          Deadline::Never(), first_statements);
+  if (!stored.ok()) return stored.status();
+  for (size_t i = 0; i < tables.size(); ++i) {
+    out[i].target_rows = (*stored)[i].rows();
+    out[i].target_checksum = (*stored)[i].Digest();
+  }
+  return out;
+}
+
+}  // namespace
+
+// The small tables of a batch: every copy in one transaction (LoadTables),
+// every index build with them in one more round trip, and the COMMIT with
+// every mark, one ANALYZE of them all and their read-back in a third. As
+// for one small table, the COMMIT is sent only once everything before it
+// succeeded.
+Status DataPhase::CopyBatch(const std::vector<size_t>& members, WorkerSessions& s,
+                            std::vector<TableCopyStats>& stats) {
+  std::vector<const TableToCopy*> tables;
+  for (size_t t : members) tables.push_back(&tables_[t]);
+  Result<LoadedBatch> loaded = LoadTables(*s.source, *s.target, tables);
+  if (!loaded.ok()) return loaded.status();
+  stats = loaded->stats;
+  std::string builds;
+  for (const TableToCopy* table : tables) {
+    for (const auto& index : table->indexes) {
+      builds += (builds.empty() ? "" : "; ") + IndexBuildSql(*table, index);
+    }
+  }
+  if (!builds.empty()) {
+    Status built = s.target->Run(builds);
+    if (!built.ok()) return built.WithContext("building the indexes of " + BatchDisplay(tables));
+  }
+  Connection& target = *s.target;
+  std::string first = loaded->last_statements + "; " + loaded->transaction.HandOverCommit();
+  // A statement before the COMMIT that fails leaves the transaction open:
+  // it is rolled back here, since no Transaction owns it any more.
+  auto failed = [&](const Status& status, const std::string& doing) {
+    if (!target.IsBad() && !target.IdleOutsideTransaction()) {
+      (void)target.RunIgnoringCancel("ROLLBACK", Deadline::After(Transaction::kRollbackGrace));
+    }
+    return status.WithContext(doing + " " + BatchDisplay(tables));
+  };
+  // Those whose rows cannot be read back (generated columns, rows too
+  // large) get a comparison task of their own after the batch.
+  std::vector<const TableToCopy*> readable;
+  std::vector<const TableCopyStats*> relayed;
+  std::vector<size_t> readable_members;
+  std::string analyze;
+  for (size_t i = 0; i < tables.size(); ++i) {
+    if (!stats[i].hashed || tables[i]->generated_columns ||
+        stats[i].largest_row > kLargestRowReadBack) {
+      continue;
+    }
+    readable.push_back(tables[i]);
+    relayed.push_back(&stats[i]);
+    readable_members.push_back(members[i]);
+    analyze += (analyze.empty() ? "ANALYZE " : ", ") + tables[i]->QualifiedName();
+  }
+  if (readable.empty()) {
+    Status committed = target.Run(first);
+    return committed.ok() ? committed : failed(committed, "copying");
+  }
+  Result<std::vector<TableVerification>> compared = CompareAllWithTarget(
+      target, readable, relayed, options_.verify_counts_only, first + "; " + analyze);
+  if (!compared.ok()) return failed(compared.status(), "verifying");
+  for (size_t i = 0; i < readable.size(); ++i) {
+    PGC_RETURN_IF_ERROR(Compared(*readable[i], (*compared)[i], target, /*analyzed=*/true));
+    std::lock_guard<std::mutex> lock(mu_);
+    compared_by_copy_.insert(readable_members[i]);
+  }
+  return Status::Ok();
+}
+
+void DataPhase::RunBatch(const Task& task) {
+  const std::vector<size_t>& members = batches_[static_cast<size_t>(task.part)];
+  bool skip = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    skip = failure_.has_value();
+  }
+  std::vector<Task> next;
+  std::vector<Report> reports;
+  bool start_post_data = false;
+  bool counted = false;
+  if (!skip) {
+    std::unique_ptr<WorkerSessions> s = setup_.session_pool->Take(setup_.source_database);
+    for (size_t t : members) RecordStep({Kind::kCopy, t, -1}, StepState::kRunning, {}, 1, "");
+    const auto started = Clock::now();
+    std::vector<TableCopyStats> stats;
+    Status status = OpenSessions({Kind::kCopy, members.front(), -1}, *s);
+    if (status.ok()) status = CopyBatch(members, *s, stats);
+    if (status.ok()) {
+      setup_.session_pool->GiveBack(setup_.source_database, std::move(s));
+      // The batch's time, shared evenly.
+      const double seconds = std::chrono::duration<double>(Clock::now() - started).count() /
+                             static_cast<double>(members.size());
+      for (size_t i = 0; i < members.size(); ++i) {
+        stats[i].seconds = seconds;
+        RecordStep({Kind::kCopy, members[i], -1}, StepState::kDone, stats[i], 1, "");
+        RecordSmallTableSteps({Kind::kCopy, members[i], -1}, 1);
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < members.size(); ++i) {
+        counted =
+            Finished({Kind::kCopy, members[i], -1}, stats[i], 1, next, reports, start_post_data) ||
+            counted;
+      }
+    } else {
+      // Whatever failed (a lock not had, a lost connection, a table the
+      // target refuses), the tables go one by one, each with its own
+      // retries, lock waits and error; the batch's COMMIT may have happened.
+      setup_.session_pool->Discard(std::move(s));
+      if (options_.check.cancel != nullptr && options_.check.cancel->cancelled()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!failure_) failure_ = Status(StatusCode::kCancelled, "cancelled during " + Doing(task));
+      } else {
+        Warn(fmt::format("{}; copying them one by one", status.message()),
+             tables_[task.table].Display());
+        for (size_t t : members) next.push_back({Kind::kCopy, t, -1, /*after_batch=*/true});
+      }
     }
   }
   for (const auto& r : reports) Progress(r.message, r.done, r.total, r.object);
@@ -683,6 +892,10 @@ void DataPhase::Submit(const Task& task) {
                                       : task.kind == Kind::kCompare ? WorkPool::kCompare
                                                                     : WorkPool::kCopy;
   int64_t weight = tables_[task.table].bytes;
+  if (task.kind == Kind::kBatch) {
+    weight = 0;
+    for (size_t t : batches_[static_cast<size_t>(task.part)]) weight += tables_[t].bytes;
+  }
   if (task.kind == Kind::kCopy && !plans_[task.table].slices.empty()) {
     weight /= static_cast<int64_t>(plans_[task.table].slices.size());
   }
@@ -714,8 +927,10 @@ void DataPhase::StartPostData() {
 // copied. Counts what post-data waits for.
 std::vector<DataPhase::Task> DataPhase::FirstTasks() {
   std::vector<Task> first;
+  std::vector<size_t> small_tables;
   for (size_t t = 0; t < tables_.size(); ++t) {
     const TablePlan& plan = plans_[t];
+    if (small_[t]) small_tables.push_back(t);
     if (plan.earlier) {
       results_[t].earlier_run = true;
       ++tables_done_;
@@ -727,14 +942,26 @@ std::vector<DataPhase::Task> DataPhase::FirstTasks() {
       first.push_back({Kind::kCompare, t, -1});
       continue;
     }
-    for (int r = 0; r < plan.parts(); ++r) {
+    // A small table's copy is its batch's (FormBatches).
+    const bool batched = small_[t];
+    for (int r = 0; r < plan.parts() && !batched; ++r) {
       first.push_back({Kind::kCopy, t, plan.slices.empty() ? -1 : r});
     }
     // Its indexes still to build are submitted when its copy finishes.
     structure_pending_ += tables_[t].indexes.size() - plan.indexes_done.size();
+    if (batched) ++structure_pending_;
   }
   for (const auto& task : first) {
     if (task.kind != Kind::kCompare) ++structure_pending_;
+  }
+  FormBatches(small_tables);
+  for (size_t b = 0; b < batches_.size(); ++b) {
+    const std::vector<size_t>& members = batches_[b];
+    if (members.size() == 1) {
+      first.push_back({Kind::kCopy, members.front(), -1});
+    } else {
+      first.push_back({Kind::kBatch, members.front(), static_cast<int>(b)});
+    }
   }
   return first;
 }

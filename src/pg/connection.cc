@@ -453,6 +453,34 @@ Result<QueryResult> Connection::DrainResults(Deadline deadline) {
   return std::move(*last);
 }
 
+Result<QueryResult> Connection::NextResult(Deadline deadline) {
+  while (PQisBusy(conn_) != 0) {
+    Status waited = Wait(true, false, deadline);
+    if (!waited.ok()) {
+      // Out of time or cancelled: DrainResults stops the statement and reads
+      // what is left, so the connection stays usable.
+      if (waited.code() == StatusCode::kTimeout || waited.code() == StatusCode::kCancelled) {
+        (void)DrainResults(deadline);
+      }
+      return waited;
+    }
+    if (PQconsumeInput(conn_) == 0) return LostConnection("reading a result");
+  }
+  PGresult* raw = PQgetResult(conn_);
+  if (raw == nullptr) return Status(StatusCode::kServerError, "the server returned no result");
+  ExecStatusType status = PQresultStatus(raw);
+  if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE ||
+      status == PGRES_NONFATAL_ERROR) {
+    Status error = StatusFromResult(raw);
+    PQclear(raw);
+    const bool lost = IsBad() && error.sqlstate().empty();
+    (void)DrainResults(deadline);
+    if (lost) return LostConnection("reading a result");
+    return error;
+  }
+  return QueryResult(raw);
+}
+
 Result<QueryResult> Connection::Exec(std::string_view sql, Deadline deadline) {
   std::string text(sql);
   if (PQsendQuery(conn_, text.c_str()) == 0) return LostConnection("sending a statement");

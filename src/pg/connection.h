@@ -112,6 +112,11 @@ class Connection {
   void CancelRunning();
   // Reads results until none is left; returns the first error, if any.
   Result<QueryResult> DrainResults(Deadline deadline);
+  // Reads the next result of a query string with more statements after it
+  // (several COPYs in one string): that statement's result, leaving the
+  // later ones to be read. An error ends the string on the server: what is
+  // left is drained and the error returned.
+  Result<QueryResult> NextResult(Deadline deadline);
 
   // Server facts libpq knows after connecting.
   int server_version() const { return PQserverVersion(conn_); }

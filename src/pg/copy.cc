@@ -69,18 +69,22 @@ std::chrono::milliseconds CopyStallTimeout() {
 }
 
 Result<CopyOutStream> CopyOutStream::Start(Connection& conn, std::string_view sql,
-                                           Deadline deadline) {
+                                           Deadline deadline, bool more_follow) {
   PGC_RETURN_IF_ERROR(conn.StartCopy(sql, PGRES_COPY_OUT, deadline));
-  return CopyOutStream(&conn);
+  return CopyOutStream(&conn, more_follow);
 }
 
-Result<CopyOutStream> CopyOutStream::Await(Connection& conn, Deadline deadline) {
+Result<CopyOutStream> CopyOutStream::Await(Connection& conn, Deadline deadline, bool more_follow) {
   PGC_RETURN_IF_ERROR(conn.AwaitCopy(PGRES_COPY_OUT, deadline));
-  return CopyOutStream(&conn);
+  return CopyOutStream(&conn, more_follow);
 }
 
 CopyOutStream::CopyOutStream(CopyOutStream&& other) noexcept
-    : conn_(other.conn_), buffer_(other.buffer_), done_(other.done_), rows_(other.rows_) {
+    : conn_(other.conn_),
+      more_follow_(other.more_follow_),
+      buffer_(other.buffer_),
+      done_(other.done_),
+      rows_(other.rows_) {
   other.buffer_ = nullptr;
   other.done_ = true;
 }
@@ -92,10 +96,15 @@ CopyOutStream::~CopyOutStream() {
     conn_->CancelRunning();
     std::string_view ignored;
     auto grace = Deadline::After(std::chrono::seconds(5));
+    bool ended_well = false;
     while (!done_ && !conn_->IsBad()) {
       Result<bool> more = Next(&ignored, grace);
+      ended_well = more.ok() && !*more;
       if (!more.ok() || !*more) break;
     }
+    // Ended before the cancel arrived, it left the string's next statements
+    // running.
+    if (more_follow_ && (ended_well || !done_)) conn_->GiveUp();
   }
 }
 
@@ -125,20 +134,26 @@ Result<bool> CopyOutStream::Next(std::string_view* chunk, Deadline deadline) {
     }
     done_ = true;
     // -1: the COPY ended; its result says whether it succeeded. -2: error.
-    Result<QueryResult> result = conn_->DrainResults(deadline);
+    Result<QueryResult> result =
+        more_follow_ ? conn_->NextResult(deadline) : conn_->DrainResults(deadline);
     if (!result.ok()) return result.status();
     return false;
   }
 }
 
-Result<CopyInStream> CopyInStream::Start(Connection& conn, std::string_view sql,
-                                         Deadline deadline) {
+Result<CopyInStream> CopyInStream::Start(Connection& conn, std::string_view sql, Deadline deadline,
+                                         bool more_follow) {
   PGC_RETURN_IF_ERROR(conn.StartCopy(sql, PGRES_COPY_IN, deadline));
-  return CopyInStream(&conn);
+  return CopyInStream(&conn, more_follow);
+}
+
+Result<CopyInStream> CopyInStream::Await(Connection& conn, Deadline deadline, bool more_follow) {
+  PGC_RETURN_IF_ERROR(conn.AwaitCopy(PGRES_COPY_IN, deadline));
+  return CopyInStream(&conn, more_follow);
 }
 
 CopyInStream::CopyInStream(CopyInStream&& other) noexcept
-    : conn_(other.conn_), finished_(other.finished_) {
+    : conn_(other.conn_), more_follow_(other.more_follow_), finished_(other.finished_) {
   other.finished_ = true;
 }
 
@@ -180,7 +195,8 @@ Result<int64_t> CopyInStream::Finish(Deadline deadline) {
       return LostDuringCopy(*conn_, "connection lost ending COPY");
     }
   }
-  Result<QueryResult> result = conn_->DrainResults(deadline);
+  Result<QueryResult> result =
+      more_follow_ ? conn_->NextResult(deadline) : conn_->DrainResults(deadline);
   if (!result.ok()) return result.status();
   return result->AffectedRows();
 }

@@ -24,14 +24,21 @@ namespace pgcourier {
 // scanning pages of dead rows). The environment is read once.
 std::chrono::milliseconds CopyStallTimeout();
 
+// Several COPYs may go in one query string (one round trip for all): the
+// stream of each but the last is opened with `more_follow`, so that its end
+// reads its own result only and leaves the next statements to the next
+// stream (Await). A stream abandoned before its end gives its connection up
+// when more may follow: only dropping it is left.
 class CopyOutStream {
  public:
   // Sends `sql` (a COPY ... TO STDOUT) and waits for the server to start it.
   static Result<CopyOutStream> Start(Connection& conn, std::string_view sql,
-                                     Deadline deadline = Deadline::Never());
+                                     Deadline deadline = Deadline::Never(),
+                                     bool more_follow = false);
   // Waits for the start of a COPY ... TO STDOUT the caller sent with
-  // Connection::SendCopy.
-  static Result<CopyOutStream> Await(Connection& conn, Deadline deadline = Deadline::Never());
+  // Connection::SendCopy, or the next one of a string of COPYs.
+  static Result<CopyOutStream> Await(Connection& conn, Deadline deadline = Deadline::Never(),
+                                     bool more_follow = false);
 
   CopyOutStream(CopyOutStream&& other) noexcept;
   CopyOutStream& operator=(CopyOutStream&&) = delete;
@@ -45,10 +52,11 @@ class CopyOutStream {
   int64_t rows() const { return rows_; }
 
  private:
-  explicit CopyOutStream(Connection* conn) : conn_(conn) {}
+  CopyOutStream(Connection* conn, bool more_follow) : conn_(conn), more_follow_(more_follow) {}
   void FreeBuffer();
 
   Connection* conn_;
+  bool more_follow_ = false;
   char* buffer_ = nullptr;
   bool done_ = false;
   int64_t rows_ = 0;
@@ -58,7 +66,13 @@ class CopyInStream {
  public:
   // Sends `sql` (a COPY ... FROM STDIN) and waits for the server to start it.
   static Result<CopyInStream> Start(Connection& conn, std::string_view sql,
-                                    Deadline deadline = Deadline::Never());
+                                    Deadline deadline = Deadline::Never(),
+                                    bool more_follow = false);
+  // Waits for the start of the next COPY ... FROM STDIN of the string the
+  // last stream's was in (the statements between are passed over; the
+  // first that fails is the error).
+  static Result<CopyInStream> Await(Connection& conn, Deadline deadline = Deadline::Never(),
+                                    bool more_follow = false);
 
   CopyInStream(CopyInStream&& other) noexcept;
   CopyInStream& operator=(CopyInStream&&) = delete;
@@ -74,9 +88,10 @@ class CopyInStream {
   void Abort(const char* reason);
 
  private:
-  explicit CopyInStream(Connection* conn) : conn_(conn) {}
+  CopyInStream(Connection* conn, bool more_follow) : conn_(conn), more_follow_(more_follow) {}
 
   Connection* conn_;
+  bool more_follow_ = false;
   bool finished_ = false;
 };
 
