@@ -10,9 +10,13 @@ int64_t SliceBytes(int64_t split_bytes, int64_t total_bytes, int jobs) {
   return std::max<int64_t>(split_bytes, total_bytes / std::max(1, jobs * 4));
 }
 
-int64_t SliceCount(int64_t table_bytes, int64_t slice_bytes) {
+int64_t SliceCount(int64_t table_bytes, int64_t slice_bytes, int jobs) {
   if (slice_bytes <= 0 || table_bytes <= slice_bytes * 3 / 2) return 0;
-  return std::min<int64_t>(kMaxSlices, (table_bytes + slice_bytes - 1) / slice_bytes);
+  int64_t count = (table_bytes + slice_bytes - 1) / slice_bytes;
+  // A multiple of the jobs: the last slices run side by side, not one alone.
+  const int64_t every = std::clamp<int64_t>(jobs, 1, kMaxSlices);
+  count = (count + every - 1) / every * every;
+  return std::min<int64_t>(kMaxSlices / every * every, count);
 }
 
 std::vector<Slice> BlockSlices(int64_t blocks, int64_t count) {
@@ -47,9 +51,9 @@ std::vector<Slice> KeySlices(int64_t lo, int64_t hi, int64_t count) {
 }
 
 Result<std::vector<Slice>> PlanTableSlices(Connection& at_snapshot, const TableToCopy& table,
-                                           int64_t slice_bytes) {
+                                           int64_t slice_bytes, int jobs) {
   const bool by_blocks = at_snapshot.server_version() >= 140000;
-  const int64_t count = SliceCount(table.bytes, slice_bytes);
+  const int64_t count = SliceCount(table.bytes, slice_bytes, jobs);
   if (count == 0 || (!by_blocks && table.split_column.empty())) return std::vector<Slice>();
   if (by_blocks) {
     Result<QueryResult> size = at_snapshot.ExecParams(

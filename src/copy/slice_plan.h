@@ -30,8 +30,10 @@ inline constexpr int64_t kMaxSlices = 64;
 int64_t SliceBytes(int64_t split_bytes, int64_t total_bytes, int jobs);
 
 // How many slices a table of `table_bytes` is cut into: 0 (copied whole)
-// up to 1.5 slices, else one per slice begun, at most kMaxSlices.
-int64_t SliceCount(int64_t table_bytes, int64_t slice_bytes);
+// up to 1.5 slices, else one per slice begun, rounded up to a multiple of
+// `jobs` so that the last ones keep every job busy (3 GB at 1 GB slices
+// and 2 jobs: 4 slices), at most kMaxSlices.
+int64_t SliceCount(int64_t table_bytes, int64_t slice_bytes, int jobs = 1);
 
 // `count` ranges of `blocks` heap blocks, the last one open-ended; none
 // when fewer than two would be left.
@@ -45,6 +47,6 @@ std::vector<Slice> KeySlices(int64_t lo, int64_t hi, int64_t count);
 // migration's snapshot (`at_snapshot`): its size in blocks, or its key's
 // range when the server has no TID range scans.
 Result<std::vector<Slice>> PlanTableSlices(Connection& at_snapshot, const TableToCopy& table,
-                                           int64_t slice_bytes);
+                                           int64_t slice_bytes, int jobs = 1);
 
 }  // namespace pgcourier

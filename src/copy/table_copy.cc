@@ -257,9 +257,11 @@ Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const Table
 }
 
 Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
-                               const std::vector<const TableToCopy*>& tables, Deadline deadline) {
+                               const std::vector<const TableToCopy*>& tables, Deadline deadline,
+                               size_t* failed_at) {
   if (tables.empty()) return Status(StatusCode::kInvalidArgument, "no table to copy");
   auto fail = [&](size_t i, const Status& status) -> Result<LoadedBatch> {
+    if (failed_at != nullptr) *failed_at = i;
     return status.WithContext("copying " + tables[i]->Display());
   };
   if (!source.client_encoding().empty() && source.client_encoding() != target.client_encoding()) {

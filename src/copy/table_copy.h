@@ -114,7 +114,8 @@ Result<LoadedCopy> LoadTable(Connection& source, Connection& target, const Table
 // transaction is left open with every table's progress mark in
 // `last_statements`, to be sent with the COMMIT. On failure nothing is
 // kept, and both sessions are to be dropped: the source may still be in
-// the middle of its string.
+// the middle of its string; `failed_at`, when given, is set to the index of
+// the table whose copy failed.
 struct LoadedBatch {
   Transaction transaction;
   std::vector<TableCopyStats> stats;
@@ -122,7 +123,7 @@ struct LoadedBatch {
 };
 Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
                                const std::vector<const TableToCopy*>& tables,
-                               Deadline deadline = Deadline::Never());
+                               Deadline deadline = Deadline::Never(), size_t* failed_at = nullptr);
 
 // The rows `table` holds on the target, read once with COPY ... TO STDOUT
 // in the form CopyTable relays them in (binary when `table.binary`) and

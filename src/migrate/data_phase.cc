@@ -90,8 +90,10 @@ class DataPhase {
   void RunTask(const Task& task);
   // A kBatch task; after a failure its tables are copied one by one.
   void RunBatch(const Task& task);
+  // On failure, `failed_member` is the table whose copy failed (else the
+  // first).
   Status CopyBatch(const std::vector<size_t>& members, WorkerSessions& s,
-                   std::vector<TableCopyStats>& stats);
+                   std::vector<TableCopyStats>& stats, size_t& failed_member);
   Status RunAttempts(const Task& task, WorkerSessions& s, TableCopyStats& stats, int& attempts);
   Status Attempt(const Task& task, WorkerSessions& s, int number, TableCopyStats& stats,
                  Clock::duration& lock_waited);
@@ -686,11 +688,17 @@ Result<std::vector<TableVerification>> CompareAllWithTarget(
 // for one small table, the COMMIT is sent only once everything before it
 // succeeded.
 Status DataPhase::CopyBatch(const std::vector<size_t>& members, WorkerSessions& s,
-                            std::vector<TableCopyStats>& stats) {
+                            std::vector<TableCopyStats>& stats, size_t& failed_member) {
   std::vector<const TableToCopy*> tables;
   for (size_t t : members) tables.push_back(&tables_[t]);
-  Result<LoadedBatch> loaded = LoadTables(*s.source, *s.target, tables);
-  if (!loaded.ok()) return loaded.status();
+  size_t failed_at = 0;
+  failed_member = members.front();
+  Result<LoadedBatch> loaded =
+      LoadTables(*s.source, *s.target, tables, Deadline::Never(), &failed_at);
+  if (!loaded.ok()) {
+    failed_member = members[failed_at];
+    return loaded.status();
+  }
   stats = loaded->stats;
   std::string builds;
   for (const TableToCopy* table : tables) {
@@ -759,8 +767,9 @@ void DataPhase::RunBatch(const Task& task) {
     for (size_t t : members) RecordStep({Kind::kCopy, t, -1}, StepState::kRunning, {}, 1, "");
     const auto started = Clock::now();
     std::vector<TableCopyStats> stats;
+    size_t failed = members.front();
     Status status = OpenSessions({Kind::kCopy, members.front(), -1}, *s);
-    if (status.ok()) status = CopyBatch(members, *s, stats);
+    if (status.ok()) status = CopyBatch(members, *s, stats, failed);
     if (status.ok()) {
       setup_.session_pool->GiveBack(setup_.source_database, std::move(s));
       // The batch's time, shared evenly.
@@ -781,10 +790,19 @@ void DataPhase::RunBatch(const Task& task) {
       // Whatever failed (a lock not had, a lost connection, a table the
       // target refuses), the tables go one by one, each with its own
       // retries, lock waits and error; the batch's COMMIT may have happened.
+      // A round of waiting for a lock: who holds it is said now, as for a
+      // table alone (or, past --lock-timeout, the database fails).
+      Clock::duration waited{0};
+      Status waiting = IsLockTimeout(status)
+                           ? LockWait({Kind::kCopy, failed, -1}, *s, Clock::now() - started, waited)
+                           : Status::Ok();
       setup_.session_pool->Discard(std::move(s));
       if (options_.check.cancel != nullptr && options_.check.cancel->cancelled()) {
         std::lock_guard<std::mutex> lock(mu_);
         if (!failure_) failure_ = Status(StatusCode::kCancelled, "cancelled during " + Doing(task));
+      } else if (!waiting.ok()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!failure_) failure_ = waiting;
       } else {
         Warn(fmt::format("{}; copying them one by one", status.message()),
              tables_[task.table].Display());

@@ -24,7 +24,7 @@ Result<std::vector<TablePlan>> PlanTables(Connection& at_snapshot, const CopyCat
       plans.push_back(std::move(plan));
       continue;
     }
-    Result<std::vector<Slice>> slices = PlanTableSlices(at_snapshot, table, slice);
+    Result<std::vector<Slice>> slices = PlanTableSlices(at_snapshot, table, slice, jobs);
     if (!slices.ok()) {
       return slices.status().WithContext("planning the slices of " + table.Display());
     }

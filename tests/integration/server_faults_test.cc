@@ -372,6 +372,43 @@ TEST_F(LockTest, SourceTableLockedDuringTheCopyIsWaitedForAndNamed) {
   ExpectSameData();
 }
 
+// Small tables go several to a transaction: a lock on one of them fails its
+// batch's round, and the batch's tables are copied one by one, the locked
+// one waiting and named as above.
+TEST_F(LockTest, ASmallTableLockedInItsBatchIsCopiedAloneWaitingAndNamed) {
+  ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
+  std::string more = kShop;
+  for (int i = 0; i < 7; ++i) {
+    more += fmt::format(
+        "CREATE TABLE public.t{0} (id int PRIMARY KEY, v text); INSERT INTO public.t{0} "
+        "SELECT g, md5(g::text) FROM generate_series(1, 500) g;",
+        i);
+  }
+  ASSERT_NO_FATAL_FAILURE(Load(more));
+  jobs_ = "1";  // events first; then nine small tables, three to a batch
+  BackgroundRun run(MigrateArgs({"--lock-timeout", "60"}));
+  ASSERT_TRUE(WaitUntil(*source_, "shop", Running("COPY %events%TO STDOUT%")));
+  std::unique_ptr<Connection> session;
+  const int64_t pid = LockTable(*source_, "public.small", session);
+  // The batch's string of COPYs waits on public.small.
+  ASSERT_TRUE(WaitUntil(*source_, "shop", Waiting("COPY %small%")))
+      << "the batch with public.small never waited";
+  std::this_thread::sleep_for(std::chrono::seconds(7));
+  EXPECT_FALSE(run.ended()) << "the move did not wait for the lock";
+  ASSERT_TRUE(session->Run("ROLLBACK").ok());
+  const Result<ProcessResult>& ran = run.Join();
+  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+  EXPECT_EQ(ran->exit_code, 0) << ran->out << ran->err;
+  EXPECT_NE(ran->err.find("copying them one by one"), std::string::npos) << ran->err;
+  EXPECT_NE(ran->err.find(fmt::format("copying public.small: waiting for a lock held on the "
+                                      "source by pid {} (",
+                                      pid)),
+            std::string::npos)
+      << ran->err;
+  EXPECT_EQ(RunState(), "done");
+  ExpectSameData();
+}
+
 // The lock outlasts --lock-timeout: the database fails naming the table and
 // the session; once the lock is gone, the resumed run ends verified.
 TEST_F(LockTest, SourceTableLockedPastTheDeadlineFailsNamingItThenResumes) {

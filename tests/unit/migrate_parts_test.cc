@@ -73,6 +73,17 @@ TEST(SlicePlanTest, ByDefaultOnlyTablesOfGigabytesAreSliced) {
   EXPECT_EQ(SliceCount(4096 * kMiB, SliceBytes(split, 4096 * kMiB, 2)), 4);
 }
 
+// The slices of a table come in a multiple of the jobs, so the last ones
+// run side by side: 3 GB at 1 GB slices over 2 jobs is 4 slices, not 3,
+// the last of which would run alone.
+TEST(SlicePlanTest, SlicesComeInMultiplesOfTheJobs) {
+  EXPECT_EQ(SliceCount(3072 * kMiB, 1024 * kMiB, 2), 4);
+  EXPECT_EQ(SliceCount(3072 * kMiB, 1024 * kMiB, 3), 3);
+  EXPECT_EQ(SliceCount(5000 * kMiB, 1024 * kMiB, 4), 8);
+  EXPECT_EQ(SliceCount(1536 * kMiB, 1024 * kMiB, 2), 0);  // whole, as before
+  EXPECT_EQ(SliceCount(100000 * kMiB, 1 * kMiB, 3), 63);   // kMaxSlices, a multiple of 3
+}
+
 TEST(SlicePlanTest, SmallTablesAreCopiedWhole) {
   EXPECT_EQ(SliceCount(0, 256 * kMiB), 0);
   EXPECT_EQ(SliceCount(384 * kMiB, 256 * kMiB), 0);  // exactly 1.5 slices
