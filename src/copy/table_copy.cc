@@ -279,6 +279,7 @@ Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
     target_sql += "; " + statements.target_first + "; " + statements.target_copy;
   }
   LoadedBatch loaded{Transaction::BegunBy(target), {}, {}};
+  loaded.stats.reserve(tables.size());  // each Relay holds its table's
   Status sent = source.SendCopy(source_sql, deadline);
   if (!sent.ok()) return fail(0, sent);
   const bool several = tables.size() > 1;

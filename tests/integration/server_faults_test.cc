@@ -341,6 +341,33 @@ class LockTest : public ServerFaultsTest {
            "wait_event_type = 'Lock' AND query LIKE '" +
            like + "'";
   }
+  // With one job (events, the largest, first), locks public.small on the
+  // source while events is copied, for a round of waiting (5 s) and more,
+  // then lets go: the move waits, says for whom (and `also_said`), and ends
+  // done and exact.
+  void LockSmallDuringTheMove(const std::string& also_said = "") {
+    jobs_ = "1";
+    BackgroundRun run(MigrateArgs({"--lock-timeout", "60"}));
+    ASSERT_TRUE(WaitUntil(*source_, "shop", Running("COPY %events%TO STDOUT%")));
+    std::unique_ptr<Connection> session;
+    const int64_t pid = LockTable(*source_, "public.small", session);
+    ASSERT_TRUE(WaitUntil(*source_, "shop", Waiting("COPY %small%")))
+        << "the copy of public.small never waited";
+    std::this_thread::sleep_for(std::chrono::seconds(7));
+    EXPECT_FALSE(run.ended()) << "the move did not wait for the lock";
+    ASSERT_TRUE(session->Run("ROLLBACK").ok());
+    const Result<ProcessResult>& ran = run.Join();
+    ASSERT_TRUE(ran.ok()) << ran.status().ToString();
+    EXPECT_EQ(ran->exit_code, 0) << ran->out << ran->err;
+    EXPECT_NE(ran->err.find(also_said), std::string::npos) << ran->err;
+    EXPECT_NE(ran->err.find(fmt::format("copying public.small: waiting for a lock held on the "
+                                        "source by pid {} (",
+                                        pid)),
+              std::string::npos)
+        << ran->err;
+    EXPECT_EQ(RunState(), "done");
+    ExpectSameData();
+  }
 };
 
 // The lock is taken on a source table while an earlier table is copied and
@@ -349,27 +376,7 @@ class LockTest : public ServerFaultsTest {
 TEST_F(LockTest, SourceTableLockedDuringTheCopyIsWaitedForAndNamed) {
   ASSERT_NO_FATAL_FAILURE(StartServers(Shop()));
   ASSERT_NO_FATAL_FAILURE(Load(kShop));
-  jobs_ = "1";  // events (the largest) first, then the others
-  BackgroundRun run(MigrateArgs({"--lock-timeout", "60"}));
-  ASSERT_TRUE(WaitUntil(*source_, "shop", Running("COPY %events%TO STDOUT%")));
-  std::unique_ptr<Connection> session;
-  const int64_t pid = LockTable(*source_, "public.small", session);
-  ASSERT_TRUE(WaitUntil(*source_, "shop", Waiting("COPY %small%")))
-      << "the copy of public.small never waited";
-  // A round of waiting (5 s) and its report.
-  std::this_thread::sleep_for(std::chrono::seconds(7));
-  EXPECT_FALSE(run.ended()) << "the move did not wait for the lock";
-  ASSERT_TRUE(session->Run("ROLLBACK").ok());
-  const Result<ProcessResult>& ran = run.Join();
-  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
-  EXPECT_EQ(ran->exit_code, 0) << ran->out << ran->err;
-  EXPECT_NE(ran->err.find(fmt::format("copying public.small: waiting for a lock held on the "
-                                      "source by pid {} (",
-                                      pid)),
-            std::string::npos)
-      << ran->err;
-  EXPECT_EQ(RunState(), "done");
-  ExpectSameData();
+  ASSERT_NO_FATAL_FAILURE(LockSmallDuringTheMove());
 }
 
 // Small tables go several to a transaction: a lock on one of them fails its
@@ -385,28 +392,8 @@ TEST_F(LockTest, ASmallTableLockedInItsBatchIsCopiedAloneWaitingAndNamed) {
         i);
   }
   ASSERT_NO_FATAL_FAILURE(Load(more));
-  jobs_ = "1";  // events first; then nine small tables, three to a batch
-  BackgroundRun run(MigrateArgs({"--lock-timeout", "60"}));
-  ASSERT_TRUE(WaitUntil(*source_, "shop", Running("COPY %events%TO STDOUT%")));
-  std::unique_ptr<Connection> session;
-  const int64_t pid = LockTable(*source_, "public.small", session);
-  // The batch's string of COPYs waits on public.small.
-  ASSERT_TRUE(WaitUntil(*source_, "shop", Waiting("COPY %small%")))
-      << "the batch with public.small never waited";
-  std::this_thread::sleep_for(std::chrono::seconds(7));
-  EXPECT_FALSE(run.ended()) << "the move did not wait for the lock";
-  ASSERT_TRUE(session->Run("ROLLBACK").ok());
-  const Result<ProcessResult>& ran = run.Join();
-  ASSERT_TRUE(ran.ok()) << ran.status().ToString();
-  EXPECT_EQ(ran->exit_code, 0) << ran->out << ran->err;
-  EXPECT_NE(ran->err.find("copying them one by one"), std::string::npos) << ran->err;
-  EXPECT_NE(ran->err.find(fmt::format("copying public.small: waiting for a lock held on the "
-                                      "source by pid {} (",
-                                      pid)),
-            std::string::npos)
-      << ran->err;
-  EXPECT_EQ(RunState(), "done");
-  ExpectSameData();
+  // Nine small tables, three to a batch.
+  ASSERT_NO_FATAL_FAILURE(LockSmallDuringTheMove("copying them one by one"));
 }
 
 // The lock outlasts --lock-timeout: the database fails naming the table and
