@@ -393,6 +393,7 @@ Result<std::vector<RowSetHash>> HashTargetRows(Connection& target,
     sql += (sql.empty() ? "" : "; ") + ReadBackCopy(*table);
   }
   std::vector<RowSetHash> hashes;
+  hashes.reserve(tables.size());
   for (size_t i = 0; i < tables.size(); ++i) {
     const bool more = i + 1 < tables.size();
     Result<CopyOutStream> out = i == 0 ? CopyOutStream::Start(target, sql, deadline, more)

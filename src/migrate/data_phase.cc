@@ -690,6 +690,7 @@ Result<std::vector<TableVerification>> CompareAllWithTarget(
 Status DataPhase::CopyBatch(const std::vector<size_t>& members, WorkerSessions& s,
                             std::vector<TableCopyStats>& stats, size_t& failed_member) {
   std::vector<const TableToCopy*> tables;
+  tables.reserve(members.size());
   for (size_t t : members) tables.push_back(&tables_[t]);
   size_t failed_at = 0;
   failed_member = members.front();
