@@ -74,6 +74,9 @@ class DataPhase {
     // A small table's copy after its batch failed: the batch's COMMIT may
     // have happened.
     bool after_batch = false;
+    // What the batch already waited for a lock on this table, counted
+    // towards --lock-timeout.
+    std::chrono::steady_clock::duration lock_waited{0};
   };
   // Progress to report once mu_ is released.
   struct Report {
@@ -550,7 +553,7 @@ Status DataPhase::Attempt(const Task& task, WorkerSessions& s, int number, Table
 
 Status DataPhase::RunAttempts(const Task& task, WorkerSessions& s, TableCopyStats& stats,
                               int& attempts) {
-  Clock::duration lock_waited{0};
+  Clock::duration lock_waited = task.lock_waited;
   // Rounds of lock waits included: a small table's round may end on the
   // ANALYZE after its COMMIT, so any earlier try may have committed.
   int tries = 0;
@@ -807,7 +810,10 @@ void DataPhase::RunBatch(const Task& task) {
       } else {
         Warn(fmt::format("{}; copying them one by one", status.message()),
              tables_[task.table].Display());
-        for (size_t t : members) next.push_back({Kind::kCopy, t, -1, /*after_batch=*/true});
+        for (size_t t : members) {
+          next.push_back({Kind::kCopy, t, -1, /*after_batch=*/true,
+                          t == failed ? waited : Clock::duration{0}});
+        }
       }
     }
   }
