@@ -292,6 +292,7 @@ Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
   }
   std::optional<CopyInStream> in;
   in.emplace(std::move(*first));
+  const CopyProgress no_progress;  // the Relay holds it by reference
   for (size_t i = 0; i < tables.size(); ++i) {
     const TableToCopy& table = *tables[i];
     const bool more = i + 1 < tables.size();
@@ -302,7 +303,7 @@ Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
       in.emplace(std::move(*next));
     }
     TableCopyStats& stats = loaded.stats.emplace_back();
-    Relay relay(*in, table.binary, stats, deadline, {});
+    Relay relay(*in, table.binary, stats, deadline, no_progress);
     Status pumped = relay.Pump(source, {}, /*sent=*/true, more);
     if (!pumped.ok()) return fail(i, pumped);
     Status ended = relay.End();
