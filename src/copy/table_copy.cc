@@ -299,7 +299,6 @@ Result<LoadedBatch> LoadTables(Connection& source, Connection& target,
     if (i > 0) {
       Result<CopyInStream> next = CopyInStream::Await(target, deadline, more);
       if (!next.ok()) return fail(i, next.status());
-      in.reset();
       in.emplace(std::move(*next));
     }
     TableCopyStats& stats = loaded.stats.emplace_back();

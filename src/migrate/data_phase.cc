@@ -93,6 +93,9 @@ class DataPhase {
   void RunTask(const Task& task);
   // A kBatch task; after a failure its tables are copied one by one.
   void RunBatch(const Task& task);
+  // The end of RunTask and RunBatch, with what Finished gave.
+  void Conclude(const std::vector<Task>& next, const std::vector<Report>& reports, bool counted,
+                bool start_post_data);
   // On failure, `failed_member` is the table whose copy failed (else the
   // first).
   Status CopyBatch(const std::vector<size_t>& members, WorkerSessions& s,
@@ -325,16 +328,24 @@ Status DataPhase::OpenSessions(const Task& task, WorkerSessions& s) {
 // With `counts_only` (migrate --verify counts), only the target's count(*)
 // is read.
 // `first_statements` go in the same round trip, before the read.
-Result<TableVerification> CompareWithTarget(Connection& target, const TableToCopy& table,
-                                            const RowSetHash& relayed, const std::string& encoding,
-                                            bool counts_only,
-                                            const std::string& first_statements = "") {
+// A comparison's source side: the rows its copies relayed.
+TableVerification RelayedSide(const TableToCopy& table, const RowSetHash& relayed,
+                              bool counts_only) {
   TableVerification v;
   v.schema = table.schema;
   v.name = table.name;
   v.partition_tree = table.through_root();
   v.source_rows = relayed.rows();
   v.counts_only = counts_only;
+  if (!counts_only) v.source_checksum = relayed.Digest();
+  return v;
+}
+
+Result<TableVerification> CompareWithTarget(Connection& target, const TableToCopy& table,
+                                            const RowSetHash& relayed, const std::string& encoding,
+                                            bool counts_only,
+                                            const std::string& first_statements = "") {
+  TableVerification v = RelayedSide(table, relayed, counts_only);
   auto refused = [&v](const Status& status) -> Result<TableVerification> {
     // A lock not had in time (the ANALYZE sent first, the read) is a round
     // of waiting for the caller, not a difference.
@@ -350,7 +361,6 @@ Result<TableVerification> CompareWithTarget(Connection& target, const TableToCop
     v.target_rows = counted->GetInt(0, 0);
     return v;
   }
-  v.source_checksum = relayed.Digest();
   Result<RowSetHash> stored =
       HashTargetRows(target, table, encoding, Deadline::Never(), first_statements);
   if (!stored.ok()) return refused(stored.status());
@@ -614,6 +624,13 @@ void DataPhase::RunTask(const Task& task) {
       counted = Finished(task, stats, attempts, next, reports, start_post_data);
     }
   }
+  Conclude(next, reports, counted, start_post_data);
+}
+
+// What follows a task, once mu_ is released: its progress lines, the
+// counters, the tasks it unblocked, post-data; then the task is done.
+void DataPhase::Conclude(const std::vector<Task>& next, const std::vector<Report>& reports,
+                         bool counted, bool start_post_data) {
   for (const auto& r : reports) Progress(r.message, r.done, r.total, r.object);
   if (counted) RecordCounters();
   for (const auto& t : next) Submit(t);
@@ -652,13 +669,9 @@ Result<std::vector<TableVerification>> CompareAllWithTarget(
     const std::vector<const TableCopyStats*>& relayed, bool counts_only,
     const std::string& first_statements) {
   std::vector<TableVerification> out;
+  out.reserve(tables.size());
   for (size_t i = 0; i < tables.size(); ++i) {
-    TableVerification& v = out.emplace_back();
-    v.schema = tables[i]->schema;
-    v.name = tables[i]->name;
-    v.source_rows = relayed[i]->hash.rows();
-    v.counts_only = counts_only;
-    if (!counts_only) v.source_checksum = relayed[i]->hash.Digest();
+    out.push_back(RelayedSide(*tables[i], relayed[i]->hash, counts_only));
   }
   if (counts_only) {
     std::string sql = first_statements + "; SELECT ";
@@ -817,11 +830,7 @@ void DataPhase::RunBatch(const Task& task) {
       }
     }
   }
-  for (const auto& r : reports) Progress(r.message, r.done, r.total, r.object);
-  if (counted) RecordCounters();
-  for (const auto& t : next) Submit(t);
-  if (start_post_data) StartPostData();
-  group_.Done();
+  Conclude(next, reports, counted, start_post_data);
 }
 
 void DataPhase::RecordSmallTableSteps(const Task& task, int attempts) {

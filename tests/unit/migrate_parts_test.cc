@@ -81,7 +81,7 @@ TEST(SlicePlanTest, SlicesComeInMultiplesOfTheJobs) {
   EXPECT_EQ(SliceCount(3072 * kMiB, 1024 * kMiB, 3), 3);
   EXPECT_EQ(SliceCount(5000 * kMiB, 1024 * kMiB, 4), 8);
   EXPECT_EQ(SliceCount(1536 * kMiB, 1024 * kMiB, 2), 0);  // whole, as before
-  EXPECT_EQ(SliceCount(100000 * kMiB, 1 * kMiB, 3), 63);   // kMaxSlices, a multiple of 3
+  EXPECT_EQ(SliceCount(100000 * kMiB, 1 * kMiB, 3), 63);  // kMaxSlices, a multiple of 3
 }
 
 TEST(SlicePlanTest, SmallTablesAreCopiedWhole) {
